@@ -1,0 +1,1 @@
+"""Partner channels, one module each, all behind the `Channel` protocol."""

@@ -1,0 +1,52 @@
+"""The one protocol every partner channel implements, and the small types it exchanges."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A sealed disclosure ready to leave: compact JWE bytes addressed to one partner."""
+
+    message_id: str
+    partner_id: str
+    body: bytes
+    digest: str
+    attempt: int = 1
+    content_type: str = "application/jose"
+
+
+class Outcome(enum.StrEnum):
+    """What a channel could tell us after one delivery attempt."""
+
+    RECEIPTED = "receipted"  # the partner answered with a receipt (to be verified by the gateway)
+    DISPATCHED = "dispatched"  # handed over; a receipt may come later
+    TRANSIENT = "transient"  # try again later (network, timeout, 408, 429, 5xx)
+    PERMANENT = "permanent"  # never try again (other 4xx, partner refused it)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The result of one attempt; `reason` is a stable code, `receipt` a compact JWS if any."""
+
+    outcome: Outcome
+    reason: str | None = None
+    receipt: bytes | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    retry_after: float | None = None
+
+
+class Channel(Protocol):
+    """A partner channel: deliver one envelope to one partner target, never raise for its faults."""
+
+    async def deliver(self, envelope: Envelope, target: Mapping[str, Any]) -> DeliveryResult:
+        """Attempt one delivery; partner faults come back as a result, never as an exception."""
+        ...
+
+    async def close(self) -> None:
+        """Release pooled connections."""
+        ...

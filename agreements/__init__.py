@@ -1,0 +1,1 @@
+"""The policy core: agreements, the data dictionary, decisions and minimisation (pure)."""

@@ -1,0 +1,1 @@
+"""The Gatehouse service: everything with I/O that is not a partner channel."""

@@ -1,0 +1,58 @@
+"""Typed settings, read once at start-up from GATEWAY_* environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.errors import ConfigurationError
+
+DEFAULT_VAR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Everything the gateway needs from its environment; frozen once built."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+
+    org_id: str = Field("medway-council", min_length=1, description="The council's id (iss)")
+    database_url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under ./var/")
+    broker_url: str = Field("", description="amqp://...; empty = embedded queue on the database")
+    keys_dir: Path = Field(DEFAULT_VAR / "keys", description="Private keys, mode 0600")
+    catalog_dir: Path | None = Field(None, description="Agreements catalog to load at start-up")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    allow_insecure_loopback: bool = False
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
+    admin_token: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_async(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under ./var/."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(DEFAULT_VAR / 'gatehouse.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings once; a bad value becomes one clear line naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "GATEWAY_" + str(first["loc"][0]).upper() if first["loc"] else "GATEWAY_*"
+        raise ConfigurationError(f"{name}: {first['msg']}") from None
