@@ -1,0 +1,142 @@
+"""Request and response bodies of the HTTP contract; the OpenAPI document is built from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DisclosureStatus = Literal[
+    "pending_approval", "rejected", "denied", "queued", "dispatched", "receipted", "failed"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Subject(_Strict):
+    """Who the record is about: at least one identifier."""
+
+    nhs_number: str | None = Field(None, pattern=r"^\d{10}$", description="10-digit NHS number")
+    local_id: str | None = Field(None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> Subject:
+        if self.nhs_number is None and self.local_id is None:
+            raise ValueError("at least one of nhs_number or local_id is required")
+        return self
+
+
+class RequestedBy(_Strict):
+    """The member of staff making the request (staff identifiers, not the subject's)."""
+
+    user: str = Field(min_length=1, max_length=128)
+    role: str = Field(min_length=1, max_length=128)
+
+
+class AnnexB(_Strict):
+    """ICO Annex B facts of a police or DWP request (Schedule 2 para 2)."""
+
+    requesting_officer: str = Field(min_length=1, max_length=200)
+    rank: str = Field(min_length=1, max_length=100)
+    authorising_officer: str = Field(min_length=1, max_length=200)
+    offence_or_prejudice: str = Field(min_length=1, max_length=2000)
+    why_necessary: str = Field(min_length=1, max_length=4000)
+    reference: str | None = Field(None, max_length=100)
+
+
+class DisclosureSubmission(_Strict):
+    """Body of POST /v1/disclosures."""
+
+    agreement: str = Field(min_length=1, max_length=100, description="Agreement id")
+    purpose: str = Field(min_length=1, max_length=64, description="Purpose code")
+    subject: Subject
+    record: dict[str, Any] = Field(description="The source record, minimised by Gatehouse")
+    requested_by: RequestedBy
+    reason: str = Field(min_length=1, max_length=2000, description="Why this disclosure is made")
+    annex_b: AnnexB | None = None
+
+
+class Accepted(_Strict):
+    """Body of a 202 reply."""
+
+    id: str
+    status: DisclosureStatus
+
+
+class AgreementRef(_Strict):
+    """An agreement id with its version."""
+
+    id: str
+    version: int
+
+
+class Event(BaseModel):
+    """One step in a disclosure's timeline."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    at: datetime
+    type: str
+
+
+class ReceiptView(_Strict):
+    """The verified receipt of a disclosure."""
+
+    id: str
+    status: Literal["received", "rejected"]
+    reason: str | None = None
+    received_at: datetime
+    kid: str | None = None
+
+
+class DisclosureView(_Strict):
+    """Body of GET /v1/disclosures/{id}."""
+
+    id: str
+    status: DisclosureStatus
+    agreement: AgreementRef
+    partner: str
+    purpose: str
+    fields_sent: list[str]
+    fields_removed: list[str]
+    reasons: list[str] = Field(default_factory=list)
+    events: list[Event]
+    receipt: ReceiptView | None
+
+
+class ReceiptAccepted(_Strict):
+    """Body of a 200 reply to POST /v1/receipts."""
+
+    receipt_id: str
+    message_id: str
+    status: DisclosureStatus
+    duplicate: bool = False
+
+
+class FieldError(_Strict):
+    """One invalid field in a 422 problem."""
+
+    field: str
+    code: str
+    message: str
+
+
+class Problem(_Strict):
+    """RFC 9457 problem details, with Gatehouse's stable `code` and `reasons`."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    reasons: list[str] | None = None
+    errors: list[FieldError] | None = None
+
+
+class Health(_Strict):
+    """Body of /healthz and /readyz."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,154 @@
+"""structlog set-up with a redaction processor: field names may be logged, values never."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal
+
+import structlog
+
+REDACTED = "[redacted]"
+
+# Keys whose values are safe to log: ids, codes, counts, names of fields. Anything else that is
+# not a plain number or boolean is redacted, so a future `log.info(..., record=record)` leaks
+# nothing.
+SAFE_KEYS = frozenset(
+    {
+        "event",
+        "level",
+        "timestamp",
+        "logger",
+        "exc_info",
+        "disclosure_id",
+        "message_id",
+        "agreement",
+        "agreement_version",
+        "partner",
+        "purpose",
+        "status",
+        "outcome",
+        "reason",
+        "reasons",
+        "warnings",
+        "client",
+        "method",
+        "path",
+        "route",
+        "status_code",
+        "duration_ms",
+        "fields_sent",
+        "fields_removed",
+        "kid",
+        "attempt",
+        "attempts",
+        "role",
+        "actor",
+        "action",
+        "count",
+        "queue",
+        "channel",
+        "delay_s",
+        "workers",
+        "host",
+        "port",
+        "url_host",
+        "setting",
+        "code",
+        "version",
+        "receipt_id",
+        "seq",
+        "mesh_message_id",
+        "batch",
+        "depth",
+        "error_type",
+        "signal",
+        "database",
+        "broker",
+    }
+)
+# Keys that are never logged, whatever their type.
+SECRET_KEYS = frozenset(
+    {
+        "record",
+        "data",
+        "subject",
+        "nhs_number",
+        "local_id",
+        "token",
+        "authorization",
+        "password",
+        "secret",
+        "key",
+        "private_key",
+        "body",
+        "envelope",
+        "claims",
+        "headers",
+    }
+)
+_NHS_NUMBER = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b")
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{32,}")
+
+
+def _scrub_text(text: str) -> str:
+    return _TOKEN_LIKE.sub(REDACTED, _NHS_NUMBER.sub(REDACTED, text))
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, list | tuple):
+        return [_safe_value(item) for item in value]
+    return value
+
+
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Processor: keep safe keys (scrubbed), plain numbers and booleans; redact the rest."""
+    for key in list(event_dict):
+        value = event_dict[key]
+        if key in SECRET_KEYS:
+            event_dict[key] = REDACTED
+        elif key in SAFE_KEYS:
+            event_dict[key] = value if key == "exc_info" else _safe_value(value)
+        elif isinstance(value, bool | int | float) or value is None:
+            continue
+        else:
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure_logging(
+    fmt: Literal["auto", "json", "console"] = "auto", level: str = "info"
+) -> None:
+    """Configure structlog once at start-up: JSON when not on a terminal, key-value otherwise."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def bound_context(values: Mapping[str, Any]) -> None:
+    """Bind request-scoped ids (disclosure_id, client) to every log line of this task."""
+    structlog.contextvars.bind_contextvars(**values)

@@ -1,0 +1,48 @@
+"""Prometheus metrics, one registry per app so tests and processes never share state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
+
+
+@dataclass
+class Metrics:
+    """The gateway's metrics; labels carry codes and ids, never personal values."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "gatehouse_http_requests", "HTTP requests", ["endpoint", "method", "status"], registry=r
+        )
+        self.disclosures = Counter(
+            "gatehouse_disclosures", "Disclosure decisions", ["outcome", "reason"], registry=r
+        )
+        self.stage_seconds = Histogram(
+            "gatehouse_pipeline_stage_seconds",
+            "Time spent in each pipeline stage",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "gatehouse_outbox_depth", "Outbox rows not yet published", registry=r
+        )
+        self.deliveries = Counter(
+            "gatehouse_deliveries", "Delivery attempts", ["partner", "outcome"], registry=r
+        )
+        self.receipts = Counter("gatehouse_receipts", "Receipts processed", ["outcome"], registry=r)
+        self.delivery_seconds = Histogram(
+            "gatehouse_submit_to_receipt_seconds",
+            "Time from acceptance to verified receipt",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
