@@ -1,0 +1,214 @@
+"""Seal a disclosure as a nested JWT (RFC 7519 s5.2): signed by the council, encrypted for
+exactly one partner key. Also the partner's side (open an envelope) for the partner
+simulator, the demo and tests; receipts live in gateway.receipts and are re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from gateway import jose
+from gateway.errors import GatewayError
+from gateway.keys import Signer
+from gateway.partner_keys import PartnerKey, PartnerKeyError
+from gateway.receipts import ReceiptError, VerifiedReceipt, make_receipt, verify_receipt
+
+__all__ = [
+    "AgreementRef",
+    "EnvelopeClaims",
+    "EnvelopeError",
+    "ReceiptError",
+    "SealedEnvelope",
+    "VerifiedReceipt",
+    "make_receipt",
+    "open_envelope",
+    "seal",
+    "verify_receipt",
+]
+
+CLOCK_SKEW = timedelta(minutes=5)
+_REQUIRED = ("iss", "aud", "jti", "iat", "agreement", "purpose", "subject", "data")
+_ONWARD_SHARING = ("prohibited", "listed", "with_consent")
+
+
+class EnvelopeError(GatewayError):
+    """An envelope cannot be sealed or opened; the code says which check failed."""
+
+    code = "envelope_malformed"
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementRef:
+    """The agreement (and its exact version) a disclosure was made under."""
+
+    id: str
+    version: int | str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeClaims:
+    """The JWT claims of one disclosure, as the partner will read them."""
+
+    iss: str
+    aud: str
+    jti: str
+    iat: datetime
+    agreement: AgreementRef
+    purpose: str
+    subject: Mapping[str, Any]
+    data: Mapping[str, Any]
+    retain_until: date
+    onward_sharing: str
+
+    def to_jwt(self) -> dict[str, Any]:
+        """The JSON claims set (iat as NumericDate, retain_until as an ISO date)."""
+        return {
+            "iss": self.iss,
+            "aud": self.aud,
+            "jti": self.jti,
+            "iat": int(self.iat.timestamp()),
+            "agreement": {"id": self.agreement.id, "version": self.agreement.version},
+            "purpose": self.purpose,
+            "subject": dict(self.subject),
+            "data": dict(self.data),
+            "retain_until": self.retain_until.isoformat(),
+            "onward_sharing": self.onward_sharing,
+        }
+
+    @classmethod
+    def from_jwt(cls, claims: Mapping[str, Any]) -> EnvelopeClaims:
+        """Parse and type-check a claims set; `envelope_malformed` names the bad claim."""
+        for name in _REQUIRED:
+            if name not in claims:
+                raise EnvelopeError(f"claim {name!r} is missing")
+        agreement = claims["agreement"]
+        checks = {
+            "iss": _is_text(claims["iss"]),
+            "aud": _is_text(claims["aud"]),
+            "jti": _is_text(claims["jti"]),
+            "iat": isinstance(claims["iat"], int) and not isinstance(claims["iat"], bool),
+            "agreement": isinstance(agreement, dict)
+            and _is_text(agreement.get("id"))
+            and isinstance(agreement.get("version"), int | str),
+            "purpose": _is_text(claims["purpose"]),
+            "subject": isinstance(claims["subject"], dict),
+            "data": isinstance(claims["data"], dict),
+            "onward_sharing": claims.get("onward_sharing") in _ONWARD_SHARING,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise EnvelopeError(f"claim {name!r} has the wrong type or value")
+        try:
+            retain_until = date.fromisoformat(claims["retain_until"])
+        except (KeyError, TypeError, ValueError):
+            raise EnvelopeError("claim 'retain_until' must be an ISO date") from None
+        return cls(
+            iss=claims["iss"],
+            aud=claims["aud"],
+            jti=claims["jti"],
+            iat=datetime.fromtimestamp(claims["iat"], UTC),
+            agreement=AgreementRef(agreement["id"], agreement["version"]),
+            purpose=claims["purpose"],
+            subject=claims["subject"],
+            data=claims["data"],
+            retain_until=retain_until,
+            onward_sharing=claims["onward_sharing"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEnvelope:
+    """The bytes that leave (a compact JWE), their digest and the key ids used."""
+
+    body: bytes
+    digest: str
+    signing_kid: str
+    encryption_kid: str
+
+    def __repr__(self) -> str:
+        return (
+            f"SealedEnvelope(bytes={len(self.body)}, digest={self.digest!r}, "
+            f"signing_kid={self.signing_kid!r}, encryption_kid={self.encryption_kid!r})"
+        )
+
+
+def seal(claims: EnvelopeClaims, signer: Signer, recipient: PartnerKey) -> SealedEnvelope:
+    """Sign the claims with the council key, then encrypt them for the partner's key."""
+    if claims.iat.tzinfo is None:
+        raise EnvelopeError("iat must carry a time zone", code="envelope_claims_invalid")
+    if recipient.use != "enc" or not recipient.usable_at(claims.iat):
+        raise PartnerKeyError("the partner key is not usable now", code="partner_key_missing")
+    if claims.aud != recipient.partner_id:
+        raise EnvelopeError("aud is not the key's partner", code="envelope_wrong_recipient")
+    if claims.onward_sharing not in _ONWARD_SHARING:
+        raise EnvelopeError("onward_sharing is not a known value", code="envelope_claims_invalid")
+    try:
+        payload = jose.canonical_json(claims.to_jwt())
+    except (TypeError, ValueError):
+        # json's message names only the type, but say nothing about values at all.
+        raise EnvelopeError("a claim is not JSON", code="envelope_claims_invalid") from None
+    if len(payload) > jose.MAX_CLAIMS_BYTES:
+        raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
+    signed = signer.sign_compact(payload, typ="JWT")
+    key, wrap = _encryption_key(recipient)
+    header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": recipient.kid}
+    body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
+    return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, recipient.kid)
+
+
+@lru_cache(maxsize=256)
+def _cached_key(jwk_json: str) -> tuple[jose.JoseKey, str]:
+    key = jose.import_public_jwk(jose.parse_json_object(jwk_json.encode()))
+    return key, jose.key_wrap_alg_for(key)
+
+
+def _encryption_key(recipient: PartnerKey) -> tuple[jose.JoseKey, str]:
+    """Importing a JWK validates the point; cache it, since partners seal thousands a day."""
+    try:
+        return _cached_key(jose.canonical_json(dict(sorted(recipient.jwk.items()))).decode())
+    except jose.JoseFailure as exc:
+        raise PartnerKeyError(f"the partner key is refused: {exc.message}") from None
+
+
+def open_envelope(
+    body: bytes,
+    *,
+    decryption_key: Mapping[str, Any],
+    council_jwks: Mapping[str, Any],
+    expected_audience: str,
+    now: datetime,
+    expected_issuer: str | None = None,
+) -> dict[str, Any]:
+    """Partner side: decrypt, verify the council's signature by JWKS kid, check the claims."""
+    try:
+        header = jose.read_header(body, 5)
+        key = jose.import_private_jwk(decryption_key)
+        named = decryption_key.get("kid")
+        if header.get("kid") is not None and named is not None and header["kid"] != named:
+            raise EnvelopeError("envelope is for another key", code="envelope_wrong_key")
+        if str(header.get("cty", "")).upper() != "JWT":
+            raise EnvelopeError("envelope content type is not JWT")
+        signed = jose.decrypt_jwe(body, key)
+        inner = jose.read_header(signed, 3)
+        if inner.get("typ") not in (None, "JWT"):
+            raise EnvelopeError("signed content type is not JWT")
+        payload = jose.verify_compact(signed, council_jwks, algorithms=jose.COUNCIL_SIGNING_ALGS)
+        claims = jose.parse_json_object(payload)
+    except jose.JoseFailure as exc:
+        raise EnvelopeError(exc.message, code=f"envelope_{exc.reason}") from None
+    parsed = EnvelopeClaims.from_jwt(claims)
+    if parsed.aud != expected_audience:
+        raise EnvelopeError("envelope is for another partner", code="envelope_wrong_audience")
+    if expected_issuer is not None and parsed.iss != expected_issuer:
+        raise EnvelopeError("envelope is from another issuer", code="envelope_wrong_issuer")
+    if parsed.iat > now + CLOCK_SKEW:
+        raise EnvelopeError("envelope is issued in the future", code="envelope_not_yet_valid")
+    return claims
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
