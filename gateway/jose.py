@@ -131,6 +131,8 @@ def read_header(token: bytes | str, parts: int) -> dict[str, Any]:
 
 def import_public_jwk(jwk: Mapping[str, Any]) -> JoseKey:
     """A public key from a JWK dict; private members are refused."""
+    if jwk.get("kty") not in {"EC", "OKP", "RSA"}:
+        raise JoseFailure("key type must be EC, OKP or RSA", "key_type")
     if _PRIVATE_MEMBERS & set(jwk):
         raise JoseFailure("a private key was given where a public key is expected", "private")
     return _import(jwk)
