@@ -1,0 +1,51 @@
+"""The redaction processor keeps ids and codes, and removes every value that could be personal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.logging import REDACTED, redact
+
+
+def _run(**event: Any) -> dict[str, Any]:
+    return dict(redact(None, "info", dict(event)))
+
+
+def test_safe_keys_pass_and_secret_keys_are_redacted() -> None:
+    out = _run(
+        event="submitted",
+        disclosure_id="01J0-abc",
+        partner="medway-ft",
+        record={"identity": {"name": "Alex Example"}},
+        token="t" * 43,
+        nhs_number="9434765919",
+        subject={"nhs_number": "9434765919"},
+    )
+    assert out["event"] == "submitted"
+    assert out["disclosure_id"] == "01J0-abc"
+    assert out["partner"] == "medway-ft"
+    for key in ("record", "token", "nhs_number", "subject"):
+        assert out[key] == REDACTED
+
+
+def test_unknown_keys_keep_numbers_but_lose_text() -> None:
+    out = _run(event="x", new_field="Alex Example", size=4096, flag=True)
+    assert out["new_field"] == REDACTED
+    assert out["size"] == 4096
+    assert out["flag"] is True
+
+
+def test_nhs_numbers_and_tokens_inside_safe_text_are_scrubbed() -> None:
+    out = _run(event="lookup 943 476 5919 with token " + "A" * 40, reason="code")
+    assert "943" not in out["event"]
+    assert "A" * 40 not in out["event"]
+    assert out["reason"] == "code"
+
+
+@given(st.text(min_size=1), st.dictionaries(st.text(min_size=1, max_size=10), st.text()))
+def test_no_value_of_a_secret_key_survives(value: str, record: dict[str, str]) -> None:
+    out = _run(event="e", record=record, data=value, body=value, password=value)
+    assert all(out[key] == REDACTED for key in ("record", "data", "body", "password"))
