@@ -1,0 +1,298 @@
+"""The tamper-evident audit log: hash-chained entries, signed checkpoints, and verification.
+
+Each entry's hash is SHA-256 over a canonical JSON encoding of its seq, time, actor, action,
+targets, details and the previous entry's hash, so editing, deleting, inserting or reordering
+any entry breaks the chain. Checkpoints sign (seq, hash) with the council key every N entries
+and on demand, so rewriting the chain wholesale is caught too. Details carry names and codes
+only, never personal values. How appends stay fast across processes: see gateway.store.audit_log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+from joserfc import jws
+from joserfc.jwk import ECKey, OKPKey
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store import audit_log as sql
+from gateway.store.database import Store
+
+GENESIS = "0" * 64
+CHECKPOINT_EVERY = 1000
+SEAL_BATCH = 5000
+CHECKPOINT_TYP = "gatehouse-audit-checkpoint+jws"
+MAX_DETAIL_TEXT = 200  # details are codes and names; a long string smells of free text
+
+log = structlog.get_logger(__name__)
+
+
+class ActorKind(enum.StrEnum):
+    """Who did it: an internal client system, an admin user, a partner, or the gateway itself."""
+
+    CLIENT = "client"
+    ADMIN = "admin"
+    PARTNER = "partner"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The actor of an audited action (staff and system identifiers, never a data subject)."""
+
+    kind: ActorKind
+    name: str
+
+
+SYSTEM = Actor(ActorKind.SYSTEM, "gatehouse")
+
+
+class CheckpointSigner(Protocol):
+    """Signs checkpoint payloads with the council key (the keyring implements this)."""
+
+    @property
+    def kid(self) -> str:
+        """The signing key's id."""
+        ...
+
+    def sign_compact(self, payload: bytes) -> str:
+        """A compact JWS over `payload`."""
+        ...
+
+
+class CheckpointVerifier(Protocol):
+    """Verifies a checkpoint's compact JWS against the council's public keys."""
+
+    def verify_compact(self, token: str) -> bytes:
+        """The verified payload; raises for a bad signature or an unknown key."""
+        ...
+
+
+def canonical(value: Any) -> str:
+    """The one JSON spelling that is hashed: sorted keys, no spaces, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def entry_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor_kind: str,
+    actor_name: str,
+    action: str,
+    targets: str,
+    details: str,
+    prev_hash: str,
+) -> str:
+    """SHA-256 over every field of an entry, including the previous entry's hash."""
+    fields = [seq, _iso(at), actor_kind, actor_name, action, targets, details, prev_hash]
+    return hashlib.sha256(canonical(fields).encode()).hexdigest()
+
+
+def checkpoint_payload(seq: int, hash_: str, at: datetime) -> bytes:
+    """What a checkpoint signs."""
+    return canonical(
+        {"chain": "gatehouse-audit", "seq": seq, "hash": hash_, "at": _iso(at)}
+    ).encode()
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _check_details(value: Any, path: str = "details") -> None:
+    """Refuse what cannot be a name or a code, so free text does not slip into the log."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_details(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_details(item, path)
+    elif isinstance(value, str):
+        if len(value) > MAX_DETAIL_TEXT:
+            raise ValueError(f"audit {path}: text too long for a name or code")
+    elif value is not None and not isinstance(value, bool | int):
+        raise ValueError(f"audit {path}: only strings, integers, booleans, lists and maps")
+
+
+async def append(
+    conn: AsyncConnection,
+    actor: Actor,
+    action: str,
+    *,
+    at: datetime,
+    targets: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Append an entry inside the caller's transaction; it is chained when the sealer next runs."""
+    await append_many(conn, [(actor, action, targets or {}, details or {})], at=at)
+
+
+async def append_many(
+    conn: AsyncConnection,
+    entries: list[tuple[Actor, str, Mapping[str, str], Mapping[str, Any]]],
+    *,
+    at: datetime,
+) -> None:
+    """Append several entries in one statement (e.g. a retention batch)."""
+    rows = []
+    for actor, action, targets, details in entries:
+        _check_details(details)
+        rows.append(
+            {
+                "at": at,
+                "actor_kind": str(actor.kind),
+                "actor_name": actor.name,
+                "action": action,
+                "targets": canonical(dict(targets)),
+                "details": canonical(dict(details)),
+            }
+        )
+    await sql.insert_pending(conn, rows)
+
+
+async def seal(
+    conn: AsyncConnection,
+    *,
+    at: datetime,
+    signer: CheckpointSigner | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    limit: int = SEAL_BATCH,
+) -> int:
+    """Chain every committed pending entry (up to `limit`); returns how many were sealed."""
+    await sql.lock_chain(conn)
+    pending = await sql.read_pending(conn, limit)
+    if not pending:
+        return 0
+    head = await sql.read_head(conn)
+    seq, prev, links, checkpoints = head.seq, head.hash, [], []
+    for row in pending:
+        seq += 1
+        fields = {
+            k: row[k] for k in ("at", "actor_kind", "actor_name", "action", "targets", "details")
+        }
+        digest = entry_hash(seq=seq, prev_hash=prev, **fields)
+        links.append({"seq": seq, **fields, "prev_hash": prev, "hash": digest})
+        if checkpoint_every and seq % checkpoint_every == 0:
+            checkpoints.append((seq, digest))
+        prev = digest
+    await sql.write_links(conn, [row["id"] for row in pending], links, sql.Head(seq, prev))
+    if signer is not None:
+        for cp_seq, cp_hash in checkpoints:
+            await _sign_checkpoint(conn, signer, cp_seq, cp_hash, at)
+    return len(links)
+
+
+async def _sign_checkpoint(
+    conn: AsyncConnection, signer: CheckpointSigner, seq: int, hash_: str, at: datetime
+) -> None:
+    token = signer.sign_compact(checkpoint_payload(seq, hash_, at))
+    await sql.insert_checkpoint(conn, seq=seq, hash_=hash_, at=at, kid=signer.kid, token=token)
+
+
+async def record(
+    store: Store,
+    actor: Actor,
+    action: str,
+    *,
+    at: datetime,
+    targets: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
+    signer: CheckpointSigner | None = None,
+) -> None:
+    """Standalone append (admin actions): appended and chained before this returns."""
+    async with store.transaction() as conn:
+        await append(conn, actor, action, at=at, targets=targets, details=details)
+        await seal(conn, at=at, signer=signer)
+
+
+async def checkpoint(store: Store, signer: CheckpointSigner, *, at: datetime) -> int:
+    """Seal what is pending and sign a checkpoint at the head now; returns its seq (0: empty)."""
+    async with store.transaction() as conn:
+        while await seal(conn, at=at, signer=signer) == SEAL_BATCH:
+            pass
+        head = await sql.read_head(conn)
+        if head.seq == 0 or await sql.last_checkpoint_seq(conn) == head.seq:
+            return head.seq
+        await _sign_checkpoint(conn, signer, head.seq, head.hash, at)
+        return head.seq
+
+
+class AuditSealer:
+    """Background task that chains pending entries every `interval` seconds until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        signer: CheckpointSigner | None = None,
+        interval: float = 0.1,
+    ) -> None:
+        self._store, self._clock, self._signer, self._interval = store, clock, signer, interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def seal_now(self) -> int:
+        """Seal everything committed so far; returns how many entries were chained."""
+        total = 0
+        while True:
+            async with self._store.transaction() as conn:
+                sealed = await seal(conn, at=self._clock(), signer=self._signer)
+            total += sealed
+            if sealed < SEAL_BATCH:
+                return total
+
+    def nudge(self) -> None:
+        """Seal soon rather than at the next tick."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run in the background (call from a running event loop)."""
+        self._task = asyncio.create_task(self._run(), name="audit-sealer")
+
+    async def stop(self) -> None:
+        """Stop, then seal whatever is left so nothing stays unchained after shutdown."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.seal_now()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                await self.seal_now()
+            except (SQLAlchemyError, OSError) as exc:  # an outage must not kill the sealer
+                log.warning("audit_seal_failed", error=type(exc).__name__)
+
+
+class JoseCheckpointSigner:
+    """A CheckpointSigner on a joserfc private key (ES256 by default, or EdDSA)."""
+
+    def __init__(self, key: ECKey | OKPKey, kid: str, alg: str = "ES256") -> None:
+        self._key, self._kid, self._alg = key, kid, alg
+
+    @property
+    def kid(self) -> str:
+        """The signing key's id."""
+        return self._kid
+
+    def sign_compact(self, payload: bytes) -> str:
+        """A compact JWS over `payload`, typed so it cannot pass for another token."""
+        header = {"alg": self._alg, "kid": self._kid, "typ": CHECKPOINT_TYP}
+        return jws.serialize_compact(header, payload, self._key, algorithms=[self._alg])

@@ -1,0 +1,78 @@
+"""The Store: one engine, write transactions, read connections, migrations and a health check."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.store import migrate
+from gateway.store.engine import WRITE_OPTION, create_engine, is_sqlite
+
+
+class NotInTransactionError(RuntimeError):
+    """A repository write was called outside `Store.transaction()` (a programming error)."""
+
+
+def require_transaction(conn: AsyncConnection) -> None:
+    """Refuse a multi-row write that would not be atomic."""
+    if not conn.in_transaction():
+        raise NotInTransactionError("call this inside `async with store.transaction() as conn`")
+
+
+class Store:
+    """The durable store on SQLite or PostgreSQL; repositories take its connections."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 10) -> Store:
+        """Create the engine (and the SQLite file's folder); connects lazily."""
+        if is_sqlite(url):
+            database = make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return cls(create_engine(url, pool_size=pool_size), url)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    async def upgrade(self) -> None:
+        """Apply Alembic migrations up to head; harmless when already current."""
+        await migrate.upgrade(self.engine)
+
+    async def ping(self) -> bool:
+        """True when the database answers (for /readyz); never raises for an outage."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(**{WRITE_OPTION: True})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads (a read transaction, never taking the SQLite write lock)."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn

@@ -1,0 +1,266 @@
+"""Disclosure repository: every write is one transaction with its events, outbox row and audit.
+
+The pipeline calls `record_accepted`, `record_denied` or `record_held` once per request, and
+`transition` for every later step; each writes the disclosure row, its event(s) and its audit
+entry together (and the sealed envelope into the outbox where there is one), so nothing can be
+recorded without its audit trail, and nothing accepted can be lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway import audit
+from gateway.errors import NotFoundError
+from gateway.protection import Protection
+from gateway.store.database import require_transaction
+from gateway.store.disclosure_model import (
+    Disclosure,
+    Event,
+    IllegalTransitionError,
+    NewDisclosure,
+    Status,
+    can_transition,
+)
+from gateway.store.tables import disclosure_events, disclosures, held_records, outbox
+
+
+def _row(new: NewDisclosure, status: Status, at: datetime, digest: str | None) -> dict[str, Any]:
+    return {
+        "id": new.id,
+        "client": new.client,
+        "agreement_id": new.agreement_id,
+        "agreement_version": new.agreement_version,
+        "partner_id": new.partner_id,
+        "purpose": new.purpose,
+        "lawful_basis": new.lawful_basis,
+        "status": str(status),
+        "subject_nhs_index": new.subject.nhs_number,
+        "subject_local_index": new.subject.local_id,
+        "fields_sent": list(new.fields_sent),
+        "fields_removed": list(new.fields_removed),
+        "requested_by_user": new.requested_by_user,
+        "requested_by_role": new.requested_by_role,
+        "reason": new.reason,
+        "decision_reasons": list(new.decision_reasons),
+        "approver": new.approver,
+        "key_ids": list(new.key_ids),
+        "digest": digest,
+        "retain_until": new.retain_until,
+        "created_at": at,
+        "updated_at": at,
+        "attempts": 0,
+    }
+
+
+def _targets(new: NewDisclosure) -> dict[str, str]:
+    return {
+        "disclosure": new.id,
+        "agreement": f"{new.agreement_id}@{new.agreement_version}",
+        "partner": new.partner_id,
+        "client": new.client,
+    }
+
+
+def _summary(new: NewDisclosure) -> dict[str, Any]:
+    """Audit details: names and codes only (field paths, reason codes, key ids)."""
+    return {
+        "purpose": new.purpose,
+        "requested_by": {"user": new.requested_by_user, "role": new.requested_by_role},
+        "fields_sent": list(new.fields_sent),
+        "fields_removed": list(new.fields_removed),
+        "reasons": list(new.decision_reasons),
+        "key_ids": list(new.key_ids),
+    }
+
+
+async def _events(conn: AsyncConnection, id_: str, at: datetime, *events: Event) -> None:
+    rows = [
+        {"disclosure_id": id_, "at": at, "type": e.type, "detail": dict(e.detail)} for e in events
+    ]
+    await conn.execute(insert(disclosure_events), rows)
+
+
+async def _enqueue(
+    conn: AsyncConnection, id_: str, partner_id: str, *, envelope: bytes, digest: str, at: datetime
+) -> None:
+    await conn.execute(
+        insert(outbox).values(
+            disclosure_id=id_,
+            partner_id=partner_id,
+            envelope=envelope,
+            digest=digest,
+            state="pending",
+            attempts=0,
+            available_at=at,
+            created_at=at,
+        )
+    )
+
+
+async def record_accepted(
+    conn: AsyncConnection,
+    new: NewDisclosure,
+    *,
+    envelope: bytes,
+    digest: str,
+    actor: audit.Actor,
+    at: datetime,
+) -> None:
+    """Record an allowed disclosure: row, events, outbox envelope and audit entry, atomically."""
+    require_transaction(conn)
+    await conn.execute(insert(disclosures).values(_row(new, Status.QUEUED, at, digest)))
+    accepted = Event(at, "accepted", {"reasons": list(new.decision_reasons)})
+    await _events(conn, new.id, at, accepted, Event(at, "queued", {"digest": digest}))
+    await _enqueue(conn, new.id, new.partner_id, envelope=envelope, digest=digest, at=at)
+    details = {**_summary(new), "digest": digest}
+    await audit.append(
+        conn, actor, "disclosure.accepted", at=at, targets=_targets(new), details=details
+    )
+
+
+async def record_denied(
+    conn: AsyncConnection, new: NewDisclosure, *, actor: audit.Actor, at: datetime
+) -> None:
+    """Record a policy refusal with its reason codes (no envelope exists)."""
+    require_transaction(conn)
+    await conn.execute(insert(disclosures).values(_row(new, Status.DENIED, at, None)))
+    await _events(conn, new.id, at, Event(at, "denied", {"reasons": list(new.decision_reasons)}))
+    await audit.append(
+        conn, actor, "disclosure.denied", at=at, targets=_targets(new), details=_summary(new)
+    )
+
+
+async def record_held(
+    conn: AsyncConnection,
+    new: NewDisclosure,
+    *,
+    request: bytes,
+    protection: Protection,
+    actor: audit.Actor,
+    at: datetime,
+) -> None:
+    """Hold a disclosure for approval; the request is stored only sealed under the data key."""
+    require_transaction(conn)
+    await conn.execute(insert(disclosures).values(_row(new, Status.PENDING_APPROVAL, at, None)))
+    sealed = protection.seal_at_rest(request, new.id.encode())
+    await conn.execute(
+        insert(held_records).values(disclosure_id=new.id, ciphertext=sealed, created_at=at)
+    )
+    await _events(conn, new.id, at, Event(at, "held", {"reasons": list(new.decision_reasons)}))
+    await audit.append(
+        conn, actor, "disclosure.held", at=at, targets=_targets(new), details=_summary(new)
+    )
+
+
+async def held_request(conn: AsyncConnection, id_: str, protection: Protection) -> bytes:
+    """The held request, decrypted, for the approver's decision and then the pipeline."""
+    sealed = await conn.scalar(
+        select(held_records.c.ciphertext).where(held_records.c.disclosure_id == id_)
+    )
+    if sealed is None:
+        raise NotFoundError(f"no held record for disclosure {id_}")
+    return protection.open_at_rest(bytes(sealed), id_.encode())
+
+
+async def transition(
+    conn: AsyncConnection,
+    id_: str,
+    new_status: Status,
+    *,
+    event_type: str,
+    actor: audit.Actor,
+    at: datetime,
+    detail: Mapping[str, Any] | None = None,
+    changes: Mapping[str, Any] | None = None,
+) -> Status:
+    """Move a disclosure to `new_status` with its event and audit entry; returns the old status.
+
+    `changes` updates other columns in the same statement (e.g. attempts, approver, key ids).
+    Refuses moves the status machine does not allow.
+    """
+    require_transaction(conn)
+    query = select(disclosures.c.status, disclosures.c.partner_id).where(disclosures.c.id == id_)
+    row = (await conn.execute(query.with_for_update())).first()
+    if row is None:
+        raise NotFoundError(f"disclosure {id_} not found")
+    current = Status(row.status)
+    if not can_transition(current, new_status):
+        raise IllegalTransitionError(f"disclosure {id_}: {current} -> {new_status} not allowed")
+    values = {**(changes or {}), "status": str(new_status), "updated_at": at}
+    await conn.execute(update(disclosures).where(disclosures.c.id == id_).values(values))
+    detail = dict(detail or {})
+    await _events(conn, id_, at, Event(at, event_type, detail))
+    if new_status is Status.REJECTED:  # the held request is no longer needed: destroy it now
+        await conn.execute(delete(held_records).where(held_records.c.disclosure_id == id_))
+    targets = {"disclosure": id_, "partner": str(row.partner_id)}
+    details = {"from": str(current), "to": str(new_status), **detail}
+    await audit.append(
+        conn, actor, f"disclosure.{event_type}", at=at, targets=targets, details=details
+    )
+    return current
+
+
+async def release_approved(
+    conn: AsyncConnection,
+    id_: str,
+    *,
+    envelope: bytes,
+    digest: str,
+    approver: str,
+    fields_sent: tuple[str, ...],
+    fields_removed: tuple[str, ...],
+    key_ids: tuple[str, ...],
+    actor: audit.Actor,
+    at: datetime,
+) -> None:
+    """An approved hold leaves: queued with its envelope in the outbox, held record destroyed."""
+    changes = {
+        "digest": digest,
+        "approver": approver,
+        "fields_sent": list(fields_sent),
+        "fields_removed": list(fields_removed),
+        "key_ids": list(key_ids),
+    }
+    detail = {"approver": approver, "digest": digest}
+    await transition(
+        conn,
+        id_,
+        Status.QUEUED,
+        event_type="approved",
+        actor=actor,
+        at=at,
+        detail=detail,
+        changes=changes,
+    )
+    partner_id = await conn.scalar(select(disclosures.c.partner_id).where(disclosures.c.id == id_))
+    await _enqueue(conn, id_, str(partner_id), envelope=envelope, digest=digest, at=at)
+    await conn.execute(delete(held_records).where(held_records.c.disclosure_id == id_))
+
+
+async def get(conn: AsyncConnection, id_: str) -> Disclosure | None:
+    """One disclosure by id (for admins and workers)."""
+    row = (await conn.execute(select(disclosures).where(disclosures.c.id == id_))).first()
+    return Disclosure.from_row(row._mapping) if row else None
+
+
+async def get_for_client(conn: AsyncConnection, id_: str, client: str) -> Disclosure | None:
+    """One disclosure, only if this client submitted it (others see nothing, not a 403)."""
+    query = select(disclosures).where(disclosures.c.id == id_, disclosures.c.client == client)
+    row = (await conn.execute(query)).first()
+    return Disclosure.from_row(row._mapping) if row else None
+
+
+async def timeline(conn: AsyncConnection, id_: str) -> list[Event]:
+    """The disclosure's events, oldest first."""
+    query = (
+        select(disclosure_events)
+        .where(disclosure_events.c.disclosure_id == id_)
+        .order_by(disclosure_events.c.at, disclosure_events.c.id)
+    )
+    return [Event(r.at, r.type, r.detail) for r in await conn.execute(query)]

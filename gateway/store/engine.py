@@ -1,0 +1,71 @@
+"""The async engine for a database URL: SQLite in WAL mode, or a pooled asyncpg PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from gateway.errors import ConfigurationError
+
+WRITE_OPTION = "gatehouse_write"
+"""Execution option marking a write transaction (SQLite then takes the write lock up front)."""
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers never block the writer and vice versa
+    "PRAGMA synchronous=NORMAL",  # durable across application crashes; WAL checkpoints fsync
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",  # wait for another process's write lock instead of failing
+    "PRAGMA secure_delete=ON",  # purged envelopes and held records are overwritten, not left
+)
+
+
+def is_sqlite(url: str) -> bool:
+    """True for the embedded SQLite backend."""
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """An async engine for `url` with the pragmas and pool each backend needs."""
+    if url.startswith("sqlite+aiosqlite://"):
+        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
+        _configure_sqlite(engine)
+        return engine
+    if url.startswith("postgresql+asyncpg://"):
+        return create_async_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+    raise ConfigurationError(
+        "GATEWAY_DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Pragmas on every new connection; BEGIN IMMEDIATE for writes so two writers never deadlock.
+
+    The sqlite3 driver's own implicit transactions are switched off (the SQLAlchemy recipe), so
+    SQLAlchemy emits BEGIN itself: IMMEDIATE for write transactions (read-then-write under WAL
+    would otherwise fail with SQLITE_BUSY_SNAPSHOT), DEFERRED for reads.
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
