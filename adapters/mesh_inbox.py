@@ -1,0 +1,216 @@
+"""What comes back over MESH: transport acknowledgements, failures and receipts, as events.
+
+Two sources feed one handler. `check_dispatched` tracks messages we sent (acknowledged ->
+`TransportAcknowledged`; error -> `DeliveryFailed`). `poll_inbox` reads our own inbox: REPORT
+messages (`mex-LinkedMsgID`, `mex-StatusCode`) -> `DeliveryFailed`; DATA on the agreed receipt
+workflow -> `ReceiptArrived`. An inbox message is acknowledged only after the handler returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from adapters.mesh_client import MeshClient
+from adapters.mesh_errors import MESH_UNDELIVERED, MeshError
+from adapters.mesh_messages import (
+    ACKNOWLEDGED,
+    EXPIRED,
+    REPORT,
+    UNDELIVERABLE,
+    InboxMessage,
+    Tracking,
+)
+
+log = structlog.get_logger(__name__)
+_MAX_IGNORED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TransportAcknowledged:
+    """The partner's MESH client downloaded and acknowledged our message (transport receipt)."""
+
+    mesh_message_id: str
+    local_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailed:
+    """MESH gave up on our message; `reason` is a stable code, `status_code` MESH's own."""
+
+    mesh_message_id: str | None
+    local_id: str | None
+    reason: str
+    status_code: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptArrived:
+    """A partner sent a message on the receipt workflow: `body` is exactly what it sent."""
+
+    body: bytes
+    mesh_message_id: str
+    local_id: str | None
+    sender: str | None
+
+
+MeshEvent = TransportAcknowledged | DeliveryFailed | ReceiptArrived
+
+
+class MeshEventHandler(Protocol):
+    """Records one event durably; raising leaves the inbox message for the next poll."""
+
+    async def __call__(self, event: MeshEvent, /) -> None:
+        """Handle one event."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """A message we sent and are still waiting on (from the delivery result's detail)."""
+
+    mesh_message_id: str
+    local_id: str | None = None
+    base_url: str | None = None
+
+
+@dataclass(slots=True)
+class PollSummary:
+    """Counts from one round, for logs and metrics."""
+
+    events: int = 0
+    acknowledged: int = 0
+    ignored: int = 0
+    handler_failures: int = 0
+
+
+def failure_reason(status: str | None, status_code: str | None) -> str:
+    """`mesh_undelivered` for MESH code 14 / undeliverable / expired, else `mesh_delivery_error`."""
+    if status_code == MESH_UNDELIVERED or status in (UNDELIVERABLE, EXPIRED):
+        return "mesh_undelivered"
+    return "mesh_delivery_error"
+
+
+def event_from_tracking(tracking: Tracking, local_id: str | None = None) -> MeshEvent | None:
+    """Acknowledged -> TransportAcknowledged; failed -> DeliveryFailed; otherwise still pending."""
+    local = tracking.local_id or local_id
+    if tracking.status == ACKNOWLEDGED:
+        return TransportAcknowledged(tracking.message_id, local)
+    if tracking.failed:
+        return DeliveryFailed(
+            mesh_message_id=tracking.message_id,
+            local_id=local,
+            reason=failure_reason(tracking.status, tracking.status_code),
+            status_code=tracking.status_code,
+            description=tracking.description,
+        )
+    return None
+
+
+def event_from_inbox(message: InboxMessage, *, receipt_workflow_id: str) -> MeshEvent | None:
+    """A failure REPORT or a receipt; None for what is not ours to handle."""
+    if message.message_type == REPORT:
+        if (message.mex("StatusSuccess") or "").upper() == "SUCCESS":
+            return None
+        code = message.mex("StatusCode")
+        return DeliveryFailed(
+            mesh_message_id=message.mex("LinkedMsgID"),
+            local_id=message.local_id,
+            reason=failure_reason(None, code),
+            status_code=code,
+            description=message.mex("StatusDescription"),
+        )
+    if message.workflow_id == receipt_workflow_id:
+        return ReceiptArrived(message.body, message.message_id, message.local_id, message.sender)
+    return None
+
+
+class MeshInboxPoller:
+    """Reads our mailbox and tracks our sent messages, handing typed events to one handler."""
+
+    def __init__(self, client: MeshClient, *, receipt_workflow_id: str | None = None) -> None:
+        self.client = client
+        self.receipt_workflow_id = receipt_workflow_id or client.config.receipt_workflow_id
+        self._ignored: set[str] = set()
+
+    async def poll_inbox(self, handler: MeshEventHandler) -> PollSummary:
+        """One pass over the inbox; raises MeshError only when MESH itself is unavailable."""
+        summary = PollSummary()
+        for message_id in await self.client.list_inbox():
+            if message_id in self._ignored:
+                summary.ignored += 1
+                continue
+            message = await self.client.download(message_id)
+            event = event_from_inbox(message, receipt_workflow_id=self.receipt_workflow_id)
+            if event is None and message.message_type != REPORT:
+                # Someone else's traffic on our mailbox: leave it for its own consumer.
+                self._remember_ignored(message_id)
+                summary.ignored += 1
+                continue
+            if event is not None:
+                if not await self._handle(handler, event, message_id, summary):
+                    continue
+                summary.events += 1
+            await self.client.acknowledge(message_id)
+            summary.acknowledged += 1
+        return summary
+
+    async def check_dispatched(
+        self, dispatched: Iterable[Dispatched], handler: MeshEventHandler
+    ) -> PollSummary:
+        """Track each message still awaiting its transport receipt; emit what has changed."""
+        summary = PollSummary()
+        for item in dispatched:
+            tracking = await self.client.track(item.mesh_message_id, base_url=item.base_url)
+            event = event_from_tracking(tracking, item.local_id)
+            if event is not None and await self._handle(
+                handler, event, item.mesh_message_id, summary
+            ):
+                summary.events += 1
+        return summary
+
+    async def run(
+        self,
+        handler: MeshEventHandler,
+        *,
+        pending: Callable[[], Awaitable[Iterable[Dispatched]]],
+        interval: float,
+        stop: asyncio.Event,
+    ) -> None:
+        """Poll inbox and tracking every `interval` seconds until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.poll_inbox(handler)
+                await self.check_dispatched(await pending(), handler)
+            except MeshError as exc:
+                log.warning("mesh_poll_failed", reason=exc.code)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                continue
+
+    async def _handle(
+        self, handler: MeshEventHandler, event: MeshEvent, message_id: str, summary: PollSummary
+    ) -> bool:
+        try:
+            await handler(event)
+        except Exception as exc:  # the handler's fault must not stop the other messages
+            summary.handler_failures += 1
+            log.error(
+                "mesh_event_handler_failed",
+                mesh_message_id=message_id,
+                event_type=type(event).__name__,
+                error=type(exc).__name__,
+            )
+            return False
+        return True
+
+    def _remember_ignored(self, message_id: str) -> None:
+        if len(self._ignored) >= _MAX_IGNORED:
+            self._ignored.clear()
+        self._ignored.add(message_id)

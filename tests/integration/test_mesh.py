@@ -1,0 +1,338 @@
+"""The MESH channel against NHS England's real mesh-sandbox, the partner played by mesh-client."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from adapters.channel import Envelope, Outcome
+from adapters.mesh import MeshChannel
+from adapters.mesh_chunking import MIB
+from adapters.mesh_client import MeshClient
+from adapters.mesh_config import MeshConfig
+from adapters.mesh_errors import MeshApiError
+from adapters.mesh_inbox import (
+    DeliveryFailed,
+    Dispatched,
+    MeshEvent,
+    MeshInboxPoller,
+    ReceiptArrived,
+    TransportAcknowledged,
+)
+from tests.mesh_sandbox import (
+    OTHER,
+    PASSWORD,
+    RECIPIENT,
+    SENDER,
+    SHARED_KEY,
+    MeshSandbox,
+    partner_client,
+    running_sandbox,
+)
+
+pytestmark = pytest.mark.mesh
+
+WORKFLOW = "GATEHOUSE_LAC_HEALTH"
+RECEIPT_WORKFLOW = "GATEHOUSE_RECEIPT"
+
+
+def fake_jwe(size: int) -> bytes:
+    """Synthetic compact-JWE-shaped bytes (random, so no real data) of about `size` bytes."""
+    part = base64.urlsafe_b64encode(os.urandom(size * 3 // 4)).rstrip(b"=")
+    return b"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9..AAAA." + part + b".BBBB"
+
+
+def envelope(body: bytes | None = None, *, attempt: int = 1) -> Envelope:
+    """A sealed-envelope stand-in addressed to the NHS partner."""
+    return Envelope(
+        message_id=str(uuid.uuid4()),
+        partner_id="medway-nhs-lac-nurses",
+        body=body if body is not None else fake_jwe(4000),
+        digest="not-checked-by-the-channel",
+        attempt=attempt,
+    )
+
+
+def target(**extra: Any) -> dict[str, Any]:
+    """The partner's MESH transport settings as an agreement would give them."""
+    return {"mailbox": RECIPIENT, "workflow_id": WORKFLOW, **extra}
+
+
+class Recorder:
+    """A handler that keeps every event (and can be told to fail)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.events: list[MeshEvent] = []
+        self.fail = fail
+
+    async def __call__(self, event: MeshEvent) -> None:
+        if self.fail:
+            raise RuntimeError("the gateway could not record it")
+        self.events.append(event)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+    with running_sandbox(tmp_path_factory.mktemp("mesh")) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+async def clean_mailboxes(sandbox: MeshSandbox) -> None:
+    await sandbox.reset()
+
+
+def make_config(sandbox: MeshSandbox, **overrides: Any) -> MeshConfig:
+    settings: dict[str, Any] = {
+        "mailbox": SENDER,
+        "password": PASSWORD,
+        "shared_key": SHARED_KEY,
+        "base_url": sandbox.url,
+        "allow_insecure_loopback": True,
+        "receipt_workflow_id": RECEIPT_WORKFLOW,
+        **overrides,
+    }
+    return MeshConfig(**settings)
+
+
+@pytest.fixture
+async def channel(sandbox: MeshSandbox) -> AsyncIterator[MeshChannel]:
+    channel = MeshChannel(make_config(sandbox))
+    yield channel
+    await channel.close()
+
+
+@pytest.fixture
+def partner(sandbox: MeshSandbox) -> Iterator[Any]:
+    client = partner_client(sandbox)
+    yield client
+    client.close()
+
+
+def receive_all(partner: Any) -> list[tuple[Any, bytes]]:
+    """The partner's side: list, download, acknowledge (NHS England's client does it all)."""
+    received = []
+    for message_id in partner.list_messages():
+        message = partner.retrieve_message(message_id)
+        received.append((message, message.read()))
+        message.acknowledge()
+    return received
+
+
+async def test_handshake_send_download_acknowledge_and_transport_receipt(
+    channel: MeshChannel, partner: Any
+) -> None:
+    await channel.client.handshake()
+    sealed = envelope()
+
+    result = await channel.deliver(sealed, target())
+
+    assert result.outcome is Outcome.DISPATCHED
+    mesh_id = result.detail["mesh_message_id"]
+    [(message, body)] = receive_all(partner)
+    assert body == sealed.body
+    assert message.id() == mesh_id
+    assert message.local_id == sealed.message_id
+    assert message.workflow_id == WORKFLOW
+    assert message.sender == SENDER
+    tracking = await channel.client.track(mesh_id)
+    assert tracking.status == "acknowledged"
+    events = Recorder()
+    poller = MeshInboxPoller(channel.client)
+    await poller.check_dispatched([Dispatched(mesh_id, sealed.message_id)], events)
+    assert events.events == [TransportAcknowledged(mesh_id, sealed.message_id)]
+
+
+async def test_pending_message_yields_no_event_until_acknowledged(channel: MeshChannel) -> None:
+    result = await channel.deliver(envelope(), target())
+    events = Recorder()
+    summary = await MeshInboxPoller(channel.client).check_dispatched(
+        [Dispatched(result.detail["mesh_message_id"])], events
+    )
+    assert events.events == []
+    assert summary.events == 0
+
+
+async def test_gzip_when_the_agreement_allows_it_arrives_identical(
+    channel: MeshChannel, partner: Any
+) -> None:
+    sealed = envelope(fake_jwe(200_000))
+    result = await channel.deliver(sealed, target(gzip=True))
+    assert result.outcome is Outcome.DISPATCHED
+    assert result.detail["compressed"] is True
+    [(_, body)] = receive_all(partner)
+    assert body == sealed.body
+
+
+async def test_partner_receipt_on_receipt_workflow_arrives_byte_identical(
+    channel: MeshChannel, partner: Any
+) -> None:
+    sealed = envelope()
+    await channel.deliver(sealed, target())
+    receipt = b"eyJhbGciOiJFUzI1NiJ9.eyJtZXNzYWdlX2lkIjoiMSJ9.c2lnbmF0dXJl"
+    partner.send_message(SENDER, receipt, workflow_id=RECEIPT_WORKFLOW, local_id=sealed.message_id)
+    events = Recorder()
+    poller = MeshInboxPoller(channel.client)
+
+    summary = await poller.poll_inbox(events)
+
+    [event] = events.events
+    assert isinstance(event, ReceiptArrived)
+    assert event.body == receipt
+    assert event.local_id == sealed.message_id
+    assert event.sender == RECIPIENT
+    assert summary.acknowledged == 1
+    assert await channel.client.list_inbox() == []
+
+
+async def test_inbox_message_stays_when_the_handler_fails(
+    channel: MeshChannel, partner: Any
+) -> None:
+    partner.send_message(SENDER, b"receipt", workflow_id=RECEIPT_WORKFLOW, local_id="x")
+    poller = MeshInboxPoller(channel.client)
+
+    failed = await poller.poll_inbox(Recorder(fail=True))
+    assert failed.handler_failures == 1
+    assert failed.acknowledged == 0
+    assert len(await channel.client.list_inbox()) == 1
+
+    events = Recorder()
+    await poller.poll_inbox(events)
+    assert [type(e) for e in events.events] == [ReceiptArrived]
+    assert await channel.client.list_inbox() == []
+
+
+async def test_someone_elses_traffic_is_left_in_the_inbox(
+    channel: MeshChannel, partner: Any
+) -> None:
+    partner.send_message(SENDER, b"pathology results", workflow_id="PATH_RESULTS")
+    poller = MeshInboxPoller(channel.client)
+    events = Recorder()
+    first = await poller.poll_inbox(events)
+    second = await poller.poll_inbox(events)
+    assert events.events == []
+    assert (first.ignored, second.ignored) == (1, 1)
+    assert len(await channel.client.list_inbox()) == 1
+
+
+async def test_twelve_megabytes_cross_as_several_chunks(sandbox: MeshSandbox, partner: Any) -> None:
+    channel = MeshChannel(make_config(sandbox, chunk_size=int(5.5 * MIB)))
+    sealed = envelope(os.urandom(12 * 1000 * 1000))
+    try:
+        result = await channel.deliver(sealed, target(gzip=True))
+    finally:
+        await channel.close()
+    assert result.outcome is Outcome.DISPATCHED
+    assert result.detail["chunks"] == 3
+    [(message, body)] = receive_all(partner)
+    assert message.mex_header("chunk-range") == "1:3"
+    assert body == sealed.body
+
+
+async def test_undelivered_report_becomes_delivery_failed(
+    sandbox: MeshSandbox, channel: MeshChannel
+) -> None:
+    sealed = envelope()
+    result = await channel.deliver(sealed, target())
+    mesh_id = result.detail["mesh_message_id"]
+    await sandbox.inject_report(
+        mailbox=SENDER, linked_message_id=mesh_id, workflow_id=WORKFLOW, local_id=sealed.message_id
+    )
+    events = Recorder()
+
+    summary = await MeshInboxPoller(channel.client).poll_inbox(events)
+
+    [event] = events.events
+    assert isinstance(event, DeliveryFailed)
+    assert event.reason == "mesh_undelivered"
+    assert event.status_code == "14"
+    assert event.mesh_message_id == mesh_id
+    assert event.local_id == sealed.message_id
+    assert summary.acknowledged == 1
+    assert await channel.client.list_inbox() == []
+
+
+async def test_error_event_on_a_sent_message_becomes_delivery_failed(
+    sandbox: MeshSandbox, channel: MeshChannel
+) -> None:
+    sealed = envelope()
+    mesh_id = (await channel.deliver(sealed, target())).detail["mesh_message_id"]
+    await sandbox.force_event(mesh_id, status="error", code="02", description="Data file missing")
+    events = Recorder()
+
+    await MeshInboxPoller(channel.client).check_dispatched(
+        [Dispatched(mesh_id, sealed.message_id)], events
+    )
+
+    assert events.events == [
+        DeliveryFailed(mesh_id, sealed.message_id, reason="mesh_delivery_error")
+    ]
+
+
+async def test_retry_of_a_sent_envelope_does_not_send_it_twice(
+    channel: MeshChannel, partner: Any
+) -> None:
+    sealed = envelope()
+    first = await channel.deliver(sealed, target())
+    again = await channel.deliver(sealed, target())
+    assert again.outcome is Outcome.DISPATCHED
+    assert again.detail["mesh_message_id"] == first.detail["mesh_message_id"]
+    assert again.detail["already_sent"] is True
+    assert len(partner.list_messages()) == 1
+
+
+async def test_unknown_recipient_is_permanent_with_a_reason(channel: MeshChannel) -> None:
+    result = await channel.deliver(envelope(), target(mailbox="X26NOPE9"))
+    assert result.outcome is Outcome.PERMANENT
+    assert result.reason == "mesh_unknown_recipient"
+    assert result.detail["http_status"] == 417
+    assert result.detail["mesh_error_code"] == "12"
+
+
+async def test_target_without_workflow_is_permanent(channel: MeshChannel) -> None:
+    result = await channel.deliver(envelope(), {"mailbox": RECIPIENT})
+    assert result.outcome is Outcome.PERMANENT
+    assert result.reason == "mesh_invalid_target"
+
+
+@pytest.mark.parametrize("wrong", ["password", "shared_key"])
+async def test_wrong_credentials_are_permanent_and_send_nothing(
+    sandbox: MeshSandbox, partner: Any, wrong: str
+) -> None:
+    channel = MeshChannel(make_config(sandbox, **{wrong: "not-the-right-one"}))
+    try:
+        result = await channel.deliver(envelope(), target())
+        with pytest.raises(MeshApiError) as raised:
+            await channel.client.handshake()
+    finally:
+        await channel.close()
+    assert result.outcome is Outcome.PERMANENT
+    assert result.reason == "mesh_auth_failed"
+    assert raised.value.code == "mesh_auth_failed"
+    assert raised.value.http_status == 403
+    assert partner.list_messages() == []
+
+
+async def test_only_the_recipient_sees_the_message(
+    channel: MeshChannel, sandbox: MeshSandbox
+) -> None:
+    await channel.deliver(envelope(), target())
+    bystander = partner_client(sandbox, OTHER)
+    try:
+        assert bystander.list_messages() == []
+    finally:
+        bystander.close()
+
+
+async def test_secrets_never_appear_in_reprs_or_tokens(sandbox: MeshSandbox) -> None:
+    config = make_config(sandbox, password="s3cret-pw", shared_key="s3cret-key")
+    client = MeshClient(config)
+    shown = " ".join([repr(config), str(config), repr(client), client._auth()])
+    await client.close()
+    assert "s3cret-pw" not in shown
+    assert "s3cret-key" not in shown
