@@ -1,0 +1,130 @@
+"""What travels through the broker and what a consumer decides: pure types and the settle rule.
+
+Kept apart from the aio-pika code so the delivery worker (and the embedded queue) can use the
+same actions and the same retry arithmetic without a broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from gateway.queue.retry import DelayTier, GiveUp, RetryPolicy
+
+HEADER_ATTEMPT = "gatehouse-attempt"
+HEADER_PARTNER = "gatehouse-partner"
+HEADER_REASON = "gatehouse-reason"  # the code of the last failure, e.g. partner_server_error
+HEADER_DEAD_REASON = "gatehouse-dead-reason"
+HEADER_REPLAYS = "gatehouse-replays"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One sealed envelope to publish; `message_id` is the disclosure id (the JWT `jti`)."""
+
+    message_id: str
+    partner_id: str
+    body: bytes
+    attempt: int = 1
+    content_type: str = "application/jose"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message as a consumer sees it."""
+
+    message_id: str
+    partner_id: str
+    body: bytes
+    attempt: int
+    redelivered: bool = False
+    delivery_count: int = 0  # broker redeliveries after crashes (quorum x-delivery-count)
+    last_reason: str | None = None
+    replays: int = 0
+    content_type: str = "application/jose"
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Done with this message (delivered, receipted, or recorded as failed elsewhere)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try again later; `not_before` (seconds) carries a partner's Retry-After."""
+
+    reason: str
+    not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Never try again: park it in the partner's dead-letter queue with this reason code."""
+
+    reason: str
+
+
+Action = Ack | Retry | DeadLetter
+Handler = Callable[[Delivery], Awaitable[Action]]
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """Settled: acknowledged and gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delayed:
+    """Settled: waiting in a delay queue; it comes back as attempt `attempt`."""
+
+    tier: DelayTier
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """Settled: in the dead-letter queue; `last_reason` is the failure that led there."""
+
+    reason: str
+    last_reason: str | None = None
+
+
+Settlement = Acked | Delayed | DeadLettered
+
+
+def settle(action: Action, delivery: Delivery, policy: RetryPolicy) -> Settlement:
+    """What the transport will do with a consumer's action (a worker may ask in advance)."""
+    if isinstance(action, Ack):
+        return Acked()
+    if isinstance(action, DeadLetter):
+        return DeadLettered(action.reason, delivery.last_reason)
+    step = policy.next_step(delivery.attempt, not_before=action.not_before)
+    if isinstance(step, GiveUp):
+        return DeadLettered(step.reason, action.reason)
+    return Delayed(step.tier, step.attempt, action.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishReport:
+    """Which messages the broker confirmed, and why the others were not (reason codes)."""
+
+    confirmed: tuple[str, ...] = ()
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """What a dead-letter replay moved back to the deliveries exchange."""
+
+    replayed: tuple[str, ...] = ()
+    left: int = 0  # messages still in the dead-letter queue after the replay
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """Messages (quorum queues count unacknowledged ones too) and consumers of one queue."""
+
+    queue: str
+    messages: int
+    consumers: int

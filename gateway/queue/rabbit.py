@@ -1,0 +1,498 @@
+"""RabbitMQ transport (aio-pika): declare the topology, publish with confirms, consume, replay.
+
+One robust connection; one confirming channel for publishing (new deliveries, retries, dead
+letters); one channel per partner consumer, so a partner whose handler never finishes holds only
+its own prefetch window. Every settlement publishes first and acks only after the broker's
+confirm, so a crash in between leaves a duplicate (same message id), never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import (
+    AMQPError,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+    DeliveryError,
+    PublishError,
+)
+
+from gateway.errors import GatewayError
+from gateway.queue.messages import (
+    HEADER_ATTEMPT,
+    HEADER_DEAD_REASON,
+    HEADER_PARTNER,
+    HEADER_REASON,
+    HEADER_REPLAYS,
+    Acked,
+    Action,
+    DeadLetter,
+    DeadLettered,
+    Delayed,
+    Delivery,
+    Handler,
+    OutgoingMessage,
+    PublishReport,
+    QueueDepth,
+    ReplayReport,
+    Retry,
+    Settlement,
+    settle,
+)
+from gateway.queue.retry import RetryPolicy
+from gateway.queue.topology import (
+    RETRY_TIER_HEADER,
+    BindingSpec,
+    ExchangeSpec,
+    QueueSpec,
+    Topology,
+    TopologyError,
+)
+
+log = structlog.get_logger(__name__)
+
+# What a broker hiccup looks like from aio-pika: settle later (the broker redelivers), never crash.
+BROKER_FAULTS = (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError)
+
+
+class BrokerError(GatewayError):
+    """The broker could not be reached or refused an operation."""
+
+    code = "broker_unavailable"
+
+
+class TopologyConflictError(BrokerError):
+    """A queue or exchange exists with other arguments than this topology declares."""
+
+    code = "broker_topology_conflict"
+
+
+def _int_header(headers: Mapping[str, Any], name: str, default: int) -> int:
+    value = headers.get(name, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _str_header(headers: Mapping[str, Any], name: str) -> str | None:
+    value = headers.get(name)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def to_delivery(message: AbstractIncomingMessage, partner: str) -> Delivery:
+    """Read a broker message into a Delivery; missing or odd headers fall back to defaults."""
+    headers: Mapping[str, Any] = message.headers or {}
+    return Delivery(
+        message_id=message.message_id or "",
+        partner_id=partner,
+        body=message.body,
+        attempt=max(1, _int_header(headers, HEADER_ATTEMPT, 1)),
+        redelivered=bool(message.redelivered),
+        delivery_count=_int_header(headers, "x-delivery-count", 0),
+        last_reason=_str_header(headers, HEADER_REASON),
+        replays=_int_header(headers, HEADER_REPLAYS, 0),
+        content_type=message.content_type or "application/jose",
+    )
+
+
+def _message(
+    message_id: str, body: bytes, content_type: str, headers: dict[str, Any]
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body,
+        message_id=message_id,
+        content_type=content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        headers=headers,
+    )
+
+
+def _failure_code(exc: BaseException) -> str:
+    if isinstance(exc, PublishError):
+        return "unroutable"  # no queue for this partner: refuse rather than drop silently
+    if isinstance(exc, DeliveryError):
+        return "nacked"
+    if isinstance(exc, TimeoutError):
+        return "confirm_timeout"
+    return "broker_unavailable"
+
+
+@dataclass
+class _PartnerConsumer:
+    channel: AbstractChannel
+    queue: AbstractQueue
+    tag: str
+
+
+class PartnerConsumers:
+    """Running consumers, one channel per partner; `cancel` stops them and drains handlers."""
+
+    def __init__(self) -> None:
+        self._consumers: dict[str, _PartnerConsumer] = {}
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    @property
+    def partners(self) -> tuple[str, ...]:
+        """The partners being consumed."""
+        return tuple(self._consumers)
+
+    @property
+    def inflight(self) -> int:
+        """Handlers running now."""
+        return len(self._inflight)
+
+    def _add(self, partner: str, consumer: _PartnerConsumer) -> None:
+        self._consumers[partner] = consumer
+
+    def _track(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def cancel(self, grace: float = 10.0) -> None:
+        """Stop taking messages, give running handlers `grace` seconds, then close channels.
+
+        Whatever is still unacknowledged afterwards goes back to its queue for another worker.
+        """
+        for consumer in self._consumers.values():
+            with contextlib.suppress(*BROKER_FAULTS):
+                await consumer.queue.cancel(consumer.tag)
+        pending = self._inflight - {asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        for consumer in self._consumers.values():
+            with contextlib.suppress(*BROKER_FAULTS):
+                await consumer.channel.close()
+        self._consumers.clear()
+
+
+class RabbitTransport:
+    """Deliveries over RabbitMQ for one topology; build with `await RabbitTransport.connect()`."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        publisher: AbstractChannel,
+        topology: Topology,
+        *,
+        confirm_timeout: float,
+    ) -> None:
+        self._connection = connection
+        self._publisher = publisher
+        self._topology = topology
+        self._confirm_timeout = confirm_timeout
+        self._consumers: list[PartnerConsumers] = []
+        self.reconnects = 0  # how often the robust connection came back (for metrics and tests)
+        connection.reconnect_callbacks.add(self._on_reconnect)
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        topology: Topology,
+        *,
+        connection_name: str = "gatehouse",
+        confirm_timeout: float = 30.0,
+    ) -> RabbitTransport:
+        """Open a robust connection (it reconnects by itself) and a confirming publish channel."""
+        try:
+            connection = await aio_pika.connect_robust(
+                url, client_properties={"connection_name": connection_name}
+            )
+            publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        except (*BROKER_FAULTS, OSError) as exc:
+            # The URL may carry a password: name the error type only.
+            raise BrokerError(f"cannot connect to the broker ({type(exc).__name__})") from None
+        return cls(connection, publisher, topology, confirm_timeout=confirm_timeout)
+
+    def _on_reconnect(self, *_args: Any) -> None:
+        self.reconnects += 1
+        log.warning("broker_reconnected", count=self.reconnects)
+
+    @property
+    def topology(self) -> Topology:
+        """The topology as declared so far (grows with `add_partner`)."""
+        return self._topology
+
+    # -- declaring -----------------------------------------------------------------------------
+    async def declare(self) -> None:
+        """Declare every exchange, queue and binding; idempotent and safe from many processes."""
+        t = self._topology
+        await self._declare(t.exchanges(), t.queues(), t.bindings())
+
+    async def add_partner(self, partner: str, retry: RetryPolicy | None = None) -> None:
+        """Declare a new partner's queues (and any new delay tiers its policy needs) at runtime."""
+        t = self._topology.with_partner(partner, retry)
+        await self._declare(
+            t.exchanges(),
+            t.retry_queues() + t.partner_queues(partner),
+            t.retry_bindings() + t.partner_bindings(partner),
+        )
+        self._topology = t
+
+    async def _declare(
+        self,
+        exchanges: Iterable[ExchangeSpec],
+        queues: Iterable[QueueSpec],
+        bindings: Iterable[BindingSpec],
+    ) -> None:
+        channel = await self._connection.channel()
+        name = ""
+        try:
+            for exchange in exchanges:
+                name = exchange.name
+                await channel.declare_exchange(
+                    exchange.name, aio_pika.ExchangeType(exchange.type), durable=True
+                )
+            for queue in queues:
+                name = queue.name
+                await channel.declare_queue(
+                    queue.name, durable=True, arguments=dict(queue.arguments)
+                )
+            for binding in bindings:
+                name = binding.queue
+                declared = await channel.get_queue(binding.queue, ensure=False)
+                await declared.bind(
+                    binding.exchange, binding.routing_key, arguments=dict(binding.arguments)
+                )
+        except ChannelPreconditionFailed:
+            raise TopologyConflictError(
+                f"{name} already exists with other arguments; delete it or align the settings"
+            ) from None
+        finally:
+            with contextlib.suppress(*BROKER_FAULTS):
+                await channel.close()
+
+    # -- publishing ----------------------------------------------------------------------------
+    async def _exchange(self, name: str) -> AbstractExchange:
+        return await self._publisher.get_exchange(name, ensure=False)
+
+    async def _publish(
+        self, exchange: AbstractExchange, routing_key: str, message: aio_pika.Message
+    ) -> None:
+        await exchange.publish(
+            message, routing_key=routing_key, mandatory=True, timeout=self._confirm_timeout
+        )
+
+    async def publish_many(self, messages: Sequence[OutgoingMessage]) -> PublishReport:
+        """Publish a batch persistently and await all confirms together (pipelined).
+
+        Only messages in `confirmed` are safely in a queue; the rest carry a reason code
+        (`unroutable` for a partner with no queue, `nacked`, `confirm_timeout`,
+        `broker_unavailable`, `duplicate_in_batch`) and should be published again later.
+        """
+        exchange = await self._exchange(self._topology.deliveries_exchange)
+        failed: dict[str, str] = {}
+        batch: dict[str, OutgoingMessage] = {}
+        for message in messages:
+            if message.message_id in batch:
+                failed[message.message_id] = "duplicate_in_batch"
+            else:
+                batch[message.message_id] = message
+        results = await asyncio.gather(
+            *(
+                self._publish(
+                    exchange,
+                    m.partner_id,
+                    _message(
+                        m.message_id,
+                        m.body,
+                        m.content_type,
+                        {HEADER_ATTEMPT: m.attempt, HEADER_PARTNER: m.partner_id},
+                    ),
+                )
+                for m in batch.values()
+            ),
+            return_exceptions=True,
+        )
+        confirmed = []
+        for message_id, result in zip(batch, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                failed.setdefault(message_id, _failure_code(result))
+            else:
+                confirmed.append(message_id)
+        if failed:
+            log.warning(
+                "publish_unconfirmed", count=len(failed), reasons=sorted(set(failed.values()))
+            )
+        return PublishReport(tuple(confirmed), failed)
+
+    async def _apply(self, settlement: Settlement, delivery: Delivery) -> None:
+        """Publish what a settlement needs (retry or dead letter) and wait for the confirm."""
+        if isinstance(settlement, Acked):
+            return
+        partner = delivery.partner_id
+        if isinstance(settlement, Delayed):
+            headers: dict[str, Any] = {
+                RETRY_TIER_HEADER: settlement.tier.name,
+                HEADER_ATTEMPT: settlement.attempt,
+                HEADER_PARTNER: partner,
+                HEADER_REASON: settlement.reason,
+                HEADER_REPLAYS: delivery.replays,
+            }
+            exchange = await self._exchange(self._topology.retry_exchange)
+        else:
+            headers = {
+                HEADER_ATTEMPT: delivery.attempt,
+                HEADER_PARTNER: partner,
+                HEADER_DEAD_REASON: settlement.reason,
+                HEADER_REPLAYS: delivery.replays,
+            }
+            if settlement.last_reason:
+                headers[HEADER_REASON] = settlement.last_reason
+            exchange = await self._exchange(self._topology.dead_exchange)
+        message = _message(delivery.message_id, delivery.body, delivery.content_type, headers)
+        await self._publish(exchange, partner, message)
+
+    # -- consuming -----------------------------------------------------------------------------
+    async def consume(
+        self, partner_ids: Iterable[str], handler: Handler, *, prefetch: int = 16
+    ) -> PartnerConsumers:
+        """Consume each partner's queue on its own channel with manual acks and bounded prefetch.
+
+        The handler returns Ack, Retry or DeadLetter; a handler that raises counts as
+        Retry("handler_error"). Consumers survive reconnection (robust channels).
+        """
+        if prefetch < 1:
+            raise TopologyError("prefetch must be at least 1")
+        consumers = PartnerConsumers()
+        self._consumers.append(consumers)
+        for partner in partner_ids:
+            if partner not in self._topology.partners:
+                raise TopologyError(f"no queue declared for partner {partner!r}")
+            spec = self._topology.partner_queues(partner)[0]
+            channel = await self._connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=prefetch)
+            queue = await channel.declare_queue(
+                spec.name, durable=True, arguments=dict(spec.arguments)
+            )
+            callback = self._callback(partner, handler, consumers)
+            tag = await queue.consume(callback, no_ack=False)
+            consumers._add(partner, _PartnerConsumer(channel, queue, tag))
+        return consumers
+
+    def _callback(self, partner: str, handler: Handler, consumers: PartnerConsumers) -> Any:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            consumers._track()
+            await self._handle(message, partner, handler)
+
+        return on_message
+
+    async def _handle(
+        self, message: AbstractIncomingMessage, partner: str, handler: Handler
+    ) -> None:
+        delivery = to_delivery(message, partner)
+        bound = log.bind(message_id=delivery.message_id, partner=partner, attempt=delivery.attempt)
+        action: Action
+        if not delivery.message_id:
+            action = DeadLetter("malformed_message")
+        else:
+            try:
+                action = await handler(delivery)
+            except Exception as exc:  # a handler bug must not kill the consumer or lose the message
+                bound.error("handler_failed", error_type=type(exc).__name__, exc_info=True)
+                action = Retry("handler_error")
+        settlement = settle(action, delivery, self._topology.policy_for(partner))
+        try:
+            await self._apply(settlement, delivery)
+            await message.ack()
+        except BROKER_FAULTS as exc:
+            # Not settled: leave it to the broker, which redelivers it (same message id).
+            bound.warning("settle_failed", error_type=type(exc).__name__)
+            with contextlib.suppress(*BROKER_FAULTS):
+                await message.nack(requeue=True)
+            return
+        if isinstance(settlement, DeadLettered):
+            bound.warning("dead_lettered", reason=settlement.reason)
+
+    # -- dead letters and depth ----------------------------------------------------------------
+    async def replay_dead_letters(
+        self, partner: str, message_ids: Collection[str] | None = None, *, limit: int = 10_000
+    ) -> ReplayReport:
+        """Move dead letters (all, or these ids) back to the partner's queue as attempt 1."""
+        if partner not in self._topology.partners:
+            raise TopologyError(f"no queue declared for partner {partner!r}")
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            queue = await channel.declare_queue(self._topology.dead_queue(partner), passive=True)
+            exchange = await channel.get_exchange(self._topology.deliveries_exchange, ensure=False)
+            chosen: list[AbstractIncomingMessage] = []
+            for _ in range(limit):
+                got = await queue.get(no_ack=False, fail=False)
+                if got is None:
+                    break
+                if message_ids is None or got.message_id in message_ids:
+                    chosen.append(got)
+                # Others stay unacked until the channel closes, so the scan never sees them twice.
+            # A quorum queue counts the messages we hold unacked too: this is the whole queue.
+            before = await channel.declare_queue(queue.name, passive=True)
+            replayed = await self._republish(exchange, partner, chosen)
+        finally:
+            with contextlib.suppress(*BROKER_FAULTS):
+                await channel.close()
+        left = (before.declaration_result.message_count or 0) - len(replayed)
+        log.info("dead_letters_replayed", partner=partner, count=len(replayed))
+        return ReplayReport(tuple(replayed), left)
+
+    async def _republish(
+        self, exchange: AbstractExchange, partner: str, chosen: Sequence[AbstractIncomingMessage]
+    ) -> list[str]:
+        async def one(got: AbstractIncomingMessage) -> str:
+            replays = _int_header(got.headers or {}, HEADER_REPLAYS, 0) + 1
+            headers = {HEADER_ATTEMPT: 1, HEADER_PARTNER: partner, HEADER_REPLAYS: replays}
+            message_id = got.message_id or ""
+            message = _message(
+                message_id, got.body, got.content_type or "application/jose", headers
+            )
+            await self._publish(exchange, partner, message)
+            await got.ack()
+            return message_id
+
+        results = await asyncio.gather(*(one(got) for got in chosen), return_exceptions=True)
+        return [r for r in results if isinstance(r, str)]
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Messages and consumers of every queue in the topology (missing ones skipped)."""
+        depths = []
+        channel = await self._connection.channel()
+        try:
+            for spec in self._topology.queues():
+                try:
+                    queue = await channel.declare_queue(spec.name, passive=True)
+                except ChannelNotFoundEntity:
+                    channel = await self._connection.channel()
+                    continue
+                result = queue.declaration_result
+                depths.append(
+                    QueueDepth(spec.name, result.message_count or 0, result.consumer_count or 0)
+                )
+        finally:
+            with contextlib.suppress(*BROKER_FAULTS):
+                await channel.close()
+        return depths
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop consumers (letting handlers finish within `grace` seconds), then disconnect."""
+        for consumers in self._consumers:
+            await consumers.cancel(grace)
+        self._consumers.clear()
+        with contextlib.suppress(*BROKER_FAULTS):
+            await self._connection.close()
