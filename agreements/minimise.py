@@ -1,0 +1,156 @@
+"""Minimisation by default deny: only the fields an agreement permits for a purpose leave.
+
+Paths are reported in the dictionary's form (`household[*].name`), names only, never values.
+A record key that is not a plain identifier is reported as `<key>` so that a value smuggled in
+as a key never reaches a log or the audit trail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from agreements.errors import MinimisationError
+from agreements.model import Agreement, Transform
+from agreements.transforms import REMOVE, apply
+
+MIN_KEY_BYTES = 16
+_SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+UNSAFE_KEY = "<key>"
+
+
+@dataclass(frozen=True, slots=True)
+class Minimised:
+    """The data that may be sent, and which paths were sent and removed (names only)."""
+
+    data: dict[str, Any]
+    sent: tuple[str, ...]
+    removed: tuple[str, ...]
+    subject: dict[str, str]
+
+
+def _segment(key: Any) -> str:
+    return key if isinstance(key, str) and _SAFE_KEY.fullmatch(key) else UNSAFE_KEY
+
+
+class _Walk:
+    """One pass over a record; collects paths in first-seen order without duplicates."""
+
+    __slots__ = ("key", "prefixes", "removed", "rules", "scope", "sent", "today")
+
+    def __init__(self, rules: Mapping[str, Transform], key: bytes, scope: str, today: date) -> None:
+        self.rules, self.key, self.scope, self.today = rules, key, scope, today
+        self.prefixes = _prefixes(rules)
+        self.sent: dict[str, None] = {}
+        self.removed: dict[str, None] = {}
+
+    def node(self, value: Any, path: str) -> Any:
+        if isinstance(value, Mapping):
+            return self.mapping(value, path)
+        if isinstance(value, list | tuple):
+            return self.sequence(value, path)
+        return self.leaf(value, path)
+
+    def mapping(self, value: Mapping[Any, Any], path: str) -> Any:
+        out: dict[str, Any] = {}
+        for key, child in value.items():
+            segment = _segment(key)
+            child_path = f"{path}.{segment}" if path else segment
+            if segment is UNSAFE_KEY or child_path not in self.prefixes:
+                self.drop(child, child_path)
+                continue
+            result = self.node(child, child_path)
+            if result is not REMOVE:
+                out[key] = result
+        return out or REMOVE
+
+    def sequence(self, value: list[Any] | tuple[Any, ...], path: str) -> Any:
+        child_path = f"{path}[*]"
+        if child_path not in self.prefixes:
+            for child in value:
+                self.drop(child, child_path)
+            return REMOVE
+        out = [result for child in value if (result := self.node(child, child_path)) is not REMOVE]
+        return out or REMOVE
+
+    def leaf(self, value: Any, path: str) -> Any:
+        transform = self.rules.get(path)
+        if transform is None:
+            self.removed[path] = None
+            return REMOVE
+        result = apply(transform, value, key=self.key, scope=self.scope, today=self.today)
+        if result is REMOVE:
+            self.removed[path] = None
+        else:
+            self.sent[path] = None
+        return result
+
+    def drop(self, value: Any, path: str) -> None:
+        """Record every leaf path under a subtree that nothing permits."""
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                self.drop(child, f"{path}.{_segment(key)}")
+        elif isinstance(value, list | tuple):
+            for child in value:
+                self.drop(child, f"{path}[*]")
+        else:
+            self.removed[path] = None
+
+
+def _prefixes(rules: Mapping[str, Transform]) -> frozenset[str]:
+    """Every path that leads to a permitted leaf (the leaves included)."""
+    found: set[str] = set()
+    for path in rules:
+        for index, char in enumerate(path):
+            if char in ".[":
+                found.add(path[:index])
+        found.add(path)
+    return frozenset(found)
+
+
+def minimise(
+    record: Mapping[str, Any],
+    agreement: Agreement,
+    purpose: str,
+    *,
+    pseudonym_key: bytes,
+    today: date,
+    subject: Mapping[str, Any] | None = None,
+) -> Minimised:
+    """Strip a record and the subject's identifiers to what the agreement permits for a purpose."""
+    if len(pseudonym_key) < MIN_KEY_BYTES:
+        raise MinimisationError(f"the pseudonym key must be at least {MIN_KEY_BYTES} bytes")
+    walk = _Walk(agreement.rules_for(purpose), pseudonym_key, agreement.id, today)
+    data = walk.mapping(record, "")
+    kept_subject = _minimise_subject(subject or {}, agreement, walk, purpose in agreement.purposes)
+    return Minimised(
+        data={} if data is REMOVE else data,
+        sent=tuple(walk.sent),
+        removed=tuple(walk.removed),
+        subject=kept_subject,
+    )
+
+
+def _minimise_subject(
+    subject: Mapping[str, Any], agreement: Agreement, walk: _Walk, permitted: bool
+) -> dict[str, str]:
+    allowed = {str(name) for name in agreement.subject_identifiers}
+    kept: dict[str, str] = {}
+    for key, value in subject.items():
+        path = f"subject.{_segment(key)}"
+        if not permitted or key not in allowed or value is None or isinstance(value, dict | list):
+            walk.removed[path] = None
+            continue
+        if agreement.subject_transform is Transform.PSEUDONYMISE:
+            kept[key] = str(
+                apply(
+                    Transform.PSEUDONYMISE, value, key=walk.key, scope=walk.scope, today=walk.today
+                )
+            )
+        else:
+            kept[key] = str(value)
+        walk.sent[path] = None
+    return kept

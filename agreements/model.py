@@ -1,0 +1,441 @@
+"""The agreement model: partners, channels, field rules and information sharing agreements.
+
+Frozen pydantic models that refuse unknown keys; cross-checks against the data dictionary and
+the catalog live in `agreements.checks`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import date, timedelta
+from functools import cached_property
+from ipaddress import ip_address
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agreements.law import (
+    Article6,
+    Article9,
+    Article10Route,
+    Exemption,
+    Gateway,
+    Schedule1Condition,
+)
+from agreements.period import Period
+
+__all__ = [
+    "Agreement",
+    "AgreementStatus",
+    "ApprovalPolicy",
+    "ApprovalRecord",
+    "Article6",
+    "Article9",
+    "Article10Route",
+    "Catalog",
+    "ChannelSpec",
+    "ChannelType",
+    "Exemption",
+    "FieldRule",
+    "Gateway",
+    "LawfulBasis",
+    "OnwardSharing",
+    "OptOutBasis",
+    "Partner",
+    "PartnerKind",
+    "PartyRole",
+    "Period",
+    "Purpose",
+    "References",
+    "RetryPolicy",
+    "Schedule1Condition",
+    "SubjectIdentifier",
+    "Tier",
+    "Transform",
+    "channel_target",
+]
+
+
+class Purpose(enum.StrEnum):
+    """Purpose codes a disclosure may be made for."""
+
+    DIRECT_CARE = "direct_care"
+    SAFEGUARDING_CHILDREN = "safeguarding_children"
+    SAFEGUARDING_ADULTS = "safeguarding_adults"
+    LOOKED_AFTER_CHILDREN_HEALTH = "looked_after_children_health"
+    CARE_ASSESSMENT = "care_assessment"
+    HOSPITAL_DISCHARGE = "hospital_discharge"
+    CRIME_PREVENTION = "crime_prevention"
+    LAW_ENFORCEMENT_REQUEST = "law_enforcement_request"
+    FRAUD_PREVENTION = "fraud_prevention"
+    STATUTORY_RETURN = "statutory_return"
+    COMMISSIONING = "commissioning"
+    PLANNING = "planning"
+    RESEARCH = "research"
+    PLACEMENT_TRANSFER = "placement_transfer"
+    REGULATORY_INSPECTION = "regulatory_inspection"
+    EMERGENCY = "emergency"
+
+
+class PartnerKind(enum.StrEnum):
+    """What sort of organisation a partner is."""
+
+    NHS_TRUST = "nhs_trust"
+    ICB = "icb"
+    GP_PRACTICE = "gp_practice"
+    CARE_PROVIDER = "care_provider"
+    VOLUNTARY_SECTOR = "voluntary_sector"
+    POLICE = "police"
+    PROBATION = "probation"
+    YOUTH_JUSTICE = "youth_justice"
+    DWP = "dwp"
+    LOCAL_AUTHORITY = "local_authority"
+    SCHOOL = "school"
+    GOVERNMENT_DEPARTMENT = "government_department"
+    REGULATOR = "regulator"
+    SAFEGUARDING_BOARD = "safeguarding_board"
+
+
+class Tier(enum.StrEnum):
+    """Framework (umbrella), purpose-specific, or one-off (a single request) agreement."""
+
+    FRAMEWORK = "framework"
+    PURPOSE = "purpose"
+    ONE_OFF = "one_off"
+
+
+class AgreementStatus(enum.StrEnum):
+    """Lifecycle status; only `active` agreements permit disclosures."""
+
+    DRAFT = "draft"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    EXPIRED = "expired"
+    TERMINATED = "terminated"
+
+
+class Transform(enum.StrEnum):
+    """What happens to a permitted field's value on the way out."""
+
+    KEEP = "keep"
+    YEAR_ONLY = "year_only"
+    AGE_BAND = "age_band"
+    POSTCODE_DISTRICT = "postcode_district"
+    PSEUDONYMISE = "pseudonymise"
+    DROP = "drop"
+
+
+class OptOutBasis(enum.StrEnum):
+    """Whether the national data opt-out applies, or the exemption relied on."""
+
+    APPLIES = "applies"
+    DIRECT_CARE = "direct_care"
+    CONSENT = "consent"
+    LEGAL_REQUIREMENT = "legal_requirement"
+    PUBLIC_INTEREST = "public_interest"
+    ANONYMISED = "anonymised"
+    NOT_PATIENT_DATA = "not_patient_data"
+
+
+class ChannelType(enum.StrEnum):
+    """How a partner receives disclosures."""
+
+    WEBHOOK = "webhook"
+    MESH = "mesh"
+    EMAIL = "email"
+    SFTP = "sftp"
+
+
+class PartyRole(enum.StrEnum):
+    """The partner's role under UK GDPR for this agreement."""
+
+    CONTROLLER = "controller"
+    JOINT_CONTROLLER = "joint_controller"
+    PROCESSOR = "processor"
+
+
+class ApprovalPolicy(enum.StrEnum):
+    """Whether each disclosure needs a named officer's approval."""
+
+    NONE = "none"
+    REQUIRED = "required"
+
+
+class OnwardSharing(enum.StrEnum):
+    """What the partner may do with the data next (carried in every message)."""
+
+    PROHIBITED = "prohibited"
+    LISTED = "listed"
+    WITH_CONSENT = "with_consent"
+
+
+class SubjectIdentifier(enum.StrEnum):
+    """Identifiers of the person a disclosure is about."""
+
+    NHS_NUMBER = "nhs_number"
+    LOCAL_ID = "local_id"
+    UPN = "upn"
+    NI_NUMBER = "ni_number"
+
+
+_MODEL = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+_ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+_LOOPBACK_NAMES = {"localhost"}
+ChannelSetting = str | int | float | bool
+DEFAULT_RECEIPT_DEADLINES: Mapping[ChannelType, timedelta] = {
+    ChannelType.WEBHOOK: timedelta(hours=1),
+    ChannelType.MESH: timedelta(hours=24),
+    ChannelType.EMAIL: timedelta(hours=24),
+    ChannelType.SFTP: timedelta(days=3),
+}
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ChannelSpec(BaseModel):
+    """A partner's channel and its typed settings; `settings` holds any adapter extras."""
+
+    model_config = _MODEL
+
+    type: ChannelType
+    endpoint: str | None = None  # webhook URL (https; http only to loopback)
+    receipt_deadline: timedelta | None = None  # None: the channel type's default
+    mailbox: str | None = Field(None, pattern=r"^[A-Z0-9]{6,12}$")  # MESH recipient mailbox
+    workflow_id: str | None = Field(None, pattern=r"^[A-Z0-9_]{3,64}$")  # MESH workflow id
+    environment_url: str | None = None  # MESH environment base URL
+    address: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")  # secure email recipient
+    host: str | None = None  # sftp host
+    path: str | None = None  # sftp remote directory
+    settings: dict[str, ChannelSetting] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _settings_for_type(self) -> ChannelSpec:
+        required = {
+            ChannelType.WEBHOOK: ("endpoint",),
+            ChannelType.MESH: ("mailbox", "workflow_id"),
+            ChannelType.EMAIL: ("address",),
+            ChannelType.SFTP: ("host", "path"),
+        }[self.type]
+        missing = [name for name in required if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.type} channel needs {', '.join(missing)}")
+        if self.endpoint is not None:
+            parts = urlsplit(self.endpoint)
+            if not parts.hostname or parts.scheme not in {"https", "http"}:
+                raise ValueError("endpoint must be an absolute https:// URL")
+            if parts.scheme == "http" and not _is_loopback(parts.hostname):
+                raise ValueError("endpoint must use https (http only to a loopback address)")
+        if self.receipt_deadline is not None and self.receipt_deadline <= timedelta(0):
+            raise ValueError("receipt_deadline must be positive")
+        return self
+
+    @property
+    def is_loopback_http(self) -> bool:
+        """True for a plain-http loopback endpoint (allowed only in tests and the demo)."""
+        return self.endpoint is not None and self.endpoint.startswith("http://")
+
+    @property
+    def effective_receipt_deadline(self) -> timedelta:
+        """The configured deadline, or the channel type's default."""
+        return self.receipt_deadline or DEFAULT_RECEIPT_DEADLINES[self.type]
+
+
+class Partner(BaseModel):
+    """An organisation the council shares with, and how to reach it."""
+
+    model_config = _MODEL
+
+    id: _ID
+    name: str = Field(min_length=1)
+    kind: PartnerKind
+    channel: ChannelSpec
+    ods_code: str | None = None  # NHS organisation code
+    ico_registration: str | None = None
+    contact: str | None = None
+    dpo_contact: str | None = None
+
+
+class FieldRule(BaseModel):
+    """A permitted field path, the purposes it may go for (all, if empty) and its transform."""
+
+    model_config = _MODEL
+
+    path: str = Field(min_length=1)
+    purposes: tuple[Purpose, ...] = ()
+    transform: Transform = Transform.KEEP
+
+
+class LawfulBasis(BaseModel):
+    """The legal basis for the sharing: Article 6, and where needed Article 9/10 and Schedule 1."""
+
+    model_config = _MODEL
+
+    article_6: Article6
+    article_9: Article9 | None = None
+    schedule_1: tuple[Schedule1Condition, ...] = ()
+    article_10: tuple[Article10Route, ...] = ()
+    exemption: Exemption | None = None  # Schedule 2: permits, never compels
+    gateways: tuple[Gateway, ...] = ()
+    appropriate_policy_document: str | None = None
+
+
+class ApprovalRecord(BaseModel):
+    """Who signed the agreement off (governance, not per-disclosure approval)."""
+
+    model_config = _MODEL
+
+    body: str
+    approver: str
+    post: str
+    date: date
+
+
+class References(BaseModel):
+    """Documents an information governance officer expects to find."""
+
+    model_config = _MODEL
+
+    dpia: str | None = None
+    privacy_notice: str | None = None
+    policy: str | None = None
+
+
+class RetryPolicy(BaseModel):
+    """Per-agreement override of delivery retries."""
+
+    model_config = _MODEL
+
+    max_attempts: int = Field(ge=1, le=50)
+    first_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(hours=6)
+
+
+class Agreement(BaseModel):
+    """An information sharing agreement between the council and one partner."""
+
+    model_config = _MODEL
+
+    id: _ID
+    version: int = Field(ge=1)
+    title: str = Field(min_length=1)
+    tier: Tier
+    parent: str | None = None
+    status: AgreementStatus
+    effective_from: date
+    effective_to: date | None = None
+    review_due: date
+    partner: str
+    partner_role: PartyRole = PartyRole.CONTROLLER
+    purposes: tuple[Purpose, ...] = Field(min_length=1)
+    lawful_basis: LawfulBasis
+    national_data_opt_out: OptOutBasis
+    approval: ApprovalPolicy = ApprovalPolicy.NONE
+    retention: Period
+    onward_sharing: OnwardSharing
+    onward_recipients: tuple[str, ...] = ()
+    subject_identifiers: tuple[SubjectIdentifier, ...] = Field(min_length=1)
+    subject_transform: Literal[Transform.KEEP, Transform.PSEUDONYMISE] = Transform.KEEP
+    fields: tuple[FieldRule, ...] = ()
+    approvals: tuple[ApprovalRecord, ...] = ()
+    references: References = References()
+    receipt_deadline: timedelta | None = None  # overrides the partner channel's
+    retry: RetryPolicy | None = None
+    gzip: bool = False  # MESH: compress the envelope
+    workflow_id: str | None = Field(None, pattern=r"^[A-Z0-9_]{3,64}$")  # MESH override
+    notes: str | None = None
+
+    @field_validator("purposes", "subject_identifiers")
+    @classmethod
+    def _no_duplicates(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists an entry twice")
+        return value
+
+    @property
+    def needs_approval(self) -> bool:
+        """One-off agreements and Schedule 2 requests need a named officer's approval each time."""
+        return (
+            self.approval is ApprovalPolicy.REQUIRED
+            or self.tier is Tier.ONE_OFF
+            or self.lawful_basis.exemption is not None
+        )
+
+    def rules_for(self, purpose: str) -> Mapping[str, Transform]:
+        """Permitted leaf paths and their transforms for a purpose; empty if it is not permitted."""
+        return self._rule_index.get(purpose, {})
+
+    @cached_property
+    def _rule_index(self) -> dict[str, dict[str, Transform]]:
+        index: dict[str, dict[str, Transform]] = {}
+        for purpose in self.purposes:
+            index[purpose.value] = {
+                rule.path: rule.transform
+                for rule in self.fields
+                if (not rule.purposes or purpose in rule.purposes)
+            }
+        return index
+
+    def retain_until(self, sent_on: date) -> date:
+        """The date the partner must delete the data by, counted from the day it is sent."""
+        return self.retention.after(sent_on)
+
+    def to_document(self) -> dict[str, Any]:
+        """A plain JSON-able dict that `parse_agreement` accepts back (defaults left out)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical content: a changed agreement must carry a new version."""
+        canonical = json.dumps(
+            self.to_document(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Catalog(BaseModel):
+    """Every partner and agreement the gateway knows, by id."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    partners: Mapping[str, Partner]
+    agreements: Mapping[str, Agreement]
+
+    def agreement(self, agreement_id: str) -> Agreement | None:
+        """The agreement with this id, or None (default deny)."""
+        return self.agreements.get(agreement_id)
+
+    def partner_of(self, agreement: Agreement) -> Partner:
+        """The agreement's partner (the loader guarantees it exists)."""
+        return self.partners[agreement.partner]
+
+
+def channel_target(partner: Partner, agreement: Agreement) -> dict[str, Any]:
+    """The settings a channel adapter needs for this partner, with the agreement's overrides."""
+    channel = partner.channel
+    target: dict[str, Any] = dict(channel.settings)
+    target.update(
+        {
+            key: value
+            for key, value in channel.model_dump(
+                mode="json", exclude={"settings", "receipt_deadline"}
+            ).items()
+            if value is not None
+        }
+    )
+    if agreement.workflow_id is not None:
+        target["workflow_id"] = agreement.workflow_id
+    deadline = agreement.receipt_deadline or channel.effective_receipt_deadline
+    target["receipt_deadline_seconds"] = int(deadline.total_seconds())
+    target["gzip"] = agreement.gzip
+    target["partner_id"] = partner.id
+    return target
