@@ -7,6 +7,7 @@ throw-away CA, server and client certificate made here with `cryptography`.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import os
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from adapters.channel import Envelope
+from adapters.mesh_config import MeshConfig
+
 SHARED_KEY = "gatehouse-test-shared-key"
 PASSWORD = "password"
 SENDER = "X26ABC1"
@@ -38,7 +43,7 @@ START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
-class TestPki:
+class SandboxPki:
     """File paths of a test CA and the server and client certificates it issued."""
 
     ca_cert: Path
@@ -63,7 +68,7 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def make_test_pki(directory: Path, *, client_name: str = SENDER) -> TestPki:
+def make_test_pki(directory: Path, *, client_name: str = SENDER) -> SandboxPki:
     """Make a CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -121,7 +126,7 @@ def make_test_pki(directory: Path, *, client_name: str = SENDER) -> TestPki:
         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
     client_key, client_cert = issue(client_name, ExtendedKeyUsageOID.CLIENT_AUTH, [])
-    pki = TestPki(
+    pki = SandboxPki(
         ca_cert=directory / "ca.pem",
         server_cert=directory / "server.pem",
         server_key=directory / "server.key",
@@ -151,7 +156,7 @@ class MeshSandbox:
         self,
         workdir: Path,
         *,
-        pki: TestPki | None = None,
+        pki: SandboxPki | None = None,
         store_mode: str = "memory",
         shared_key: str = SHARED_KEY,
     ) -> None:
@@ -367,3 +372,59 @@ def partner_client(sandbox: MeshSandbox, mailbox: str = RECIPIENT) -> Any:
         verify=verify,
         max_retries=0,
     )
+
+
+WORKFLOW = "GATEHOUSE_LAC_HEALTH"
+RECEIPT_WORKFLOW = "GATEHOUSE_RECEIPT"
+
+
+def fake_jwe(size: int) -> bytes:
+    """Synthetic compact-JWE-shaped bytes (random, so no real data) of about `size` bytes."""
+    part = base64.urlsafe_b64encode(os.urandom(size * 3 // 4)).rstrip(b"=")
+    return b"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9..AAAA." + part + b".BBBB"
+
+
+def envelope(body: bytes | None = None, *, attempt: int = 1) -> Envelope:
+    """A sealed-envelope stand-in addressed to the NHS partner."""
+    return Envelope(
+        message_id=str(uuid.uuid4()),
+        partner_id="medway-nhs-lac-nurses",
+        body=body if body is not None else fake_jwe(4000),
+        digest="not-checked-by-the-channel",
+        attempt=attempt,
+    )
+
+
+def target(**extra: Any) -> dict[str, Any]:
+    """The partner's MESH transport settings as an agreement would give them."""
+    return {"mailbox": RECIPIENT, "workflow_id": WORKFLOW, **extra}
+
+
+def receive_all(partner: Any) -> list[tuple[Any, bytes]]:
+    """The partner's side: list, download, acknowledge (NHS England's client does it all)."""
+    received = []
+    for message_id in partner.list_messages():
+        message = partner.retrieve_message(message_id)
+        received.append((message, message.read()))
+        message.acknowledge()
+    return received
+
+
+def gateway_config(sandbox: MeshSandbox, **overrides: Any) -> MeshConfig:
+    """Gatehouse's MESH settings for mailbox X26ABC1 on this sandbox (with its TLS files)."""
+    settings: dict[str, Any] = {
+        "mailbox": SENDER,
+        "password": PASSWORD,
+        "shared_key": sandbox.shared_key,
+        "base_url": sandbox.url,
+        "allow_insecure_loopback": sandbox.pki is None,
+        "receipt_workflow_id": RECEIPT_WORKFLOW,
+    }
+    if sandbox.pki is not None:
+        settings.update(
+            client_cert=sandbox.pki.client_cert,
+            client_key=sandbox.pki.client_key,
+            ca_bundle=sandbox.pki.ca_cert,
+        )
+    settings.update(overrides)
+    return MeshConfig(**settings)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from adapters.channel import Envelope, Outcome
+from adapters.channel import Outcome
 from adapters.mesh import MeshChannel
 from adapters.mesh_chunking import MIB
 from adapters.mesh_client import MeshClient
-from adapters.mesh_config import MeshConfig
 from adapters.mesh_errors import MeshApiError
 from adapters.mesh_inbox import (
     DeliveryFailed,
@@ -26,41 +23,21 @@ from adapters.mesh_inbox import (
 )
 from tests.mesh_sandbox import (
     OTHER,
-    PASSWORD,
+    RECEIPT_WORKFLOW,
     RECIPIENT,
     SENDER,
-    SHARED_KEY,
+    WORKFLOW,
     MeshSandbox,
+    envelope,
+    fake_jwe,
+    gateway_config,
     partner_client,
+    receive_all,
     running_sandbox,
+    target,
 )
 
 pytestmark = pytest.mark.mesh
-
-WORKFLOW = "GATEHOUSE_LAC_HEALTH"
-RECEIPT_WORKFLOW = "GATEHOUSE_RECEIPT"
-
-
-def fake_jwe(size: int) -> bytes:
-    """Synthetic compact-JWE-shaped bytes (random, so no real data) of about `size` bytes."""
-    part = base64.urlsafe_b64encode(os.urandom(size * 3 // 4)).rstrip(b"=")
-    return b"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9..AAAA." + part + b".BBBB"
-
-
-def envelope(body: bytes | None = None, *, attempt: int = 1) -> Envelope:
-    """A sealed-envelope stand-in addressed to the NHS partner."""
-    return Envelope(
-        message_id=str(uuid.uuid4()),
-        partner_id="medway-nhs-lac-nurses",
-        body=body if body is not None else fake_jwe(4000),
-        digest="not-checked-by-the-channel",
-        attempt=attempt,
-    )
-
-
-def target(**extra: Any) -> dict[str, Any]:
-    """The partner's MESH transport settings as an agreement would give them."""
-    return {"mailbox": RECIPIENT, "workflow_id": WORKFLOW, **extra}
 
 
 class Recorder:
@@ -87,22 +64,9 @@ async def clean_mailboxes(sandbox: MeshSandbox) -> None:
     await sandbox.reset()
 
 
-def make_config(sandbox: MeshSandbox, **overrides: Any) -> MeshConfig:
-    settings: dict[str, Any] = {
-        "mailbox": SENDER,
-        "password": PASSWORD,
-        "shared_key": SHARED_KEY,
-        "base_url": sandbox.url,
-        "allow_insecure_loopback": True,
-        "receipt_workflow_id": RECEIPT_WORKFLOW,
-        **overrides,
-    }
-    return MeshConfig(**settings)
-
-
 @pytest.fixture
 async def channel(sandbox: MeshSandbox) -> AsyncIterator[MeshChannel]:
-    channel = MeshChannel(make_config(sandbox))
+    channel = MeshChannel(gateway_config(sandbox))
     yield channel
     await channel.close()
 
@@ -112,16 +76,6 @@ def partner(sandbox: MeshSandbox) -> Iterator[Any]:
     client = partner_client(sandbox)
     yield client
     client.close()
-
-
-def receive_all(partner: Any) -> list[tuple[Any, bytes]]:
-    """The partner's side: list, download, acknowledge (NHS England's client does it all)."""
-    received = []
-    for message_id in partner.list_messages():
-        message = partner.retrieve_message(message_id)
-        received.append((message, message.read()))
-        message.acknowledge()
-    return received
 
 
 async def test_handshake_send_download_acknowledge_and_transport_receipt(
@@ -221,7 +175,7 @@ async def test_someone_elses_traffic_is_left_in_the_inbox(
 
 
 async def test_twelve_megabytes_cross_as_several_chunks(sandbox: MeshSandbox, partner: Any) -> None:
-    channel = MeshChannel(make_config(sandbox, chunk_size=int(5.5 * MIB)))
+    channel = MeshChannel(gateway_config(sandbox, chunk_size=int(5.5 * MIB)))
     sealed = envelope(os.urandom(12 * 1000 * 1000))
     try:
         result = await channel.deliver(sealed, target(gzip=True))
@@ -304,7 +258,7 @@ async def test_target_without_workflow_is_permanent(channel: MeshChannel) -> Non
 async def test_wrong_credentials_are_permanent_and_send_nothing(
     sandbox: MeshSandbox, partner: Any, wrong: str
 ) -> None:
-    channel = MeshChannel(make_config(sandbox, **{wrong: "not-the-right-one"}))
+    channel = MeshChannel(gateway_config(sandbox, **{wrong: "not-the-right-one"}))
     try:
         result = await channel.deliver(envelope(), target())
         with pytest.raises(MeshApiError) as raised:
@@ -330,7 +284,7 @@ async def test_only_the_recipient_sees_the_message(
 
 
 async def test_secrets_never_appear_in_reprs_or_tokens(sandbox: MeshSandbox) -> None:
-    config = make_config(sandbox, password="s3cret-pw", shared_key="s3cret-key")
+    config = gateway_config(sandbox, password="s3cret-pw", shared_key="s3cret-key")
     client = MeshClient(config)
     shown = " ".join([repr(config), str(config), repr(client), client._auth()])
     await client.close()
