@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import typer
 
+from gateway.cli.admin_agreements import agreements_app
+from gateway.cli.admin_policy import dictionary_command
 from gateway.cli.common import invoke
 
 app = typer.Typer(
@@ -25,6 +27,8 @@ def _root() -> None:
 
 # Each area registers its own commands; keep one line per area, in this order.
 # (registrations are added by the modules below as they are built)
+app.command("dictionary")(dictionary_command)  # policy core: the data dictionary
+app.add_typer(agreements_app, name="agreements")  # agreements: validate (more to come)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

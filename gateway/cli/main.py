@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import typer
 
-from gateway.cli.common import invoke
+from gateway.cli.common import console, invoke
+from gateway.policy_tour import print_policy_tour
 
 app = typer.Typer(
     name="gateway",
@@ -21,6 +22,12 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Gatehouse, the secure inter-agency disclosure gateway."""
+
+
+@app.command("demo")
+def demo() -> None:
+    """Show what Gatehouse decides, and what leaves, for a dozen example disclosures."""
+    print_policy_tour(console())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
