@@ -1,0 +1,263 @@
+"""The webhook channel: HTTPS POST of the sealed envelope to the partner's endpoint.
+
+One pooled aiohttp session per channel; per-partner TLS (CA bundle, client certificate for
+mutual TLS) with one cached SSLContext per partner configuration; every partner fault comes back
+as a `DeliveryResult` with a stable reason code, never as an exception. The receipt in a
+synchronous `200 application/jose` answer is returned as bytes: verifying it is the gateway's job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from adapters.channel import DeliveryResult, Envelope, Outcome
+
+JOSE = "application/jose"
+MAX_RETRY_AFTER = 24 * 3600.0  # a partner cannot park a message for longer than a day
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _result(outcome: Outcome, reason: str | None = None, **detail: Any) -> DeliveryResult:
+    return DeliveryResult(outcome=outcome, reason=reason, detail=detail)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped at a day."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def outcome_for_status(
+    status: int, receipt: bytes | None, retry_after: float | None
+) -> DeliveryResult:
+    """Map a partner's HTTP answer to an outcome (pure, so every status is easy to test)."""
+    if 200 <= status < 300:
+        if status == 200 and receipt:
+            return DeliveryResult(Outcome.RECEIPTED, receipt=receipt, detail={"status": status})
+        return _result(Outcome.DISPATCHED, None, status=status)
+    if status == 408:
+        return _result(Outcome.TRANSIENT, "partner_timeout", status=status)
+    if status == 429:
+        return DeliveryResult(
+            Outcome.TRANSIENT,
+            "partner_throttled",
+            detail={"status": status},
+            retry_after=retry_after,
+        )
+    if status >= 500:
+        return DeliveryResult(
+            Outcome.TRANSIENT,
+            "partner_server_error",
+            detail={"status": status},
+            retry_after=retry_after if status == 503 else None,
+        )
+    # 4xx, and 1xx/3xx: redirects are not followed, an envelope goes only where it was addressed.
+    return _result(Outcome.PERMANENT, "partner_refused", status=status)
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http may ever reach."""
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """One partner's webhook settings, read from the agreement's transport section."""
+
+    endpoint: URL
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    connect_timeout: float | None = None
+    total_timeout: float | None = None
+
+    @classmethod
+    def from_mapping(cls, target: Mapping[str, Any]) -> WebhookTarget | str:
+        """Read the settings; a problem comes back as the name of the faulty setting."""
+        endpoint = target.get("endpoint") or target.get("url")
+        if not isinstance(endpoint, str) or not endpoint:
+            return "endpoint"
+        try:
+            url = URL(endpoint)
+        except ValueError:
+            return "endpoint"
+        if not url.host or url.scheme not in {"http", "https"}:
+            return "endpoint"
+        values: dict[str, Any] = {}
+        for name in ("ca_bundle", "client_cert", "client_key"):
+            value = target.get(name)
+            if value is not None and not isinstance(value, str | os.PathLike):
+                return name
+            values[name] = None if value is None else os.fspath(value)
+        for name in ("connect_timeout", "total_timeout"):
+            value = target.get(name)
+            if value is not None and (not isinstance(value, int | float) or value <= 0):
+                return name
+            values[name] = None if value is None else float(value)
+        if values["client_key"] and not values["client_cert"]:
+            return "client_cert"
+        return cls(endpoint=url, **values)
+
+    @property
+    def tls_key(self) -> tuple[str | None, str | None, str | None]:
+        """What makes two partners' TLS settings the same (and so share one SSLContext)."""
+        return (self.ca_bundle, self.client_cert, self.client_key)
+
+
+class WebhookChannel:
+    """Deliver envelopes by HTTPS POST; implements `adapters.channel.Channel`."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 5.0,
+        total_timeout: float = 30.0,
+        limit: int = 100,
+        limit_per_host: int = 10,
+        allow_insecure_loopback: bool = False,
+        max_receipt_bytes: int = 64 * 1024,
+        user_agent: str = "Gatehouse webhook channel",
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._connect_timeout = connect_timeout
+        self._total_timeout = total_timeout
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._allow_insecure_loopback = allow_insecure_loopback
+        self._max_receipt_bytes = max_receipt_bytes
+        self._user_agent = user_agent
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit_per_host)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": self._user_agent},
+                trust_env=False,
+            )
+        return self._session
+
+    def tls_context(self, target: WebhookTarget) -> ssl.SSLContext:
+        """The partner's SSLContext, built once per configuration (and again if a file changes)."""
+        stamps = tuple(
+            os.stat(path).st_mtime_ns if path else None for path in target.tls_key
+        )  # a renewed certificate on disk gets a fresh context without a restart
+        key = (*target.tls_key, *stamps)
+        context = self._tls.get(key)
+        if context is None:
+            context = ssl.create_default_context(cafile=target.ca_bundle)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if target.client_cert:
+                context.load_cert_chain(target.client_cert, target.client_key)
+            self._tls[key] = context
+        return context
+
+    def _refuse_endpoint(self, target: WebhookTarget) -> DeliveryResult | None:
+        if target.endpoint.scheme == "https":
+            return None
+        if self._allow_insecure_loopback and is_loopback(target.endpoint.host):
+            return None
+        return _result(Outcome.PERMANENT, "endpoint_not_https", scheme=target.endpoint.scheme)
+
+    async def deliver(self, envelope: Envelope, target: Mapping[str, Any]) -> DeliveryResult:
+        """POST the envelope once; every partner or network fault comes back as a result."""
+        parsed = WebhookTarget.from_mapping(target)
+        if isinstance(parsed, str):
+            return _result(Outcome.PERMANENT, "channel_misconfigured", setting=parsed)
+        refused = self._refuse_endpoint(parsed)
+        if refused is not None:
+            return refused
+        tls: ssl.SSLContext | bool = True
+        if parsed.endpoint.scheme == "https":
+            try:
+                tls = self.tls_context(parsed)
+            except (OSError, ssl.SSLError, ValueError):
+                return _result(Outcome.PERMANENT, "channel_misconfigured", setting="tls")
+        return await self._post(envelope, parsed, tls)
+
+    async def _post(
+        self, envelope: Envelope, target: WebhookTarget, tls: ssl.SSLContext | bool
+    ) -> DeliveryResult:
+        timeout = aiohttp.ClientTimeout(
+            total=target.total_timeout or self._total_timeout,
+            sock_connect=target.connect_timeout or self._connect_timeout,
+        )
+        headers = {
+            "Content-Type": envelope.content_type,
+            "X-Gatehouse-Message-Id": envelope.message_id,
+            "X-Gatehouse-Attempt": str(envelope.attempt),
+        }
+        try:
+            async with self._client().post(
+                target.endpoint,
+                data=envelope.body,
+                headers=headers,
+                timeout=timeout,
+                ssl=tls,
+                allow_redirects=False,
+            ) as response:
+                receipt = await self._receipt(response)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+                return outcome_for_status(response.status, receipt, retry_after)
+        except TimeoutError as exc:
+            phase = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "response"
+            return _result(Outcome.TRANSIENT, "partner_timeout", phase=phase)
+        except aiohttp.ClientSSLError as exc:
+            return _result(Outcome.TRANSIENT, "partner_tls_failed", error_type=type(exc).__name__)
+        except (aiohttp.ClientError, OSError) as exc:
+            return _result(Outcome.TRANSIENT, "partner_unreachable", error_type=type(exc).__name__)
+
+    async def _receipt(self, response: aiohttp.ClientResponse) -> bytes | None:
+        """The synchronous receipt, if the answer is `200 application/jose` of a sane size."""
+        if response.status != 200 or response.content_type != JOSE:
+            return None
+        limit = self._max_receipt_bytes
+        if response.content_length is not None and response.content_length > limit:
+            return None
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(16 * 1024):
+            body += chunk
+            if len(body) > limit:
+                return None  # delivered, but no usable receipt: wait for one by POST /v1/receipts
+        return bytes(body).strip() or None
+
+    async def close(self) -> None:
+        """Close pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
