@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import aio_pika
@@ -20,30 +19,27 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
     AbstractRobustConnection,
 )
-from aiormq.exceptions import (
-    AMQPError,
-    ChannelInvalidStateError,
-    ChannelNotFoundEntity,
-    ChannelPreconditionFailed,
-    DeliveryError,
-    PublishError,
-)
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
-from gateway.errors import GatewayError
+from gateway.queue.amqp import (
+    BROKER_FAULTS,
+    BrokerError,
+    PartnerConsumer,
+    PartnerConsumers,
+    TopologyConflictError,
+    failure_code,
+    outgoing_message,
+    replayed_message,
+    settlement_message,
+    to_delivery,
+)
 from gateway.queue.messages import (
-    HEADER_ATTEMPT,
-    HEADER_DEAD_REASON,
-    HEADER_PARTNER,
-    HEADER_REASON,
-    HEADER_REPLAYS,
     Acked,
     Action,
     DeadLetter,
     DeadLettered,
-    Delayed,
     Delivery,
     Handler,
     OutgoingMessage,
@@ -55,131 +51,11 @@ from gateway.queue.messages import (
     settle,
 )
 from gateway.queue.retry import RetryPolicy
-from gateway.queue.topology import (
-    RETRY_TIER_HEADER,
-    BindingSpec,
-    ExchangeSpec,
-    QueueSpec,
-    Topology,
-    TopologyError,
-)
+from gateway.queue.topology import BindingSpec, ExchangeSpec, QueueSpec, Topology, TopologyError
+
+__all__ = ["BrokerError", "PartnerConsumers", "RabbitTransport", "TopologyConflictError"]
 
 log = structlog.get_logger(__name__)
-
-# What a broker hiccup looks like from aio-pika: settle later (the broker redelivers), never crash.
-BROKER_FAULTS = (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError)
-
-
-class BrokerError(GatewayError):
-    """The broker could not be reached or refused an operation."""
-
-    code = "broker_unavailable"
-
-
-class TopologyConflictError(BrokerError):
-    """A queue or exchange exists with other arguments than this topology declares."""
-
-    code = "broker_topology_conflict"
-
-
-def _int_header(headers: Mapping[str, Any], name: str, default: int) -> int:
-    value = headers.get(name, default)
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _str_header(headers: Mapping[str, Any], name: str) -> str | None:
-    value = headers.get(name)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else None
-
-
-def to_delivery(message: AbstractIncomingMessage, partner: str) -> Delivery:
-    """Read a broker message into a Delivery; missing or odd headers fall back to defaults."""
-    headers: Mapping[str, Any] = message.headers or {}
-    return Delivery(
-        message_id=message.message_id or "",
-        partner_id=partner,
-        body=message.body,
-        attempt=max(1, _int_header(headers, HEADER_ATTEMPT, 1)),
-        redelivered=bool(message.redelivered),
-        delivery_count=_int_header(headers, "x-delivery-count", 0),
-        last_reason=_str_header(headers, HEADER_REASON),
-        replays=_int_header(headers, HEADER_REPLAYS, 0),
-        content_type=message.content_type or "application/jose",
-    )
-
-
-def _message(
-    message_id: str, body: bytes, content_type: str, headers: dict[str, Any]
-) -> aio_pika.Message:
-    return aio_pika.Message(
-        body,
-        message_id=message_id,
-        content_type=content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        headers=headers,
-    )
-
-
-def _failure_code(exc: BaseException) -> str:
-    if isinstance(exc, PublishError):
-        return "unroutable"  # no queue for this partner: refuse rather than drop silently
-    if isinstance(exc, DeliveryError):
-        return "nacked"
-    if isinstance(exc, TimeoutError):
-        return "confirm_timeout"
-    return "broker_unavailable"
-
-
-@dataclass
-class _PartnerConsumer:
-    channel: AbstractChannel
-    queue: AbstractQueue
-    tag: str
-
-
-class PartnerConsumers:
-    """Running consumers, one channel per partner; `cancel` stops them and drains handlers."""
-
-    def __init__(self) -> None:
-        self._consumers: dict[str, _PartnerConsumer] = {}
-        self._inflight: set[asyncio.Task[Any]] = set()
-
-    @property
-    def partners(self) -> tuple[str, ...]:
-        """The partners being consumed."""
-        return tuple(self._consumers)
-
-    @property
-    def inflight(self) -> int:
-        """Handlers running now."""
-        return len(self._inflight)
-
-    def _add(self, partner: str, consumer: _PartnerConsumer) -> None:
-        self._consumers[partner] = consumer
-
-    def _track(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-
-    async def cancel(self, grace: float = 10.0) -> None:
-        """Stop taking messages, give running handlers `grace` seconds, then close channels.
-
-        Whatever is still unacknowledged afterwards goes back to its queue for another worker.
-        """
-        for consumer in self._consumers.values():
-            with contextlib.suppress(*BROKER_FAULTS):
-                await consumer.queue.cancel(consumer.tag)
-        pending = self._inflight - {asyncio.current_task()}
-        if pending:
-            await asyncio.wait(pending, timeout=grace)
-        for consumer in self._consumers.values():
-            with contextlib.suppress(*BROKER_FAULTS):
-                await consumer.channel.close()
-        self._consumers.clear()
 
 
 class RabbitTransport:
@@ -306,19 +182,7 @@ class RabbitTransport:
             else:
                 batch[message.message_id] = message
         results = await asyncio.gather(
-            *(
-                self._publish(
-                    exchange,
-                    m.partner_id,
-                    _message(
-                        m.message_id,
-                        m.body,
-                        m.content_type,
-                        {HEADER_ATTEMPT: m.attempt, HEADER_PARTNER: m.partner_id},
-                    ),
-                )
-                for m in batch.values()
-            ),
+            *(self._publish(exchange, m.partner_id, outgoing_message(m)) for m in batch.values()),
             return_exceptions=True,
         )
         confirmed = []
@@ -326,7 +190,7 @@ class RabbitTransport:
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
-                failed.setdefault(message_id, _failure_code(result))
+                failed.setdefault(message_id, failure_code(result))
             else:
                 confirmed.append(message_id)
         if failed:
@@ -339,28 +203,10 @@ class RabbitTransport:
         """Publish what a settlement needs (retry or dead letter) and wait for the confirm."""
         if isinstance(settlement, Acked):
             return
-        partner = delivery.partner_id
-        if isinstance(settlement, Delayed):
-            headers: dict[str, Any] = {
-                RETRY_TIER_HEADER: settlement.tier.name,
-                HEADER_ATTEMPT: settlement.attempt,
-                HEADER_PARTNER: partner,
-                HEADER_REASON: settlement.reason,
-                HEADER_REPLAYS: delivery.replays,
-            }
-            exchange = await self._exchange(self._topology.retry_exchange)
-        else:
-            headers = {
-                HEADER_ATTEMPT: delivery.attempt,
-                HEADER_PARTNER: partner,
-                HEADER_DEAD_REASON: settlement.reason,
-                HEADER_REPLAYS: delivery.replays,
-            }
-            if settlement.last_reason:
-                headers[HEADER_REASON] = settlement.last_reason
-            exchange = await self._exchange(self._topology.dead_exchange)
-        message = _message(delivery.message_id, delivery.body, delivery.content_type, headers)
-        await self._publish(exchange, partner, message)
+        t = self._topology
+        name = t.dead_exchange if isinstance(settlement, DeadLettered) else t.retry_exchange
+        exchange = await self._exchange(name)
+        await self._publish(exchange, delivery.partner_id, settlement_message(settlement, delivery))
 
     # -- consuming -----------------------------------------------------------------------------
     async def consume(
@@ -386,12 +232,12 @@ class RabbitTransport:
             )
             callback = self._callback(partner, handler, consumers)
             tag = await queue.consume(callback, no_ack=False)
-            consumers._add(partner, _PartnerConsumer(channel, queue, tag))
+            consumers.add(partner, PartnerConsumer(channel, queue, tag))
         return consumers
 
     def _callback(self, partner: str, handler: Handler, consumers: PartnerConsumers) -> Any:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            consumers._track()
+            consumers.track()
             await self._handle(message, partner, handler)
 
         return on_message
@@ -456,15 +302,9 @@ class RabbitTransport:
         self, exchange: AbstractExchange, partner: str, chosen: Sequence[AbstractIncomingMessage]
     ) -> list[str]:
         async def one(got: AbstractIncomingMessage) -> str:
-            replays = _int_header(got.headers or {}, HEADER_REPLAYS, 0) + 1
-            headers = {HEADER_ATTEMPT: 1, HEADER_PARTNER: partner, HEADER_REPLAYS: replays}
-            message_id = got.message_id or ""
-            message = _message(
-                message_id, got.body, got.content_type or "application/jose", headers
-            )
-            await self._publish(exchange, partner, message)
+            await self._publish(exchange, partner, replayed_message(got, partner))
             await got.ack()
-            return message_id
+            return got.message_id or ""
 
         results = await asyncio.gather(*(one(got) for got in chosen), return_exceptions=True)
         return [r for r in results if isinstance(r, str)]
