@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Collection, Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 from joserfc import jwe, jws
@@ -88,6 +89,11 @@ class _SizedJWERegistry(jwe.JWERegistry):
 
 def jws_registry(algorithms: Collection[str]) -> jws.JWSRegistry:
     """A JWS registry limited to these algorithms, with our size limits."""
+    return _jws_registry(tuple(sorted(algorithms)))
+
+
+@lru_cache(maxsize=32)
+def _jws_registry(algorithms: tuple[str, ...]) -> jws.JWSRegistry:
     # strict_check_header=False: RFC 7515 says unknown non-critical headers are ignored;
     # `crit` is refused separately by read_header.
     return _SizedJWSRegistry(algorithms=list(algorithms), strict_check_header=False)

@@ -161,15 +161,18 @@ def seal(claims: EnvelopeClaims, signer: Signer, recipient: PartnerKey) -> Seale
 
 
 @lru_cache(maxsize=256)
-def _cached_key(jwk_json: str) -> tuple[jose.JoseKey, str]:
-    key = jose.import_public_jwk(jose.parse_json_object(jwk_json.encode()))
+def _cached_key(members: tuple[tuple[str, Any], ...]) -> tuple[jose.JoseKey, str]:
+    key = jose.import_public_jwk(dict(members))
     return key, jose.key_wrap_alg_for(key)
 
 
 def _encryption_key(recipient: PartnerKey) -> tuple[jose.JoseKey, str]:
     """Importing a JWK validates the point; cache it, since partners seal thousands a day."""
     try:
-        return _cached_key(jose.canonical_json(dict(sorted(recipient.jwk.items()))).decode())
+        return _cached_key(tuple(sorted(recipient.jwk.items())))
+    except TypeError:  # an unhashable member (a list): import without the cache
+        key = jose.import_public_jwk(recipient.jwk)
+        return key, jose.key_wrap_alg_for(key)
     except jose.JoseFailure as exc:
         raise PartnerKeyError(f"the partner key is refused: {exc.message}") from None
 
@@ -177,7 +180,7 @@ def _encryption_key(recipient: PartnerKey) -> tuple[jose.JoseKey, str]:
 def open_envelope(
     body: bytes,
     *,
-    decryption_key: Mapping[str, Any],
+    decryption_key: Mapping[str, Any] | jose.JoseKey,
     council_jwks: Mapping[str, Any],
     expected_audience: str,
     now: datetime,
@@ -186,8 +189,10 @@ def open_envelope(
     """Partner side: decrypt, verify the council's signature by JWKS kid, check the claims."""
     try:
         header = jose.read_header(body, 5)
-        key = jose.import_private_jwk(decryption_key)
-        named = decryption_key.get("kid")
+        if isinstance(decryption_key, Mapping):
+            key, named = jose.import_private_jwk(decryption_key), decryption_key.get("kid")
+        else:  # an imported key: RSA private keys are slow to import, so callers may keep one
+            key, named = decryption_key, decryption_key.kid
         if header.get("kid") is not None and named is not None and header["kid"] != named:
             raise EnvelopeError("envelope is for another key", code="envelope_wrong_key")
         if str(header.get("cty", "")).upper() != "JWT":
