@@ -37,6 +37,9 @@ def agreement_problems(
     def add(field: str, rule: str, message: str) -> None:
         problems.append(Problem(source, field, rule, message))
 
+    for name in ("purposes", "subject_identifiers"):
+        if not getattr(agreement, name):
+            add(name, "required", f"{name} must list at least one entry")
     partner = partners.get(agreement.partner)
     if partner is None:
         add("partner", "unknown_partner", f"partner {agreement.partner!r} is not in partners.yaml")
@@ -67,9 +70,9 @@ def _field_rules(agreement: Agreement, add: _Add) -> None:
             )
         if rule.transform in _DATE_TRANSFORMS and definition.type is not ValueType.DATE:
             add(f"{where}.transform", "transform_not_applicable", f"{rule.transform} needs a date")
-        if rule.transform is Transform.POSTCODE_DISTRICT and not rule.path.endswith("postcode"):
+        if rule.transform == Transform.POSTCODE_DISTRICT and not rule.path.endswith("postcode"):
             add(f"{where}.transform", "transform_not_applicable", "needs a postcode field")
-        if definition.free_text and not rule.purposes and rule.transform is not Transform.DROP:
+        if definition.free_text and not rule.purposes and rule.transform != Transform.DROP:
             add(
                 f"{where}.purposes",
                 "free_text_needs_purposes",
@@ -78,12 +81,12 @@ def _field_rules(agreement: Agreement, add: _Add) -> None:
 
 
 def _sends(rule: FieldRule) -> bool:
-    return rule.transform is not Transform.DROP
+    return rule.transform != Transform.DROP
 
 
 def _lawful_basis(agreement: Agreement, add: _Add) -> None:
     basis = agreement.lawful_basis
-    if basis.article_6 is Article6.LEGITIMATE_INTERESTS:
+    if basis.article_6 == Article6.LEGITIMATE_INTERESTS:
         add(
             "lawful_basis.article_6",
             "article_6_f_public_authority",
@@ -134,8 +137,8 @@ def _lifecycle(agreement: Agreement, add: _Add) -> None:
         add("effective_to", "dates_out_of_order", "effective_to is before effective_from")
     if agreement.review_due < agreement.effective_from:
         add("review_due", "dates_out_of_order", "review_due is before effective_from")
-    needs = agreement.tier is Tier.ONE_OFF or agreement.lawful_basis.exemption is not None
-    if needs and agreement.approval is not ApprovalPolicy.REQUIRED:
+    needs = agreement.tier == Tier.ONE_OFF or agreement.lawful_basis.exemption is not None
+    if needs and agreement.approval != ApprovalPolicy.REQUIRED:
         add(
             "approval",
             "approval_must_be_required",
@@ -144,20 +147,20 @@ def _lifecycle(agreement: Agreement, add: _Add) -> None:
 
 
 def _terms(agreement: Agreement, partner: Partner | None, add: _Add) -> None:
-    if agreement.onward_sharing is OnwardSharing.LISTED and not agreement.onward_recipients:
+    if agreement.onward_sharing == OnwardSharing.LISTED and not agreement.onward_recipients:
         add(
             "onward_recipients",
             "onward_recipients_missing",
             "onward_sharing: listed needs the recipients listed",
         )
     beyond = BEYOND_INDIVIDUAL_CARE.intersection(agreement.purposes)
-    if beyond and agreement.national_data_opt_out is OptOutBasis.DIRECT_CARE:
+    if beyond and agreement.national_data_opt_out == OptOutBasis.DIRECT_CARE:
         add(
             "national_data_opt_out",
             "opt_out_exemption_invalid",
             f"{sorted(beyond)[0]} goes beyond individual care: direct_care does not fit",
         )
-    if partner is not None and partner.channel.type is not ChannelType.MESH:
+    if partner is not None and partner.channel.type != ChannelType.MESH:
         for name in ("gzip", "workflow_id"):
             if getattr(agreement, name):
                 add(name, "channel_setting_not_applicable", f"{name} applies to MESH partners only")

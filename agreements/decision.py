@@ -116,7 +116,7 @@ def decide(
 def _lifecycle(agreement: Agreement, today: date, warnings: list[str]) -> list[str]:
     """Status, effective dates and review: rule 1 of the agreements domain."""
     denials: list[str] = []
-    if agreement.status is not AgreementStatus.ACTIVE:
+    if agreement.status != AgreementStatus.ACTIVE:
         denials.append(Reason.AGREEMENT_NOT_ACTIVE)
     if today < agreement.effective_from:
         denials.append(Reason.AGREEMENT_NOT_YET_EFFECTIVE)
@@ -136,7 +136,7 @@ def _subject(
     """Identifiers and the national data opt-out (checked by NHS number, used for nothing else)."""
     denials: list[str] = []
     present = request.subject_identifiers
-    opt_out_applies = agreement.national_data_opt_out is OptOutBasis.APPLIES
+    opt_out_applies = agreement.national_data_opt_out == OptOutBasis.APPLIES
     if not present.intersection(agreement.subject_identifiers) or (
         opt_out_applies and "nhs_number" not in present
     ):

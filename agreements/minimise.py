@@ -144,7 +144,7 @@ def _minimise_subject(
         if not permitted or key not in allowed or value is None or isinstance(value, dict | list):
             walk.removed[path] = None
             continue
-        if agreement.subject_transform is Transform.PSEUDONYMISE:
+        if agreement.subject_transform == Transform.PSEUDONYMISE:
             kept[key] = str(
                 apply(
                     Transform.PSEUDONYMISE, value, key=walk.key, scope=walk.scope, today=walk.today

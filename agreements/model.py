@@ -11,7 +11,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import date, timedelta
-from functools import cached_property
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -337,14 +336,14 @@ class Agreement(BaseModel):
     review_due: date
     partner: str
     partner_role: PartyRole = PartyRole.CONTROLLER
-    purposes: tuple[Purpose, ...] = Field(min_length=1)
+    purposes: tuple[Purpose, ...]  # at least one (checked in agreements.checks)
     lawful_basis: LawfulBasis
     national_data_opt_out: OptOutBasis
     approval: ApprovalPolicy = ApprovalPolicy.NONE
     retention: Period
     onward_sharing: OnwardSharing
     onward_recipients: tuple[str, ...] = ()
-    subject_identifiers: tuple[SubjectIdentifier, ...] = Field(min_length=1)
+    subject_identifiers: tuple[SubjectIdentifier, ...]  # at least one (checked)
     subject_transform: Literal[Transform.KEEP, Transform.PSEUDONYMISE] = Transform.KEEP
     fields: tuple[FieldRule, ...] = ()
     approvals: tuple[ApprovalRecord, ...] = ()
@@ -366,17 +365,22 @@ class Agreement(BaseModel):
     def needs_approval(self) -> bool:
         """One-off agreements and Schedule 2 requests need a named officer's approval each time."""
         return (
-            self.approval is ApprovalPolicy.REQUIRED
-            or self.tier is Tier.ONE_OFF
+            self.approval == ApprovalPolicy.REQUIRED
+            or self.tier == Tier.ONE_OFF
             or self.lawful_basis.exemption is not None
         )
 
     def rules_for(self, purpose: str) -> Mapping[str, Transform]:
         """Permitted leaf paths and their transforms for a purpose; empty if it is not permitted."""
-        return self._rule_index.get(purpose, {})
+        cached = self.__dict__.get("_rule_cache")
+        # Keyed by identity so that a model_copy(update=...) never reuses a stale index.
+        if cached is None or cached[0] is not self.fields or cached[1] is not self.purposes:
+            cached = (self.fields, self.purposes, self._build_rule_index())
+            self.__dict__["_rule_cache"] = cached
+        index: dict[str, dict[str, Transform]] = cached[2]
+        return index.get(purpose, {})
 
-    @cached_property
-    def _rule_index(self) -> dict[str, dict[str, Transform]]:
+    def _build_rule_index(self) -> dict[str, dict[str, Transform]]:
         index: dict[str, dict[str, Transform]] = {}
         for purpose in self.purposes:
             index[purpose.value] = {

@@ -92,16 +92,16 @@ def is_scalar(value: Any) -> bool:
 
 def apply(transform: Transform, value: Any, *, key: bytes, scope: str, today: date) -> Any:
     """Apply one transform to one leaf value; REMOVE when it must not be sent."""
-    if transform is Transform.KEEP:
+    if transform == Transform.KEEP:
         if isinstance(value, date):
             return value.isoformat()
         return value if is_scalar(value) else REMOVE
-    if transform is Transform.YEAR_ONLY:
+    if transform == Transform.YEAR_ONLY:
         return year_only(value)
-    if transform is Transform.AGE_BAND:
+    if transform == Transform.AGE_BAND:
         return age_band(value, today)
-    if transform is Transform.POSTCODE_DISTRICT:
+    if transform == Transform.POSTCODE_DISTRICT:
         return postcode_district(value)
-    if transform is Transform.PSEUDONYMISE:
+    if transform == Transform.PSEUDONYMISE:
         return pseudonymise(value, key, scope)
     return REMOVE  # Transform.DROP, and default deny for anything new
