@@ -18,7 +18,7 @@ import aiohttp
 from adapters.mesh_auth import auth_token
 from adapters.mesh_chunking import UploadPlan
 from adapters.mesh_config import MeshConfig, build_ssl_context
-from adapters.mesh_errors import MeshError, MeshUnavailableError, classify
+from adapters.mesh_errors import MeshError, MeshProtocolError, MeshUnavailableError, classify
 from adapters.mesh_messages import (
     InboxMessage,
     Tracking,
@@ -49,8 +49,14 @@ class _Reply:
     headers: Mapping[str, str]  # case-insensitive (aiohttp's CIMultiDictProxy)
     body: bytes
 
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else {}
+    def json(self) -> dict[str, Any]:
+        try:
+            parsed = json.loads(self.body) if self.body else {}
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise MeshProtocolError("MESH replied with something other than a JSON object")
+        return parsed
 
 
 def _utcnow() -> dt.datetime:
@@ -233,7 +239,7 @@ class MeshClient:
         body = reply.json()
         message_id = str(body.get("message_id") or body.get("messageID") or "")
         if not message_id:
-            raise MeshError("MESH accepted the upload but returned no message id")
+            raise MeshProtocolError("MESH accepted the upload but returned no message id")
         return message_id
 
     async def upload_chunks(

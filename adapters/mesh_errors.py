@@ -44,6 +44,13 @@ class MeshUnavailableError(MeshError):
     transient = True
 
 
+class MeshProtocolError(MeshError):
+    """MESH answered success with a reply we cannot read; a retry will check tracking first."""
+
+    code = "mesh_bad_reply"
+    transient = True
+
+
 class MeshApiError(MeshError):
     """MESH answered with an error status; carries the HTTP status and MESH's own error code."""
 

@@ -22,8 +22,9 @@ from adapters.mesh_chunking import (
     plan_upload,
     validate_chunk_size,
 )
+from adapters.mesh_client import _Reply
 from adapters.mesh_config import MeshConfig, load_mesh_config
-from adapters.mesh_errors import classify, parse_error_body
+from adapters.mesh_errors import MeshProtocolError, classify, parse_error_body
 from adapters.mesh_inbox import (
     DeliveryFailed,
     ReceiptArrived,
@@ -255,3 +256,11 @@ def test_bad_setting_names_the_variable_not_the_value() -> None:
         )
     assert "GATEWAY_MESH_CHUNK_SIZE" in raised.value.message
     assert "hunter2-secret" not in raised.value.message
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"<html>proxy error</html>"])
+def test_an_unreadable_success_reply_is_a_transient_protocol_error(body: bytes) -> None:
+    with pytest.raises(MeshProtocolError) as raised:
+        _Reply(202, {}, body).json()
+    assert raised.value.transient
+    assert raised.value.code == "mesh_bad_reply"
