@@ -145,20 +145,30 @@ async def append_many(
     at: datetime,
 ) -> None:
     """Append several entries in one statement (e.g. a retention batch)."""
-    rows = []
-    for actor, action, targets, details in entries:
-        _check_details(details)
-        rows.append(
-            {
-                "at": at,
-                "actor_kind": str(actor.kind),
-                "actor_name": actor.name,
-                "action": action,
-                "targets": canonical(dict(targets)),
-                "details": canonical(dict(details)),
-            }
-        )
+    rows = [
+        pending_row(actor, action, at=at, targets=t, details=d) for actor, action, t, d in entries
+    ]
     await sql.insert_pending(conn, rows)
+
+
+def pending_row(
+    actor: Actor,
+    action: str,
+    *,
+    at: datetime,
+    targets: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `audit_pending` row for an entry, for callers that batch it with their own inserts."""
+    _check_details(details or {})
+    return {
+        "at": at,
+        "actor_kind": str(actor.kind),
+        "actor_name": actor.name,
+        "action": action,
+        "targets": canonical(dict(targets or {})),
+        "details": canonical(dict(details or {})),
+    }
 
 
 async def seal(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +33,10 @@ class Store:
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         self.engine = engine
         self.url = url
+        # SQLite has one writer at a time; queueing our own writers here is far faster than
+        # letting them collide in SQLite's busy handler, which sleeps. Other processes (the CLI)
+        # still wait on busy_timeout.
+        self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> Store:
@@ -66,7 +72,7 @@ class Store:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on any exception."""
-        async with self.engine.connect() as conn:
+        async with self._write_lock, self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 yield conn

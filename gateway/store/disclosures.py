@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway import audit
 from gateway.errors import NotFoundError
 from gateway.protection import Protection
+from gateway.store.batch import insert_all
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import (
     Disclosure,
@@ -27,7 +28,13 @@ from gateway.store.disclosure_model import (
     Status,
     can_transition,
 )
-from gateway.store.tables import disclosure_events, disclosures, held_records, outbox
+from gateway.store.tables import (
+    audit_pending,
+    disclosure_events,
+    disclosures,
+    held_records,
+    outbox,
+)
 
 
 def _row(new: NewDisclosure, status: Status, at: datetime, digest: str | None) -> dict[str, Any]:
@@ -79,28 +86,29 @@ def _summary(new: NewDisclosure) -> dict[str, Any]:
     }
 
 
-async def _events(conn: AsyncConnection, id_: str, at: datetime, *events: Event) -> None:
-    rows = [
+def _event_rows(id_: str, at: datetime, *events: Event) -> list[dict[str, Any]]:
+    return [
         {"disclosure_id": id_, "at": at, "type": e.type, "detail": dict(e.detail)} for e in events
     ]
-    await conn.execute(insert(disclosure_events), rows)
 
 
-async def _enqueue(
-    conn: AsyncConnection, id_: str, partner_id: str, *, envelope: bytes, digest: str, at: datetime
-) -> None:
-    await conn.execute(
-        insert(outbox).values(
-            disclosure_id=id_,
-            partner_id=partner_id,
-            envelope=envelope,
-            digest=digest,
-            state="pending",
-            attempts=0,
-            available_at=at,
-            created_at=at,
-        )
-    )
+async def _events(conn: AsyncConnection, id_: str, at: datetime, *events: Event) -> None:
+    await conn.execute(insert(disclosure_events), _event_rows(id_, at, *events))
+
+
+def _outbox_row(
+    id_: str, partner_id: str, *, envelope: bytes, digest: str, at: datetime
+) -> dict[str, Any]:
+    return {
+        "disclosure_id": id_,
+        "partner_id": partner_id,
+        "envelope": envelope,
+        "digest": digest,
+        "state": "pending",
+        "attempts": 0,
+        "available_at": at,
+        "created_at": at,
+    }
 
 
 async def record_accepted(
@@ -114,13 +122,23 @@ async def record_accepted(
 ) -> None:
     """Record an allowed disclosure: row, events, outbox envelope and audit entry, atomically."""
     require_transaction(conn)
-    await conn.execute(insert(disclosures).values(_row(new, Status.QUEUED, at, digest)))
-    accepted = Event(at, "accepted", {"reasons": list(new.decision_reasons)})
-    await _events(conn, new.id, at, accepted, Event(at, "queued", {"digest": digest}))
-    await _enqueue(conn, new.id, new.partner_id, envelope=envelope, digest=digest, at=at)
+    # One event per status change: "accepted" is the move into `queued`.
+    accepted = Event(at, "accepted", {"reasons": list(new.decision_reasons), "digest": digest})
     details = {**_summary(new), "digest": digest}
-    await audit.append(
-        conn, actor, "disclosure.accepted", at=at, targets=_targets(new), details=details
+    entry = audit.pending_row(
+        actor, "disclosure.accepted", at=at, targets=_targets(new), details=details
+    )
+    await insert_all(
+        conn,
+        [
+            (disclosures, [_row(new, Status.QUEUED, at, digest)]),
+            (disclosure_events, _event_rows(new.id, at, accepted)),
+            (
+                outbox,
+                [_outbox_row(new.id, new.partner_id, envelope=envelope, digest=digest, at=at)],
+            ),
+            (audit_pending, [entry]),
+        ],
     )
 
 
@@ -239,7 +257,8 @@ async def release_approved(
         changes=changes,
     )
     partner_id = await conn.scalar(select(disclosures.c.partner_id).where(disclosures.c.id == id_))
-    await _enqueue(conn, id_, str(partner_id), envelope=envelope, digest=digest, at=at)
+    row = _outbox_row(id_, str(partner_id), envelope=envelope, digest=digest, at=at)
+    await conn.execute(insert(outbox), row)
     await conn.execute(delete(held_records).where(held_records.c.disclosure_id == id_))
 
 

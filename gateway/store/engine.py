@@ -31,7 +31,9 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine for `url` with the pragmas and pool each backend needs."""
     if url.startswith("sqlite+aiosqlite://"):
-        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
+        engine = create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None
+        )
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql+asyncpg://"):
@@ -40,7 +42,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             echo=echo,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            pool_reset_on_return=None,  # every use ends in COMMIT or ROLLBACK already
             pool_recycle=1800,
         )
     raise ConfigurationError(

@@ -13,13 +13,8 @@ from gateway.errors import NotFoundError
 from gateway.store import disclosures
 from gateway.store.database import NotInTransactionError
 from gateway.store.disclosure_model import IllegalTransitionError, Status
-from gateway.store.tables import (
-    audit_pending,
-    disclosure_events,
-    disclosures as disclosures_table,
-    held_records,
-    outbox,
-)
+from gateway.store.tables import audit_pending, disclosure_events, held_records, outbox
+from gateway.store.tables import disclosures as disclosures_table
 from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
 
 ENVELOPE = b"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.synthetic.jwe.bytes"
@@ -48,7 +43,7 @@ async def test_record_accepted_writes_row_events_outbox_and_audit(
     assert stored.status is Status.QUEUED
     assert stored.fields_sent == ("person.name", "person.date_of_birth")
     assert stored.created_at == T0
-    assert [e.type for e in events] == ["accepted", "queued"]
+    assert [e.type for e in events] == ["accepted"]
     assert (bytes(box.envelope), box.state, box.digest) == (ENVELOPE, "pending", "d1")
 
 
@@ -76,12 +71,16 @@ async def test_caller_failure_after_recording_rolls_everything_back(
 ) -> None:
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
-        with pytest.raises(RuntimeError, match="crash"):
+
+        async def record_then_crash() -> None:
             async with store.transaction() as conn:
                 await disclosures.record_accepted(
                     conn, new, envelope=ENVELOPE, digest="d1", actor=CLIENT, at=T0
                 )
                 raise RuntimeError("crash before commit")
+
+        with pytest.raises(RuntimeError, match="crash"):
+            await record_then_crash()
         async with store.read() as conn:
             assert await disclosures.get(conn, new.id) is None
             assert await count(conn, outbox) == 0
@@ -134,8 +133,8 @@ async def test_status_machine_allows_only_legal_moves(database_url: str, tmp_pat
             events = await disclosures.timeline(conn, new.id)
     assert stored is not None
     assert (stored.status, stored.attempts, stored.updated_at) == (Status.RECEIPTED, 1, later)
-    assert [e.type for e in events] == ["accepted", "queued", "dispatched", "receipted"]
-    assert events[2].detail == {"channel": "webhook"}
+    assert [e.type for e in events] == ["accepted", "dispatched", "receipted"]
+    assert events[1].detail == {"channel": "webhook"}
 
 
 async def test_denied_has_no_outbox_row(database_url: str, tmp_path: Path) -> None:
