@@ -26,22 +26,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import yaml
+
 from gateway.errors import ConfigurationError
 from gateway.queue.retry import DelayTier, RetryPolicy, tiers_of
 
 RETRY_TIER_HEADER = "gatehouse-retry-tier"
 DEFAULT_DELIVERY_LIMIT = 20  # redeliveries after crashes/nacks, not retries (those re-publish)
-EXAMPLE_PARTNERS = (
-    "medway-ft",
-    "kent-police",
-    "kmpt",
-    "kent-icb",
-    "kent-cc",
-    "probation-kss",
-    "dwp",
-    "cqc",
-    "dfe",
-)
+CATALOG_PARTNERS = Path(__file__).resolve().parents[2] / "agreements" / "catalog" / "partners.yaml"
+# Used only when no partners.yaml is at hand (a wheel without the example catalog).
+EXAMPLE_PARTNERS = ("medway-ft", "kmmh", "km-icb", "kent-cc", "kent-police", "probation-kss")
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}(\.[a-z0-9][a-z0-9_-]{0,62}){0,3}$")
 _QUORUM_DEAD_LETTERING = {
@@ -303,21 +297,33 @@ def to_definitions(topology: Topology, vhost: str = "/") -> dict[str, Any]:
     }  # fmt: skip
 
 
+def partner_ids_from_catalog(path: Path) -> tuple[str, ...]:
+    """The partner ids listed in a catalog's partners.yaml (every channel goes via the broker)."""
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = loaded.get("partners", []) if isinstance(loaded, dict) else []
+    return tuple(str(e["id"]) for e in entries if isinstance(e, dict) and "id" in e)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the definitions JSON: `python -m gateway.queue.topology --out FILE [--partners ..]`."""
     parser = argparse.ArgumentParser(prog="python -m gateway.queue.topology")
     parser.add_argument("--prefix", default="gatehouse")
     parser.add_argument("--vhost", default="/")
-    parser.add_argument("--partners", nargs="*", default=list(EXAMPLE_PARTNERS))
+    parser.add_argument("--partners", nargs="*", help="default: the ids in --catalog")
+    parser.add_argument("--catalog", type=Path, default=CATALOG_PARTNERS, help="partners.yaml")
     parser.add_argument("--retry-delays", default="5s,30s,2m,10m,1h")
     parser.add_argument("--max-attempts", type=int, default=6)
     parser.add_argument("--delivery-limit", type=int, default=DEFAULT_DELIVERY_LIMIT)
     parser.add_argument("--out", type=Path, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
     try:
+        partners = args.partners
+        if partners is None:
+            exists = args.catalog.is_file()
+            partners = partner_ids_from_catalog(args.catalog) if exists else EXAMPLE_PARTNERS
         topology = build_topology(
             args.prefix,
-            args.partners,
+            partners,
             RetryPolicy.parse(args.retry_delays, args.max_attempts),
             delivery_limit=args.delivery_limit,
         )
