@@ -189,10 +189,7 @@ def open_envelope(
     """Partner side: decrypt, verify the council's signature by JWKS kid, check the claims."""
     try:
         header = jose.read_header(body, 5)
-        if isinstance(decryption_key, Mapping):
-            key, named = jose.import_private_jwk(decryption_key), decryption_key.get("kid")
-        else:  # an imported key: RSA private keys are slow to import, so callers may keep one
-            key, named = decryption_key, decryption_key.kid
+        key, named = _decryption_key(decryption_key)
         if header.get("kid") is not None and named is not None and header["kid"] != named:
             raise EnvelopeError("envelope is for another key", code="envelope_wrong_key")
         if str(header.get("cty", "")).upper() != "JWT":
@@ -213,6 +210,16 @@ def open_envelope(
     if parsed.iat > now + CLOCK_SKEW:
         raise EnvelopeError("envelope is issued in the future", code="envelope_not_yet_valid")
     return claims
+
+
+def _decryption_key(given: Mapping[str, Any] | jose.JoseKey) -> tuple[jose.JoseKey, Any]:
+    """The private key and its kid; an imported key may be passed (RSA imports are slow)."""
+    if not isinstance(given, Mapping):
+        return given, given.kid
+    try:
+        return jose.import_private_jwk(given), given.get("kid")
+    except jose.JoseFailure as exc:
+        raise EnvelopeError(exc.message, code="envelope_key_invalid") from None
 
 
 def _is_text(value: Any) -> bool:

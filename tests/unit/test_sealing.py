@@ -217,3 +217,27 @@ def test_from_jwt_names_the_bad_claim_only() -> None:
 
 def _fields(claims: EnvelopeClaims) -> dict[str, Any]:
     return {name: getattr(claims, name) for name in EnvelopeClaims.__slots__}
+
+
+def test_open_accepts_an_already_imported_key(
+    rings: dict[str, CouncilKeyring], partners: dict[str, tuple[dict[str, Any], PartnerKey]]
+) -> None:
+    enc, key = partners["rsa"]
+    sealed = seal(claims_for(key.partner_id, KB), rings["ES256"].active_signer(T0), key)
+    opened = open_envelope(
+        sealed.body,
+        decryption_key=jose.import_private_jwk(enc),
+        council_jwks=rings["ES256"].jwks(T0),
+        expected_audience=key.partner_id,
+        now=T0,
+    )
+    assert opened["jti"] == "d-0001"
+    with pytest.raises(EnvelopeError) as caught:
+        open_envelope(
+            sealed.body,
+            decryption_key=public_jwk(enc),
+            council_jwks=rings["ES256"].jwks(T0),
+            expected_audience=key.partner_id,
+            now=T0,
+        )
+    assert caught.value.code == "envelope_key_invalid"
