@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urlencode, urljoin
 
 import aiohttp
 
@@ -280,10 +280,13 @@ class MeshClient:
             )
         return tracking_from_json(reply.json())
 
-    async def list_inbox(self, *, workflow_filter: str | None = None) -> list[str]:
+    async def list_inbox(
+        self, *, workflow_filter: str | None = None, page_size: int | None = None
+    ) -> list[str]:
         """Every message id waiting in our inbox (following MESH's `links.next` pages)."""
-        query = f"?workflow_filter={quote(workflow_filter)}" if workflow_filter else ""
-        url: str | None = f"{self._mailbox_url(None)}/inbox{query}"
+        params = {"workflow_filter": workflow_filter, "max_results": page_size}
+        query = urlencode({key: value for key, value in params.items() if value})
+        url: str | None = f"{self._mailbox_url(None)}/inbox" + (f"?{query}" if query else "")
         found: list[str] = []
         while url:
             body = (await self._request("GET", url)).json()

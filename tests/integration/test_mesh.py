@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -290,3 +291,62 @@ async def test_secrets_never_appear_in_reprs_or_tokens(sandbox: MeshSandbox) -> 
     await client.close()
     assert "s3cret-pw" not in shown
     assert "s3cret-key" not in shown
+
+
+async def test_inbox_listing_follows_pages_and_filters_by_workflow(
+    channel: MeshChannel, partner: Any
+) -> None:
+    for number in range(23):
+        partner.send_message(SENDER, b"r%d" % number, workflow_id=RECEIPT_WORKFLOW)
+    partner.send_message(SENDER, b"other", workflow_id="PATH_RESULTS")
+
+    everything = await channel.client.list_inbox(page_size=10)
+    receipts = await channel.client.list_inbox(workflow_filter=RECEIPT_WORKFLOW)
+
+    assert len(everything) == len(set(everything)) == 24
+    assert len(receipts) == 23
+
+
+async def test_we_download_chunked_gzipped_messages_byte_identical(
+    channel: MeshChannel, partner: Any
+) -> None:
+    receipt = os.urandom(12 * 1000 * 1000)
+    partner.send_message(
+        SENDER,
+        receipt,
+        workflow_id=RECEIPT_WORKFLOW,
+        max_chunk_size=int(5.5 * MIB),
+        compress=True,
+    )
+    events = Recorder()
+    await MeshInboxPoller(channel.client).poll_inbox(events)
+    [event] = events.events
+    assert isinstance(event, ReceiptArrived)
+    assert event.body == receipt
+
+
+async def test_the_poll_loop_delivers_events_until_stopped(
+    channel: MeshChannel, partner: Any
+) -> None:
+    sealed = envelope()
+    mesh_id = (await channel.deliver(sealed, target())).detail["mesh_message_id"]
+    receive_all(partner)
+    partner.send_message(SENDER, b"receipt", workflow_id=RECEIPT_WORKFLOW)
+    events: list[MeshEvent] = []
+    stop = asyncio.Event()
+
+    async def record_until_both(event: MeshEvent) -> None:
+        events.append(event)
+        if len(events) >= 2:
+            stop.set()
+
+    async def pending() -> list[Dispatched]:
+        return [Dispatched(mesh_id, sealed.message_id)]
+
+    poller = MeshInboxPoller(channel.client)
+    await asyncio.wait_for(
+        poller.run(record_until_both, pending=pending, interval=0.05, stop=stop), timeout=10
+    )
+
+    kinds = {type(event) for event in events}
+    assert {ReceiptArrived, TransportAcknowledged} <= kinds
