@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
+from gateway.queue.retry import RetryPolicy
 
 DEFAULT_VAR = Path("var")
 
@@ -32,6 +33,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
     admin_token: SecretStr | None = None
+    broker_prefix: str = Field("gatehouse", description="Prefix of every exchange and queue")
+    broker_prefetch: int = Field(16, ge=1, le=1000, description="Unacked deliveries per partner")
+    retry_delays: str = Field("5s,30s,2m,10m,1h", description="Waits between delivery attempts")
+    retry_max_attempts: int = Field(6, ge=1, description="Attempts before a dead letter")
+    delivery_limit: int = Field(20, ge=1, description="Broker redeliveries before dead letter")
+    webhook_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect")
+    webhook_total_timeout: float = Field(30.0, gt=0, description="Seconds for a whole POST")
 
     @field_validator("database_url")
     @classmethod
@@ -39,6 +47,20 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _retry_delays_parse(cls, value: str) -> str:
+        try:
+            RetryPolicy.parse(value)
+        except ConfigurationError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The default delivery retry policy (partners may have their own)."""
+        return RetryPolicy.parse(self.retry_delays, self.retry_max_attempts)
 
     @property
     def resolved_database_url(self) -> str:
