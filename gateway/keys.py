@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from joserfc.jwk import ECKey, OKPKey
 
@@ -32,6 +32,7 @@ from gateway.partner_keys import (
     public_jwk,
     signing_keys_for,
 )
+from gateway.signer import FileSigner, Signer
 
 __all__ = [
     "CouncilKey",
@@ -57,55 +58,6 @@ class KeyringError(GatewayError):
     """The keyring cannot do what was asked (no active key, unknown kid, bad file)."""
 
     code = "keyring_error"
-
-
-class Signer(Protocol):
-    """Signs with one council key; a KMS or HSM can implement this without exposing the key."""
-
-    @property
-    def kid(self) -> str:
-        """The key id partners find in our JWKS."""
-        ...
-
-    @property
-    def alg(self) -> str:
-        """The JWS alg: ES256 or Ed25519."""
-        ...
-
-    def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
-        """A compact JWS over payload with header {alg, kid, typ}."""
-        ...
-
-
-class FileSigner:
-    """A Signer whose private key was loaded from a file; the key never appears in a repr."""
-
-    __slots__ = ("_alg", "_key", "_kid")
-
-    def __init__(self, kid: str, key: jose.JoseKey) -> None:
-        self._kid = kid
-        self._key = key
-        self._alg = jose.signing_alg_for(key)
-
-    @property
-    def kid(self) -> str:
-        """The key id partners find in our JWKS."""
-        return self._kid
-
-    @property
-    def alg(self) -> str:
-        """The JWS alg: ES256 or Ed25519."""
-        return self._alg
-
-    def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
-        """A compact JWS over payload with header {alg, kid, typ}."""
-        header = {"alg": self._alg, "kid": self._kid}
-        if typ is not None:
-            header["typ"] = typ
-        return jose.sign_jws(payload, self._key, header)
-
-    def __repr__(self) -> str:
-        return f"FileSigner(kid={self._kid!r}, alg={self._alg!r})"
 
 
 @dataclass(frozen=True, slots=True)

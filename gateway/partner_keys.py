@@ -119,16 +119,23 @@ class PartnerKey:
         """A revoked copy: never used to encrypt and never accepted on a receipt again."""
         return dataclasses.replace(self, status="revoked", revoked_reason=reason, revoked_at=now)
 
+    @property
+    def alg(self) -> str:
+        """The algorithm used with this key (ES256, Ed25519, ECDH-ES+A256KW, RSA-OAEP-256)."""
+        key = self.public_key()
+        return jose.key_wrap_alg_for(key) if self.use == "enc" else jose.signing_alg_for(key)
+
     def public_key(self) -> jose.JoseKey:
         """The joserfc key object."""
         return jose.import_public_jwk(self.jwk)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict for storage."""
+        """A JSON-ready dict for storage (`alg` is derived, and ignored by from_dict)."""
         return {
             "partner_id": self.partner_id,
             "kid": self.kid,
             "use": self.use,
+            "alg": self.alg,
             "jwk": dict(self.jwk),
             "not_before": _iso(self.not_before),
             "not_after": _iso(self.not_after),

@@ -13,9 +13,9 @@ from typing import Any
 
 from gateway import jose
 from gateway.errors import GatewayError
-from gateway.keys import Signer
 from gateway.partner_keys import PartnerKey, PartnerKeyError
 from gateway.receipts import ReceiptError, VerifiedReceipt, make_receipt, verify_receipt
+from gateway.signer import Signer
 
 __all__ = [
     "AgreementRef",

@@ -34,6 +34,11 @@ def test_generated_partner_keys_register(kind: str) -> None:
     assert sig_key.kid == sig["kid"]
     assert "d" not in enc_key.jwk
     assert enc_key.jwk["use"] == "enc"
+    assert (
+        enc_key.alg
+        == {"ec": "ECDH-ES+A256KW", "okp": "ECDH-ES+A256KW", "rsa": "RSA-OAEP-256"}[kind]
+    )
+    assert sig_key.alg == ("Ed25519" if kind == "okp" else "ES256")
 
 
 def _off_curve() -> dict[str, Any]:
@@ -105,6 +110,7 @@ def test_to_dict_round_trip_keeps_revocation() -> None:
     assert again == key
     assert again.status == "revoked"
     assert again.revoked_reason == "compromised"
+    assert key.to_dict()["alg"] == "ECDH-ES+A256KW"
 
 
 def _enc(partner: str, **window: datetime) -> PartnerKey:

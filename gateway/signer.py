@@ -1,0 +1,56 @@
+"""Who signs for the council: a small Protocol, so a KMS or HSM can hold the key later."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway import jose
+
+
+class Signer(Protocol):
+    """Signs with one council key; a KMS or HSM can implement this without exposing the key."""
+
+    @property
+    def kid(self) -> str:
+        """The key id partners find in our JWKS."""
+        ...
+
+    @property
+    def alg(self) -> str:
+        """The JWS alg: ES256 or Ed25519."""
+        ...
+
+    def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
+        """A compact JWS over payload with header {alg, kid, typ}."""
+        ...
+
+
+class FileSigner:
+    """A Signer whose private key was loaded from a file; the key never appears in a repr."""
+
+    __slots__ = ("_alg", "_key", "_kid")
+
+    def __init__(self, kid: str, key: jose.JoseKey) -> None:
+        self._kid = kid
+        self._key = key
+        self._alg = jose.signing_alg_for(key)
+
+    @property
+    def kid(self) -> str:
+        """The key id partners find in our JWKS."""
+        return self._kid
+
+    @property
+    def alg(self) -> str:
+        """The JWS alg: ES256 or Ed25519."""
+        return self._alg
+
+    def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
+        """A compact JWS over payload with header {alg, kid, typ}."""
+        header = {"alg": self._alg, "kid": self._kid}
+        if typ is not None:
+            header["typ"] = typ
+        return jose.sign_jws(payload, self._key, header)
+
+    def __repr__(self) -> str:
+        return f"FileSigner(kid={self._kid!r}, alg={self._alg!r})"
