@@ -16,7 +16,7 @@ from typing import Protocol
 import structlog
 
 from adapters.mesh_client import MeshClient
-from adapters.mesh_errors import MESH_UNDELIVERED, MeshError
+from adapters.mesh_errors import MESH_UNDELIVERED, MeshApiError, MeshError
 from adapters.mesh_messages import (
     ACKNOWLEDGED,
     EXPIRED,
@@ -166,7 +166,15 @@ class MeshInboxPoller:
         """Track each message still awaiting its transport receipt; emit what has changed."""
         summary = PollSummary()
         for item in dispatched:
-            tracking = await self.client.track(item.mesh_message_id, base_url=item.base_url)
+            try:
+                tracking = await self.client.track(item.mesh_message_id, base_url=item.base_url)
+            except MeshApiError as exc:
+                if exc.http_status != 404:
+                    raise
+                # Unknown to MESH (purged after its retention, or another mailbox's): skip it.
+                log.warning("mesh_tracking_unknown", mesh_message_id=item.mesh_message_id)
+                summary.ignored += 1
+                continue
             event = event_from_tracking(tracking, item.local_id)
             if event is not None and await self._handle(
                 handler, event, item.mesh_message_id, summary

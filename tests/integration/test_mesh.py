@@ -103,6 +103,20 @@ async def test_handshake_send_download_acknowledge_and_transport_receipt(
     assert events.events == [TransportAcknowledged(mesh_id, sealed.message_id)]
 
 
+async def test_a_message_mesh_does_not_know_does_not_stop_the_others(
+    channel: MeshChannel, partner: Any
+) -> None:
+    sealed = envelope()
+    mesh_id = (await channel.deliver(sealed, target())).detail["mesh_message_id"]
+    receive_all(partner)
+    events = Recorder()
+    summary = await MeshInboxPoller(channel.client).check_dispatched(
+        [Dispatched("20200101000000000000_ABCDEF"), Dispatched(mesh_id, sealed.message_id)], events
+    )
+    assert events.events == [TransportAcknowledged(mesh_id, sealed.message_id)]
+    assert summary.ignored == 1
+
+
 async def test_pending_message_yields_no_event_until_acknowledged(channel: MeshChannel) -> None:
     result = await channel.deliver(envelope(), target())
     events = Recorder()
