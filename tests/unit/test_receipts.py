@@ -6,10 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
+import string
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc.jwk import OKPKey
 
 from gateway import jose
@@ -260,3 +263,48 @@ def test_audience_may_be_a_list(partners: Partners) -> None:
         jose.canonical_json(claims), key, {"alg": "ES256", "kid": partners.key_a.kid}
     )
     assert partners.verify(token.encode()).receipt_id == "r-9"
+
+
+_CLAIM_NAMES = ["iss", "aud", "jti", "iat", "message_id", "digest", "status", "reason", "x"]
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["partner-a", COUNCIL, "d-100", DIGEST, "received"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_TOKENISH = st.text(alphabet=string.ascii_letters + string.digits + "-_.=", max_size=300)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.one_of(st.binary(max_size=300), _TOKENISH.map(str.encode)))
+def test_arbitrary_input_is_a_receipt_error_never_a_crash(partners: Partners, raw: bytes) -> None:
+    with pytest.raises(ReceiptError):
+        partners.verify(raw)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(claims=st.dictionaries(st.sampled_from(_CLAIM_NAMES), _JSON_VALUES, max_size=8))
+def test_arbitrary_signed_claims_never_crash(partners: Partners, claims: dict[str, Any]) -> None:
+    key = jose.import_private_jwk(partners.sig_a)
+    token = jose.sign_jws(
+        jose.canonical_json(claims), key, {"alg": "ES256", "kid": partners.key_a.kid}
+    )
+    outcome = _verify_or_error(partners, token.encode())
+    assert isinstance(outcome, VerifiedReceipt) or outcome.code.startswith("receipt_")
+
+
+def _verify_or_error(partners: Partners, token: bytes) -> VerifiedReceipt | ReceiptError:
+    try:
+        return partners.verify(token)
+    except ReceiptError as exc:
+        return exc

@@ -242,3 +242,19 @@ def _decoded(token: str) -> list[bytes] | None:
         return [base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in token.split(".")]
     except ValueError:
         return None
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    raw=st.one_of(
+        st.binary(max_size=400),
+        st.text(alphabet=string.ascii_letters + string.digits + "-_.", max_size=400).map(
+            str.encode
+        ),
+    )
+)
+def test_arbitrary_input_is_an_envelope_error_never_a_crash(world: World, raw: bytes) -> None:
+    with pytest.raises(EnvelopeError):
+        world.open(raw)
