@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import textwrap
 from datetime import timedelta
@@ -18,6 +17,7 @@ from gateway.store.database import Store
 from gateway.store.tables import audit_checkpoints, audit_head, audit_log
 from tests.integration.store_support import ADMIN, CLIENT, T0, checkpoint_keys, open_store
 
+REPO = str(Path(__file__).resolve().parents[2])
 N = 12  # entries per test chain; checkpoints every 5 -> at 5 and 10, tail 11..12 unsigned
 
 
@@ -252,7 +252,7 @@ async def test_concurrent_appenders_in_several_processes_form_one_chain(postgres
                 postgres_url,
                 f"proc-{p}",
                 str(per_process),
-                cwd=str(Path(__file__).resolve().parents[2]),
+                cwd=REPO,
             )
             for p in range(processes)
         ]
