@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import pytest
 
 from gateway.queue.messages import Ack, DeadLetter, Delivery, OutgoingMessage, Retry
-from gateway.queue.rabbit import RabbitTransport, TopologyConflictError
+from gateway.queue.rabbit import BrokerError, RabbitTransport, TopologyConflictError
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import Topology, TopologyError, build_topology
 from tests.integration.rabbit_helpers import (
@@ -208,3 +208,11 @@ async def wait_for_depth(transport: RabbitTransport, queue: str, expected: int) 
         if time.monotonic() > deadline:
             raise AssertionError(f"{queue} holds {current}, expected {expected}")
         await asyncio.sleep(0.05)
+
+
+async def test_no_broker_is_a_clear_error_without_the_password() -> None:
+    topology = build_topology(unique_prefix(), ["alpha"])
+    with pytest.raises(BrokerError) as caught:
+        await RabbitTransport.connect("amqp://gatehouse:s3cret@127.0.0.1:1/", topology)
+    assert caught.value.code == "broker_unavailable"
+    assert "s3cret" not in str(caught.value)
