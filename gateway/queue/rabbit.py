@@ -254,7 +254,8 @@ class RabbitTransport:
             try:
                 action = await handler(delivery)
             except Exception as exc:  # a handler bug must not kill the consumer or lose the message
-                bound.error("handler_failed", error_type=type(exc).__name__, exc_info=True)
+                # The type only: exception texts (e.g. SQL parameters) may carry personal values.
+                bound.error("handler_failed", error_type=type(exc).__name__)
                 action = Retry("handler_error")
         settlement = settle(action, delivery, self._topology.policy_for(partner))
         try:
