@@ -12,13 +12,13 @@ from gateway.cli.common import print_json, print_table
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")]
 
 
+LEGEND = "flags: A9 special category, A10 criminal offence, 3P third party, FT free text"
+
+
 def _flags(special: bool, criminal: bool, third_party: bool, free_text: bool) -> str:
-    names = ("special category", "criminal offence", "third party", "free text")
-    return ", ".join(
-        name
-        for name, on in zip(names, (special, criminal, third_party, free_text), strict=True)
-        if on
-    )
+    names = ("A9", "A10", "3P", "FT")
+    on = (special, criminal, third_party, free_text)
+    return " ".join(name for name, flag in zip(names, on, strict=True) if flag)
 
 
 def dictionary_command(json_output: JsonFlag = False) -> None:
@@ -38,7 +38,7 @@ def dictionary_command(json_output: JsonFlag = False) -> None:
         for d in definitions
     ]
     print_table(
-        f"Data dictionary ({len(rows)} field paths)",
+        f"Data dictionary ({len(rows)} field paths; {LEGEND})",
         ("path", "category", "type", "flags", "description"),
         rows,
     )
