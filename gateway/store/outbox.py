@@ -1,0 +1,107 @@
+"""The outbox: sealed envelopes waiting to leave, claimed by a relay or worker under a lease.
+
+Rows are written by `disclosures.record_accepted` in the disclosure's own transaction. A relay
+(to RabbitMQ) or the embedded queue claims due rows with a lease, so two processes never take
+the same row and a crashed claimer's rows come back when the lease runs out. On PostgreSQL the
+claim uses FOR UPDATE SKIP LOCKED so claimers never wait on each other; on SQLite the write
+transaction already serialises them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.database import require_transaction
+from gateway.store.tables import outbox
+
+PENDING, PUBLISHED, DELIVERED = "pending", "published", "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One claimed envelope."""
+
+    id: int
+    disclosure_id: str
+    partner_id: str
+    envelope: bytes
+    digest: str
+    attempts: int
+
+
+async def claim(
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 100,
+    state: str = PENDING,
+    partner_id: str | None = None,
+) -> list[OutboxItem]:
+    """Lease up to `limit` due rows in `state` to `owner` until now + lease; oldest first."""
+    require_transaction(conn)
+    due = and_(
+        outbox.c.state == state,
+        outbox.c.available_at <= now,
+        or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+    )
+    if partner_id is not None:
+        due = and_(due, outbox.c.partner_id == partner_id)
+    query = select(outbox).where(due).order_by(outbox.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(await conn.execute(query))
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(ids))
+        .values(lease_owner=owner, lease_until=now + lease, attempts=outbox.c.attempts + 1)
+    )
+    return [
+        OutboxItem(r.id, r.disclosure_id, r.partner_id, bytes(r.envelope), r.digest, r.attempts + 1)
+        for r in rows
+    ]
+
+
+async def mark(
+    conn: AsyncConnection, item_ids: list[int], *, owner: str, state: str, now: datetime
+) -> int:
+    """Move rows this owner holds to `state` (published or delivered) and drop the lease."""
+    values: dict[str, object] = {"state": state, "lease_owner": None, "lease_until": None}
+    if state == PUBLISHED:
+        values["published_at"] = now
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(item_ids), outbox.c.lease_owner == owner)
+        .values(values)
+    )
+    return int(result.rowcount)
+
+
+async def release(
+    conn: AsyncConnection, item_id: int, *, owner: str, available_at: datetime
+) -> bool:
+    """Give a row back for another attempt at `available_at` (a retry delay)."""
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == item_id, outbox.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None, available_at=available_at)
+    )
+    return bool(result.rowcount)
+
+
+async def requeue(conn: AsyncConnection, disclosure_id: str, *, now: datetime) -> bool:
+    """Make a disclosure's envelope due again (admin replay); False if it was purged."""
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.disclosure_id == disclosure_id)
+        .values(state=PENDING, lease_owner=None, lease_until=None, available_at=now)
+    )
+    return bool(result.rowcount)
