@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from agreements.dictionary import DICTIONARY
 from agreements.errors import MinimisationError
 from agreements.model import Agreement, Transform
 from agreements.transforms import REMOVE, apply
@@ -20,6 +21,9 @@ from agreements.transforms import REMOVE, apply
 MIN_KEY_BYTES = 16
 _SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 UNSAFE_KEY = "<key>"
+_KNOWN_SEGMENTS = frozenset(
+    part for path in DICTIONARY for part in path.replace("[*]", "").split(".")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,8 @@ class Minimised:
 
 
 def _segment(key: Any) -> str:
+    if key in _KNOWN_SEGMENTS:
+        return str(key)
     return key if isinstance(key, str) and _SAFE_KEY.fullmatch(key) else UNSAFE_KEY
 
 
@@ -41,14 +47,21 @@ class _Walk:
 
     __slots__ = ("key", "prefixes", "removed", "rules", "scope", "sent", "today")
 
-    def __init__(self, rules: Mapping[str, Transform], key: bytes, scope: str, today: date) -> None:
-        self.rules, self.key, self.scope, self.today = rules, key, scope, today
-        self.prefixes = _prefixes(rules)
+    def __init__(
+        self,
+        rules: Mapping[str, Transform],
+        prefixes: frozenset[str],
+        key: bytes,
+        scope: str,
+        today: date,
+    ) -> None:
+        self.rules, self.prefixes = rules, prefixes
+        self.key, self.scope, self.today = key, scope, today
         self.sent: dict[str, None] = {}
         self.removed: dict[str, None] = {}
 
     def node(self, value: Any, path: str) -> Any:
-        if isinstance(value, Mapping):
+        if isinstance(value, dict | Mapping):
             return self.mapping(value, path)
         if isinstance(value, list | tuple):
             return self.sequence(value, path)
@@ -90,7 +103,7 @@ class _Walk:
 
     def drop(self, value: Any, path: str) -> None:
         """Record every leaf path under a subtree that nothing permits."""
-        if isinstance(value, Mapping):
+        if isinstance(value, dict | Mapping):
             for key, child in value.items():
                 self.drop(child, f"{path}.{_segment(key)}")
         elif isinstance(value, list | tuple):
@@ -98,17 +111,6 @@ class _Walk:
                 self.drop(child, f"{path}[*]")
         else:
             self.removed[path] = None
-
-
-def _prefixes(rules: Mapping[str, Transform]) -> frozenset[str]:
-    """Every path that leads to a permitted leaf (the leaves included)."""
-    found: set[str] = set()
-    for path in rules:
-        for index, char in enumerate(path):
-            if char in ".[":
-                found.add(path[:index])
-        found.add(path)
-    return frozenset(found)
 
 
 def minimise(
@@ -123,7 +125,13 @@ def minimise(
     """Strip a record and the subject's identifiers to what the agreement permits for a purpose."""
     if len(pseudonym_key) < MIN_KEY_BYTES:
         raise MinimisationError(f"the pseudonym key must be at least {MIN_KEY_BYTES} bytes")
-    walk = _Walk(agreement.rules_for(purpose), pseudonym_key, agreement.id, today)
+    walk = _Walk(
+        agreement.rules_for(purpose),
+        agreement.rule_prefixes(purpose),
+        pseudonym_key,
+        agreement.id,
+        today,
+    )
     data = walk.mapping(record, "")
     kept_subject = _minimise_subject(subject or {}, agreement, walk, purpose in agreement.purposes)
     return Minimised(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal
@@ -372,23 +372,31 @@ class Agreement(BaseModel):
 
     def rules_for(self, purpose: str) -> Mapping[str, Transform]:
         """Permitted leaf paths and their transforms for a purpose; empty if it is not permitted."""
+        return self._rule_index()[0].get(purpose, {})
+
+    def rule_prefixes(self, purpose: str) -> frozenset[str]:
+        """Every path leading to a permitted leaf (leaves included), for pruning a record walk."""
+        return self._rule_index()[1].get(purpose, frozenset())
+
+    def _rule_index(
+        self,
+    ) -> tuple[dict[str, dict[str, Transform]], dict[str, frozenset[str]]]:
         cached = self.__dict__.get("_rule_cache")
         # Keyed by identity so that a model_copy(update=...) never reuses a stale index.
         if cached is None or cached[0] is not self.fields or cached[1] is not self.purposes:
-            cached = (self.fields, self.purposes, self._build_rule_index())
+            rules: dict[str, dict[str, Transform]] = {}
+            prefixes: dict[str, frozenset[str]] = {}
+            for purpose in self.purposes:
+                permitted = {
+                    rule.path: Transform(rule.transform)
+                    for rule in self.fields
+                    if (not rule.purposes or purpose in rule.purposes)
+                }
+                rules[purpose.value] = permitted
+                prefixes[purpose.value] = _prefixes(permitted)
+            cached = (self.fields, self.purposes, rules, prefixes)
             self.__dict__["_rule_cache"] = cached
-        index: dict[str, dict[str, Transform]] = cached[2]
-        return index.get(purpose, {})
-
-    def _build_rule_index(self) -> dict[str, dict[str, Transform]]:
-        index: dict[str, dict[str, Transform]] = {}
-        for purpose in self.purposes:
-            index[purpose.value] = {
-                rule.path: rule.transform
-                for rule in self.fields
-                if (not rule.purposes or purpose in rule.purposes)
-            }
-        return index
+        return cached[2], cached[3]
 
     def retain_until(self, sent_on: date) -> date:
         """The date the partner must delete the data by, counted from the day it is sent."""
@@ -404,6 +412,14 @@ class Agreement(BaseModel):
             self.to_document(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _prefixes(paths: Iterable[str]) -> frozenset[str]:
+    found: set[str] = set()
+    for path in paths:
+        found.update(path[:index] for index, char in enumerate(path) if char in ".[")
+        found.add(path)
+    return frozenset(found)
 
 
 class Catalog(BaseModel):

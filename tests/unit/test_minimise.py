@@ -215,3 +215,13 @@ def test_transform_enum_covers_every_documented_transform() -> None:
         "pseudonymise",
         "drop",
     }
+
+
+def test_the_rule_index_follows_a_model_copy() -> None:
+    lac = CATALOG.agreements["KM-NHS-LAC-001"]
+    purpose = "looked_after_children_health"
+    assert len(lac.rules_for(purpose)) == len(lac.fields)
+    narrowed = lac.model_copy(update={"fields": lac.fields[:1]})
+    assert list(narrowed.rules_for(purpose)) == [lac.fields[0].path]
+    assert narrowed.rule_prefixes(purpose) == frozenset({"identity", "identity.name"})
+    assert lac == lac.model_copy()
