@@ -434,3 +434,26 @@ def test_purposes_and_subject_identifiers_cannot_be_empty() -> None:
         ("purposes", "required"),
         ("subject_identifiers", "required"),
     }
+
+
+def test_the_policy_core_is_pure() -> None:
+    """No imports of the service or channels, no clock reads, YAML read only by the loader."""
+    import ast
+
+    package = default_catalog_dir().parent
+    for source in package.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        imported = {
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        assert not {m for m in imported if m.split(".")[0] in {"gateway", "adapters"}}, source
+        if source.name != "loader.py":
+            assert "yaml" not in imported, source
+        text = source.read_text()
+        for clock in ("date.today(", "datetime.now(", "time.time(", "datetime.utcnow("):
+            assert clock not in text, (source, clock)
