@@ -14,7 +14,7 @@ import contextlib
 import enum
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -55,6 +55,8 @@ class Actor:
 
 
 SYSTEM = Actor(ActorKind.SYSTEM, "gatehouse")
+PendingEntry = tuple[Actor, str, Mapping[str, str], Mapping[str, Any]]
+"""(actor, action, targets, details) for `append_many`."""
 
 
 class CheckpointSigner(Protocol):
@@ -140,7 +142,7 @@ async def append(
 
 async def append_many(
     conn: AsyncConnection,
-    entries: list[tuple[Actor, str, Mapping[str, str], Mapping[str, Any]]],
+    entries: Sequence[PendingEntry],
     *,
     at: datetime,
 ) -> None:
