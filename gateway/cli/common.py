@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -63,14 +62,20 @@ def invoke(app: typer.Typer, argv: Sequence[str] | None) -> int:
             prog_name=app.info.name,
             standalone_mode=False,
         )
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         Console(stderr=True).print("aborted")
         return EXIT_REFUSED
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_REFUSED
+    except typer.TyperException as exc:
+        # typer >= 0.29 vendors click: its ClickException (usage errors included) derives from
+        # TyperException and carries `show()` and `exit_code` (2 for usage errors).
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            Console(stderr=True).print(f"error: {exc}", highlight=False)
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     except GatewayError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc.message}", highlight=False)
         return EXIT_REFUSED
