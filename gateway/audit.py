@@ -67,8 +67,8 @@ class CheckpointSigner(Protocol):
         """The signing key's id."""
         ...
 
-    def sign_compact(self, payload: bytes) -> str:
-        """A compact JWS over `payload`."""
+    def sign_compact(self, payload: bytes, *, typ: str | None = ...) -> str:
+        """A compact JWS over `payload` with header {alg, kid, typ}."""
         ...
 
 
@@ -208,7 +208,7 @@ async def seal(
 async def _sign_checkpoint(
     conn: AsyncConnection, signer: CheckpointSigner, seq: int, hash_: str, at: datetime
 ) -> None:
-    token = signer.sign_compact(checkpoint_payload(seq, hash_, at))
+    token = signer.sign_compact(checkpoint_payload(seq, hash_, at), typ=CHECKPOINT_TYP)
     await sql.insert_checkpoint(conn, seq=seq, hash_=hash_, at=at, kid=signer.kid, token=token)
 
 
@@ -304,7 +304,7 @@ class JoseCheckpointSigner:
         """The signing key's id."""
         return self._kid
 
-    def sign_compact(self, payload: bytes) -> str:
+    def sign_compact(self, payload: bytes, *, typ: str | None = CHECKPOINT_TYP) -> str:
         """A compact JWS over `payload`, typed so it cannot pass for another token."""
-        header = {"alg": self._alg, "kid": self._kid, "typ": CHECKPOINT_TYP}
+        header = {"alg": self._alg, "kid": self._kid, **({"typ": typ} if typ else {})}
         return jws.serialize_compact(header, payload, self._key, algorithms=[self._alg])

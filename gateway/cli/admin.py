@@ -9,6 +9,7 @@ import typer
 
 from gateway.cli.admin_agreements import agreements_app
 from gateway.cli.admin_policy import dictionary_command
+from gateway.cli.admin_store import register as register_store
 from gateway.cli.common import invoke
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ def _root() -> None:
 # (registrations are added by the modules below as they are built)
 app.command("dictionary")(dictionary_command)  # policy core: the data dictionary
 app.add_typer(agreements_app, name="agreements")  # agreements: validate (more to come)
+register_store(app)  # store: db upgrade, audit verify|checkpoint, retention run, subject-report
 
 
 def main(argv: Sequence[str] | None = None) -> int:

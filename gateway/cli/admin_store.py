@@ -1,0 +1,225 @@
+"""`gateway-admin db|audit|retention|subject-report`: the store, the audit log, the DPO tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, OKPKey
+from sqlalchemy import select
+
+from gateway import audit, retention
+from gateway.audit_verify import JwksCheckpointVerifier, VerifyReport, verify
+from gateway.cli.common import EXIT_REFUSED, default_actor, fail, print_json, print_table
+from gateway.protection import Protection
+from gateway.settings import Settings, load_settings
+from gateway.store.database import Store
+from gateway.store.tables import council_keys
+from gateway.subject_report import subject_report
+
+T = TypeVar("T")
+
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+retention_app = typer.Typer(help="Purge envelopes and old metadata.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")]
+ActorOption = Annotated[str | None, typer.Option(help="Who is acting (default: the OS user).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to gateway-admin."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(retention_app, name="retention")
+    app.command("subject-report")(subject_report_command)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store, run one piece of work, close it."""
+
+    async def main() -> T:
+        store = await Store.open(settings.resolved_database_url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _admin(actor: str | None) -> audit.Actor:
+    return audit.Actor(audit.ActorKind.ADMIN, actor or default_actor())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database to the current schema (safe to run twice, or from two hosts)."""
+    settings = load_settings()
+
+    async def work(store: Store) -> None:
+        await store.upgrade()
+
+    _run(settings, work)
+    typer.echo("database is at the current schema")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    as_json: JsonFlag = False,
+    jwks: Annotated[
+        Path | None,
+        typer.Option(help="JWKS file of the council's public keys (default: the store's mirror)."),
+    ] = None,
+) -> None:
+    """Walk the audit chain and its checkpoints; exit 1 and name the first broken link."""
+    settings = load_settings()
+    given = json.loads(jwks.read_text()) if jwks else None
+
+    async def work(store: Store) -> VerifyReport:
+        keys = given if given is not None else await _mirrored_jwks(store)
+        return await verify(store, JwksCheckpointVerifier(keys) if keys["keys"] else None)
+
+    report = _run(settings, work)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+async def _mirrored_jwks(store: Store) -> dict[str, Any]:
+    async with store.read() as conn:
+        rows = await conn.execute(select(council_keys.c.jwk).where(council_keys.c.use == "sig"))
+        return {"keys": [dict(row.jwk) for row in rows]}
+
+
+def _print_report(report: VerifyReport) -> None:
+    rows = [
+        ("entries", report.entries),
+        ("head", f"{report.head_seq} {report.head_hash[:16]}…"),
+        ("checkpoints verified", report.checkpoints),
+        ("last checkpoint", report.last_checkpoint_seq),
+        ("signatures checked", "yes" if report.signatures_checked else "no (no council keys)"),
+        ("awaiting sealing", report.pending),
+    ]
+    if report.broken:
+        rows.append(("BROKEN", f"{report.broken.code} at seq {report.broken.seq}"))
+        rows.append(("", report.broken.message))
+    rows += [("note", note) for note in report.notes]
+    print_table("audit chain: " + ("OK" if report.ok else "BROKEN"), ["", ""], rows)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    signing_key: Annotated[
+        Path, typer.Option(help="The council's private signing JWK (JSON with a kid).")
+    ],
+) -> None:
+    """Seal pending entries and sign a checkpoint at the head now."""
+    settings = load_settings()
+    try:
+        data = json.loads(signing_key.read_text())
+        key = ECKey.import_key(data) if data.get("kty") == "EC" else OKPKey.import_key(data)
+    except (OSError, ValueError, JoseError) as exc:
+        raise fail(
+            f"{signing_key.name}: not a private EC or OKP JWK ({type(exc).__name__})"
+        ) from None
+    alg = "ES256" if data.get("kty") == "EC" else "EdDSA"
+    signer = audit.JoseCheckpointSigner(key, str(data.get("kid", "")), alg)
+
+    async def work(store: Store) -> int:
+        return await audit.checkpoint(store, signer, at=_now())
+
+    seq = _run(settings, work)
+    typer.echo(f"checkpoint signed at seq {seq}" if seq else "the audit log is empty")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report only; change nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+    actor: ActorOption = None,
+) -> None:
+    """Purge envelopes and held records past retain_until, and metadata past the schedule."""
+    settings = load_settings()
+
+    async def work(store: Store) -> retention.RetentionReport:
+        return await retention.run(
+            store,
+            now=_now(),
+            metadata_retention=settings.metadata_retention,
+            actor=_admin(actor),
+            dry_run=dry_run,
+        )
+
+    report = _run(settings, work)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    verb = "would purge" if dry_run else "purged"
+    print_table(
+        f"retention ({verb})",
+        ["what", "count"],
+        [
+            ("envelopes and held records", len(report.envelopes_purged)),
+            ("metadata rows past the records schedule", len(report.metadata_deleted)),
+            ("idempotency keys", report.idempotency_keys_deleted),
+        ],
+    )
+
+
+def subject_report_command(
+    nhs_number: Annotated[str | None, typer.Option(help="The person's NHS number.")] = None,
+    local_id: Annotated[str | None, typer.Option(help="The person's local person id.")] = None,
+    as_json: JsonFlag = False,
+    actor: ActorOption = None,
+) -> None:
+    """Every disclosure about one person (subject access): when, to whom, why, what."""
+    if not nhs_number and not local_id:
+        raise fail("give --nhs-number or --local-id", code=2)
+    settings = load_settings()
+    protection = Protection.from_dir(settings.keys_dir)
+
+    async def work(store: Store) -> list[dict[str, Any]]:
+        found = await subject_report(
+            store,
+            protection,
+            nhs_number=nhs_number,
+            local_id=local_id,
+            actor=_admin(actor),
+            at=_now(),
+        )
+        return [line.as_dict() for line in found]
+
+    lines = _run(settings, work)
+    if as_json:
+        print_json({"disclosures": lines})
+        return
+    columns = ["date", "partner", "agreement", "purpose", "lawful basis", "fields sent", "status"]
+    rows = [
+        (
+            line["date"][:10],
+            line["partner"],
+            f"{line['agreement_id']} v{line['agreement_version']}",
+            line["purpose"],
+            line["lawful_basis"],
+            ", ".join(line["fields_sent"]),
+            line["status"],
+        )
+        for line in lines
+    ]
+    print_table(f"{len(lines)} disclosure(s) about this person", columns, rows)
