@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import typer
 
 from gateway.cli.common import console, invoke
+from gateway.partner_sim.cli import register as register_partner_sim
 from gateway.policy_tour import print_policy_tour
 
 app = typer.Typer(
@@ -28,6 +29,9 @@ def _root() -> None:
 def demo() -> None:
     """Show what Gatehouse decides, and what leaves, for a dozen example disclosures."""
     print_policy_tour(console())
+
+
+register_partner_sim(app)  # partner simulator: gateway partner-sim
 
 
 def main(argv: Sequence[str] | None = None) -> int:

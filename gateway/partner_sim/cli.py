@@ -1,0 +1,105 @@
+"""`gateway partner-sim`: run one simulated partner as its own process until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.logging import configure_logging
+from gateway.partner_sim.config import DEFAULT_COUNCIL_JWKS, PartnerConfig, ReceiptMode
+from gateway.partner_sim.faults import FaultRates
+from gateway.partner_sim.keys import PUBLIC_ENC, PUBLIC_SIG, KeyType
+from gateway.partner_sim.simulator import PartnerSimulator
+
+_Share = Annotated[float, typer.Option(min=0.0, max=1.0)]
+
+
+def partner_sim_command(  # keyword-only: each parameter is a named option
+    *,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0: any free port")],
+    keys: Annotated[Path, typer.Option("--keys", help="Key directory (created on first start)")],
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    partner_id: Annotated[str, typer.Option(help="Our id: the envelopes' aud")] = "partner-sim",
+    council_id: Annotated[str, typer.Option(help="The council's id: iss")] = "medway-council",
+    council_jwks: Annotated[str, typer.Option(help="URL of the council's JWKS")] = (
+        DEFAULT_COUNCIL_JWKS
+    ),
+    receipts: Annotated[ReceiptMode, typer.Option(help="When to give receipts")] = (
+        ReceiptMode.SYNC
+    ),
+    async_receipt_url: Annotated[
+        str | None, typer.Option(help="Where async receipts go (the gateway's /v1/receipts)")
+    ] = None,
+    key_type: Annotated[
+        KeyType | None, typer.Option(help="Encryption key type for new keys [default: ec]")
+    ] = None,
+    fail_rate: _Share = 0.0,
+    timeout_rate: _Share = 0.0,
+    reject_rate: _Share = 0.0,
+    no_receipt_rate: _Share = 0.0,
+    slow_rate: _Share = 1.0,
+    slow_ms: Annotated[int, typer.Option(min=0, help="Delay of a slow answer")] = 0,
+    timeout_hold: Annotated[
+        float, typer.Option(min=0.0, help="Seconds a timed-out request is held")
+    ] = 35.0,
+    receipt_delay: Annotated[
+        float, typer.Option(min=0.0, help="Async mode: seconds before posting a receipt")
+    ] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the fault RNG (reproducible)")] = None,
+) -> None:
+    """Run a simulated partner: opens envelopes, verifies the council, answers with receipts."""
+    faults = FaultRates(
+        fail_rate=fail_rate,
+        timeout_rate=timeout_rate,
+        reject_rate=reject_rate,
+        no_receipt_rate=no_receipt_rate,
+        slow_rate=slow_rate,
+        slow_ms=slow_ms,
+    )
+    config = PartnerConfig(
+        partner_id=partner_id,
+        council_id=council_id,
+        council_jwks=council_jwks,
+        receipts=receipts,
+        async_receipt_url=async_receipt_url,
+        faults=faults,
+        seed=seed,
+        keys_dir=keys,
+        key_type=key_type,
+        timeout_hold_s=timeout_hold,
+        receipt_delay_s=receipt_delay,
+    )
+    configure_logging()
+    asyncio.run(serve(PartnerSimulator(config), host, port))
+
+
+async def serve(simulator: PartnerSimulator, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    url = await simulator.start(host, port)
+    keys_dir = simulator.config.keys_dir
+    where = f"; public keys: {keys_dir / PUBLIC_ENC}, {keys_dir / PUBLIC_SIG}" if keys_dir else ""
+    sys.stdout.write(
+        f"partner-sim {simulator.config.partner_id} listening on {url} "
+        f"(POST / or /in, GET /ledger, POST /control){where}\n"
+    )
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await simulator.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `partner-sim` to the `gateway` command."""
+    app.command("partner-sim")(partner_sim_command)
