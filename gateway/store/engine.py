@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -15,10 +16,9 @@ WRITE_OPTION = "gatehouse_write"
 """Execution option marking a write transaction (SQLite then takes the write lock up front)."""
 
 SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",  # readers never block the writer and vice versa
+    "PRAGMA busy_timeout=10000",  # first: wait for another process's lock instead of failing
     "PRAGMA synchronous=NORMAL",  # durable across application crashes; WAL checkpoints fsync
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=10000",  # wait for another process's write lock instead of failing
     "PRAGMA secure_delete=ON",  # purged envelopes and held records are overwritten, not left
 )
 
@@ -65,6 +65,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        # Switching a new file to WAL needs a moment alone with it; the pragma then quietly
+        # answers the old mode instead of failing. Without WAL, readers and writers can
+        # deadlock, so insist.
+        for _ in range(50):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                break
+            time.sleep(0.02)
+        else:
+            raise ConfigurationError("SQLite database could not be switched to WAL mode")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

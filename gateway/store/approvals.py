@@ -1,0 +1,47 @@
+"""Approval decisions on held disclosures, with the ICO Annex B facts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import approvals
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A human decision: the Annex B facts, approved or rejected, by whom, why, when."""
+
+    disclosure_id: str
+    facts: Mapping[str, Any]
+    decision: str
+    actor: str
+    reason: str
+    decided_at: datetime
+
+
+async def record(conn: AsyncConnection, approval: Approval) -> None:
+    """Store a decision (call in the transaction that moves the disclosure on)."""
+    if approval.decision not in {"approved", "rejected"}:
+        raise ValueError("decision must be approved or rejected")
+    values = {name: getattr(approval, name) for name in Approval.__dataclass_fields__}
+    values["facts"] = dict(approval.facts)
+    await conn.execute(insert(approvals), values)
+
+
+async def for_disclosure(conn: AsyncConnection, disclosure_id: str) -> list[Approval]:
+    """Every decision on a disclosure, oldest first."""
+    query = (
+        select(approvals)
+        .where(approvals.c.disclosure_id == disclosure_id)
+        .order_by(approvals.c.decided_at, approvals.c.id)
+    )
+    return [
+        Approval(r.disclosure_id, r.facts, r.decision, r.actor, r.reason, r.decided_at)
+        for r in await conn.execute(query)
+    ]

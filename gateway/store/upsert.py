@@ -1,0 +1,36 @@
+"""INSERT ... ON CONFLICT for both backends (both dialects spell it the same way)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def upsert(
+    conn: AsyncConnection,
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    keys: Sequence[str],
+    keep: Sequence[str] = (),
+) -> None:
+    """Insert, or update every column except the keys and those in `keep`."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(dict(values))
+    changes = {k: statement.excluded[k] for k in values if k not in keys and k not in keep}
+    await conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changes))
+
+
+async def insert_new(
+    conn: AsyncConnection, table: Table, values: Mapping[str, Any], *, keys: Sequence[str]
+) -> bool:
+    """Insert unless the key exists; True when this call inserted the row."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(keys))
+    result = await conn.execute(statement)
+    return bool(result.rowcount)
