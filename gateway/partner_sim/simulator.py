@@ -166,7 +166,7 @@ class PartnerSimulator:
         entry.status, entry.reason = (
             (receipt.status, receipt.reason) if receipt else (verdict.status, verdict.reason)
         )
-        log.info(
+        log.debug(  # one line per envelope: debug, so a benchmark run is not a logging run
             "envelope_taken_in",
             partner=self.config.partner_id,
             message_id=entry.message_id,
