@@ -46,7 +46,8 @@ class PartnerConfig:
     timeout_hold_s: float = 35.0  # longer than the webhook channel's 30 s default
     receipt_delay_s: float = 0.0  # async mode: wait this long before posting the receipt
     receipt_retry: RetryPolicy = DEFAULT_RECEIPT_RETRY
-    jwks_refetch_interval_s: float = 1.0
+    jwks_max_refetches: int = 5  # JWKS refetches on unknown kids allowed ...
+    jwks_refetch_window_s: float = 60.0  # ... in any window this long
     max_body_bytes: int = 32 * 1024 * 1024
     clock: Callable[[], datetime] = _utc_now
 
@@ -60,8 +61,10 @@ class PartnerConfig:
         object.__setattr__(self, "receipts", mode)
         if mode is ReceiptMode.ASYNC and not self.async_receipt_url:
             raise ConfigurationError("async receipts need --async-receipt-url")
-        for name in ("timeout_hold_s", "receipt_delay_s", "jwks_refetch_interval_s"):
+        for name in ("timeout_hold_s", "receipt_delay_s", "jwks_refetch_window_s"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must not be negative")
+        if self.jwks_max_refetches < 0:
+            raise ConfigurationError("jwks_max_refetches must not be negative")
         if self.max_body_bytes < 1:
             raise ConfigurationError("max_body_bytes must be positive")

@@ -1,9 +1,10 @@
 """The council's public signing keys as a partner holds them: cached, refetched on a new kid.
 
 As docs/keys-and-envelopes.md asks of every partner: cache the JWKS, and fetch it again when
-an envelope is signed with a kid we do not have (the council rotated). A refetch happens at
-most once per `min_refetch_s`, so a stream of envelopes naming a bogus kid cannot turn the
-simulator into a load generator against the council.
+an envelope is signed with a kid we do not have (the council rotated). At most
+`max_refetches` refetches happen in any `window_s` seconds: a genuine rotation is picked up at
+once (even right after start-up), while a stream of envelopes naming bogus kids cannot turn
+the simulator into a load generator against the council.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -82,14 +84,16 @@ class CouncilJwks:
         self,
         provider: JwksProvider,
         *,
-        min_refetch_s: float = 1.0,
+        max_refetches: int = 5,
+        window_s: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._provider = provider
-        self._min_refetch_s = min_refetch_s
+        self._max_refetches = max_refetches
+        self._window_s = window_s
         self._monotonic = monotonic
         self._cached: dict[str, Any] | None = None
-        self._fetched_at: float | None = None
+        self._refetched_at: deque[float] = deque()
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -108,14 +112,16 @@ class CouncilJwks:
         async with self._lock:
             if self._cached is not None and self._cached is not seen:
                 return self._cached  # someone refetched while we waited
-            last = self._fetched_at
-            if last is not None and self._monotonic() - last < self._min_refetch_s:
+            moment = self._monotonic()
+            while self._refetched_at and moment - self._refetched_at[0] >= self._window_s:
+                self._refetched_at.popleft()
+            if len(self._refetched_at) >= self._max_refetches:
                 return None
+            self._refetched_at.append(moment)  # failed attempts count against the limit too
             await self._fetch()
             return self._cached
 
     async def _fetch(self) -> None:
-        self._fetched_at = self._monotonic()  # failed attempts count against the rate limit too
         try:
             document = check_jwks(await self._provider())
         except CouncilJwksError:

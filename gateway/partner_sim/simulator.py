@@ -56,7 +56,8 @@ class PartnerSimulator:
         self._session: aiohttp.ClientSession | None = None
         self.jwks = CouncilJwks(
             provider_for(config.council_jwks, self._client),
-            min_refetch_s=config.jwks_refetch_interval_s,
+            max_refetches=config.jwks_max_refetches,
+            window_s=config.jwks_refetch_window_s,
         )
         self.inbox = Inbox(
             partner_id=config.partner_id,

@@ -132,7 +132,6 @@ def config(council: Council, **overrides: Any) -> PartnerConfig:
         "partner_id": PARTNER,
         "council_id": COUNCIL,
         "council_jwks": council.jwks_url,
-        "jwks_refetch_interval_s": 0.0,
         "timeout_hold_s": 2.0,
     }
     values.update(overrides)
@@ -292,13 +291,13 @@ async def test_the_jwks_is_fetched_again_when_the_council_rotates(
 async def test_a_jwks_refetch_is_rate_limited(
     council: Council, channel: WebhookChannel, running: Any, tmp_path: Path
 ) -> None:
-    sim = await running(config(council, jwks_refetch_interval_s=3600.0))
+    sim = await running(config(council, jwks_max_refetches=1, jwks_refetch_window_s=3600.0))
     impostor = CouncilKeyring(tmp_path / "impostor")
     impostor.generate("ES256", now())
     for n in range(3):
         forged = Council(impostor).seal(sim, f"d-01{n}")
         await deliver(channel, sim, forged, f"d-01{n}")
-    assert council.fetches == 1  # the first fetch; bogus kids never triggered another
+    assert council.fetches == 2  # the first fetch and one refetch; then the limit held
 
 
 async def test_fault_injection_with_a_fixed_seed_gives_the_expected_mix(
