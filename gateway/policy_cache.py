@@ -1,0 +1,158 @@
+"""What every request needs from the database, held in memory and refreshed every few seconds.
+
+Agreements, partners and partner keys change rarely but must take effect without a restart
+(an IG officer suspends an agreement; a partner's key is revoked): the cache re-reads them on
+an interval (`GATEWAY_POLICY_REFRESH_SECONDS`, default 2 s), so a change is live in every
+process within that time. Client tokens are looked up by hash and remembered for the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from agreements.errors import CatalogError
+from agreements.loader import parse_agreement
+from agreements.model import Agreement, ChannelSpec, Partner
+from gateway.clients import Client, hash_token
+from gateway.partner_keys import PartnerKey, PartnerKeyError
+from gateway.store import agreements_repo, clients_repo
+from gateway.store.database import Store
+from gateway.store.tables import partner_keys, partners
+
+log = structlog.get_logger("gateway.policy")
+_CHANNEL_FIELDS = frozenset(ChannelSpec.model_fields)
+
+
+def partner_from_store(row: Mapping[str, Any]) -> Partner:
+    """Rebuild the policy core's Partner from a `partners` row (channel type + target)."""
+    target = {k: v for k, v in dict(row["target"]).items() if k in _CHANNEL_FIELDS}
+    return Partner.model_validate(
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "kind": row["kind"],
+            "channel": {**target, "type": row["channel"]},
+        }
+    )
+
+
+def partner_key_from_store(row: Mapping[str, Any]) -> PartnerKey:
+    """Rebuild the domain PartnerKey (re-validated) from a `partner_keys` row."""
+    data = dict(row)
+    for name in ("not_before", "not_after"):
+        value = data.get(name)
+        data[name] = value.isoformat() if isinstance(value, datetime) else value
+    return PartnerKey.from_dict(data)
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """One consistent view of agreements, partners and partner keys."""
+
+    agreements: Mapping[str, Agreement] = field(default_factory=dict)
+    partners: Mapping[str, Partner] = field(default_factory=dict)
+    keys: Mapping[str, tuple[PartnerKey, ...]] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+
+class PolicyCache:
+    """Reads policy from the store on an interval; request handling only reads the snapshot."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._interval = interval
+        self._monotonic = monotonic
+        self.snapshot = PolicySnapshot()
+        self._clients: dict[str, tuple[Client | None, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> PolicySnapshot:
+        """Load the newest version of every agreement, every partner and every partner key."""
+        async with self._store.read() as conn:
+            partner_rows = [dict(r._mapping) for r in await conn.execute(partners.select())]
+            key_rows = [dict(r._mapping) for r in await conn.execute(partner_keys.select())]
+            stored = await agreements_repo.current(conn)
+        parsed_partners: dict[str, Partner] = {}
+        for row in partner_rows:
+            try:
+                parsed_partners[row["id"]] = partner_from_store(row)
+            except ValueError:
+                log.error("partner_unreadable", partner=row["id"])
+        keys: dict[str, list[PartnerKey]] = {}
+        for row in key_rows:
+            try:
+                keys.setdefault(row["partner_id"], []).append(partner_key_from_store(row))
+            except PartnerKeyError:
+                log.error("partner_key_unreadable", partner=row["partner_id"], kid=row["kid"])
+        agreements: dict[str, Agreement] = {}
+        for item in stored:
+            try:
+                agreement = parse_agreement(
+                    item.document, source=f"db:{item.id}@{item.version}", partners=parsed_partners
+                )
+            except CatalogError:
+                log.error("agreement_unreadable", agreement=item.id, version=item.version)
+                continue
+            # The status column is authoritative: suspend/resume/terminate change only it.
+            agreements[item.id] = agreement.model_copy(update={"status": item.status})
+        self.snapshot = PolicySnapshot(
+            agreements,
+            parsed_partners,
+            {pid: tuple(items) for pid, items in keys.items()},
+            self._monotonic(),
+        )
+        return self.snapshot
+
+    async def client(self, token: str) -> Client | None:
+        """The active client holding this token, or None; remembered for one interval."""
+        digest = hash_token(token)
+        now = self._monotonic()
+        cached = self._clients.get(digest)
+        if cached is not None and now - cached[1] < self._interval:
+            return cached[0]
+        async with self._store.read() as conn:
+            stored = await clients_repo.by_token_hash(conn, digest)
+        client = (
+            Client(stored.name, frozenset(stored.allowed_agreements), stored.status)
+            if stored is not None
+            else None
+        )
+        if len(self._clients) > 10_000:
+            self._clients.clear()
+        self._clients[digest] = (client, now)
+        return client
+
+    def start(self) -> None:
+        """Refresh in the background until `stop`."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="policy-refresh")
+
+    async def stop(self) -> None:
+        """Stop the background refresh."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh()
+            except Exception:  # a database blip must not kill the refresher
+                log.exception("policy_refresh_failed")

@@ -1,0 +1,136 @@
+"""Take a partner's receipt: verify it against what we sent, record it once, move the status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from gateway import audit
+from gateway.errors import NotFoundError
+from gateway.http.schemas import ReceiptAccepted
+from gateway.metrics import Metrics
+from gateway.policy_cache import PolicyCache
+from gateway.receipts import ReceiptError, verify_receipt
+from gateway.store import disclosures, receipts
+from gateway.store.database import Store
+from gateway.store.disclosure_model import Status, can_transition
+
+log = structlog.get_logger("gateway.receipts")
+
+
+def claimed_message_id(token: bytes) -> str:
+    """The message id a receipt claims to be for (unverified: only to find what to check)."""
+    try:
+        payload = json.loads(jws.extract_compact(token).payload)
+    except (JoseError, ValueError, TypeError, UnicodeDecodeError):
+        raise ReceiptError("receipt is not a compact JWS", code="receipt_malformed") from None
+    message_id = payload.get("message_id") if isinstance(payload, dict) else None
+    if not isinstance(message_id, str) or not message_id:
+        raise ReceiptError("receipt has no message_id", code="receipt_malformed")
+    return message_id
+
+
+class ReceiptIntake:
+    """One way in for receipts, whichever channel brought them (webhook reply, POST, MESH)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: PolicyCache,
+        org_id: str,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store, self._policy, self._org_id = store, policy, org_id
+        self._metrics, self._clock = metrics, clock
+
+    async def accept(self, token: bytes, *, via: str = "api") -> ReceiptAccepted:
+        """Verify and record a receipt; a replayed receipt id changes nothing."""
+        now = self._clock()
+        message_id = claimed_message_id(token)
+        async with self._store.read() as conn:
+            disclosure = await disclosures.get(conn, message_id)
+        if disclosure is None or disclosure.digest is None:
+            await self._refused(message_id, None, "receipt_unknown_message", via)
+            raise NotFoundError("no disclosure with that message id")
+        keys = self._policy.snapshot.keys.get(disclosure.partner_id, ())
+        try:
+            verified = verify_receipt(
+                token,
+                partner_keys=keys,
+                partner_id=disclosure.partner_id,
+                council_id=self._org_id,
+                message_id=disclosure.id,
+                expected_digest=disclosure.digest,
+                now=now,
+            )
+        except ReceiptError as exc:
+            await self._refused(message_id, disclosure.partner_id, exc.code, via)
+            raise
+        target = Status.RECEIPTED if verified.status == "received" else Status.FAILED
+        actor = audit.Actor(audit.ActorKind.PARTNER, disclosure.partner_id)
+        async with self._store.transaction() as conn:
+            fresh = await receipts.record(
+                conn,
+                receipts.StoredReceipt(
+                    receipt_id=verified.receipt_id,
+                    disclosure_id=disclosure.id,
+                    status=verified.status,
+                    reason=verified.reason,
+                    token=token.decode("ascii"),
+                    received_at=now,
+                    verified_kid=verified.kid,
+                ),
+            )
+            current = await disclosures.get(conn, disclosure.id)
+            status = current.status if current is not None else disclosure.status
+            if fresh and can_transition(status, target):
+                detail = {"receipt_id": verified.receipt_id, "via": via}
+                if verified.reason:
+                    detail["reason"] = "receipt_rejected"
+                await disclosures.transition(
+                    conn,
+                    disclosure.id,
+                    target,
+                    event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
+                    actor=actor,
+                    at=now,
+                    detail=detail,
+                )
+                status = target
+        self._metrics.receipts.labels("replayed" if not fresh else verified.status).inc()
+        if fresh and status is Status.RECEIPTED:
+            self._metrics.delivery_seconds.observe((now - disclosure.created_at).total_seconds())
+        log.info(
+            "receipt",
+            disclosure_id=disclosure.id,
+            status=str(status),
+            receipt_id=verified.receipt_id,
+        )
+        return ReceiptAccepted(
+            receipt_id=verified.receipt_id,
+            message_id=disclosure.id,
+            status=status,
+            duplicate=not fresh,
+        )
+
+    async def _refused(self, message_id: str, partner: str | None, code: str, via: str) -> None:
+        self._metrics.receipts.labels("refused").inc()
+        log.warning("receipt_refused", code=code, partner=partner)
+        targets = {"disclosure": message_id[:64]}
+        if partner:
+            targets["partner"] = partner
+        await audit.record(
+            self._store,
+            audit.SYSTEM,
+            "receipt.refused",
+            at=self._clock(),
+            targets=targets,
+            details={"code": code, "via": via},
+        )
