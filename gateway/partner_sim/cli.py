@@ -16,8 +16,6 @@ from gateway.partner_sim.faults import FaultRates
 from gateway.partner_sim.keys import PUBLIC_ENC, PUBLIC_SIG, KeyType
 from gateway.partner_sim.simulator import PartnerSimulator
 
-_Share = Annotated[float, typer.Option(min=0.0, max=1.0)]
-
 
 def partner_sim_command(  # keyword-only: each parameter is a named option
     *,
@@ -38,11 +36,21 @@ def partner_sim_command(  # keyword-only: each parameter is a named option
     key_type: Annotated[
         KeyType | None, typer.Option(help="Encryption key type for new keys [default: ec]")
     ] = None,
-    fail_rate: _Share = 0.0,
-    timeout_rate: _Share = 0.0,
-    reject_rate: _Share = 0.0,
-    no_receipt_rate: _Share = 0.0,
-    slow_rate: _Share = 1.0,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share answered 503 at once")
+    ] = 0.0,
+    timeout_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share taken in, then held and answered 504")
+    ] = 0.0,
+    reject_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share answered with a rejected receipt")
+    ] = 0.0,
+    no_receipt_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share taken in with no receipt ever")
+    ] = 0.0,
+    slow_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of answers delayed by --slow-ms")
+    ] = 1.0,
     slow_ms: Annotated[int, typer.Option(min=0, help="Delay of a slow answer")] = 0,
     timeout_hold: Annotated[
         float, typer.Option(min=0.0, help="Seconds a timed-out request is held")
