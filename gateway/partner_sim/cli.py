@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.errors import ConfigurationError
 from gateway.logging import configure_logging
 from gateway.partner_sim.config import DEFAULT_COUNCIL_JWKS, PartnerConfig, ReceiptMode
 from gateway.partner_sim.faults import FaultRates
@@ -92,7 +93,11 @@ async def serve(simulator: PartnerSimulator, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    url = await simulator.start(host, port)
+    try:
+        url = await simulator.start(host, port)
+    except OSError as exc:  # port taken, address not ours: one clear line, not a traceback
+        await simulator.stop()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     keys_dir = simulator.config.keys_dir
     where = f"; public keys: {keys_dir / PUBLIC_ENC}, {keys_dir / PUBLIC_SIG}" if keys_dir else ""
     sys.stdout.write(

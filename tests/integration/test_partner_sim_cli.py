@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -139,6 +141,26 @@ def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:
     assert main(["partner-sim", "--port", "0", "--keys", keys, "--fail-rate", "0.6",
                  "--reject-rate", "0.6"]) == 1  # fmt: skip
     assert not (tmp_path / "partner").exists()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The command configures structlog onto this test's captured stderr: undo it after."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_port_in_use_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["partner-sim", "--port", str(port), "--keys", str(tmp_path / "partner")])
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 @pytest.fixture
