@@ -8,6 +8,7 @@ Both keys are 32 random bytes in files under GATEWAY_KEYS_DIR, created 0600 on f
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -63,6 +64,19 @@ class Protection:
         """The keyed hash stored in place of an identifier (hex HMAC-SHA256, kind-separated)."""
         message = f"{kind}\x00{normalise(kind, value)}".encode()
         return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+
+    @property
+    def pseudonym_key(self) -> bytes:
+        """The key for `pseudonymise` transforms, derived so it never equals the index key."""
+        return hmac.new(self._index_key, b"gatehouse-pseudonym-v1", hashlib.sha256).digest()
+
+    def seal_text(self, text: str, aad: str) -> str:
+        """Seal free text for a text column (base64 of `seal_at_rest`)."""
+        return base64.b64encode(self.seal_at_rest(text.encode(), aad.encode())).decode("ascii")
+
+    def open_text(self, sealed: str, aad: str) -> str:
+        """Open what `seal_text` sealed."""
+        return self.open_at_rest(base64.b64decode(sealed), aad.encode()).decode()
 
     def seal_at_rest(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt for storage; `aad` (e.g. the disclosure id) must match when opening."""

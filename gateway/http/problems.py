@@ -22,6 +22,7 @@ def problem(
     reasons: Sequence[str] | None = None,
     errors: Sequence[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> web.Response:
     """Build a problem+json response; `code` is the stable reason code callers switch on."""
     body: dict[str, Any] = {
@@ -36,6 +37,7 @@ def problem(
         body["reasons"] = list(reasons)
     if errors is not None:
         body["errors"] = list(errors)
+    body.update(extra or {})
     return web.Response(
         status=status,
         body=json.dumps(body).encode(),

@@ -133,6 +133,7 @@ class Problem(_Strict):
     detail: str | None = None
     reasons: list[str] | None = None
     errors: list[FieldError] | None = None
+    id: str | None = Field(None, description="The recorded disclosure, for a policy refusal")
 
 
 class Health(_Strict):

@@ -1,0 +1,76 @@
+"""The aiohttp application: routes from the contract table, middlewares, typed app state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from gateway.errors import GatewayError
+from gateway.http import handlers
+from gateway.http.openapi import ROUTES
+from gateway.http.problems import problem
+from gateway.service import GATEWAY_KEY, Gateway
+
+log = structlog.get_logger("gateway.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HANDLERS: dict[str, Handler] = {
+    "submit_disclosure": handlers.submit_disclosure,
+    "get_disclosure": handlers.get_disclosure,
+    "post_receipt": handlers.post_receipt,
+    "jwks": handlers.jwks,
+    "healthz": handlers.healthz,
+    "readyz": handlers.readyz,
+    "metrics": handlers.metrics,
+    "openapi": handlers.openapi,
+}
+
+
+_HTTP_CODES = {
+    401: "unauthenticated",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request; turn unexpected errors into a problem, never a traceback."""
+    gateway = request.app[GATEWAY_KEY]
+    started = time.perf_counter()
+    route = request.match_info.route.resource
+    endpoint = route.canonical if route is not None else "unmatched"
+    structlog.contextvars.clear_contextvars()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
+        kept = {k: v for k, v in exc.headers.items() if k in ("WWW-Authenticate", "Allow")}
+        response = problem(exc.status, code, exc.reason, headers=kept)
+    except GatewayError as exc:
+        response = problem(400, exc.code, exc.message)
+    except Exception:
+        log.exception("request_failed", path=endpoint, method=request.method)
+        response = problem(500, "internal_error", "Internal error; the event is logged")
+    gateway.metrics.requests.labels(endpoint, request.method, str(response.status)).inc()
+    log.info(
+        "request",
+        method=request.method,
+        path=endpoint,
+        status_code=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+def create_app(gateway: Gateway) -> web.Application:
+    """Build the HTTP application around an already wired gateway."""
+    app = web.Application(middlewares=[observe], client_max_size=gateway.settings.max_body_bytes)
+    app[GATEWAY_KEY] = gateway
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, _HANDLERS[route.name], name=route.name)
+    return app

@@ -1,0 +1,144 @@
+"""HTTP handlers: parse, authenticate, hand to the use cases, render the contract's bodies."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.clients import Client
+from gateway.errors import GatewayError, NotFoundError
+from gateway.http.openapi import openapi_document
+from gateway.http.problems import problem, validation_errors
+from gateway.http.schemas import DisclosureSubmission, Health
+from gateway.logging import bound_context
+from gateway.service import GATEWAY_KEY
+
+_BEARER = "bearer "
+
+
+async def _authenticate(request: web.Request) -> Client:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith(_BEARER):
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+    client = await request.app[GATEWAY_KEY].authenticate(header[len(_BEARER) :].strip())
+    if client is None:
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+    bound_context({"client": client.name})
+    return client
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(body).encode(), content_type="application/json"
+    )
+
+
+def _too_large(request: web.Request) -> web.Response | None:
+    limit = request.app[GATEWAY_KEY].settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return problem(
+            413, "body_too_large", "Request body too large", detail=f"limit {limit} bytes"
+        )
+    return None
+
+
+async def submit_disclosure(request: web.Request) -> web.Response:
+    """POST /v1/disclosures: the whole pipeline behind one call."""
+    client = await _authenticate(request)
+    if (refusal := _too_large(request)) is not None:
+        return refusal
+    if request.content_type != "application/json":
+        return problem(415, "unsupported_media_type", "Send application/json")
+    raw = await request.read()
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return problem(400, "body_not_json", "Body is not valid JSON")
+    try:
+        submission = DisclosureSubmission.model_validate(payload)
+    except ValidationError as exc:
+        return problem(
+            422, "body_invalid", "Body does not match the schema", errors=validation_errors(exc)
+        )
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= 200:
+        return problem(422, "idempotency_key_invalid", "Idempotency-Key must be 1-200 characters")
+    outcome = await request.app[GATEWAY_KEY].pipeline.submit(
+        client, submission, idempotency_key=key, body_digest=hashlib.sha256(raw).hexdigest()
+    )
+    if outcome.http_status == 202:
+        return _json(outcome.body, 202)
+    return problem(
+        outcome.http_status,
+        outcome.body["code"],
+        outcome.body["title"],
+        reasons=outcome.body.get("reasons"),
+        detail=outcome.body.get("detail"),
+        extra={"id": outcome.body["id"]} if "id" in outcome.body else None,
+    )
+
+
+async def get_disclosure(request: web.Request) -> web.Response:
+    """GET /v1/disclosures/{id}: only the calling client's own disclosures."""
+    client = await _authenticate(request)
+    try:
+        view = await request.app[GATEWAY_KEY].disclosure_view(request.match_info["id"], client)
+    except NotFoundError:
+        return problem(404, "disclosure_not_found", "No such disclosure")
+    return web.Response(body=view.model_dump_json().encode(), content_type="application/json")
+
+
+async def post_receipt(request: web.Request) -> web.Response:
+    """POST /v1/receipts: a partner's signed receipt, verified before anything changes."""
+    if (refusal := _too_large(request)) is not None:
+        return refusal
+    token = (await request.read()).strip()
+    if not token or token.count(b".") != 2:
+        return problem(400, "receipt_malformed", "Body must be a compact JWS")
+    try:
+        accepted = await request.app[GATEWAY_KEY].receipts.accept(token)
+    except NotFoundError:
+        return problem(404, "receipt_unknown_message", "No disclosure with that message id")
+    except GatewayError as exc:
+        return problem(422, exc.code, "Receipt refused")
+    return web.Response(body=accepted.model_dump_json().encode(), content_type="application/json")
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """GET /.well-known/jwks.json: current and recent council signing keys."""
+    return _json(request.app[GATEWAY_KEY].jwks())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process answers."""
+    return _json(Health(status="ok").model_dump())
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: the database and broker are reachable."""
+    checks = await request.app[GATEWAY_KEY].readiness()
+    ok = all(value == "ok" for value in checks.values())
+    body = Health(status="ok" if ok else "unavailable", checks=checks)
+    return _json(body.model_dump(), 200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text format."""
+    gateway = request.app[GATEWAY_KEY]
+    await gateway.refresh_gauges()
+    return web.Response(body=gateway.metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /v1/openapi.json: the contract, generated from the same models as the handlers."""
+    return _json(openapi_document())
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    """Compare secrets without leaking their length of common prefix through timing."""
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,91 @@
+"""Run a gateway process: the HTTP API, the delivery workers, or both; stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import signal
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+from aiohttp import web
+
+from gateway.http.app import create_app
+from gateway.logging import configure_logging
+from gateway.service import Gateway
+from gateway.settings import Settings
+
+log = structlog.get_logger("gateway.server")
+SHUTDOWN_GRACE_SECONDS = 15.0
+
+
+class Role(enum.StrEnum):
+    """What a process does; any number of each can run against one database and broker."""
+
+    API = "api"
+    WORKER = "worker"
+    ALL = "all"
+
+
+class Worker(Protocol):
+    """What the worker role starts (the delivery engine)."""
+
+    async def start(self) -> None:
+        """Begin relaying and delivering."""
+        ...
+
+    async def stop(self, grace: float) -> None:
+        """Finish in-flight deliveries (up to `grace` seconds) and close connections."""
+        ...
+
+
+WorkerFactory = Callable[[Gateway], Worker]
+
+
+async def serve(
+    settings: Settings,
+    role: Role = Role.ALL,
+    *,
+    worker_factory: WorkerFactory | None = None,
+    stop: asyncio.Event | None = None,
+    started: Callable[[str], None] | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set): finish in-flight work, then close."""
+    configure_logging(settings.log_format, settings.log_level)
+    gateway = await Gateway.open(settings)
+    gateway.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner: web.AppRunner | None = None
+    worker: Worker | None = None
+    try:
+        if role in (Role.WORKER, Role.ALL) and worker_factory is not None:
+            worker = worker_factory(gateway)
+            await worker.start()
+        if role in (Role.API, Role.ALL):
+            runner = web.AppRunner(
+                create_app(gateway), shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log=None
+            )
+            await runner.setup()
+            site = web.TCPSite(runner, settings.host, settings.port)
+            await site.start()
+            address = runner.addresses[0]
+            url = f"http://{address[0]}:{address[1]}"
+            log.info("listening", host=address[0], port=address[1], role=str(role))
+            if started is not None:
+                started(url)
+        elif started is not None:
+            started("")
+        await stop.wait()
+        log.info("stopping", role=str(role))
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if runner is not None:
+            await runner.cleanup()  # stops accepting, lets in-flight requests finish
+        if worker is not None:
+            await worker.stop(SHUTDOWN_GRACE_SECONDS)
+        await gateway.close()
