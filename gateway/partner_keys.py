@@ -12,6 +12,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from gateway import jose
 from gateway.errors import GatewayError
+from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
 
 KeyUse = Literal["enc", "sig"]
 KeyStatus = Literal["active", "revoked"]
@@ -164,6 +165,31 @@ class PartnerKey:
             revoked_reason=data.get("revoked_reason"),
             revoked_at=_parse(data.get("revoked_at")),
         )
+
+    def to_store(self, *, registered_at: datetime) -> StoredPartnerKey:
+        """The store's row for this key; without `not_before` it is valid from registration."""
+        return StoredPartnerKey(
+            partner_id=self.partner_id,
+            kid=self.kid,
+            use=self.use,
+            alg=self.alg,
+            jwk=dict(self.jwk),
+            not_before=self.not_before or registered_at,
+            not_after=self.not_after,
+            status=self.status,
+            revoked_reason=self.revoked_reason,
+        )
+
+    @classmethod
+    def from_store(cls, row: StoredPartnerKey) -> PartnerKey:
+        """A stored key as the domain model, JWK re-validated (the store keeps no revoked_at)."""
+        key = cls.from_jwk(
+            row.partner_id, row.jwk, use=row.use, not_before=row.not_before,  # type: ignore[arg-type]
+            not_after=row.not_after, kid=row.kid,
+        )  # fmt: skip
+        if row.status not in ("active", "revoked"):
+            raise PartnerKeyError("status must be active or revoked")
+        return dataclasses.replace(key, status=row.status, revoked_reason=row.revoked_reason)  # type: ignore[arg-type]
 
 
 def encryption_key_for(keys: Iterable[PartnerKey], partner_id: str, now: datetime) -> PartnerKey:

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import typer
 
 from gateway.cli.admin_agreements import agreements_app
+from gateway.cli.admin_catalog import catalog_app
 from gateway.cli.admin_policy import dictionary_command
+from gateway.cli.admin_approvals import approvals_app
 from gateway.cli.admin_store import register as register_store
 from gateway.cli.common import invoke
 
@@ -29,7 +31,9 @@ def _root() -> None:
 # Each area registers its own commands; keep one line per area, in this order.
 # (registrations are added by the modules below as they are built)
 app.command("dictionary")(dictionary_command)  # policy core: the data dictionary
-app.add_typer(agreements_app, name="agreements")  # agreements: validate (more to come)
+app.add_typer(agreements_app, name="agreements")  # agreements: validate, list, show, diff, due...
+app.add_typer(catalog_app, name="catalog")  # agreements: catalog apply
+app.add_typer(approvals_app, name="approvals")  # approvals: list, show, approve, reject
 register_store(app)  # store: db upgrade, audit verify|checkpoint, retention run, subject-report
 
 

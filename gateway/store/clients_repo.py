@@ -78,6 +78,11 @@ async def set_agreements(conn: AsyncConnection, name: str, allowed: frozenset[st
     return bool(result.rowcount)
 
 
+async def all_clients(conn: AsyncConnection) -> list[StoredClient]:
+    """Every client, by name (token hashes stay in the table)."""
+    return [_client(row) for row in await conn.execute(select(clients).order_by(clients.c.name))]
+
+
 def _client(row: object) -> StoredClient:
     r = row._mapping  # type: ignore[attr-defined]
     return StoredClient(

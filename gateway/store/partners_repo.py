@@ -69,6 +69,22 @@ async def get_partner(conn: AsyncConnection, id_: str) -> Partner | None:
     return Partner(row.id, row.name, row.kind, row.channel, row.target, row.status)
 
 
+async def all_partners(conn: AsyncConnection) -> list[Partner]:
+    """Every partner, by id."""
+    rows = await conn.execute(select(partners).order_by(partners.c.id))
+    return [Partner(r.id, r.name, r.kind, r.channel, r.target, r.status) for r in rows]
+
+
+async def keys_of(conn: AsyncConnection, partner_id: str) -> list[PartnerKey]:
+    """Every key a partner registered, revoked and expired ones included, oldest first."""
+    query = (
+        select(partner_keys)
+        .where(partner_keys.c.partner_id == partner_id)
+        .order_by(partner_keys.c.not_before, partner_keys.c.kid)
+    )
+    return [PartnerKey.from_row(r._mapping) for r in await conn.execute(query)]
+
+
 async def add_key(conn: AsyncConnection, key: PartnerKey, *, at: datetime) -> None:
     """Register (or update) a partner's public key."""
     values = {name: getattr(key, name) for name in PartnerKey.__dataclass_fields__}

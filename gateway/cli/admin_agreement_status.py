@@ -1,0 +1,159 @@
+"""`gateway-admin agreements suspend|resume|terminate|due`: an agreement's life once in force.
+
+A status change is written to the database, which every gateway process re-reads every few
+seconds, so it takes effect for new disclosures without a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Annotated, Any
+
+import typer
+
+from gateway import audit
+from gateway.agreement_lifecycle import (
+    AgreementNotFoundError,
+    DueItem,
+    StatusAction,
+    due_report,
+    next_status,
+)
+from gateway.cli.common import print_json, print_table
+from gateway.cli.context import (
+    ActorOption,
+    AdminContext,
+    JsonFlag,
+    ReasonOption,
+    check_reason,
+    parse_date,
+    run_async,
+)
+from gateway.partner_keys import PartnerKey, PartnerKeyError
+from gateway.store import agreements_repo, partners_repo
+
+AgreementId = Annotated[str, typer.Argument(help="The agreement id, e.g. KM-NHS-LAC-001.")]
+PAST = {"suspend": "suspended", "resume": "resumed", "terminate": "terminated"}
+EFFECT = {
+    "suspend": "new disclosures are refused within seconds; queued ones are held until resumed",
+    "resume": "disclosures may flow again within seconds",
+    "terminate": "for good: new disclosures are refused and held ones will fail",
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the agreements group."""
+    app.command("suspend", epilog=_example("suspend", "partner reported a breach"))(suspend)
+    app.command("resume", epilog=_example("resume", "breach investigated and closed"))(resume)
+    app.command("terminate", epilog=_example("terminate", "service decommissioned") + " --yes")(
+        terminate
+    )
+    app.command("due", epilog="Example: gateway-admin agreements due --days 60")(due)
+
+
+def _example(action: str, reason: str) -> str:
+    return f'Example: gateway-admin agreements {action} KM-POL-SG-018 --reason "{reason}"'
+
+
+def suspend(
+    agreement_id: AgreementId, reason: ReasonOption, actor: ActorOption = None,
+    json_output: JsonFlag = False,
+) -> None:  # fmt: skip
+    """Stop all disclosures under an agreement at once (for example after a partner's breach)."""
+    _change("suspend", agreement_id, reason, actor, json_output)
+
+
+def resume(
+    agreement_id: AgreementId, reason: ReasonOption, actor: ActorOption = None,
+    json_output: JsonFlag = False,
+) -> None:  # fmt: skip
+    """Let a suspended agreement permit disclosures again."""
+    _change("resume", agreement_id, reason, actor, json_output)
+
+
+def terminate(
+    agreement_id: AgreementId,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """End an agreement for good; it cannot be resumed (a new agreement needs a new id)."""
+    if not yes:
+        typer.confirm(f"Terminate {agreement_id} for good?", abort=True)
+    _change("terminate", agreement_id, reason, actor, json_output)
+
+
+def _change(
+    action: StatusAction, agreement_id: str, reason: str, actor: str | None, json_output: bool
+) -> None:
+    why = check_reason(reason)
+
+    async def work(ctx: AdminContext) -> dict[str, Any]:
+        async with ctx.store.transaction() as conn:
+            stored = await agreements_repo.get(conn, agreement_id)
+            if stored is None:
+                raise AgreementNotFoundError(f"no agreement {agreement_id!r} is stored")
+            target = next_status(action, stored.status)
+            await agreements_repo.set_status(conn, stored.id, stored.version, target.value)
+            details = {"version": stored.version, "from": stored.status, "to": target.value,
+                       "reason": why}  # fmt: skip
+            await audit.append(conn, ctx.actor, f"agreement.{PAST[action]}", at=ctx.now,
+                               targets={"agreement": stored.id, "partner": stored.partner_id},
+                               details=details)  # fmt: skip
+            await audit.seal(conn, at=ctx.now)
+        return {"id": stored.id, "actor": ctx.actor.name, **details}
+
+    result = run_async(work, actor=actor)
+    if json_output:
+        print_json(result)
+        return
+    typer.echo(
+        f"{result['id']} v{result['version']}: {result['from']} -> {result['to']} "
+        f"({EFFECT[action]})"
+    )
+
+
+def due(
+    days: Annotated[int, typer.Option(min=0, max=3660, help="Look this many days ahead.")] = 30,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Report as on this date (default: today).")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """What needs action: agreements ending or due review soon or overdue; partners lacking keys."""
+    moment = datetime.combine(parse_date(as_of, "--as-of"), time(12), tzinfo=UTC) if as_of else None
+
+    async def work(ctx: AdminContext) -> list[DueItem]:
+        now = moment or ctx.now
+        async with ctx.store.read() as conn:
+            current = await agreements_repo.current(conn)
+            keys = {
+                partner: _domain_keys(await partners_repo.keys_of(conn, partner))
+                for partner in {a.partner_id for a in current}
+            }
+        return due_report(current, keys, now=now, days=days)
+
+    items = run_async(work)
+    if json_output:
+        print_json({"days": days, "items": [item.to_dict() for item in items]})
+        return
+    print_table(
+        f"{len(items)} item(s) due within {days} days or overdue",
+        ("what", "agreement / partner", "date", "status", "detail"),
+        [
+            (i.kind, i.subject, i.due.isoformat() if i.due else "", i.status, i.detail)
+            for i in items
+        ],
+    )
+
+
+def _domain_keys(rows: list[partners_repo.PartnerKey]) -> list[PartnerKey]:
+    """Stored keys that still load; a key that no longer validates is not usable."""
+    keys = []
+    for row in rows:
+        try:
+            keys.append(PartnerKey.from_store(row))
+        except PartnerKeyError:
+            continue
+    return keys
