@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import typer
 
 from gateway.cli.admin_agreements import agreements_app
+from gateway.cli.admin_approvals import approvals_app
 from gateway.cli.admin_catalog import catalog_app
 from gateway.cli.admin_policy import dictionary_command
-from gateway.cli.admin_approvals import approvals_app
 from gateway.cli.admin_store import register as register_store
 from gateway.cli.common import invoke
 

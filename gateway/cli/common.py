@@ -49,7 +49,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 def fail(message: str, code: int = EXIT_REFUSED) -> typer.Exit:
     """Print one clear line to stderr and return the Exit to raise."""
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
 
 
@@ -65,7 +65,7 @@ def invoke(app: typer.Typer, argv: Sequence[str] | None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
-        Console(stderr=True).print("aborted")
+        Console(stderr=True, soft_wrap=True).print("aborted")
         return EXIT_REFUSED
     except typer.TyperException as exc:
         # typer >= 0.29 vendors click: its ClickException (usage errors included) derives from
@@ -74,10 +74,10 @@ def invoke(app: typer.Typer, argv: Sequence[str] | None) -> int:
         if callable(show):
             show()
         else:
-            Console(stderr=True).print(f"error: {exc}", highlight=False)
+            Console(stderr=True, soft_wrap=True).print(f"error: {exc}", highlight=False)
         return int(getattr(exc, "exit_code", EXIT_USAGE))
     except GatewayError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc.message}", highlight=False)
         return EXIT_REFUSED
     return int(result) if isinstance(result, int) else EXIT_OK
 
