@@ -13,44 +13,20 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 import structlog
 
 from agreements.errors import CatalogError
 from agreements.loader import parse_agreement
-from agreements.model import Agreement, ChannelSpec, Partner
+from agreements.model import Agreement, Partner
+from gateway.catalog_sync import partner_from_record
 from gateway.clients import Client, hash_token
 from gateway.partner_keys import PartnerKey, PartnerKeyError
-from gateway.store import agreements_repo, clients_repo
+from gateway.store import agreements_repo, clients_repo, partners_repo
 from gateway.store.database import Store
-from gateway.store.tables import partner_keys, partners
+from gateway.store.tables import partner_keys
 
 log = structlog.get_logger("gateway.policy")
-_CHANNEL_FIELDS = frozenset(ChannelSpec.model_fields)
-
-
-def partner_from_store(row: Mapping[str, Any]) -> Partner:
-    """Rebuild the policy core's Partner from a `partners` row (channel type + target)."""
-    target = {k: v for k, v in dict(row["target"]).items() if k in _CHANNEL_FIELDS}
-    return Partner.model_validate(
-        {
-            "id": row["id"],
-            "name": row["name"],
-            "kind": row["kind"],
-            "channel": {**target, "type": row["channel"]},
-        }
-    )
-
-
-def partner_key_from_store(row: Mapping[str, Any]) -> PartnerKey:
-    """Rebuild the domain PartnerKey (re-validated) from a `partner_keys` row."""
-    data = dict(row)
-    for name in ("not_before", "not_after"):
-        value = data.get(name)
-        data[name] = value.isoformat() if isinstance(value, datetime) else value
-    return PartnerKey.from_dict(data)
 
 
 @dataclass(frozen=True)
@@ -83,21 +59,24 @@ class PolicyCache:
     async def refresh(self) -> PolicySnapshot:
         """Load the newest version of every agreement, every partner and every partner key."""
         async with self._store.read() as conn:
-            partner_rows = [dict(r._mapping) for r in await conn.execute(partners.select())]
-            key_rows = [dict(r._mapping) for r in await conn.execute(partner_keys.select())]
+            partner_rows = await partners_repo.all_partners(conn)
+            key_rows = [
+                partners_repo.PartnerKey.from_row(r._mapping)
+                for r in await conn.execute(partner_keys.select())
+            ]
             stored = await agreements_repo.current(conn)
         parsed_partners: dict[str, Partner] = {}
-        for row in partner_rows:
+        for record in partner_rows:
             try:
-                parsed_partners[row["id"]] = partner_from_store(row)
+                parsed_partners[record.id] = partner_from_record(record)
             except ValueError:
-                log.error("partner_unreadable", partner=row["id"])
+                log.error("partner_unreadable", partner=record.id)
         keys: dict[str, list[PartnerKey]] = {}
         for row in key_rows:
             try:
-                keys.setdefault(row["partner_id"], []).append(partner_key_from_store(row))
+                keys.setdefault(row.partner_id, []).append(PartnerKey.from_store(row))
             except PartnerKeyError:
-                log.error("partner_key_unreadable", partner=row["partner_id"], kid=row["kid"])
+                log.error("partner_key_unreadable", partner=row.partner_id, kid=row.kid)
         agreements: dict[str, Agreement] = {}
         for item in stored:
             try:

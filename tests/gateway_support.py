@@ -46,20 +46,14 @@ async def register_partner_key(
     gateway: Gateway, partner_id: str, private_jwk: Mapping[str, Any], use: str, at: datetime
 ) -> None:
     """Register a partner's public key in the store, as `gateway-admin partners keys add` does."""
-    key = PartnerKey.from_jwk(partner_id, public_jwk(private_jwk), use=use)  # type: ignore[arg-type]
+    key = PartnerKey.from_jwk(
+        partner_id,
+        public_jwk(private_jwk),
+        use=use,
+        not_before=at - timedelta(days=1),  # type: ignore[arg-type]
+    )
     async with gateway.store.transaction() as conn:
-        await partners_repo.add_key(
-            conn,
-            partners_repo.PartnerKey(
-                partner_id=partner_id,
-                kid=key.kid,
-                use=use,
-                alg=key.alg,
-                jwk=dict(key.jwk),
-                not_before=at - timedelta(days=1),
-            ),
-            at=at,
-        )
+        await partners_repo.add_key(conn, key.to_store(registered_at=at), at=at)
 
 
 async def add_client(gateway: Gateway, name: str, agreements: frozenset[str], at: datetime) -> str:
