@@ -10,6 +10,10 @@ import typer
 from gateway.cli.admin_agreements import agreements_app
 from gateway.cli.admin_approvals import approvals_app
 from gateway.cli.admin_catalog import catalog_app
+from gateway.cli.admin_clients import clients_app
+from gateway.cli.admin_keys import keys_app
+from gateway.cli.admin_optouts import optouts_app
+from gateway.cli.admin_partners import partners_app
 from gateway.cli.admin_policy import dictionary_command
 from gateway.cli.admin_store import register as register_store
 from gateway.cli.common import invoke
@@ -33,6 +37,10 @@ def _root() -> None:
 app.command("dictionary")(dictionary_command)  # policy core: the data dictionary
 app.add_typer(agreements_app, name="agreements")  # agreements: validate, list, show, diff, due...
 app.add_typer(catalog_app, name="catalog")  # agreements: catalog apply
+app.add_typer(partners_app, name="partners")  # partners: list, show, keys add|list|revoke
+app.add_typer(keys_app, name="keys")  # council keys: generate, list, rotate, retire
+app.add_typer(clients_app, name="clients")  # clients: add, list, revoke, rotate
+app.add_typer(optouts_app, name="optouts")  # national data opt-out: import, status
 app.add_typer(approvals_app, name="approvals")  # approvals: list, show, approve, reject
 register_store(app)  # store: db upgrade, audit verify|checkpoint, retention run, subject-report
 

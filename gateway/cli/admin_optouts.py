@@ -1,0 +1,187 @@
+"""`gateway-admin optouts ...`: the national data opt-out list, held as keyed hashes only.
+
+The file is one NHS number per line (blank lines and `#` comments ignored). A number is never
+printed, logged or stored: a bad line is reported by its line number, and each good number is
+replaced by its blind index (HMAC under the gateway's own key) before it reaches the database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from gateway import audit
+from gateway.cli.common import EXIT_REFUSED, fail, print_json, print_table
+from gateway.cli.context import ActorOption, AdminContext, JsonFlag, run_async
+from gateway.store import optouts
+
+optouts_app = typer.Typer(
+    name="optouts",
+    help="The national data opt-out list: import a new list, see which list is loaded.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_SEPARATORS = re.compile(r"[\s-]")
+SHOWN_LINES = 20  # line numbers listed for people; --json lists up to MAX_LISTED
+MAX_LISTED = 1000
+
+
+def nhs_number_valid(digits: str) -> bool:
+    """Ten digits whose last is the modulus 11 check digit of the first nine."""
+    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
+        return False
+    total = sum(int(d) * weight for d, weight in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutFile:
+    """The valid numbers of an opt-out file, and the line numbers that were not valid."""
+
+    numbers: list[str]
+    invalid_lines: list[int]
+
+
+def parse_optout_lines(lines: Iterable[str]) -> OptOutFile:
+    """Read an opt-out file: spaces and hyphens inside a number are allowed, nothing else."""
+    numbers, invalid = [], []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        digits = _SEPARATORS.sub("", text)
+        if nhs_number_valid(digits):
+            numbers.append(digits)
+        else:
+            invalid.append(number)
+    return OptOutFile(numbers, invalid)
+
+
+def _read(path: Path) -> OptOutFile:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return parse_optout_lines(handle)
+    except UnicodeDecodeError:
+        raise fail(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise fail(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+
+
+@optouts_app.command(
+    "import",
+    epilog="Example: gateway-admin optouts import ndop-2026-11.txt --list-version 2026-11",
+)
+def import_command(
+    file: Annotated[Path, typer.Argument(help="One NHS number per line.")],
+    *,
+    list_version: Annotated[
+        str | None,
+        typer.Option("--list-version", help="The list's version (default: the import time)."),
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid lines even if some are not.")
+    ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Accept a list with no numbers (clears it).")
+    ] = False,
+    actor: ActorOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Replace the opt-out list with this file's NHS numbers (stored as keyed hashes only)."""
+    parsed = _read(file)
+    if parsed.invalid_lines and not skip_invalid:
+        _report_invalid(parsed.invalid_lines, json_output)
+        raise typer.Exit(EXIT_REFUSED)
+    if not parsed.numbers and not allow_empty:
+        raise fail(f"{file}: no NHS numbers found; use --allow-empty to clear the list")
+    if list_version is not None and not 0 < len(list_version) <= 60:
+        raise fail("--list-version must be 1 to 60 characters")
+
+    async def work(ctx: AdminContext) -> dict[str, Any]:
+        protection = ctx.protection()
+        indexes = _hash_all(parsed.numbers, lambda n: protection.blind_index("nhs_number", n))
+        version = list_version or ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        async with ctx.store.transaction() as conn:
+            previous, previous_count = await optouts.current_version(conn)
+            count = await optouts.replace_list(conn, indexes, version=version, at=ctx.now)
+            details = {"list_version": version, "count": count,
+                       "invalid_lines": len(parsed.invalid_lines),
+                       "previous_version": previous, "previous_count": previous_count}  # fmt: skip
+            targets = {"list": "national_data_opt_out"}
+            await audit.append(
+                conn, ctx.actor, "optouts.imported", at=ctx.now, targets=targets, details=details
+            )
+            await audit.seal(conn, at=ctx.now)
+        return details
+
+    result = run_async(work, actor=actor)
+    if json_output:
+        print_json({**result, "skipped_lines": parsed.invalid_lines[:MAX_LISTED]})
+        return
+    typer.echo(
+        f"opt-out list {result['list_version']} loaded: {result['count']} NHS number(s) "
+        f"(replacing {result['previous_version'] or 'no list'}, {result['previous_count']})"
+    )
+    if parsed.invalid_lines:
+        typer.echo(f"skipped {len(parsed.invalid_lines)} invalid line(s): " + _lines(parsed))
+
+
+def _lines(parsed: OptOutFile) -> str:
+    shown = ", ".join(str(n) for n in parsed.invalid_lines[:SHOWN_LINES])
+    more = len(parsed.invalid_lines) - SHOWN_LINES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _report_invalid(lines: list[int], json_output: bool) -> None:
+    if json_output:
+        print_json({"imported": False, "invalid_lines": lines[:MAX_LISTED],
+                    "invalid_count": len(lines)})  # fmt: skip
+    shown = ", ".join(str(n) for n in lines[:SHOWN_LINES])
+    more = len(lines) - SHOWN_LINES
+    Console(stderr=True).print(
+        f"error: {len(lines)} line(s) are not valid NHS numbers (10 digits with a valid check "
+        f"digit): line {shown}{f' and {more} more' if more > 0 else ''}. Nothing was imported; "
+        "fix them or use --skip-invalid",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _hash_all(numbers: list[str], index: Callable[[str], str]) -> list[str]:
+    """Blind-index every number, with a progress bar at a terminal for long lists."""
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("hashing NHS numbers", total=len(numbers))
+        found = []
+        for i, number in enumerate(numbers, start=1):
+            found.append(index(number))
+            if i % 1000 == 0:
+                progress.update(task, completed=i)
+        return found
+
+
+@optouts_app.command("status", epilog="Example: gateway-admin optouts status --json")
+def status(json_output: JsonFlag = False) -> None:
+    """Which opt-out list is loaded, and how many numbers it holds."""
+
+    async def work(ctx: AdminContext) -> tuple[str | None, int]:
+        async with ctx.store.read() as conn:
+            return await optouts.current_version(conn)
+
+    version, count = run_async(work)
+    if json_output:
+        print_json({"list_version": version, "count": count})
+    else:
+        print_table("national data opt-out", ("list version", "NHS numbers"), [(version, count)])

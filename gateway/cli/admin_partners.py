@@ -1,0 +1,334 @@
+"""`gateway-admin partners ...`: the organisations we share with, and their public keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway import audit
+from gateway.cli.admin_agreements import summary
+from gateway.cli.common import fail, print_json, print_table
+from gateway.cli.context import (
+    ActorOption,
+    AdminContext,
+    JsonFlag,
+    ReasonOption,
+    check_reason,
+    parse_date,
+    run_async,
+    usage,
+)
+from gateway.errors import ConflictError, NotFoundError
+from gateway.partner_keys import PartnerKey, PartnerKeyError
+from gateway.store import agreements_repo, partners_repo
+
+partners_app = typer.Typer(
+    name="partners",
+    help="Partner organisations and their registered public keys.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(
+    name="keys",
+    help="A partner's public keys: enc (we encrypt to it) and sig (verifies its receipts).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+partners_app.add_typer(keys_app, name="keys")
+
+PartnerId = Annotated[str, typer.Argument(help="The partner id, e.g. kent-police.")]
+
+
+class KeyUseChoice(StrEnum):
+    """What a partner key is for."""
+
+    ENC = "enc"
+    SIG = "sig"
+
+
+class PartnerNotFoundError(NotFoundError):
+    """No partner with this id is stored (apply the catalog that defines it)."""
+
+    code = "partner_not_found"
+
+
+class PartnerKeyNotFoundError(NotFoundError):
+    """The partner has no key with this kid."""
+
+    code = "partner_key_not_found"
+
+
+def key_dict(row: partners_repo.PartnerKey, now: datetime) -> dict[str, Any]:
+    """A stored key's public facts, and whether it may be used now."""
+    try:
+        usable = PartnerKey.from_store(row).usable_at(now)
+    except PartnerKeyError:
+        usable = False
+    return {
+        "kid": row.kid,
+        "use": row.use,
+        "alg": row.alg,
+        "status": row.status,
+        "not_before": row.not_before.isoformat(),
+        "not_after": row.not_after.isoformat() if row.not_after else None,
+        "usable_now": usable,
+        "revoked_reason": row.revoked_reason,
+    }
+
+
+async def _partner(conn: AsyncConnection, partner_id: str) -> partners_repo.Partner:
+    partner = await partners_repo.get_partner(conn, partner_id)
+    if partner is None:
+        raise PartnerNotFoundError(f"no partner {partner_id!r} is stored")
+    return partner
+
+
+@partners_app.command("list", epilog="Example: gateway-admin partners list --json")
+def list_command(json_output: JsonFlag = False) -> None:
+    """Every partner, its channel, and whether it has a usable encryption key now."""
+
+    async def work(ctx: AdminContext) -> list[dict[str, Any]]:
+        async with ctx.store.read() as conn:
+            found = []
+            for partner in await partners_repo.all_partners(conn):
+                keys = [key_dict(k, ctx.now) for k in await partners_repo.keys_of(conn, partner.id)]
+                found.append(_partner_dict(partner, keys))
+            return found
+
+    rows = run_async(work)
+    if json_output:
+        print_json(rows)
+        return
+    print_table(
+        f"{len(rows)} partner(s)",
+        ("id", "name", "kind", "channel", "usable enc keys", "usable sig keys"),
+        [
+            (
+                r["id"],
+                r["name"],
+                r["kind"],
+                r["channel"],
+                r["usable_enc_keys"],
+                r["usable_sig_keys"],
+            )
+            for r in rows
+        ],
+    )
+
+
+def _partner_dict(partner: partners_repo.Partner, keys: list[dict[str, Any]]) -> dict[str, Any]:
+    def usable(use: str) -> int:
+        return sum(1 for k in keys if k["use"] == use and k["usable_now"])
+
+    return {
+        "id": partner.id,
+        "name": partner.name,
+        "kind": partner.kind,
+        "status": partner.status,
+        "channel": partner.channel,
+        "target": dict(partner.target),
+        "usable_enc_keys": usable("enc"),
+        "usable_sig_keys": usable("sig"),
+    }
+
+
+@partners_app.command("show", epilog="Example: gateway-admin partners show kent-police")
+def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
+    """One partner: channel settings, keys, and the agreements that name it."""
+
+    async def work(ctx: AdminContext) -> dict[str, Any]:
+        async with ctx.store.read() as conn:
+            partner = await _partner(conn, partner_id)
+            keys = [key_dict(k, ctx.now) for k in await partners_repo.keys_of(conn, partner_id)]
+            current = await agreements_repo.current(conn)
+        shown = _partner_dict(partner, keys)
+        shown["keys"] = keys
+        shown["agreements"] = [summary(a) for a in current if a.partner_id == partner_id]
+        return shown
+
+    data = run_async(work)
+    if json_output:
+        print_json(data)
+        return
+    facts = [(k, data[k]) for k in ("id", "name", "kind", "status", "channel")]
+    facts += [(f"  {k}", json.dumps(v) if not isinstance(v, str) else v)
+              for k, v in data["target"].items()]  # fmt: skip
+    print_table(data["id"], ("", ""), facts)
+    _print_keys(data["id"], data["keys"])
+    print_table(
+        "agreements",
+        ("id", "version", "status", "review_due"),
+        [(a["id"], a["version"], a["status"], a["review_due"]) for a in data["agreements"]],
+    )
+
+
+def _print_keys(partner_id: str, keys: list[dict[str, Any]]) -> None:
+    rows = [
+        (k["kid"], k["use"], k["alg"], k["status"], k["not_after"] or "",
+         "yes" if k["usable_now"] else "no", k["revoked_reason"] or "")
+        for k in keys
+    ]  # fmt: skip
+    print_table(
+        f"keys of {partner_id}",
+        ("kid", "use", "alg", "status", "not after", "usable now", "revoked because"),
+        rows,
+    )
+
+
+def _read_key(
+    partner_id: str, use: str, jwk: Path | None, pem: Path | None, kid: str | None
+) -> PartnerKey:
+    """The key file as a validated public key (read before the database is opened)."""
+    if (jwk is None) == (pem is None):
+        raise usage("give exactly one of --jwk FILE or --pem FILE")
+    path = jwk or pem
+    assert path is not None
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise fail(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        if jwk is not None:
+            document = json.loads(raw)
+            if not isinstance(document, dict):
+                raise fail(f"{path}: not a JSON Web Key (expected a JSON object)")
+            return PartnerKey.from_jwk(partner_id, document, use=use, kid=kid)  # type: ignore[arg-type]
+        return PartnerKey.from_pem(partner_id, raw, use=use, kid=kid)  # type: ignore[arg-type]
+    except ValueError:
+        raise fail(f"{path}: not valid JSON") from None
+    except PartnerKeyError as exc:
+        raise fail(f"{path}: {exc.message}") from None
+
+
+@keys_app.command(
+    "add",
+    epilog="Example: gateway-admin partners keys add kent-police --use enc --jwk kp-enc.jwk.json "
+    "--not-after 2027-12-31",
+)
+def keys_add(
+    partner_id: PartnerId,
+    *,
+    use: Annotated[KeyUseChoice, typer.Option(help="enc: we encrypt to it; sig: receipts.")],
+    jwk: Annotated[Path | None, typer.Option(help="A public JWK file (JSON).")] = None,
+    pem: Annotated[Path | None, typer.Option(help="A PEM public key file.")] = None,
+    kid: Annotated[
+        str | None, typer.Option(help="Key id (default: the JWK's, or thumbprint).")
+    ] = None,
+    not_after: Annotated[
+        str | None, typer.Option("--not-after", help="Last day the key may be used (YYYY-MM-DD).")
+    ] = None,
+    actor: ActorOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Register a partner's public key; private keys and weak keys are refused."""
+    until = parse_date(not_after, "--not-after") if not_after else None
+    key = _read_key(partner_id, use.value, jwk, pem, kid)
+    if until is not None:
+        end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
+        try:
+            key = PartnerKey.from_jwk(partner_id, key.jwk, use=key.use, kid=key.kid, not_after=end)
+        except PartnerKeyError as exc:
+            raise fail(exc.message) from None
+
+    async def work(ctx: AdminContext) -> dict[str, Any]:
+        async with ctx.store.transaction() as conn:
+            await _partner(conn, partner_id)
+            if any(k.kid == key.kid for k in await partners_repo.keys_of(conn, partner_id)):
+                raise ConflictError(
+                    f"{partner_id} already has a key with kid {key.kid!r} (a revoked key is "
+                    "never registered again; give the new key a new kid)",
+                    code="partner_key_exists",
+                )
+            row = key.to_store(registered_at=ctx.now)
+            await partners_repo.add_key(conn, row, at=ctx.now)
+            await audit.append(conn, ctx.actor, "partner_key.added", at=ctx.now,
+                               targets={"partner": partner_id, "kid": key.kid},
+                               details={"use": row.use, "alg": row.alg,
+                                        "not_after": _iso(row.not_after)})  # fmt: skip
+            await audit.seal(conn, at=ctx.now)
+        return key_dict(row, ctx.now)
+
+    added = run_async(work, actor=actor)
+    if json_output:
+        print_json({"partner": partner_id, **added})
+        return
+    typer.echo(f"registered {added['use']} key {added['kid']} ({added['alg']}) for {partner_id}")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+@keys_app.command("list", epilog="Example: gateway-admin partners keys list kent-police --json")
+def keys_list(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
+    """Every key the partner registered, revoked and expired ones included."""
+
+    async def work(ctx: AdminContext) -> list[dict[str, Any]]:
+        async with ctx.store.read() as conn:
+            await _partner(conn, partner_id)
+            return [key_dict(k, ctx.now) for k in await partners_repo.keys_of(conn, partner_id)]
+
+    keys = run_async(work)
+    if json_output:
+        print_json(keys)
+    else:
+        _print_keys(partner_id, keys)
+
+
+@keys_app.command(
+    "revoke",
+    epilog="Example: gateway-admin partners keys revoke kent-police kp-enc-2026 "
+    '--reason "key compromised"',
+)
+def keys_revoke(
+    partner_id: PartnerId,
+    kid: Annotated[str, typer.Argument(help="The key id to revoke.")],
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Revoke a partner key for good: never encrypted to, never accepted on a receipt again."""
+    why = check_reason(reason)
+
+    async def work(ctx: AdminContext) -> dict[str, Any]:
+        async with ctx.store.transaction() as conn:
+            await _partner(conn, partner_id)
+            keys = {k.kid: k for k in await partners_repo.keys_of(conn, partner_id)}
+            if kid not in keys:
+                raise PartnerKeyNotFoundError(f"{partner_id} has no key with kid {kid!r}")
+            if keys[kid].status == "revoked":
+                raise ConflictError(
+                    f"key {kid!r} of {partner_id} is already revoked",
+                    code="partner_key_already_revoked",
+                )
+            await partners_repo.revoke_key(conn, partner_id, kid, why)
+            await audit.append(conn, ctx.actor, "partner_key.revoked", at=ctx.now,
+                               targets={"partner": partner_id, "kid": kid},
+                               details={"use": keys[kid].use, "reason": why})  # fmt: skip
+            await audit.seal(conn, at=ctx.now)
+            left = await partners_repo.usable_keys(conn, partner_id, "enc", at=ctx.now)
+        return {"partner": partner_id, "kid": kid, "use": keys[kid].use,
+                "usable_enc_keys": len(left)}  # fmt: skip
+
+    result = run_async(work, actor=actor)
+    if json_output:
+        print_json(result)
+    else:
+        typer.echo(f"revoked {result['use']} key {kid} of {partner_id}")
+    if result["usable_enc_keys"] == 0:
+        Console(stderr=True).print(
+            f"warning: {partner_id} now has no valid encryption key; disclosures to it are "
+            "denied (partner_key_missing) until a new key is added",
+            highlight=False,
+            markup=False,
+            style="yellow",
+        )
