@@ -1,0 +1,78 @@
+"""Run `gateway serve` (or any gateway command) as a real subprocess, as an operator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A loopback port nobody is listening on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceProcess:
+    """One gateway process with its own environment; start, wait until healthy, stop or kill."""
+
+    def __init__(self, env: Mapping[str, str], *, role: str = "all", log: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.role = role
+        self.log = log
+        self.port = int(env.get("GATEWAY_PORT", "0"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        """Start and poll /healthz (API roles) until it answers or the deadline passes."""
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "gateway"), "serve", "--role", self.role],
+            env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        handle.close()
+        if self.role == "worker":
+            return self
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"gateway not healthy in {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """kill -9: no chance to clean up (crash tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for a graceful exit; returns the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return int(self.proc.returncode or 0)
