@@ -12,11 +12,11 @@ from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
 from gateway import audit
 from gateway.catalog_sync import apply
-from gateway.clients import hash_token, new_token
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
+from gateway.provisioning import add_client as provisioning_add_client
+from gateway.provisioning import add_partner_key
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
-from gateway.store import clients_repo, partners_repo
 
 # Catalog review dates are real dates: tests run on a fixed day so decisions never drift.
 TEST_NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -45,7 +45,7 @@ def isolated_settings(tmp_path: Path, database_url: str | None = None, **extra: 
 async def register_partner_key(
     gateway: Gateway, partner_id: str, private_jwk: Mapping[str, Any], use: str, at: datetime
 ) -> None:
-    """Register a partner's public key in the store, as `gateway-admin partners keys add` does."""
+    """Register a partner's public key, as `gateway-admin partners keys add` does."""
     key = PartnerKey.from_jwk(
         partner_id,
         public_jwk(private_jwk),
@@ -53,17 +53,13 @@ async def register_partner_key(
         not_before=at - timedelta(days=1),  # type: ignore[arg-type]
     )
     async with gateway.store.transaction() as conn:
-        await partners_repo.add_key(conn, key.to_store(registered_at=at), at=at)
+        await add_partner_key(conn, key, actor=ADMIN, at=at)
 
 
 async def add_client(gateway: Gateway, name: str, agreements: frozenset[str], at: datetime) -> str:
     """Register a client system and return its token."""
-    token = new_token()
     async with gateway.store.transaction() as conn:
-        await clients_repo.create(
-            conn, name, token_hash=hash_token(token), allowed_agreements=agreements, at=at
-        )
-    return token
+        return await provisioning_add_client(conn, name, agreements, actor=ADMIN, at=at)
 
 
 async def build_harness(
