@@ -1,0 +1,196 @@
+"""Dead letters: failed disclosures whose envelope is still held, listed and replayed.
+
+The database is the authority in both modes: a dead letter is a `failed` disclosure with its
+envelope in the outbox. A replay moves it `failed -> queued` (event and audit entry naming the
+administrator) and makes the SAME envelope due again. On RabbitMQ the copy parked in the
+partner's dead-letter queue is moved back to the partner's queue; where there is none (a
+receipt deadline, a rejected receipt, a queue purged by hand) the relay publishes the outbox row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+
+from gateway import audit
+from gateway.delivery import records
+from gateway.queue.messages import ReplayReport
+from gateway.store.database import Store
+from gateway.store.disclosure_model import Status
+from gateway.store.tables import disclosure_events, disclosures, outbox
+
+FAILURE_EVENTS = ("failed", "receipt_rejected")
+REPLAY_GRACE = timedelta(seconds=60)
+"""On RabbitMQ, how long the relay leaves a replayed row alone while its parked copy moves."""
+
+
+class DeadLetterQueues(Protocol):
+    """The broker's dead-letter queues (RabbitTransport implements this)."""
+
+    async def replay_dead_letters(
+        self, partner: str, message_ids: Collection[str] | None = None, *, limit: int = ...
+    ) -> ReplayReport:
+        """Move parked messages back to the partner's queue."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One failed disclosure that can be replayed."""
+
+    disclosure_id: str
+    partner_id: str
+    agreement_id: str
+    reason: str | None
+    attempts: int
+    failed_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "disclosure_id": self.disclosure_id,
+            "partner": self.partner_id,
+            "agreement": self.agreement_id,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "failed_at": self.failed_at.isoformat(),
+        }
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    """Which disclosures were replayed (and how), and which were refused with a code."""
+
+    from_broker: list[str] = field(default_factory=list)
+    from_outbox: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def replayed(self) -> list[str]:
+        """Every replayed disclosure id."""
+        return self.from_broker + self.from_outbox
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "replayed": self.replayed,
+            "from_dead_letter_queue": self.from_broker,
+            "from_outbox": self.from_outbox,
+            "refused": self.refused,
+        }
+
+
+async def list_dead_letters(
+    store: Store, *, partner: str | None = None, limit: int = 1000
+) -> list[DeadLetter]:
+    """Failed disclosures with their envelope still in the outbox, oldest failure first."""
+    query = (
+        select(
+            disclosures.c.id, disclosures.c.partner_id, disclosures.c.agreement_id,
+            disclosures.c.attempts, disclosures.c.updated_at,
+        )
+        .join(outbox, outbox.c.disclosure_id == disclosures.c.id)
+        .where(disclosures.c.status == str(Status.FAILED))
+        .order_by(disclosures.c.updated_at, disclosures.c.id)
+        .limit(limit)
+    )  # fmt: skip
+    if partner is not None:
+        query = query.where(disclosures.c.partner_id == partner)
+    async with store.read() as conn:
+        rows = list(await conn.execute(query))
+        reasons = await _reasons(conn, [r.id for r in rows])
+    return [
+        DeadLetter(r.id, r.partner_id, r.agreement_id, reasons.get(r.id), r.attempts, r.updated_at)
+        for r in rows
+    ]
+
+
+async def _reasons(conn: Any, ids: Sequence[str]) -> dict[str, str | None]:
+    if not ids:
+        return {}
+    query = (
+        select(disclosure_events.c.disclosure_id, disclosure_events.c.type,
+               disclosure_events.c.detail)
+        .where(disclosure_events.c.disclosure_id.in_(ids),
+               disclosure_events.c.type.in_(FAILURE_EVENTS))
+        .order_by(disclosure_events.c.id)
+    )  # fmt: skip
+    found: dict[str, str | None] = {}
+    for row in await conn.execute(query):  # the newest failure wins
+        detail = row.detail or {}
+        found[row.disclosure_id] = detail.get("reason") or str(row.type)
+    return found
+
+
+async def replay(
+    store: Store,
+    *,
+    actor: audit.Actor,
+    clock: Callable[[], datetime],
+    ids: Sequence[str] | None = None,
+    partner: str | None = None,
+    broker: DeadLetterQueues | None = None,
+) -> ReplayResult:
+    """Replay these dead letters (or all of a partner's): queued again, the same envelope."""
+    result = ReplayResult()
+    if ids is None:
+        ids = [d.disclosure_id for d in await list_dead_letters(store, partner=partner)]
+    now = clock()
+    due = now + REPLAY_GRACE if broker is not None else now
+    partners: dict[str, list[str]] = {}
+    async with store.transaction() as conn:
+        for id_ in dict.fromkeys(ids):
+            row = (
+                await conn.execute(
+                    select(disclosures.c.status, disclosures.c.partner_id, outbox.c.id)
+                    .outerjoin(outbox, outbox.c.disclosure_id == disclosures.c.id)
+                    .where(disclosures.c.id == id_)
+                )
+            ).first()
+            if row is None:
+                result.refused[id_] = "not_found"
+            elif row.status != str(Status.FAILED):
+                result.refused[id_] = "not_failed"
+            elif row[2] is None:
+                result.refused[id_] = "envelope_purged"
+            else:
+                await records.move(
+                    conn, id_, Status.QUEUED, event_type="replayed", at=now, actor=actor,
+                    detail={"by": actor.name}, changes={"attempts": 0, "next_attempt_at": None},
+                )  # fmt: skip
+                await records.reschedule(conn, id_, available_at=due, reset_attempts=True)
+                partners.setdefault(row.partner_id, []).append(id_)
+        await audit.seal(conn, at=now)
+    if broker is None:
+        result.from_outbox = [i for group in partners.values() for i in group]
+        return result
+    for partner_id, group in partners.items():
+        report = await broker.replay_dead_letters(partner_id, group)
+        moved = set(report.replayed)
+        result.from_broker += [i for i in group if i in moved]
+        result.from_outbox += [i for i in group if i not in moved]
+    await _settle_outbox(store, result, clock())
+    return result
+
+
+async def _settle_outbox(store: Store, result: ReplayResult, now: datetime) -> None:
+    """Rows whose parked copy moved are published; the others are due for the relay now."""
+    async with store.transaction() as conn:
+        if result.from_broker:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.disclosure_id.in_(result.from_broker),
+                       outbox.c.state == records.PENDING)
+                .values(state="published", published_at=now)
+            )  # fmt: skip
+        if result.from_outbox:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.disclosure_id.in_(result.from_outbox),
+                       outbox.c.state == records.PENDING)
+                .values(available_at=now)
+            )  # fmt: skip

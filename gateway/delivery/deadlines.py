@@ -1,0 +1,135 @@
+"""Receipt deadlines: a dispatched disclosure whose receipt is overdue is sent again, then failed.
+
+The resend is the SAME envelope (same bytes, same `jti`, same message id) made due again in the
+outbox, so a partner that did receive it recognises the duplicate and only has to answer.
+After `resend_limit` resends without a receipt the disclosure is `failed` with
+`receipt_overdue` (replayable). A disclosure MESH reports as acknowledged by the recipient has a
+transport receipt and is not chased: a resend could not help, MESH deduplicates by local id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+
+from agreements.model import DEFAULT_RECEIPT_DEADLINES, channel_target
+from gateway.delivery import records
+from gateway.policy_cache import PolicyCache
+from gateway.store.database import Store
+from gateway.store.disclosure_model import Status
+from gateway.store.tables import disclosure_events, disclosures
+
+log = structlog.get_logger("gateway.delivery.deadlines")
+
+RESEND_EVENT = "resend"
+RECEIPT_OVERDUE = "receipt_overdue"
+TRANSPORT_ACKNOWLEDGED = "transport_acknowledged"
+
+
+@dataclass(slots=True)
+class DeadlineReport:
+    """What one scan did."""
+
+    resent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class ReceiptDeadlines:
+    """Finds dispatched disclosures past their agreement's receipt deadline and acts on them."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: PolicyCache,
+        clock: Callable[[], datetime],
+        resend_limit: int = 3,
+        batch: int = 500,
+        on_resend: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store, self.policy, self.clock = store, policy, clock
+        self.resend_limit, self.batch, self.on_resend = resend_limit, batch, on_resend
+
+    def deadline(self, agreement_id: str) -> timedelta | None:
+        """The receipt deadline of an agreement as the channel target states it."""
+        snapshot = self.policy.snapshot
+        agreement = snapshot.agreements.get(agreement_id)
+        if agreement is None or agreement.partner not in snapshot.partners:
+            return None
+        target = channel_target(snapshot.partners[agreement.partner], agreement)
+        return timedelta(seconds=int(target["receipt_deadline_seconds"]))
+
+    def _shortest(self) -> timedelta:
+        known = [self.deadline(a) for a in self.policy.snapshot.agreements]
+        found = [d for d in known if d is not None]
+        return min(found, default=min(DEFAULT_RECEIPT_DEADLINES.values()))
+
+    async def scan_once(self) -> DeadlineReport:
+        """One pass over the oldest dispatched disclosures that could be overdue."""
+        now = self.clock()
+        report = DeadlineReport()
+        query = (
+            select(disclosures.c.id, disclosures.c.agreement_id, disclosures.c.updated_at)
+            .where(
+                disclosures.c.status == str(Status.DISPATCHED),
+                disclosures.c.updated_at <= now - self._shortest(),
+            )
+            .order_by(disclosures.c.updated_at)
+            .limit(self.batch)
+        )
+        async with self.store.read() as conn:
+            rows = list(await conn.execute(query))
+            ids = [r.id for r in rows]
+            acknowledged = set(
+                await conn.scalars(
+                    select(disclosure_events.c.disclosure_id).where(
+                        disclosure_events.c.disclosure_id.in_(ids),
+                        disclosure_events.c.type == TRANSPORT_ACKNOWLEDGED,
+                    )
+                )
+            ) if ids else set()  # fmt: skip
+        for row in rows:
+            deadline = self.deadline(row.agreement_id)
+            if deadline is None or row.id in acknowledged or row.updated_at + deadline > now:
+                continue
+            await self._overdue(row.id, now, report)
+        if report.resent:
+            self.on_resend()
+        return report
+
+    async def _overdue(self, id_: str, now: datetime, report: DeadlineReport) -> None:
+        async with self.store.transaction() as conn:
+            resends = await records.count_events(conn, id_, RESEND_EVENT)
+            if resends < self.resend_limit:
+                moved = await records.move(
+                    conn, id_, Status.QUEUED, event_type=RESEND_EVENT, at=now,
+                    detail={"reason": "receipt_deadline_passed", "resend": resends + 1},
+                )  # fmt: skip
+                if moved and await records.reschedule(
+                    conn, id_, available_at=now, reset_attempts=True
+                ):
+                    report.resent.append(id_)
+                    log.info("receipt_overdue_resend", disclosure_id=id_, resend=resends + 1)
+                    return
+                if not moved:
+                    return
+                # The envelope is gone (purged): nothing can be sent again.
+            if await records.fail(conn, id_, reason=RECEIPT_OVERDUE, at=now, attempts=None):
+                report.failed.append(id_)
+                log.warning("receipt_overdue", disclosure_id=id_, resends=resends)
+
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
+        """Scan every `interval` seconds until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.scan_once()
+            except Exception as exc:  # a database blip must not end the scanner
+                log.error("deadline_scan_failed", error_type=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

@@ -1,0 +1,175 @@
+"""The embedded queue: delivery straight from the outbox table, for one machine without a broker.
+
+Same guarantees as the RabbitMQ path, on the database: a row is claimed under a lease (a crashed
+worker's rows come back when the lease runs out); a failed attempt waits in the row itself
+(`available_at`) with the same growing delays; spent attempts or a permanent failure leave the
+row `dead` and the disclosure `failed`, replayable. Partners never block each other: each has
+its own number of slots, and a partner whose slots are all busy is not claimed from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.channel import Envelope
+from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Held, Transient, Verdict
+from gateway.queue.retry import GiveUp
+from gateway.store import outbox
+from gateway.store.database import Store
+from gateway.store.tables import outbox as outbox_rows
+
+log = structlog.get_logger("gateway.delivery.embedded")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedOptions:
+    """How the embedded queue claims and paces its work."""
+
+    owner: str
+    lease: timedelta = timedelta(minutes=5)  # longer than any single delivery attempt
+    per_partner: int = 16  # envelopes in flight per partner (the broker's prefetch)
+    poll_interval: float = 0.1  # seconds between looks at an idle outbox
+    hold_recheck: timedelta = timedelta(seconds=30)  # a suspended agreement is looked at again
+
+
+async def due_partners(conn: AsyncConnection, now: datetime) -> list[str]:
+    """Partners with at least one envelope due now and not leased."""
+    query = (
+        select(outbox_rows.c.partner_id)
+        .where(
+            and_(
+                outbox_rows.c.state == outbox.PENDING,
+                outbox_rows.c.available_at <= now,
+                or_(outbox_rows.c.lease_until.is_(None), outbox_rows.c.lease_until < now),
+            )
+        )
+        .distinct()
+    )
+    return [str(p) for p in await conn.scalars(query)]
+
+
+class EmbeddedQueue:
+    """Claims due outbox rows per partner and hands each to the delivery worker."""
+
+    def __init__(
+        self,
+        worker: DeliveryWorker,
+        *,
+        store: Store,
+        clock: Callable[[], datetime],
+        options: EmbeddedOptions,
+    ) -> None:
+        self.worker, self.store, self.clock, self.options = worker, store, clock, options
+        self._inflight: dict[str, int] = {}
+        self._items: dict[int, outbox.OutboxItem] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """New work may be due (an envelope was accepted, a slot came free): look now."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and deliver until `stop` is set; a database blip only pauses the loop."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                claimed = await self.claim_round()
+            except Exception as exc:  # the database may be briefly away: try again shortly
+                log.error("embedded_claim_failed", error_type=type(exc).__name__)
+                claimed = 0
+            if claimed:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+
+    async def claim_round(self) -> int:
+        """Claim what each partner has room for and start delivering it; returns how many."""
+        now = self.clock()
+        async with self.store.read() as conn:
+            partners = await due_partners(conn, now)
+        claimed = 0
+        for partner in partners:
+            room = self.options.per_partner - self._inflight.get(partner, 0)
+            if room <= 0:
+                continue
+            async with self.store.transaction() as conn:
+                items = await outbox.claim(
+                    conn, owner=self.options.owner, now=now, lease=self.options.lease,
+                    limit=room, partner_id=partner,
+                )  # fmt: skip
+            for item in items:
+                self._start(item)
+            claimed += len(items)
+        return claimed
+
+    def _start(self, item: outbox.OutboxItem) -> None:
+        self._inflight[item.partner_id] = self._inflight.get(item.partner_id, 0) + 1
+        self._items[item.id] = item
+        task = asyncio.create_task(self._handle(item), name=f"deliver-{item.disclosure_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, item: outbox.OutboxItem) -> None:
+        envelope = Envelope(
+            item.disclosure_id, item.partner_id, item.envelope, item.digest, attempt=item.attempts
+        )
+        try:
+            verdict = await self.worker.attempt(envelope)
+            await self._settle(item, envelope, verdict)
+        except asyncio.CancelledError:
+            raise  # stopping: `drain` gives the row back (it stays in `_items`)
+        except Exception as exc:  # never lose the row: its lease runs out and it comes back
+            log.error("embedded_delivery_failed", disclosure_id=item.disclosure_id,
+                      error_type=type(exc).__name__)  # fmt: skip
+            self._items.pop(item.id, None)
+        else:
+            self._items.pop(item.id, None)
+        finally:
+            self._inflight[item.partner_id] -= 1
+            self._wake.set()
+
+    async def _settle(self, item: outbox.OutboxItem, envelope: Envelope, verdict: Verdict) -> None:
+        owner, now = self.options.owner, self.clock()
+        if isinstance(verdict, Finished):
+            state = outbox.DELIVERED if verdict.outcome != "failed" else "dead"
+            async with self.store.transaction() as conn:
+                await outbox.mark(conn, [item.id], owner=owner, state=state, now=now)
+        elif isinstance(verdict, Held):
+            await self.worker.hold(envelope, verdict.reason, self.options.hold_recheck, refund=True)
+        elif isinstance(verdict, Transient):
+            policy = self.worker.retry_policy(verdict.agreement_id)
+            step = policy.next_step(envelope.attempt, not_before=verdict.retry_after)
+            if isinstance(step, GiveUp):
+                await self.worker.give_up(envelope, verdict.reason)
+                return
+            await self.worker.note_retry(envelope, verdict.reason, step.tier.delay)
+            async with self.store.transaction() as conn:
+                await outbox.release(conn, item.id, owner=owner, available_at=now + step.tier.delay)
+        elif isinstance(verdict, Failed):
+            pass  # recorded failed, and the row dead, by the worker in one transaction
+
+    async def drain(self, grace: float) -> None:
+        """Let in-flight deliveries finish within `grace` seconds; give the rest back."""
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        left = list(self._items.values())
+        if not left:
+            return
+        now = self.clock()
+        async with self.store.transaction() as conn:
+            for item in left:
+                await outbox.release(conn, item.id, owner=self.options.owner, available_at=now)
+        log.info("embedded_released_on_stop", count=len(left))

@@ -1,0 +1,146 @@
+"""What MESH tells us after a send, recorded: transport receipts, failures, signed receipts.
+
+- `TransportAcknowledged`: the recipient's MESH client downloaded and acknowledged the message;
+  recorded once as the event `transport_acknowledged` (the status stays `dispatched`).
+- `DeliveryFailed`: MESH gave up (undeliverable, expired, error report): `failed` with its reason.
+- `ReceiptArrived`: a signed Gatehouse receipt sent back over MESH goes to the receipt intake,
+  exactly like a webhook's; a refused receipt is audited there and its MESH message acknowledged.
+`pending()` lists the MESH messages still awaiting their transport receipt, for the poller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from adapters.mesh_inbox import (
+    DeliveryFailed,
+    Dispatched,
+    MeshEvent,
+    ReceiptArrived,
+    TransportAcknowledged,
+)
+from gateway.delivery import records
+from gateway.delivery.deadlines import TRANSPORT_ACKNOWLEDGED
+from gateway.errors import NotFoundError
+from gateway.policy_cache import PolicyCache
+from gateway.receipt_intake import ReceiptIntake
+from gateway.receipts import ReceiptError
+from gateway.store.database import Store
+from gateway.store.disclosure_model import Status
+from gateway.store.tables import disclosure_events, disclosures
+
+log = structlog.get_logger("gateway.delivery.mesh")
+
+
+class MeshEvents:
+    """The MESH poller's event handler, and the list of messages it should track."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: PolicyCache,
+        intake: ReceiptIntake,
+        clock: Callable[[], datetime],
+        limit: int = 1000,
+    ) -> None:
+        self.store, self.policy, self.intake, self.clock = store, policy, intake, clock
+        self.limit = limit
+
+    async def __call__(self, event: MeshEvent) -> None:
+        """Record one event; raising leaves the MESH message for the next poll."""
+        if isinstance(event, ReceiptArrived):
+            try:
+                await self.intake.accept(event.body, via="mesh")
+            except (ReceiptError, NotFoundError) as exc:  # refused and audited by the intake
+                log.warning("mesh_receipt_refused", code=exc.code,
+                            mesh_message_id=event.mesh_message_id)  # fmt: skip
+            return
+        id_ = event.local_id or await self._by_mesh_id(event.mesh_message_id)
+        if id_ is None:
+            log.warning("mesh_event_unmatched", event_type=type(event).__name__,
+                        mesh_message_id=event.mesh_message_id)  # fmt: skip
+            return
+        if isinstance(event, TransportAcknowledged):
+            await self._acknowledged(id_, event)
+        else:
+            await self._failed(id_, event)
+
+    async def _acknowledged(self, id_: str, event: TransportAcknowledged) -> None:
+        async with self.store.transaction() as conn:
+            if await records.current_status(conn, id_) is not Status.DISPATCHED:
+                return
+            if await records.count_events(conn, id_, TRANSPORT_ACKNOWLEDGED):
+                return
+            await records.add_event(
+                conn, id_, TRANSPORT_ACKNOWLEDGED, at=self.clock(),
+                detail={"mesh_message_id": event.mesh_message_id, "via": "mesh"},
+            )  # fmt: skip
+        log.info("mesh_transport_acknowledged", disclosure_id=id_)
+
+    async def _failed(self, id_: str, event: DeliveryFailed) -> None:
+        async with self.store.transaction() as conn:
+            moved = await records.fail(conn, id_, reason=event.reason, at=self.clock())
+        if moved:
+            log.warning("mesh_delivery_failed", disclosure_id=id_, reason=event.reason,
+                        mesh_status_code=event.status_code)  # fmt: skip
+
+    async def _dispatched_events(self) -> list[tuple[str, str, Mapping[str, Any]]]:
+        """(disclosure id, partner, dispatched event detail) of dispatched ones, newest first."""
+        query = (
+            select(
+                disclosure_events.c.disclosure_id,
+                disclosures.c.partner_id,
+                disclosure_events.c.detail,
+            )
+            .join(disclosures, disclosures.c.id == disclosure_events.c.disclosure_id)
+            .where(
+                disclosure_events.c.type == "dispatched",
+                disclosures.c.status == str(Status.DISPATCHED),
+            )
+            .order_by(disclosure_events.c.id.desc())
+            .limit(self.limit)
+        )
+        async with self.store.read() as conn:
+            rows = await conn.execute(query)
+            return [(r.disclosure_id, r.partner_id, r.detail or {}) for r in rows]
+
+    async def _by_mesh_id(self, mesh_message_id: str | None) -> str | None:
+        if not mesh_message_id:
+            return None
+        for id_, _partner, detail in await self._dispatched_events():
+            if detail.get("mesh_message_id") == mesh_message_id:
+                return id_
+        return None
+
+    async def pending(self) -> list[Dispatched]:
+        """MESH messages we sent that have no transport receipt yet (for tracking)."""
+        events = [e for e in await self._dispatched_events() if e[2].get("mesh_message_id")]
+        if not events:
+            return []
+        async with self.store.read() as conn:
+            done = set(
+                await conn.scalars(
+                    select(disclosure_events.c.disclosure_id).where(
+                        disclosure_events.c.disclosure_id.in_([e[0] for e in events]),
+                        disclosure_events.c.type == TRANSPORT_ACKNOWLEDGED,
+                    )
+                )
+            )
+        found: dict[str, Dispatched] = {}
+        for id_, partner, detail in events:
+            if id_ not in done and id_ not in found:  # newest dispatch of each disclosure
+                found[id_] = Dispatched(
+                    str(detail["mesh_message_id"]), id_, self._base_url(partner)
+                )
+        return list(found.values())
+
+    def _base_url(self, partner_id: str) -> str | None:
+        """The partner's MESH environment, when it is not the poller's own default."""
+        partner = self.policy.snapshot.partners.get(partner_id)
+        return partner.channel.environment_url if partner is not None else None

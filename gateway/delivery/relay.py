@@ -1,0 +1,103 @@
+"""The outbox relay: publish accepted envelopes to RabbitMQ, mark them only after the confirm.
+
+Rows are claimed under a short lease, so several relays (several gateway processes) never
+publish the same row at once; a crash between the broker's confirm and the mark leaves the row
+to be published again when its lease runs out: a duplicate with the same message id (the
+disclosure id, the envelope's `jti`), which the worker and the partner both recognise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from gateway.queue.messages import OutgoingMessage
+from gateway.queue.rabbit import RabbitTransport
+from gateway.store import outbox
+from gateway.store.database import Store
+
+log = structlog.get_logger("gateway.delivery.relay")
+
+PartnerReady = Callable[[str], Awaitable[bool]]
+"""Declares a partner's queues (and starts its consumer) before its first publish."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    """How the relay claims and paces."""
+
+    owner: str
+    lease: timedelta = timedelta(seconds=30)  # a crashed relay's rows are published again after
+    batch: int = 200
+    poll_interval: float = 0.05
+    unconfirmed_backoff: timedelta = timedelta(seconds=1)
+
+
+class OutboxRelay:
+    """Moves pending outbox rows onto the broker with pipelined publisher confirms."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        transport: RabbitTransport,
+        clock: Callable[[], datetime],
+        options: RelayOptions,
+        partner_ready: PartnerReady,
+    ) -> None:
+        self.store, self.transport, self.clock, self.options = store, transport, clock, options
+        self.partner_ready = partner_ready
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def notify(self) -> None:
+        """New rows were written: publish now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set; database or broker blips only pause it."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                moved = await self.relay_once()
+            except Exception as exc:  # the row stays leased and comes back; never crash the loop
+                log.error("relay_failed", error_type=type(exc).__name__)
+                moved = 0
+            if moved >= self.options.batch:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+
+    async def relay_once(self) -> int:
+        """Claim one batch, publish it, mark what was confirmed; returns rows claimed."""
+        o = self.options
+        async with self.store.transaction() as conn:
+            items = await outbox.claim(
+                conn, owner=o.owner, now=self.clock(), lease=o.lease, limit=o.batch
+            )
+        if not items:
+            return 0
+        ready = {p: await self.partner_ready(p) for p in {i.partner_id for i in items}}
+        sendable = [i for i in items if ready[i.partner_id]]
+        report = await self.transport.publish_many(
+            [OutgoingMessage(i.disclosure_id, i.partner_id, i.envelope) for i in sendable]
+        )
+        confirmed = set(report.confirmed)
+        done = [i.id for i in sendable if i.disclosure_id in confirmed]
+        retry_at = self.clock() + o.unconfirmed_backoff
+        async with self.store.transaction() as conn:
+            if done:
+                await outbox.mark(conn, done, owner=o.owner, state=outbox.PUBLISHED,
+                                  now=self.clock())  # fmt: skip
+            for item in items:
+                if item.disclosure_id not in confirmed:
+                    await outbox.release(conn, item.id, owner=o.owner, available_at=retry_at)
+        self.published += len(done)
+        if len(done) < len(items):
+            log.warning("relay_unpublished", count=len(items) - len(done))
+        return len(items)

@@ -1,0 +1,203 @@
+"""The delivery engine of one gateway process, built from explicit parts and started once.
+
+With `settings.broker_url` set it runs the outbox relay and one RabbitMQ consumer per partner;
+without, the embedded queue on the outbox table. Either way it also runs the receipt deadline
+scanner and, when a MESH channel is configured, the MESH poller (transport receipts, failure
+reports, signed receipts sent back over MESH).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from adapters.channel import Channel
+from adapters.mesh import MeshChannel
+from adapters.mesh_inbox import MeshInboxPoller
+from gateway.delivery.broker import BrokerDelivery, topology_for
+from gateway.delivery.deadlines import ReceiptDeadlines
+from gateway.delivery.embedded import EmbeddedOptions, EmbeddedQueue
+from gateway.delivery.mesh_events import MeshEvents
+from gateway.delivery.relay import OutboxRelay, RelayOptions
+from gateway.delivery.worker import DeliveryWorker
+from gateway.metrics import Metrics
+from gateway.policy_cache import PolicyCache
+from gateway.queue.rabbit import RabbitTransport
+from gateway.receipt_intake import ReceiptIntake
+from gateway.settings import Settings
+from gateway.store.database import Store
+
+log = structlog.get_logger("gateway.delivery")
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def default_owner() -> str:
+    """Who holds outbox leases: this host and process."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """Pacing of the engine's loops; the defaults suit production, tests shorten them."""
+
+    poll_interval: float = 0.1  # an idle relay or embedded queue looks at the outbox this often
+    claim_lease: timedelta = timedelta(minutes=5)  # embedded: longer than any one attempt
+    relay_lease: timedelta = timedelta(seconds=30)  # relay: a crashed relay's rows come back
+    relay_batch: int = 200
+    hold_recheck: timedelta = timedelta(seconds=30)  # suspended agreement: look again after
+    deadline_interval: float = 15.0  # receipt deadline scans
+    resend_limit: int = 3  # resends of an unreceipted envelope before `receipt_overdue`
+    mesh_poll_interval: float = 30.0
+    per_partner: int | None = None  # in flight per partner; None: settings.broker_prefetch
+
+
+class DeliveryService:
+    """Runs delivery for one process: `await start()`, later `await stop(grace)`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        policy: PolicyCache,
+        intake: ReceiptIntake,
+        metrics: Metrics,
+        channels: Mapping[str, Channel],
+        clock: Callable[[], datetime] = utc_now,
+        options: DeliveryOptions | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.settings, self.store, self.policy, self.clock = settings, store, policy, clock
+        self.options = options or DeliveryOptions()
+        self.owner = owner or default_owner()
+        self.channels = channels
+        self.worker = DeliveryWorker(
+            store=store, policy=policy, intake=intake, channels=channels, metrics=metrics,
+            clock=clock, default_retry=settings.retry_policy,
+        )  # fmt: skip
+        self.deadlines = ReceiptDeadlines(
+            store=store, policy=policy, clock=clock, resend_limit=self.options.resend_limit,
+            on_resend=self.notify,
+        )  # fmt: skip
+        self.mesh_events = MeshEvents(store=store, policy=policy, intake=intake, clock=clock)
+        self.transport: RabbitTransport | None = None
+        self.relay: OutboxRelay | None = None
+        self.broker: BrokerDelivery | None = None
+        self.embedded: EmbeddedQueue | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def mode(self) -> str:
+        """`rabbitmq` or `embedded`."""
+        return "rabbitmq" if self.settings.broker_url else "embedded"
+
+    @property
+    def per_partner(self) -> int:
+        """Envelopes in flight per partner."""
+        return self.options.per_partner or self.settings.broker_prefetch
+
+    async def start(self) -> None:
+        """Connect (RabbitMQ mode), then start every loop in the background."""
+        if self._tasks:
+            raise RuntimeError("the delivery service is already running")
+        self._stop.clear()
+        if self.mode == "rabbitmq":
+            await self._start_broker()
+        else:
+            self.embedded = EmbeddedQueue(
+                self.worker, store=self.store, clock=self.clock,
+                options=EmbeddedOptions(
+                    owner=self.owner, lease=self.options.claim_lease,
+                    per_partner=self.per_partner, poll_interval=self.options.poll_interval,
+                    hold_recheck=self.options.hold_recheck,
+                ),
+            )  # fmt: skip
+            self._spawn("embedded-queue", self.embedded.run(self._stop))
+        self._spawn("receipt-deadlines",
+                    self.deadlines.run(self._stop, self.options.deadline_interval))  # fmt: skip
+        mesh = self.channels.get("mesh")
+        if isinstance(mesh, MeshChannel):
+            poller = MeshInboxPoller(mesh.client)
+            self._spawn("mesh-poller", poller.run(
+                self.mesh_events, pending=self.mesh_events.pending,
+                interval=self.options.mesh_poll_interval, stop=self._stop,
+            ))  # fmt: skip
+        log.info("delivery_started", mode=self.mode, owner=self.owner)
+
+    async def _start_broker(self) -> None:
+        s = self.settings
+        topology = topology_for(s.broker_prefix, self.policy, s.retry_policy, s.delivery_limit)
+        self.transport = await RabbitTransport.connect(
+            s.broker_url, topology, connection_name=f"gatehouse-{self.owner}"
+        )
+        try:
+            await self.transport.declare()
+            self.broker = BrokerDelivery(
+                self.worker, self.transport, prefetch=self.per_partner,
+                hold_recheck=self.options.hold_recheck, default_retry=s.retry_policy,
+            )  # fmt: skip
+            await self.broker.consume_all()
+        except BaseException:
+            await self.transport.close(0)
+            self.transport = None
+            raise
+        self.relay = OutboxRelay(
+            store=self.store, transport=self.transport, clock=self.clock,
+            options=RelayOptions(owner=self.owner, lease=self.options.relay_lease,
+                                 batch=self.options.relay_batch,
+                                 poll_interval=self.options.poll_interval),
+            partner_ready=self.broker.partner_ready,
+        )  # fmt: skip
+        self._spawn("outbox-relay", self.relay.run(self._stop))
+
+    def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    def notify(self) -> None:
+        """Envelopes were just written to the outbox: relay or deliver them without waiting."""
+        if self.relay is not None:
+            self.relay.notify()
+        if self.embedded is not None:
+            self.embedded.notify()
+
+    async def broker_ready(self) -> bool:
+        """For /readyz: True in embedded mode, else whether the broker connection is up."""
+        if self.mode == "embedded":
+            return True
+        if self.transport is None:
+            return False
+        try:
+            await self.transport.queue_depths()
+        except Exception:  # readiness must answer, never raise
+            return False
+        return True
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work, let deliveries in flight finish within `grace` s, disconnect."""
+        self._stop.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+        if self.embedded is not None:
+            await self.embedded.drain(grace)
+            self.embedded = None
+        if self.transport is not None:
+            await self.transport.close(grace)
+            self.transport = None
+        self.relay = self.broker = None
+        log.info("delivery_stopped", mode=self.mode)

@@ -1,0 +1,238 @@
+"""One delivery attempt of one envelope, the same whichever queue brought it.
+
+Looks up the disclosure, its agreement and partner; refuses or holds per the agreement's status
+(suspended holds, terminated or expired fails); calls the partner's channel; records the outcome.
+What happens next to the message (ack, retry in a delay tier, dead letter, reschedule an outbox
+row) is the queue's business: the worker answers with a `Verdict` and offers the writes the
+queue asks for (`give_up`, `note_retry`, `hold`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from adapters.channel import Channel, DeliveryResult, Envelope, Outcome
+from agreements.model import channel_target
+from gateway.delivery import records, retries
+from gateway.errors import NotFoundError
+from gateway.metrics import Metrics
+from gateway.policy_cache import PolicyCache
+from gateway.queue.retry import RetryPolicy
+from gateway.receipt_intake import ReceiptIntake
+from gateway.receipts import ReceiptError
+from gateway.store import disclosures
+from gateway.store.database import Store
+from gateway.store.disclosure_model import Disclosure, Status
+
+log = structlog.get_logger("gateway.delivery")
+
+ATTEMPTS_EXHAUSTED = "delivery_attempts_exhausted"
+HOLD_STATUSES = {"suspended": "agreement_suspended", "draft": "agreement_not_active"}
+FAIL_STATUSES = {"terminated": "agreement_terminated", "expired": "agreement_expired"}
+_DETAIL_TYPES = (str, int, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Nothing more to do with this envelope: receipted, dispatched, or already settled."""
+
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transient:
+    """Try again later (`retry_after`: the partner's own wish, in seconds)."""
+
+    reason: str
+    retry_after: float | None = None
+    agreement_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Recorded `failed` with this reason; the queue dead-letters the envelope."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Not sent: the agreement is suspended; look again later without spending an attempt."""
+
+    reason: str
+
+
+Verdict = Finished | Transient | Failed | Held
+
+
+def _safe_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """Channel detail is codes and numbers; keep only scalars fit for events and audit."""
+    return {
+        k: v
+        for k, v in detail.items()
+        if isinstance(v, _DETAIL_TYPES) and not (isinstance(v, str) and len(v) > 200)
+    }
+
+
+class DeliveryWorker:
+    """Delivers envelopes through the partners' channels and records what happened."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: PolicyCache,
+        intake: ReceiptIntake,
+        channels: Mapping[str, Channel],
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        default_retry: RetryPolicy,
+    ) -> None:
+        self.store, self.policy, self.intake = store, policy, intake
+        self.channels, self.metrics, self.clock = channels, metrics, clock
+        self.default_retry = default_retry
+
+    def retry_policy(self, agreement_id: str | None) -> RetryPolicy:
+        """The policy for envelopes under this agreement (its own, else the default)."""
+        agreement = self.policy.snapshot.agreements.get(agreement_id or "")
+        return retries.for_agreement(agreement, self.default_retry)
+
+    async def disclosure(self, message_id: str) -> Disclosure | None:
+        """The stored disclosure an envelope belongs to."""
+        async with self.store.read() as conn:
+            return await disclosures.get(conn, message_id)
+
+    async def attempt(self, envelope: Envelope) -> Verdict:
+        """Try to deliver once; partner faults come back as a verdict, never an exception."""
+        found = await self.disclosure(envelope.message_id)
+        if found is None:
+            log.warning("delivery_unknown_disclosure", disclosure_id=envelope.message_id)
+            return Finished("unknown")
+        if found.status is not Status.QUEUED:
+            # Receipted, failed or already dispatched: a duplicate after a crash or a replay race.
+            log.info("delivery_already_settled", disclosure_id=found.id, status=str(found.status))
+            return Finished(str(found.status))
+        bound = log.bind(
+            disclosure_id=found.id, partner=found.partner_id, agreement=found.agreement_id,
+            attempt=envelope.attempt,
+        )  # fmt: skip
+        snapshot = self.policy.snapshot
+        agreement = snapshot.agreements.get(found.agreement_id)
+        partner = snapshot.partners.get(found.partner_id)
+        if agreement is None or partner is None:
+            bound.warning("delivery_policy_unknown")
+            reason = "agreement_unknown" if agreement is None else "partner_unknown"
+            return Transient(reason, agreement_id=found.agreement_id)
+        status = str(agreement.status)
+        if status in HOLD_STATUSES:
+            return Held(HOLD_STATUSES[status])
+        if status in FAIL_STATUSES:
+            await self.fail(envelope, FAIL_STATUSES[status])
+            return Failed(FAIL_STATUSES[status])
+        channel_type = str(partner.channel.type)
+        channel = self.channels.get(channel_type)
+        if channel is None:
+            bound.error("delivery_channel_not_configured", channel=channel_type)
+            return Transient("channel_not_configured", agreement_id=found.agreement_id)
+        result = await self._deliver(channel, envelope, channel_target(partner, agreement))
+        self.metrics.deliveries.labels(found.partner_id, str(result.outcome)).inc()
+        return await self._record(envelope, agreement.id, channel_type, result, bound)
+
+    async def _deliver(
+        self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]
+    ) -> DeliveryResult:
+        started = time.perf_counter()
+        try:
+            return await channel.deliver(envelope, target)
+        except Exception as exc:  # a channel must not raise; if one does, retry, never crash
+            log.error("channel_raised", disclosure_id=envelope.message_id,
+                      error_type=type(exc).__name__)  # fmt: skip
+            return DeliveryResult(Outcome.TRANSIENT, reason="channel_error")
+        finally:
+            self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - started)
+
+    async def _record(
+        self,
+        envelope: Envelope,
+        agreement_id: str,
+        channel: str,
+        result: DeliveryResult,
+        bound: Any,
+    ) -> Verdict:
+        if result.outcome is Outcome.RECEIPTED and result.receipt:
+            try:
+                accepted = await self.intake.accept(result.receipt, via=channel)
+            except (ReceiptError, NotFoundError) as exc:
+                # Refused (and audited by the intake): delivered, but proof is still owed.
+                bound.warning("sync_receipt_refused", code=exc.code)
+                await self.dispatched(envelope, channel, {"receipt_refused": exc.code})
+                return Finished("dispatched")
+            return Finished(str(accepted.status))
+        if result.outcome in (Outcome.DISPATCHED, Outcome.RECEIPTED):
+            await self.dispatched(envelope, channel, _safe_detail(result.detail))
+            return Finished("dispatched")
+        reason = result.reason or "channel_error"
+        if result.outcome is Outcome.TRANSIENT:
+            bound.info("delivery_transient", reason=reason)
+            return Transient(reason, result.retry_after, agreement_id)
+        bound.warning("delivery_permanent", reason=reason)
+        await self.fail(envelope, reason)
+        return Failed(reason)
+
+    async def dispatched(self, envelope: Envelope, channel: str, detail: Mapping[str, Any]) -> None:
+        """queued -> dispatched: handed over, a receipt may come later."""
+        now = self.clock()
+        async with self.store.transaction() as conn:
+            await records.move(
+                conn, envelope.message_id, Status.DISPATCHED, event_type="dispatched", at=now,
+                detail={"attempt": envelope.attempt, "channel": channel, **detail},
+                changes={"attempts": envelope.attempt, "next_attempt_at": None},
+            )  # fmt: skip
+
+    async def fail(self, envelope: Envelope, reason: str, last_reason: str | None = None) -> None:
+        """Record `failed` with the reason and dead-letter the envelope in the outbox."""
+        async with self.store.transaction() as conn:
+            await records.fail(
+                conn, envelope.message_id, reason=reason, at=self.clock(),
+                attempts=envelope.attempt, last_reason=last_reason,
+            )  # fmt: skip
+
+    async def give_up(self, envelope: Envelope, last_reason: str) -> None:
+        """The attempts ran out: `failed` with `delivery_attempts_exhausted`."""
+        log.warning("delivery_attempts_exhausted", disclosure_id=envelope.message_id,
+                    partner=envelope.partner_id, attempts=envelope.attempt,
+                    last_reason=last_reason)  # fmt: skip
+        await self.fail(envelope, ATTEMPTS_EXHAUSTED, last_reason)
+
+    async def note_retry(self, envelope: Envelope, reason: str, delay: timedelta) -> None:
+        """A failed attempt that will be tried again after `delay` (an event, not a move)."""
+        now = self.clock()
+        async with self.store.transaction() as conn:
+            if await records.current_status(conn, envelope.message_id) is not Status.QUEUED:
+                return
+            await records.add_event(
+                conn, envelope.message_id, "delivery_retry", at=now,
+                detail={"attempt": envelope.attempt, "reason": reason,
+                        "retry_in_ms": int(delay / timedelta(milliseconds=1))},
+                changes={"attempts": envelope.attempt, "next_attempt_at": now + delay},
+            )  # fmt: skip
+
+    async def hold(
+        self, envelope: Envelope, reason: str, delay: timedelta, *, refund: bool = False
+    ) -> None:
+        """Keep a queued envelope back (agreement suspended) and look again after `delay`."""
+        now = self.clock()
+        async with self.store.transaction() as conn:
+            if await records.last_event_type(conn, envelope.message_id) != "delivery_held":
+                await records.add_event(
+                    conn, envelope.message_id, "delivery_held", at=now, detail={"reason": reason}
+                )
+            await records.reschedule(conn, envelope.message_id, available_at=now + delay)
+            if refund:
+                await records.refund_attempt(conn, envelope.message_id)
