@@ -1,0 +1,114 @@
+"""`gateway-admin deadletters list|replay`: failed deliveries, seen and sent again once fixed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from gateway import audit
+from gateway.cli.common import EXIT_USAGE, default_actor, fail, print_json, print_table
+from gateway.delivery.dead_letters import ReplayResult, list_dead_letters, replay
+from gateway.queue.rabbit import RabbitTransport
+from gateway.queue.topology import build_topology
+from gateway.settings import Settings, load_settings
+from gateway.store.database import Store
+
+deadletters_app = typer.Typer(
+    help="Failed deliveries (dead letters): list them, replay them once the cause is fixed.",
+    no_args_is_help=True,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")]
+PartnerOption = Annotated[str | None, typer.Option("--partner", help="Only this partner id.")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@deadletters_app.command("list")
+def list_command(
+    partner: PartnerOption = None,
+    as_json: JsonFlag = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 1000,
+) -> None:
+    """Failed disclosures whose envelope can be sent again, oldest failure first."""
+    settings = load_settings()
+
+    async def work() -> list[dict[str, object]]:
+        store = await Store.open(settings.resolved_database_url)
+        try:
+            found = await list_dead_letters(store, partner=partner, limit=limit)
+        finally:
+            await store.close()
+        return [d.to_dict() for d in found]
+
+    rows = asyncio.run(work())
+    if as_json:
+        print_json({"dead_letters": rows, "count": len(rows)})
+        return
+    columns = ("disclosure_id", "partner", "agreement", "reason", "attempts", "failed_at")
+    print_table(f"Dead letters ({len(rows)})", columns, [[r[c] for c in columns] for r in rows])
+
+
+@deadletters_app.command("replay")
+def replay_command(
+    disclosure_id: Annotated[
+        str | None, typer.Argument(help="The disclosure to send again.", show_default=False)
+    ] = None,
+    partner: PartnerOption = None,
+    actor: Annotated[str | None, typer.Option(help="Who is acting (default: the OS user).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send a dead letter again (the same envelope), or every one of a partner's; audited."""
+    if (disclosure_id is None) == (partner is None):
+        raise fail("give a disclosure id or --partner (one of them)", EXIT_USAGE)
+    settings = load_settings()
+    who = audit.Actor(audit.ActorKind.ADMIN, actor or default_actor())
+    ids = [disclosure_id] if disclosure_id is not None else None
+    result = asyncio.run(_replay(settings, who, ids, partner))
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        rows = [[i, "replayed", "dead-letter queue"] for i in result.from_broker]
+        rows += [[i, "replayed", "outbox"] for i in result.from_outbox]
+        rows += [[i, "refused", code] for i, code in result.refused.items()]
+        print_table("Replay", ("disclosure_id", "result", "via / reason"), rows)
+    if disclosure_id is not None and result.refused:
+        raise typer.Exit(1)
+
+
+async def _replay(
+    settings: Settings, actor: audit.Actor, ids: list[str] | None, partner: str | None
+) -> ReplayResult:
+    store = await Store.open(settings.resolved_database_url)
+    transport: RabbitTransport | None = None
+    try:
+        if settings.broker_url:
+            partners = await _partners_of(store, ids, partner)
+            topology = build_topology(
+                settings.broker_prefix, partners, settings.retry_policy,
+                delivery_limit=settings.delivery_limit,
+            )  # fmt: skip
+            transport = await RabbitTransport.connect(
+                settings.broker_url, topology, connection_name="gatehouse-admin"
+            )
+        return await replay(
+            store, actor=actor, clock=_now, ids=ids, partner=partner, broker=transport
+        )
+    finally:
+        if transport is not None:
+            await transport.close(0)
+        await store.close()
+
+
+async def _partners_of(store: Store, ids: list[str] | None, partner: str | None) -> list[str]:
+    """The partners whose dead-letter queues the replay will look in."""
+    if partner is not None:
+        return [partner]
+    found = await list_dead_letters(store)
+    wanted = set(ids or ())
+    return sorted({d.partner_id for d in found if d.disclosure_id in wanted})
