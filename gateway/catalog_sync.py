@@ -29,6 +29,7 @@ AgreementChangeKind = Literal["new_agreement", "new_version", "unchanged", "refu
 PartnerChangeKind = Literal["new_partner", "updated", "unchanged"]
 Change = Literal["added", "removed", "changed"]
 MAX_AUDITED_FIELDS = 40
+_ORDER = {name: index for index, name in enumerate(Agreement.model_fields)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,10 @@ def diff_documents(
 ) -> tuple[FieldChange, ...]:
     """Field-by-field differences between two agreement (or partner) documents."""
     changes: list[FieldChange] = []
-    keys = list(after) + [key for key in before if key not in after]
+    # A stable order (the model's, then alphabetical): PostgreSQL's JSONB keeps no key order.
+    keys = sorted(set(after) | set(before), key=lambda k: (_ORDER.get(k, len(_ORDER)), k))
+    if not prefix:
+        keys = [key for key in keys if key != "version"]  # the headline, not a content change
     for key in keys:
         old, new = before.get(key), after.get(key)
         if old == new:

@@ -6,6 +6,7 @@ seconds, so it takes effect for new disclosures without a restart.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from gateway.cli.context import (
     check_reason,
     parse_date,
     run_async,
+    usage,
 )
 from gateway.partner_keys import PartnerKey, PartnerKeyError
 from gateway.store import agreements_repo, partners_repo
@@ -80,6 +82,8 @@ def terminate(
 ) -> None:
     """End an agreement for good; it cannot be resumed (a new agreement needs a new id)."""
     if not yes:
+        if not sys.stdin.isatty():
+            raise usage("terminate cannot be undone: add --yes when not at a terminal")
         typer.confirm(f"Terminate {agreement_id} for good?", abort=True)
     _change("terminate", agreement_id, reason, actor, json_output)
 
