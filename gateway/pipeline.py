@@ -25,6 +25,7 @@ from agreements.minimise import minimise
 from agreements.model import Agreement, OptOutBasis, Partner
 from gateway import audit
 from gateway.clients import Client
+from gateway.group_commit import GroupCommit
 from gateway.http.schemas import DisclosureSubmission
 from gateway.keys import CouncilKeyring
 from gateway.metrics import Metrics
@@ -87,7 +88,9 @@ class Pipeline:
         metrics: Metrics,
         clock: Callable[[], datetime],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        group_commit: GroupCommit | None = None,
     ) -> None:
+        self._group = group_commit
         self._org_id, self._store, self._policy = org_id, store, policy
         self._keyring, self._protection, self._metrics = keyring, protection, metrics
         self._clock, self._new_id = clock, new_id
@@ -111,7 +114,12 @@ class Pipeline:
             prior = await self._prior(client, idempotency_key, body_digest)
             if prior is not None:
                 return prior
-        outcome, write = await self._process(client, submission)
+        outcome, write, accepted = await self._process(client, submission)
+        if accepted is not None and idempotency_key is None and self._group is not None:
+            with self._stage("persist"):
+                await self._group.record(accepted)
+            self._metrics.disclosures.labels("queued", "").inc()
+            return outcome
         try:
             with self._stage("persist"):
                 async with self._store.transaction() as conn:
@@ -151,7 +159,7 @@ class Pipeline:
 
     async def _process(
         self, client: Client, sub: DisclosureSubmission
-    ) -> tuple[SubmitOutcome, Writer]:
+    ) -> tuple[SubmitOutcome, Writer, disclosures.Accepted | None]:
         now = self._clock()
         snapshot = self._policy.snapshot
         agreement = snapshot.agreements.get(sub.agreement)
@@ -193,7 +201,7 @@ class Pipeline:
             async def write_denied(conn: AsyncConnection) -> None:
                 await disclosures.record_denied(conn, new, actor=actor, at=now)
 
-            return SubmitOutcome(403, body), write_denied
+            return SubmitOutcome(403, body), write_denied, None
         if decision.outcome is Outcome.NEEDS_APPROVAL:
             held = sub.model_dump_json().encode()
 
@@ -202,7 +210,11 @@ class Pipeline:
                     conn, new, request=held, protection=self._protection, actor=actor, at=now
                 )
 
-            return SubmitOutcome(202, {"id": new.id, "status": "pending_approval"}), write_held
+            return (
+                SubmitOutcome(202, {"id": new.id, "status": "pending_approval"}),
+                write_held,
+                None,
+            )
         assert key is not None
         sealed, (sent, removed) = self.seal_for(
             sub, agreement=agreement, partner=partner, key=key, disclosure_id=new.id, now=now
@@ -214,12 +226,12 @@ class Pipeline:
             key_ids=(sealed.signing_kid, sealed.encryption_kid),
         )
 
-        async def write_accepted(conn: AsyncConnection) -> None:
-            await disclosures.record_accepted(
-                conn, accepted, envelope=sealed.body, digest=sealed.digest, actor=actor, at=now
-            )
+        item = disclosures.Accepted(accepted, sealed.body, sealed.digest, actor, now)
 
-        return SubmitOutcome(202, {"id": new.id, "status": "queued"}), write_accepted
+        async def write_accepted(conn: AsyncConnection) -> None:
+            await disclosures.record_accepted_many(conn, [item])
+
+        return SubmitOutcome(202, {"id": new.id, "status": "queued"}), write_accepted, item
 
     def seal_for(
         self,

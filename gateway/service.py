@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from gateway import audit
 from gateway.clients import Client
 from gateway.disclosure_view import disclosure_view
+from gateway.group_commit import GroupCommit
 from gateway.http.schemas import DisclosureView
 from gateway.keys import CouncilKeyring
 from gateway.metrics import Metrics
@@ -87,9 +88,11 @@ class Gateway:
         self.sealer = audit.AuditSealer(
             store, clock=clock, signer=KeyringCheckpointSigner(self.keyring, clock)
         )
+        self.group_commit = GroupCommit(store)
         self.pipeline = Pipeline(
             org_id=settings.org_id, store=store, policy=self.policy, keyring=self.keyring,
             protection=self.protection, metrics=self.metrics, clock=clock,
+            group_commit=self.group_commit,
         )  # fmt: skip
         self.receipts = ReceiptIntake(
             store=store, policy=self.policy, org_id=settings.org_id, metrics=self.metrics,
@@ -119,6 +122,7 @@ class Gateway:
     async def close(self) -> None:
         """Stop the loops, seal what is pending, close the store."""
         await self.policy.stop()
+        await self.group_commit.close()
         await self.sealer.stop()
         await self.store.close()
 

@@ -1,0 +1,75 @@
+"""Shared set-up for the benchmarks: a seeded embedded gateway in a temporary folder."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agreements.loader import default_catalog_dir, load_catalog
+from gateway import audit
+from gateway.catalog_sync import apply
+from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
+from gateway.provisioning import add_client, add_partner_key
+from gateway.service import Gateway
+from gateway.settings import Settings, load_settings
+
+BENCH = audit.Actor(audit.ActorKind.ADMIN, "benchmark")
+
+
+@dataclass
+class Seeded:
+    """What a benchmark needs: settings, env for a subprocess, a client token, partner keys."""
+
+    settings: Settings
+    env: dict[str, str]
+    token: str
+    partner_keys: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def seed(folder: Path | None = None, **settings_extra: Any) -> Seeded:
+    """Apply the example catalog, give every partner keys, add one client for all agreements."""
+    root = folder or Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{root / 'gatehouse.db'}",
+        keys_dir=root / "keys",
+        port=free_port(),
+        **settings_extra,
+    )
+    now = datetime.now(UTC)
+    gateway = await Gateway.open(settings)
+    keys: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    try:
+        catalog = load_catalog(default_catalog_dir())
+        await apply(gateway.store, catalog, actor=BENCH, at=now)
+        async with gateway.store.transaction() as conn:
+            for partner_id in catalog.partners:
+                enc, sig = generate_partner_keys("ec")
+                keys[partner_id] = (enc, sig)
+                for jwk, use in ((enc, "enc"), (sig, "sig")):
+                    key = PartnerKey.from_jwk(
+                        partner_id, public_jwk(jwk), use=use, not_before=now - timedelta(days=1)
+                    )
+                    await add_partner_key(conn, key, actor=BENCH, at=now)
+            token = await add_client(
+                conn, "bench-client", frozenset(catalog.agreements), actor=BENCH, at=now
+            )
+    finally:
+        await gateway.close()
+    env = {
+        "GATEWAY_DATABASE_URL": settings.resolved_database_url,
+        "GATEWAY_KEYS_DIR": str(settings.keys_dir),
+        "GATEWAY_PORT": str(settings.port),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    return Seeded(settings, env, token, keys)
