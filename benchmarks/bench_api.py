@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,11 +32,11 @@ BODY = {
 }
 
 
-async def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+async def _wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            if proc.returncode is not None:
                 raise SystemExit("gateway exited during start-up")
             try:
                 async with session.get(url + "/healthz") as resp:
@@ -87,15 +86,14 @@ async def _stage_means(url: str) -> dict[str, float]:
     return {k: sums[k] / counts[k] * 1e6 for k in sums if counts.get(k)}
 
 
-async def main(requests: int, concurrency: int) -> None:
+async def main(requests: int, concurrency: int, processes: int) -> None:
     seeded = await seed()
     url = f"http://127.0.0.1:{seeded.settings.port}"
     gateway_bin = Path(sys.executable).parent / "gateway"
-    proc = subprocess.Popen(
-        [str(gateway_bin), "serve", "--role", "api"],
-        env={**os.environ, **seeded.env},
-        stderr=subprocess.DEVNULL,
-    )
+    proc = await asyncio.create_subprocess_exec(
+        str(gateway_bin), "serve", "--role", "api", "--processes", str(processes),
+        env={**os.environ, **seeded.env}, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         await _wait_healthy(url, proc)
         await _load(url, seeded.token, 200, concurrency)  # warm-up
@@ -105,10 +103,13 @@ async def main(requests: int, concurrency: int) -> None:
         stages = await _stage_means(url)
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        await proc.wait()
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"bench_api: {requests} POST /v1/disclosures, {concurrency} keep-alive clients, SQLite")
+    print(
+        f"bench_api: {requests} POST /v1/disclosures, {concurrency} keep-alive clients, "
+        f"SQLite, {processes} API process(es)"
+    )
     print(f"  accepted: {accepted}/{requests}")
     print(f"  throughput: {accepted / elapsed:,.0f} accepted disclosures/s")
     print(f"  latency p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
@@ -119,5 +120,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.concurrency))
+    asyncio.run(main(args.requests, args.concurrency, args.processes))

@@ -50,6 +50,7 @@ async def serve(
     worker_factory: WorkerFactory | None = None,
     stop: asyncio.Event | None = None,
     started: Callable[[str], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set): finish in-flight work, then close."""
     configure_logging(settings.log_format, settings.log_level)
@@ -70,7 +71,7 @@ async def serve(
                 create_app(gateway), shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log=None
             )
             await runner.setup()
-            site = web.TCPSite(runner, settings.host, settings.port)
+            site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
             await site.start()
             address = runner.addresses[0]
             url = f"http://{address[0]}:{address[1]}"

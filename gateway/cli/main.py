@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -34,13 +36,46 @@ def serve_command(
     role: Annotated[
         Role, typer.Option("--role", help="api, worker, or all (both in one process).")
     ] = Role.ALL,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Processes sharing the port (SO_REUSEPORT); one per core is a good start.",
+        ),
+    ] = 1,
+    reuse_port: Annotated[bool, typer.Option("--reuse-port", hidden=True)] = False,
 ) -> None:
     """Run the gateway: the HTTP API, the delivery workers, or both, until SIGTERM.
 
     Example: GATEWAY_DATABASE_URL=postgresql+asyncpg://gh@db/gh gateway serve --role api
     """
     settings = load_settings()
-    asyncio.run(serve(settings, role, worker_factory=delivery_worker_factory()))
+    shared = processes > 1 or reuse_port
+    children = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli.main",
+                "serve",
+                "--role",
+                role.value,
+                "--reuse-port",
+            ]
+        )
+        for _ in range(processes - 1)
+    ]
+    try:
+        asyncio.run(
+            serve(settings, role, worker_factory=delivery_worker_factory(), reuse_port=shared)
+        )
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait()
 
 
 @app.command("demo")
@@ -65,3 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
