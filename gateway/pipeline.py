@@ -91,6 +91,7 @@ class Pipeline:
         group_commit: GroupCommit | None = None,
     ) -> None:
         self._group = group_commit
+        self.on_accepted: Callable[[], None] | None = None  # wakes an in-process delivery worker
         self._org_id, self._store, self._policy = org_id, store, policy
         self._keyring, self._protection, self._metrics = keyring, protection, metrics
         self._clock, self._new_id = clock, new_id
@@ -119,6 +120,8 @@ class Pipeline:
             with self._stage("persist"):
                 await self._group.record(accepted)
             self._metrics.disclosures.labels("queued", "").inc()
+            if self.on_accepted is not None:
+                self.on_accepted()
             return outcome
         try:
             with self._stage("persist"):
@@ -141,6 +144,8 @@ class Pipeline:
             if prior is None:  # pragma: no cover - the row was just seen by the insert
                 raise
             return prior
+        if accepted is not None and self.on_accepted is not None:
+            self.on_accepted()
         reason = outcome.body.get("reasons", [""])[0] if outcome.http_status != 202 else ""
         self._metrics.disclosures.labels(outcome.body.get("status", "denied"), reason).inc()
         return outcome

@@ -10,10 +10,14 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from gateway.cli.common import console, invoke
+from gateway.demo import run_demo
+from gateway.logging import configure_logging
 from gateway.partner_sim.cli import register as register_partner_sim
 from gateway.policy_tour import print_policy_tour
+from gateway.runtime import DeliveryWorker
 from gateway.server import Role, WorkerFactory, serve
 from gateway.settings import load_settings
 
@@ -79,17 +83,33 @@ def serve_command(
 
 
 @app.command("demo")
-def demo() -> None:
-    """Show what Gatehouse decides, and what leaves, for a dozen example disclosures."""
-    print_policy_tour(console())
+def demo(
+    policy_only: Annotated[
+        bool, typer.Option("--policy-only", help="Only the policy tour (no service).")
+    ] = False,
+) -> None:
+    """Run Gatehouse end to end on the embedded defaults with simulated partners.
+
+    Example: gateway demo
+    """
+    out = console()
+    if not out.is_terminal:
+        out = Console(width=160)  # piped or in CI: wide enough that ids and codes are whole
+    configure_logging("console", "warning")
+    print_policy_tour(out)
+    if policy_only:
+        return
+    out.rule("The live journey")
+    if not asyncio.run(run_demo(out)):
+        raise typer.Exit(1)
 
 
 register_partner_sim(app)  # partner simulator: gateway partner-sim
 
 
-def delivery_worker_factory() -> WorkerFactory | None:
+def delivery_worker_factory() -> WorkerFactory:
     """The delivery engine for the worker role."""
-    return None
+    return DeliveryWorker
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,258 @@
+"""`gateway demo`: the whole journey on the embedded defaults, with simulated partners.
+
+Starts the real service in-process (SQLite, embedded queue) with three simulated partners on
+loopback (one flaky, one answering receipts later), registers a client, drives example
+disclosures through the HTTP API — allowed, denied with reasons, held then approved — waits for
+delivery and receipts, and prints the outcome and the audit-chain verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp import web
+from rich.console import Console
+from rich.table import Table
+
+from agreements.loader import default_catalog_dir, load_catalog
+from agreements.samples import adult_record, child_record
+from gateway import approvals, audit
+from gateway.audit_verify import JwksCheckpointVerifier, verify
+from gateway.catalog_sync import apply
+from gateway.delivery.service import DeliveryOptions
+from gateway.http.app import create_app
+from gateway.partner_keys import PartnerKey
+from gateway.partner_sim import FaultRates, PartnerConfig, PartnerSimulator, ReceiptMode
+from gateway.provisioning import add_client, add_partner_key
+from gateway.runtime import DeliveryWorker
+from gateway.service import Gateway
+from gateway.settings import load_settings
+from gateway.store import optouts
+
+DEMO = audit.Actor(audit.ActorKind.ADMIN, "demo-ig-officer")
+SIMULATED = {  # partner -> (how it behaves, receipts, faults)
+    "medway-homecare": ("reliable", ReceiptMode.SYNC, FaultRates()),
+    "rochester-care": ("flaky: 503 on half its calls", ReceiptMode.SYNC, FaultRates(fail_rate=0.5)),
+    "kent-cc": ("answers 202, receipts later", ReceiptMode.ASYNC, FaultRates()),
+    "kent-police": ("reliable", ReceiptMode.SYNC, FaultRates()),
+}
+OPTED_OUT = "9990000042"
+ANNEX_B = {
+    "requesting_officer": "DC 4471 Example",
+    "rank": "Detective Constable",
+    "authorising_officer": "DI 2290 Example (Inspector)",
+    "offence_or_prejudice": "Section 9 Theft Act burglary, crime ref 46/00000/26 (synthetic)",
+    "why_necessary": "To trace a witness's current address; no other source holds it",
+}
+
+
+@dataclass
+class Case:
+    """One example request and what became of it."""
+
+    label: str
+    body: dict[str, Any]
+    client: str = "mosaic-adults"
+    disclosure_id: str | None = None
+    http_status: int = 0
+    reasons: tuple[str, ...] = ()
+    approve: bool = False
+
+
+def _cases() -> list[Case]:
+    def body(
+        agreement: str, purpose: str, record: dict[str, Any], nhs: str, **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "agreement": agreement, "purpose": purpose,
+            "subject": {"nhs_number": nhs, "local_id": f"MC-{nhs[-4:]}"},
+            "record": record, "requested_by": {"user": "sw-0042", "role": "social_worker"},
+            "reason": "Demo disclosure (synthetic data)", **extra,
+        }  # fmt: skip
+
+    adult, child = adult_record(), child_record()
+    return [
+        Case("home care package", body("KM-DOM-006", "direct_care", adult, "9990000026")),
+        Case("care home placement", body("KM-RES-007", "direct_care", adult, "9990000034")),
+        Case("care home review", body("KM-RES-007", "direct_care", adult, "9990000050")),
+        Case("out-of-hours emergency", body("KM-KCC-OOH-009", "emergency", child, "9990000018")),
+        Case("MASH safeguarding referral",
+             body("KM-POL-SG-018", "safeguarding_children", child, "9990000069")),
+        Case("police Schedule 2 request (approved)",
+             body("KM-POL-S2-011", "law_enforcement_request", adult, "9990000077",
+                  annex_b=ANNEX_B), approve=True),
+        Case("wrong purpose", body("KM-DOM-006", "research", adult, "9990000085")),
+        Case("suspended agreement",
+             body("EXAMPLE-SUSPENDED-001", "care_assessment", adult, "9990000093")),
+        Case("national data opt-out",
+             body("KM-ICB-COM-004", "commissioning", adult, OPTED_OUT)),
+        Case("client not authorised", body("KM-DOM-006", "direct_care", adult, "9990000107"),
+             client="education-system"),
+    ]  # fmt: skip
+
+
+def _demo_catalog(root: Path, endpoints: dict[str, str]) -> Path:
+    """A copy of the example catalog with the simulated partners' endpoints on loopback."""
+    target = root / "catalog"
+    shutil.copytree(default_catalog_dir(), target)
+    partners_file = target / "partners.yaml"
+    document = yaml.safe_load(partners_file.read_text())
+    for partner in document["partners"]:
+        if partner["id"] in endpoints:
+            partner["channel"] = {"type": "webhook", "endpoint": endpoints[partner["id"]]}
+    partners_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target
+
+
+async def _submit(
+    session: aiohttp.ClientSession, url: str, tokens: dict[str, str], case: Case
+) -> None:
+    headers = {"Authorization": f"Bearer {tokens[case.client]}"}
+    async with session.post(f"{url}/v1/disclosures", json=case.body, headers=headers) as resp:
+        reply = await resp.json()
+    case.http_status = resp.status
+    case.disclosure_id = reply.get("id")
+    case.reasons = tuple(reply.get("reasons", ()))
+
+
+async def _views(
+    session: aiohttp.ClientSession, url: str, tokens: dict[str, str], cases: list[Case]
+) -> dict[str, dict[str, Any]]:
+    views = {}
+    for case in cases:
+        if case.disclosure_id is None:
+            continue
+        headers = {"Authorization": f"Bearer {tokens[case.client]}"}
+        async with session.get(f"{url}/v1/disclosures/{case.disclosure_id}", headers=headers) as r:
+            views[case.disclosure_id] = await r.json()
+    return views
+
+
+def _table(cases: list[Case], views: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="What happened to each disclosure", show_lines=False)
+    for column in ("request", "agreement", "partner", "status", "why / how", "fields sent/removed"):
+        table.add_column(column)
+    for case in cases:
+        view = views.get(case.disclosure_id or "", {})
+        events = [e["type"] for e in view.get("events", [])]
+        status = view.get("status", f"HTTP {case.http_status}")
+        how = ", ".join(case.reasons) if case.reasons else " > ".join(events)
+        fields = f"{len(view.get('fields_sent', []))}/{len(view.get('fields_removed', []))}"
+        table.add_row(
+            case.label, case.body["agreement"], view.get("partner", ""), status, how, fields
+        )
+    return table
+
+
+async def _provision(
+    gateway: Gateway, catalog_dir: Path, sims: dict[str, PartnerSimulator]
+) -> dict[str, str]:
+    """What an IG officer does with gateway-admin: catalog, partner keys, clients, opt-outs."""
+    now = gateway.clock()
+    catalog = load_catalog(catalog_dir)
+    await apply(gateway.store, catalog, actor=DEMO, at=now)
+    async with gateway.store.transaction() as conn:
+        for pid, sim in sims.items():
+            enc, sig = sim.public_keys()
+            for jwk, use in ((enc, "enc"), (sig, "sig")):
+                key = PartnerKey.from_jwk(pid, jwk, use=use, not_before=now - timedelta(minutes=1))  # type: ignore[arg-type]
+                await add_partner_key(conn, key, actor=DEMO, at=now)
+        tokens = {
+            "mosaic-adults": await add_client(
+                conn, "mosaic-adults", frozenset(catalog.agreements), actor=DEMO, at=now
+            ),
+            "education-system": await add_client(
+                conn, "education-system", frozenset({"KM-DFE-CIN-013"}), actor=DEMO, at=now
+            ),
+        }
+        index = gateway.protection.blind_index("nhs_number", OPTED_OUT)
+        await optouts.replace_list(conn, [index], version="demo", at=now)
+    await gateway.policy.refresh()
+    return tokens
+
+
+async def _wait(
+    session: aiohttp.ClientSession, url: str, tokens: dict[str, str], cases: list[Case],
+    wait_seconds: float,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Poll until every disclosure is in a final state (or the deadline passes)."""
+    deadline = time.monotonic() + wait_seconds
+    final = {"receipted", "failed", "denied", "rejected"}
+    while True:
+        views = await _views(session, url, tokens, cases)
+        if all(v.get("status") in final for v in views.values()) or time.monotonic() > deadline:
+            return views
+        await asyncio.sleep(0.2)
+
+
+async def run_demo(
+    console: Console, *, keep: Path | None = None, wait_seconds: float = 90.0
+) -> bool:
+    """Run the journey; True when every accepted disclosure ended receipted and audit verifies."""
+    root = keep or Path(tempfile.mkdtemp(prefix="gatehouse-demo-"))
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{root / 'gatehouse.db'}", keys_dir=root / "keys",
+        port=0, allow_insecure_loopback=True, retry_delays="1s,2s,3s,5s", retry_max_attempts=8,
+        log_level="warning",
+    )  # fmt: skip
+    gateway = await Gateway.open(settings)
+    gateway.start()
+    runner = web.AppRunner(create_app(gateway), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    url = f"http://{host}:{port}"
+    sims = {pid: PartnerSimulator(PartnerConfig(
+        partner_id=pid, council_id=settings.org_id, council_jwks=f"{url}/.well-known/jwks.json",
+        receipts=mode, faults=faults, seed=7, async_receipt_url=f"{url}/v1/receipts",
+        receipt_delay_s=0.5,
+    )) for pid, (_, mode, faults) in SIMULATED.items()}  # fmt: skip
+    endpoints = {pid: await sim.start() + "/in" for pid, sim in sims.items()}
+    worker = DeliveryWorker(gateway, DeliveryOptions(poll_interval=0.05, deadline_interval=1.0))
+    try:
+        tokens = await _provision(gateway, _demo_catalog(root, endpoints), sims)
+        await worker.start()
+        console.print(f"[bold]Gatehouse[/] running at {url}; simulated partners: "
+                      + ", ".join(f"{p} ({SIMULATED[p][0]})" for p in sims))  # fmt: skip
+        cases = _cases()
+        async with aiohttp.ClientSession() as session:
+            for case in cases:
+                await _submit(session, url, tokens, case)
+            for case in cases:
+                if case.approve and case.disclosure_id:
+                    why = "Necessary and proportionate (demo)"
+                    await approvals.approve(
+                        gateway, case.disclosure_id, actor=DEMO.name, reason=why
+                    )
+            views = await _wait(session, url, tokens, cases, wait_seconds)
+        console.print(_table(cases, views))
+        await gateway.sealer.seal_now()
+        report = await verify(
+            gateway.store,
+            JwksCheckpointVerifier(gateway.keyring.verification_keys(gateway.clock())),
+        )
+        console.print(f"audit chain: {'verified' if report.ok else 'BROKEN'} "
+                      f"({report.as_dict().get('entries', '?')} entries)")  # fmt: skip
+        for pid, sim in sims.items():
+            ledger = sim.ledger
+            console.print(f"partner {pid}: {ledger.arrivals} envelope(s) received, "
+                          f"{ledger.duplicates} duplicate(s) recognised by message id")  # fmt: skip
+        console.print(f"database and keys kept in {root}")
+        accepted = [v for v in views.values() if v["status"] not in ("denied", "rejected")]
+        return report.ok and all(v["status"] == "receipted" for v in accepted)
+    finally:
+        await worker.stop(5)
+        await runner.cleanup()
+        for sim in sims.values():
+            await sim.stop()
+        await gateway.close()
