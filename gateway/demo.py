@@ -100,7 +100,7 @@ def _cases() -> list[Case]:
     ]  # fmt: skip
 
 
-def _demo_catalog(root: Path, endpoints: dict[str, str]) -> Path:
+def catalog_with_endpoints(root: Path, endpoints: dict[str, str]) -> Path:
     """A copy of the example catalog with the simulated partners' endpoints on loopback."""
     target = root / "catalog"
     shutil.copytree(default_catalog_dir(), target)
@@ -220,7 +220,7 @@ async def run_demo(
     endpoints = {pid: await sim.start() + "/in" for pid, sim in sims.items()}
     worker = DeliveryWorker(gateway, DeliveryOptions(poll_interval=0.05, deadline_interval=1.0))
     try:
-        tokens = await _provision(gateway, _demo_catalog(root, endpoints), sims)
+        tokens = await _provision(gateway, catalog_with_endpoints(root, endpoints), sims)
         await worker.start()
         console.print(f"[bold]Gatehouse[/] running at {url}; simulated partners: "
                       + ", ".join(f"{p} ({SIMULATED[p][0]})" for p in sims))  # fmt: skip

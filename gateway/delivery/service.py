@@ -32,6 +32,7 @@ from gateway.policy_cache import PolicyCache
 from gateway.queue.rabbit import RabbitTransport
 from gateway.receipt_intake import ReceiptIntake
 from gateway.settings import Settings
+from gateway.store import outbox
 from gateway.store.database import Store
 
 log = structlog.get_logger("gateway.delivery")
@@ -45,6 +46,36 @@ def utc_now() -> datetime:
 def default_owner() -> str:
     """Who holds outbox leases: this host and process."""
     return f"{socket.gethostname()[:80]}:{os.getpid()}"
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """True for a lease owner on this host whose process no longer exists (it was killed)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname()[:80] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def reclaim_dead_leases(store: Store, now: datetime) -> int:
+    """At start-up: rows leased by a crashed process on this host come back at once.
+
+    Without this they would wait for the lease to run out (minutes, for the embedded queue).
+    Owners on other hosts are left to their leases.
+    """
+    released = 0
+    async with store.transaction() as conn:
+        for owner in await outbox.lease_owners(conn, now=now):
+            if _dead_local_owner(owner):
+                released += await outbox.release_owner(conn, owner)
+    if released:
+        log.warning("leases_reclaimed", count=released)
+    return released
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +144,7 @@ class DeliveryService:
         if self._tasks:
             raise RuntimeError("the delivery service is already running")
         self._stop.clear()
+        await reclaim_dead_leases(self.store, self.clock())
         if self.mode == "rabbitmq":
             await self._start_broker()
         else:

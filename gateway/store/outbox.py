@@ -105,3 +105,23 @@ async def requeue(conn: AsyncConnection, disclosure_id: str, *, now: datetime) -
         .values(state=PENDING, lease_owner=None, lease_until=None, available_at=now)
     )
     return bool(result.rowcount)
+
+
+async def lease_owners(conn: AsyncConnection, *, now: datetime) -> list[str]:
+    """Every owner holding a lease that has not run out yet."""
+    query = (
+        select(outbox.c.lease_owner)
+        .where(outbox.c.lease_owner.is_not(None), outbox.c.lease_until > now)
+        .distinct()
+    )
+    return [str(owner) for owner in (await conn.execute(query)).scalars()]
+
+
+async def release_owner(conn: AsyncConnection, owner: str) -> int:
+    """Give back every lease of an owner known to be gone (a crashed process); rows stay due."""
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount)
