@@ -77,7 +77,9 @@ def invoke(app: typer.Typer, argv: Sequence[str] | None) -> int:
             Console(stderr=True, soft_wrap=True).print(f"error: {exc}", highlight=False)
         return int(getattr(exc, "exit_code", EXIT_USAGE))
     except GatewayError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {exc.message}", highlight=False
+        )
         return EXIT_REFUSED
     return int(result) if isinstance(result, int) else EXIT_OK
 

@@ -74,9 +74,7 @@ async def test_national_data_opt_out_denies(api: Client, harness: Harness) -> No
     opted_out = "9990000026"
     index = harness.gateway.protection.blind_index("nhs_number", opted_out)
     async with harness.gateway.store.transaction() as conn:
-        await optouts.replace_list(
-            conn, [index], version="2026-11", at=harness.gateway.clock()
-        )
+        await optouts.replace_list(conn, [index], version="2026-11", at=harness.gateway.clock())
     headers = {"Authorization": f"Bearer {harness.token()}"}
     body = adult_submission(agreement="KM-ICB-COM-004", purpose="commissioning")
     resp = await api.post("/v1/disclosures", json=body, headers=headers)
