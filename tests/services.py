@@ -62,3 +62,14 @@ def fresh_postgres_database() -> Iterator[str]:
         yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def require_command(name: str) -> None:
+    """A command-line tool a test needs (e.g. rabbitmqctl): skip locally, fail under CI=true."""
+    import shutil
+
+    if shutil.which(name) is not None:
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is not installed (required under CI=true)", pytrace=False)
+    pytest.skip(f"{name} is not installed here")

@@ -16,6 +16,7 @@ import pytest
 from gateway.queue.rabbit import RabbitTransport
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import build_topology, to_definitions
+from tests.services import require_command
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -32,8 +33,7 @@ def rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def vhost(amqp_url: str) -> Iterator[str]:
     """A throwaway virtual host the guest user may use."""
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed here")
+    require_command("rabbitmqctl")
     name = f"ghtest-{uuid.uuid4().hex[:10]}"
     rabbitmqctl("add_vhost", name)
     try:

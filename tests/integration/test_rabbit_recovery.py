@@ -19,6 +19,7 @@ from tests.integration.rabbit_helpers import (
     unique_prefix,
     wait_until,
 )
+from tests.services import require_command
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -77,8 +78,8 @@ async def test_consuming_continues_after_the_broker_closes_the_connection(
     await wait_until(lambda: len(recorder.ids()) == 100)
 
     name = transport.topology.prefix  # the connection name the fixture gave
-    if not close_connection_from_server(name):
-        pytest.skip("rabbitmqctl is not available to close the connection from the server")
+    require_command("rabbitmqctl")
+    assert close_connection_from_server(name), "rabbitmqctl could not close the connection"
     await wait_until(lambda: transport.reconnects >= 1, within=30)
 
     after = envelopes("alpha", 50, "after") + envelopes("beta", 50, "after")
