@@ -91,10 +91,16 @@ SECRET_KEYS = frozenset(
 )
 _NHS_NUMBER = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{32,}")
+# Disclosure and message ids are UUIDs: ids, not secrets, and the on-call engineer needs them.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _token_or_id(match: re.Match[str]) -> str:
+    return match.group(0) if _UUID.fullmatch(match.group(0)) else REDACTED
 
 
 def _scrub_text(text: str) -> str:
-    return _TOKEN_LIKE.sub(REDACTED, _NHS_NUMBER.sub(REDACTED, text))
+    return _TOKEN_LIKE.sub(_token_or_id, _NHS_NUMBER.sub(REDACTED, text))
 
 
 def _safe_value(value: Any) -> Any:

@@ -28,6 +28,7 @@ from gateway.clients import Client
 from gateway.group_commit import GroupCommit
 from gateway.http.schemas import DisclosureSubmission
 from gateway.keys import CouncilKeyring
+from gateway.logging import bound_context
 from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
 from gateway.policy_cache import PolicyCache
@@ -188,13 +189,11 @@ class Pipeline:
             decision = decide(request, agreement, context)
         new = self._new_disclosure(client, sub, agreement, decision, now)
         actor = audit.Actor(audit.ActorKind.CLIENT, client.name)
-        log.info(
-            "decision",
-            disclosure_id=new.id,
-            agreement=sub.agreement,
-            outcome=str(decision.outcome),
-            reasons=list(decision.reasons),
+        # Every later log line of this request (the access log included) carries these ids.
+        bound_context(
+            {"disclosure_id": new.id, "agreement": new.agreement_id, "partner": new.partner_id}
         )
+        log.info("decision", outcome=str(decision.outcome), reasons=list(decision.reasons))
         if decision.outcome is Outcome.DENIED or agreement is None or partner is None:
             body = {
                 "code": "disclosure_denied",

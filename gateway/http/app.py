@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.http import handlers
+from gateway.http.handlers import LOG_IDS
 from gateway.http.openapi import ROUTES
 from gateway.http.problems import problem
 from gateway.service import GATEWAY_KEY, Gateway
@@ -59,6 +60,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     gateway.metrics.requests.labels(endpoint, request.method, str(response.status)).inc()
     log.info(
         "request",
+        **request.get(LOG_IDS, {}),
         method=request.method,
         path=endpoint,
         status_code=response.status,

@@ -19,6 +19,7 @@ from gateway.logging import bound_context
 from gateway.service import GATEWAY_KEY
 
 _BEARER = "bearer "
+LOG_IDS = web.RequestKey("log_ids", dict[str, str])  # read by the access-log middleware
 
 
 async def _authenticate(request: web.Request) -> Client:
@@ -71,6 +72,8 @@ async def submit_disclosure(request: web.Request) -> web.Response:
     outcome = await request.app[GATEWAY_KEY].pipeline.submit(
         client, submission, idempotency_key=key, body_digest=hashlib.sha256(raw).hexdigest()
     )
+    if "id" in outcome.body:
+        request[LOG_IDS] = {"client": client.name, "disclosure_id": outcome.body["id"]}
     if outcome.http_status == 202:
         return _json(outcome.body, 202)
     return problem(
@@ -86,6 +89,7 @@ async def submit_disclosure(request: web.Request) -> web.Response:
 async def get_disclosure(request: web.Request) -> web.Response:
     """GET /v1/disclosures/{id}: only the calling client's own disclosures."""
     client = await _authenticate(request)
+    request[LOG_IDS] = {"client": client.name, "disclosure_id": request.match_info["id"][:64]}
     try:
         view = await request.app[GATEWAY_KEY].disclosure_view(request.match_info["id"], client)
     except NotFoundError:

@@ -109,3 +109,27 @@ async def test_no_marker_escapes(
         assert marker not in metrics, "metrics"
         assert marker.encode() not in database, "database"
         assert marker.encode("utf-16-le") not in database, "database (utf-16)"
+
+
+async def test_every_log_line_of_a_request_carries_its_disclosure_id(
+    api: Client, harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    configure_logging("json", "info")
+    capsys.readouterr()
+    headers = {"Authorization": f"Bearer {harness.token()}"}
+    body = {
+        "agreement": "KM-DOM-006",
+        "purpose": "direct_care",
+        "subject": {"nhs_number": "9990000026"},
+        "record": adult_record(),
+        "requested_by": {"user": "sw-1", "role": "care_manager"},
+        "reason": "log test",
+    }
+    resp = await api.post("/v1/disclosures", json=body, headers=headers)
+    disclosure_id = (await resp.json())["id"]
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    request_lines = [line for line in lines if line.get("event") in ("decision", "request")]
+    assert {line["event"] for line in request_lines} == {"decision", "request"}
+    assert all(line.get("disclosure_id") == disclosure_id for line in request_lines), request_lines

@@ -49,3 +49,12 @@ def test_nhs_numbers_and_tokens_inside_safe_text_are_scrubbed() -> None:
 def test_no_value_of_a_secret_key_survives(value: str, record: dict[str, str]) -> None:
     out = _run(event="e", record=record, data=value, body=value, password=value)
     assert all(out[key] == REDACTED for key in ("record", "data", "body", "password"))
+
+
+def test_disclosure_ids_survive_but_tokens_do_not() -> None:
+    disclosure_id = "3f2b9c1e-8a4d-4e6f-9b2a-1c3d5e7f9a0b"
+    token = "fl8HI2bq6Ql5PpAZ0RhMg-pVt3Ss9Ohuk_Ia8-zsKC0"
+    out = _run(event=f"about {disclosure_id} with {token}", disclosure_id=disclosure_id)
+    assert out["disclosure_id"] == disclosure_id
+    assert disclosure_id in out["event"]
+    assert token not in out["event"]
