@@ -24,7 +24,9 @@ Shape = tuple[tuple[str, tuple[str, ...]], ...]
 
 async def insert_all(conn: AsyncConnection, writes: Writes) -> None:
     """Insert every row, tables in the order given, inside the caller's transaction."""
-    if conn.dialect.name != "postgresql":
+    # A batch (group commit) goes table by table as executemany: one statement shape per table,
+    # cached, whatever the batch size; a single disclosure goes as one combined statement.
+    if conn.dialect.name != "postgresql" or any(len(rows) > 1 for _table, rows in writes):
         for table, rows in writes:
             await conn.execute(_plain(table.name), [dict(row) for row in rows])
         return
