@@ -63,7 +63,7 @@ class MeshEvents:
             return
         id_ = event.local_id or await self._by_mesh_id(event.mesh_message_id)
         if id_ is None:
-            log.warning("mesh_event_unmatched", event_type=type(event).__name__,
+            log.warning("mesh_event_unmatched", action=type(event).__name__,
                         mesh_message_id=event.mesh_message_id)  # fmt: skip
             return
         if isinstance(event, TransportAcknowledged):
@@ -88,7 +88,7 @@ class MeshEvents:
             moved = await records.fail(conn, id_, reason=event.reason, at=self.clock())
         if moved:
             log.warning("mesh_delivery_failed", disclosure_id=id_, reason=event.reason,
-                        mesh_status_code=event.status_code)  # fmt: skip
+                        code=event.status_code)  # fmt: skip
 
     async def _dispatched_events(self) -> list[tuple[str, str, Mapping[str, Any]]]:
         """(disclosure id, partner, dispatched event detail) of dispatched ones, newest first."""

@@ -166,7 +166,7 @@ class DeliveryService:
                 self.mesh_events, pending=self.mesh_events.pending,
                 interval=self.options.mesh_poll_interval, stop=self._stop,
             ))  # fmt: skip
-        log.info("delivery_started", mode=self.mode, owner=self.owner)
+        log.info("delivery_started", broker=self.mode, host=self.owner)
 
     async def _start_broker(self) -> None:
         s = self.settings
@@ -232,4 +232,4 @@ class DeliveryService:
             await self.transport.close(grace)
             self.transport = None
         self.relay = self.broker = None
-        log.info("delivery_stopped", mode=self.mode)
+        log.info("delivery_stopped", broker=self.mode)

@@ -207,7 +207,7 @@ class DeliveryWorker:
         """The attempts ran out: `failed` with `delivery_attempts_exhausted`."""
         log.warning("delivery_attempts_exhausted", disclosure_id=envelope.message_id,
                     partner=envelope.partner_id, attempts=envelope.attempt,
-                    last_reason=last_reason)  # fmt: skip
+                    reason=last_reason)  # fmt: skip
         await self.fail(envelope, ATTEMPTS_EXHAUSTED, last_reason)
 
     async def note_retry(self, envelope: Envelope, reason: str, delay: timedelta) -> None:
