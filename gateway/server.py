@@ -83,10 +83,13 @@ async def serve(
         await stop.wait()
         log.info("stopping", role=str(role))
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        if runner is not None:
-            await runner.cleanup()  # stops accepting, lets in-flight requests finish
-        if worker is not None:
-            await worker.stop(SHUTDOWN_GRACE_SECONDS)
-        await gateway.close()
+        try:
+            if runner is not None:
+                await runner.cleanup()  # stops accepting, lets in-flight requests finish
+            if worker is not None:
+                await worker.stop(SHUTDOWN_GRACE_SECONDS)
+            await gateway.close()
+        finally:
+            # Only now: a repeated SIGTERM during the graceful stop must not kill us half-way.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
+import aio_pika.exceptions
 import structlog
 from aiohttp import web
 from sqlalchemy import func, select
@@ -142,9 +144,18 @@ class Gateway:
         """Database and (when configured) broker reachability."""
         checks = {"database": "ok" if await self.store.ping() else "unreachable"}
         if self.settings.broker_url:
-            ok = self.broker_ready is not None and await self.broker_ready()
-            checks["broker"] = "ok" if ok else "unreachable"
+            probe = self.broker_ready or self._connect_to_broker
+            checks["broker"] = "ok" if await probe() else "unreachable"
         return checks
+
+    async def _connect_to_broker(self) -> bool:
+        """An API-only process has no broker connection of its own: open and close one."""
+        try:
+            connection = await aio_pika.connect(self.settings.broker_url, timeout=3)
+        except (OSError, aio_pika.exceptions.AMQPError, TimeoutError):
+            return False
+        await connection.close()
+        return True
 
     async def refresh_gauges(self) -> None:
         """Gauges read at scrape time: outbox depth."""

@@ -98,3 +98,19 @@ async def test_partner_without_key_is_denied(tmp_path: Path, aiohttp_client: Any
         assert json.loads(await resp.text())["reasons"] == ["partner_key_missing"]
     finally:
         await harness.gateway.close()
+
+
+async def test_readiness_checks_the_broker_from_an_api_only_process(
+    tmp_path: Path, aiohttp_client: Any, amqp_url: str
+) -> None:
+    for url, expected in ((amqp_url, 200), ("amqp://guest:guest@127.0.0.1:1/", 503)):
+        harness = await build_harness(isolated_settings(tmp_path / str(expected), broker_url=url))
+        try:
+            client = await aiohttp_client(create_app(harness.gateway))
+            resp = await client.get("/readyz")
+            assert resp.status == expected
+            assert (await resp.json())["checks"]["broker"] == (
+                "ok" if expected == 200 else "unreachable"
+            )
+        finally:
+            await harness.gateway.close()
