@@ -36,6 +36,7 @@ from adapters.webhook import WebhookChannel
 from agreements.loader import default_catalog_dir, load_catalog
 from gateway import audit
 from gateway.delivery import DeliveryService
+from gateway.group_commit import GroupCommit
 from gateway.keys import CouncilKeyring
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics
@@ -221,7 +222,7 @@ async def through_service(
     settings = load_settings(
         database_url=database_url, broker_url=broker_url,
         broker_prefix=f"ghbench.{uuid.uuid4().hex[:8]}", keys_dir=workdir / "keys",
-        allow_insecure_loopback=True, org_id=COUNCIL,
+        allow_insecure_loopback=True, org_id=COUNCIL, broker_prefetch=PREFETCH,
     )  # fmt: skip
     store = await Store.open(database_url)
     await store.upgrade()
@@ -246,13 +247,12 @@ async def through_service(
     await service.start()
     signer = keyring.active_signer(now())
 
+    group = GroupCommit(store)  # as the pipeline records accepted disclosures
+
     async def accept(id_: str) -> None:  # as the API would: each request its own task
         sealed = seal(claims(id_), signer, partner.enc)
-        async with store.transaction() as conn:
-            await disclosures.record_accepted(
-                conn, new_disclosure(id_, sealed.encryption_kid), envelope=sealed.body,
-                digest=sealed.digest, actor=CLIENT, at=now(),
-            )  # fmt: skip
+        new = new_disclosure(id_, sealed.encryption_kid)
+        await group.record(disclosures.Accepted(new, sealed.body, sealed.digest, CLIENT, now()))
         service.notify()
 
     try:
@@ -269,6 +269,7 @@ async def through_service(
     finally:
         topology = service.transport.topology if service.transport else None
         await service.stop(grace=5)
+        await group.close()
         await channel.close()
         await store.close()
         if topology is not None:

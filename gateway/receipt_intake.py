@@ -9,6 +9,7 @@ from datetime import datetime
 import structlog
 from joserfc import jws
 from joserfc.errors import JoseError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
 from gateway.errors import NotFoundError
@@ -75,35 +76,34 @@ class ReceiptIntake:
             raise
         target = Status.RECEIPTED if verified.status == "received" else Status.FAILED
         actor = audit.Actor(audit.ActorKind.PARTNER, disclosure.partner_id)
-        async with self._store.transaction() as conn:
-            fresh = await receipts.record(
-                conn,
-                receipts.StoredReceipt(
-                    receipt_id=verified.receipt_id,
-                    disclosure_id=disclosure.id,
-                    status=verified.status,
-                    reason=verified.reason,
-                    token=token.decode("ascii"),
-                    received_at=now,
-                    verified_kid=verified.kid,
-                ),
-            )
+        stored = receipts.StoredReceipt(
+            receipt_id=verified.receipt_id,
+            disclosure_id=disclosure.id,
+            status=verified.status,
+            reason=verified.reason,
+            token=token.decode("ascii"),
+            received_at=now,
+            verified_kid=verified.kid,
+        )
+        detail = {"receipt_id": verified.receipt_id, "via": via}
+        if verified.reason:
+            detail["reason"] = "receipt_rejected"
+
+        async def record(conn: AsyncConnection) -> tuple[bool, Status]:
+            fresh = await receipts.record(conn, stored)
             current = await disclosures.get(conn, disclosure.id)
             status = current.status if current is not None else disclosure.status
             if fresh and can_transition(status, target):
-                detail = {"receipt_id": verified.receipt_id, "via": via}
-                if verified.reason:
-                    detail["reason"] = "receipt_rejected"
                 await disclosures.transition(
-                    conn,
-                    disclosure.id,
-                    target,
+                    conn, disclosure.id, target,
                     event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
-                    actor=actor,
-                    at=now,
-                    detail=detail,
-                )
+                    actor=actor, at=now, detail=detail,
+                )  # fmt: skip
                 status = target
+            return fresh, status
+
+        # Receipts arriving together (many deliveries in flight) share one commit.
+        fresh, status = await self._store.batch(record)
         self._metrics.receipts.labels("replayed" if not fresh else verified.status).inc()
         if fresh and status is Status.RECEIPTED:
             self._metrics.delivery_seconds.observe((now - disclosure.created_at).total_seconds())

@@ -141,8 +141,11 @@ class EmbeddedQueue:
         owner, now = self.options.owner, self.clock()
         if isinstance(verdict, Finished):
             state = outbox.DELIVERED if verdict.outcome != "failed" else "dead"
-            async with self.store.transaction() as conn:
+
+            async def mark(conn: AsyncConnection) -> None:
                 await outbox.mark(conn, [item.id], owner=owner, state=state, now=now)
+
+            await self.store.batch(mark)  # shares a commit with other deliveries finishing now
         elif isinstance(verdict, Held):
             await self.worker.hold(envelope, verdict.reason, self.options.hold_recheck, refund=True)
         elif isinstance(verdict, Transient):

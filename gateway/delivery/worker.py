@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.channel import Channel, DeliveryResult, Envelope, Outcome
 from agreements.model import channel_target
@@ -188,12 +189,15 @@ class DeliveryWorker:
     async def dispatched(self, envelope: Envelope, channel: str, detail: Mapping[str, Any]) -> None:
         """queued -> dispatched: handed over, a receipt may come later."""
         now = self.clock()
-        async with self.store.transaction() as conn:
+
+        async def move(conn: AsyncConnection) -> None:
             await records.move(
                 conn, envelope.message_id, Status.DISPATCHED, event_type="dispatched", at=now,
                 detail={"attempt": envelope.attempt, "channel": channel, **detail},
                 changes={"attempts": envelope.attempt, "next_attempt_at": None},
             )  # fmt: skip
+
+        await self.store.batch(move)
 
     async def fail(self, envelope: Envelope, reason: str, last_reason: str | None = None) -> None:
         """Record `failed` with the reason and dead-letter the envelope in the outbox."""

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -14,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import migrate
+from gateway.store.batching import TransactionBatcher, Work, run_each
 from gateway.store.engine import WRITE_OPTION, create_engine, is_sqlite
 
 
@@ -37,6 +39,7 @@ class Store:
         # letting them collide in SQLite's busy handler, which sleeps. Other processes (the CLI)
         # still wait on busy_timeout.
         self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
+        self._batcher: TransactionBatcher[Work, Any] | None = None
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> Store:
@@ -53,7 +56,9 @@ class Store:
         return self.engine.dialect.name
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Finish batched work, then close every pooled connection."""
+        if self._batcher is not None:
+            await self._batcher.close()
         await self.engine.dispose()
 
     async def upgrade(self) -> None:
@@ -76,6 +81,16 @@ class Store:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
+
+    async def batch(self, work: Work) -> Any:
+        """Run `work(conn)` in a transaction shared with other work queued at the same time.
+
+        Returns once that transaction has committed. `work` may run twice (again alone if its
+        batch failed), so it must touch nothing but the connection. See `batching`.
+        """
+        if self._batcher is None:
+            self._batcher = TransactionBatcher(self, run_each)
+        return await self._batcher.submit(work)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
