@@ -206,8 +206,8 @@ class TimedIntake(ReceiptIntake):
 
     on_receipted: Callable[[str], None] = staticmethod(lambda _id: None)  # type: ignore[assignment]
 
-    async def accept(self, token: bytes, *, via: str = "api") -> Any:
-        result = await super().accept(token, via=via)
+    async def accept(self, token: bytes, *, via: str = "api", known: Any = None) -> Any:
+        result = await super().accept(token, via=via, known=known)
         if result.status == Status.RECEIPTED:
             self.on_receipted(result.message_id)
         return result

@@ -19,7 +19,7 @@ from gateway.policy_cache import PolicyCache
 from gateway.receipts import ReceiptError, verify_receipt
 from gateway.store import disclosures, receipts
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Status, can_transition
+from gateway.store.disclosure_model import Disclosure, Status
 
 log = structlog.get_logger("gateway.receipts")
 
@@ -51,12 +51,20 @@ class ReceiptIntake:
         self._store, self._policy, self._org_id = store, policy, org_id
         self._metrics, self._clock = metrics, clock
 
-    async def accept(self, token: bytes, *, via: str = "api") -> ReceiptAccepted:
-        """Verify and record a receipt; a replayed receipt id changes nothing."""
+    async def accept(
+        self, token: bytes, *, via: str = "api", known: Disclosure | None = None
+    ) -> ReceiptAccepted:
+        """Verify and record a receipt; a replayed receipt id changes nothing.
+
+        `known` is the disclosure the caller already read (a synchronous webhook receipt), so
+        it is not read again; it is used only if the receipt names that same disclosure.
+        """
         now = self._clock()
         message_id = claimed_message_id(token)
-        async with self._store.read() as conn:
-            disclosure = await disclosures.get(conn, message_id)
+        disclosure = known if known is not None and known.id == message_id else None
+        if disclosure is None:
+            async with self._store.read() as conn:
+                disclosure = await disclosures.get(conn, message_id)
         if disclosure is None or disclosure.digest is None:
             await self._refused(message_id, None, "receipt_unknown_message", via)
             raise NotFoundError("no disclosure with that message id")
@@ -90,17 +98,14 @@ class ReceiptIntake:
             detail["reason"] = "receipt_rejected"
 
         async def record(conn: AsyncConnection) -> tuple[bool, Status]:
-            fresh = await receipts.record(conn, stored)
-            current = await disclosures.get(conn, disclosure.id)
-            status = current.status if current is not None else disclosure.status
-            if fresh and can_transition(status, target):
-                await disclosures.transition(
-                    conn, disclosure.id, target,
-                    event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
-                    actor=actor, at=now, detail=detail,
-                )  # fmt: skip
-                status = target
-            return fresh, status
+            if not await receipts.record(conn, stored):
+                return False, disclosure.status  # a replayed receipt id changes nothing
+            current, moved = await disclosures.transition_if_allowed(
+                conn, disclosure.id, target,
+                event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
+                actor=actor, at=now, detail=detail,
+            )  # fmt: skip
+            return True, target if moved else current
 
         # Receipts arriving together (many deliveries in flight) share one commit.
         fresh, status = await self._store.batch(record)

@@ -143,7 +143,7 @@ class DeliveryWorker:
             return Transient("channel_not_configured", agreement_id=found.agreement_id)
         result = await self._deliver(channel, envelope, channel_target(partner, agreement))
         self.metrics.deliveries.labels(found.partner_id, str(result.outcome)).inc()
-        return await self._record(envelope, agreement.id, channel_type, result, bound)
+        return await self._record(envelope, found, channel_type, result, bound)
 
     async def _deliver(
         self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]
@@ -161,14 +161,14 @@ class DeliveryWorker:
     async def _record(
         self,
         envelope: Envelope,
-        agreement_id: str,
+        found: Disclosure,
         channel: str,
         result: DeliveryResult,
         bound: Any,
     ) -> Verdict:
         if result.outcome is Outcome.RECEIPTED and result.receipt:
             try:
-                accepted = await self.intake.accept(result.receipt, via=channel)
+                accepted = await self.intake.accept(result.receipt, via=channel, known=found)
             except (ReceiptError, NotFoundError) as exc:
                 # Refused (and audited by the intake): delivered, but proof is still owed.
                 bound.warning("sync_receipt_refused", code=exc.code)
@@ -181,7 +181,7 @@ class DeliveryWorker:
         reason = result.reason or "channel_error"
         if result.outcome is Outcome.TRANSIENT:
             bound.info("delivery_transient", reason=reason)
-            return Transient(reason, result.retry_after, agreement_id)
+            return Transient(reason, result.retry_after, found.agreement_id)
         bound.warning("delivery_permanent", reason=reason)
         await self.fail(envelope, reason)
         return Failed(reason)

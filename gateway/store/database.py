@@ -94,6 +94,15 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (a read transaction, never taking the SQLite write lock)."""
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A connection for reads, never taking the SQLite write lock.
+
+        On PostgreSQL, autocommit: no BEGIN/COMMIT round trips for what is usually one SELECT
+        (each statement sees the latest committed data; use `transaction()` where several reads
+        must share one snapshot). On SQLite a deferred read transaction is the cheaper form.
+        """
+        async with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                async with conn.begin():
+                    yield conn
+            else:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -230,6 +230,30 @@ async def transition(
     `changes` updates other columns in the same statement (e.g. attempts, approver, key ids).
     Refuses moves the status machine does not allow.
     """
+    current, moved = await transition_if_allowed(
+        conn, id_, new_status, event_type=event_type, actor=actor, at=at, detail=detail,
+        changes=changes,
+    )  # fmt: skip
+    if not moved:
+        raise IllegalTransitionError(f"disclosure {id_}: {current} -> {new_status} not allowed")
+    return current
+
+
+async def transition_if_allowed(
+    conn: AsyncConnection,
+    id_: str,
+    new_status: Status,
+    *,
+    event_type: str,
+    actor: audit.Actor,
+    at: datetime,
+    detail: Mapping[str, Any] | None = None,
+    changes: Mapping[str, Any] | None = None,
+) -> tuple[Status, bool]:
+    """Like `transition`, but a move the status machine refuses is (current, False), not an error.
+
+    For callers racing others to the same end (two receipts, a receipt and a deadline).
+    """
     require_transaction(conn)
     query = select(disclosures.c.status, disclosures.c.partner_id).where(disclosures.c.id == id_)
     row = (await conn.execute(query.with_for_update())).first()
@@ -237,7 +261,7 @@ async def transition(
         raise NotFoundError(f"disclosure {id_} not found")
     current = Status(row.status)
     if not can_transition(current, new_status):
-        raise IllegalTransitionError(f"disclosure {id_}: {current} -> {new_status} not allowed")
+        return current, False
     values = {**(changes or {}), "status": str(new_status), "updated_at": at}
     await conn.execute(update(disclosures).where(disclosures.c.id == id_).values(values))
     detail = dict(detail or {})
@@ -249,7 +273,7 @@ async def transition(
     await audit.append(
         conn, actor, f"disclosure.{event_type}", at=at, targets=targets, details=details
     )
-    return current
+    return current, True
 
 
 async def release_approved(
