@@ -76,3 +76,27 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return int(self.proc.returncode or 0)
+
+
+def seeded_environment(tmp_path: Path, **extra: str) -> tuple[dict[str, str], str]:
+    """A database with the example catalog, partner keys and clients, for a `gateway serve`
+    subprocess: returns (its GATEWAY_* environment, the case-system client's token)."""
+    import asyncio
+
+    from tests.gateway_support import build_harness, isolated_settings
+
+    settings = isolated_settings(tmp_path)
+
+    async def seed() -> str:
+        harness = await build_harness(settings)
+        await harness.gateway.close()
+        return harness.token()
+
+    token = asyncio.run(seed())
+    env = {
+        "GATEWAY_DATABASE_URL": settings.resolved_database_url,
+        "GATEWAY_KEYS_DIR": str(settings.keys_dir),
+        "GATEWAY_PORT": str(free_port()),
+        **extra,
+    }
+    return env, token

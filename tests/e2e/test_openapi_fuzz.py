@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.gateway_support import build_harness, isolated_settings
-from tests.service_process import BIN, ServiceProcess, free_port
+from tests.service_process import BIN, ServiceProcess, seeded_environment
 
 
 @pytest.fixture
 def seeded(tmp_path: Path) -> tuple[dict[str, str], str]:
     """A database with the catalog, keys and a client; returns (env, token)."""
-    settings = isolated_settings(tmp_path)
-
-    async def seed() -> str:
-        harness = await build_harness(settings)
-        await harness.gateway.close()
-        return harness.token()
-
-    token = asyncio.run(seed())
-    env = {
-        "GATEWAY_DATABASE_URL": settings.resolved_database_url,
-        "GATEWAY_KEYS_DIR": str(settings.keys_dir),
-        "GATEWAY_PORT": str(free_port()),
-        "GATEWAY_MAX_BODY_BYTES": "65536",
-    }
-    return env, token
+    return seeded_environment(tmp_path, GATEWAY_MAX_BODY_BYTES="65536")
 
 
 def test_schemathesis_finds_no_server_errors(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway_support import build_harness, isolated_settings, lac_submission
-from tests.service_process import BIN, ServiceProcess, free_port
+from tests.gateway_support import lac_submission
+from tests.service_process import BIN, ServiceProcess, seeded_environment
 
 
 def test_bad_setting_is_one_line_naming_it(tmp_path: Path) -> None:
@@ -30,19 +29,7 @@ def test_bad_setting_is_one_line_naming_it(tmp_path: Path) -> None:
 
 
 def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
-    settings = isolated_settings(tmp_path)
-
-    async def seed() -> str:
-        harness = await build_harness(settings)
-        await harness.gateway.close()
-        return harness.token()
-
-    token = asyncio.run(seed())
-    env = {
-        "GATEWAY_DATABASE_URL": settings.resolved_database_url,
-        "GATEWAY_KEYS_DIR": str(settings.keys_dir),
-        "GATEWAY_PORT": str(free_port()),
-    }
+    env, token = seeded_environment(tmp_path)
     service = ServiceProcess(env, role="api", log=tmp_path / "gateway.log").start()
     # A big record takes a while to minimise and seal: SIGTERM lands while it is in flight.
     submission = lac_submission()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -11,8 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.gateway_support import build_harness, isolated_settings, lac_submission
-from tests.service_process import BIN, ServiceProcess, free_port
+from tests.gateway_support import lac_submission
+from tests.service_process import BIN, ServiceProcess, seeded_environment
 
 
 def _post(url: str, token: str) -> tuple[int, dict[str, object]]:
@@ -46,19 +45,7 @@ def _until(url: str, token: str, status: int, within: float = 15.0) -> float:
 
 
 def test_suspend_and_resume_take_effect_without_restart(tmp_path: Path) -> None:
-    settings = isolated_settings(tmp_path)
-
-    async def seed() -> str:
-        harness = await build_harness(settings)
-        await harness.gateway.close()
-        return harness.token()
-
-    token = asyncio.run(seed())
-    env = {
-        "GATEWAY_DATABASE_URL": settings.resolved_database_url,
-        "GATEWAY_KEYS_DIR": str(settings.keys_dir),
-        "GATEWAY_PORT": str(free_port()),
-    }
+    env, token = seeded_environment(tmp_path)
     service = ServiceProcess(env, role="api", log=tmp_path / "gateway.log").start()
     try:
         assert _post(service.url, token)[0] == 202
