@@ -122,3 +122,28 @@ async def _trust_journey(harness: Harness, trust: Any, disclosure_id: str) -> No
     )  # fmt: skip
     await asyncio.to_thread(trust.send_message, SENDER, receipt, workflow_id=RECEIPT_WORKFLOW)
     await _until(harness, disclosure_id, lambda status, _events: status == "receipted")
+
+
+async def test_undelivered_report_from_mesh_fails_the_disclosure(
+    journey: tuple[Harness, Any, DeliveryService],
+) -> None:
+    harness, sandbox, _service = journey
+    client = Client("case-system", frozenset({"KM-NHS-LAC-001"}))
+    outcome = await harness.gateway.pipeline.submit(
+        client, DisclosureSubmission.model_validate(lac_submission()),
+        idempotency_key=None, body_digest="x",
+    )  # fmt: skip
+    disclosure_id = outcome.body["id"]
+    await _until(harness, disclosure_id, lambda status, _events: status == "dispatched")
+    async with harness.gateway.store.read() as conn:
+        events = await disclosures.timeline(conn, disclosure_id)
+    mesh_id = next(e.detail["mesh_message_id"] for e in events if e.type == "dispatched")
+    await sandbox.inject_report(
+        mailbox=SENDER, linked_message_id=mesh_id, workflow_id="GATEHOUSE_LAC_HEALTH",
+        local_id=disclosure_id,
+    )  # fmt: skip
+    await _until(harness, disclosure_id, lambda status, _events: status == "failed")
+    async with harness.gateway.store.read() as conn:
+        events = await disclosures.timeline(conn, disclosure_id)
+    failure = events[-1]
+    assert failure.detail.get("reason") == "mesh_undelivered", failure
