@@ -18,6 +18,7 @@ from gateway import audit
 from gateway.errors import GatewayError, NotFoundError
 from gateway.http.schemas import DisclosureSubmission
 from gateway.partner_keys import PartnerKeyError, encryption_key_for
+from gateway.pipeline import with_channel_check
 from gateway.service import Gateway
 from gateway.store import approvals, disclosures
 from gateway.store.disclosure_model import Disclosure, Status
@@ -115,7 +116,7 @@ async def approve(gateway: Gateway, disclosure_id: str, *, actor: str, reason: s
         today=now.date(), client_agreements=frozenset({found.agreement_id}),
         partner_has_valid_key=key is not None,
     )  # fmt: skip
-    decision = decide(request, agreement, context)
+    decision = with_channel_check(decide(request, agreement, context), partner)
     if decision.outcome is not Outcome.ALLOWED or agreement is None or partner is None:
         raise ApprovalRefusedError(
             "cannot approve now: " + ", ".join(decision.reasons or ("agreement_not_found",))

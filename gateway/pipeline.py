@@ -71,6 +71,19 @@ def lawful_basis_summary(agreement: Agreement) -> str:
     return "; ".join(parts)
 
 
+# Channels this version can deliver over; email and SFTP partners are in the catalog but have no
+# adapter yet, so a disclosure to them is refused now rather than retried until it fails.
+DELIVERABLE_CHANNELS = frozenset({"webhook", "mesh"})
+
+
+def with_channel_check(decision: Decision, partner: Partner | None) -> Decision:
+    """Deny with `partner_channel_unavailable` when nothing here can deliver to the partner."""
+    if partner is None or str(partner.channel.type) in DELIVERABLE_CHANNELS:
+        return decision
+    reasons = (*decision.reasons, "partner_channel_unavailable")
+    return dataclasses.replace(decision, outcome=Outcome.DENIED, reasons=reasons)
+
+
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, day_start(), tzinfo=UTC)
 
@@ -186,7 +199,7 @@ class Pipeline:
                 subject_opted_out=opted_out,
                 partner_has_valid_key=key is not None,
             )
-            decision = decide(request, agreement, context)
+            decision = with_channel_check(decide(request, agreement, context), partner)
         new = self._new_disclosure(client, sub, agreement, decision, now)
         actor = audit.Actor(audit.ActorKind.CLIENT, client.name)
         # Every later log line of this request (the access log included) carries these ids.
