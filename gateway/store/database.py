@@ -42,7 +42,7 @@ class Store:
         self._batcher: TransactionBatcher[Work, Any] | None = None
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10) -> Store:
+    async def open(cls, url: str, *, pool_size: int = 20) -> Store:
         """Create the engine (and the SQLite file's folder); connects lazily."""
         if is_sqlite(url):
             database = make_url(url).database

@@ -265,13 +265,20 @@ async def transition_if_allowed(
     values = {**(changes or {}), "status": str(new_status), "updated_at": at}
     await conn.execute(update(disclosures).where(disclosures.c.id == id_).values(values))
     detail = dict(detail or {})
-    await _events(conn, id_, at, Event(at, event_type, detail))
     if new_status is Status.REJECTED:  # the held request is no longer needed: destroy it now
         await conn.execute(delete(held_records).where(held_records.c.disclosure_id == id_))
     targets = {"disclosure": id_, "partner": str(row.partner_id)}
     details = {"from": str(current), "to": str(new_status), **detail}
-    await audit.append(
-        conn, actor, f"disclosure.{event_type}", at=at, targets=targets, details=details
+    entry = audit.pending_row(
+        actor, f"disclosure.{event_type}", at=at, targets=targets, details=details
+    )
+    # The event and its audit entry go together (one statement on PostgreSQL).
+    await insert_all(
+        conn,
+        [
+            (disclosure_events, _event_rows(id_, at, Event(at, event_type, detail))),
+            (audit_pending, [entry]),
+        ],
     )
     return current, True
 
