@@ -19,6 +19,7 @@ from gateway.logging import bound_context
 from gateway.service import GATEWAY_KEY
 
 _BEARER = "bearer "
+MAX_RECEIPT_BYTES = 64 * 1024  # a receipt is a few hundred bytes; anything far larger is not one
 LOG_IDS = web.RequestKey("log_ids", dict[str, str])  # read by the access-log middleware
 
 
@@ -39,8 +40,8 @@ def _json(body: Any, status: int = 200) -> web.Response:
     )
 
 
-def _too_large(request: web.Request) -> web.Response | None:
-    limit = request.app[GATEWAY_KEY].settings.max_body_bytes
+def _too_large(request: web.Request, limit: int | None = None) -> web.Response | None:
+    limit = limit or request.app[GATEWAY_KEY].settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return problem(
             413, "body_too_large", "Request body too large", detail=f"limit {limit} bytes"
@@ -99,9 +100,11 @@ async def get_disclosure(request: web.Request) -> web.Response:
 
 async def post_receipt(request: web.Request) -> web.Response:
     """POST /v1/receipts: a partner's signed receipt, verified before anything changes."""
-    if (refusal := _too_large(request)) is not None:
+    if (refusal := _too_large(request, MAX_RECEIPT_BYTES)) is not None:
         return refusal
-    token = (await request.read()).strip()
+    token = (await request.content.read(MAX_RECEIPT_BYTES + 1)).strip()
+    if len(token) > MAX_RECEIPT_BYTES:
+        return problem(413, "body_too_large", "Request body too large")
     if not token or token.count(b".") != 2:
         return problem(400, "receipt_malformed", "Body must be a compact JWS")
     try:

@@ -111,3 +111,8 @@ async def test_unknown_message_and_malformed_receipts(api: Client, harness: Harn
     unknown = _receipt(harness, "medway-ft", "no-such-message", envelope)
     assert (await api.post("/v1/receipts", data=unknown, headers=JOSE)).status == 404
     assert (await api.post("/v1/receipts", data=b"not-a-jws", headers=JOSE)).status == 400
+
+
+async def test_oversized_receipt_is_413(api: Client) -> None:
+    resp = await api.post("/v1/receipts", data=b"a." * 40_000 + b"b", headers=JOSE)
+    assert resp.status == 413
