@@ -83,17 +83,23 @@ async def _until(harness: Harness, disclosure_id: str, check: Any, within: float
     raise AssertionError(f"not reached: {await _status(harness, disclosure_id)}")
 
 
-async def test_disclosure_over_mesh_is_acknowledged_then_receipted(
-    journey: tuple[Harness, Any, DeliveryService],
-) -> None:
-    harness, sandbox, _service = journey
+async def _dispatched(harness: Harness) -> str:
+    """Submit a LAC health disclosure and wait until MESH has accepted it."""
     client = Client("case-system", frozenset({"KM-NHS-LAC-001"}))
     outcome = await harness.gateway.pipeline.submit(
         client, DisclosureSubmission.model_validate(lac_submission()),
         idempotency_key=None, body_digest="x",
     )  # fmt: skip
-    disclosure_id = outcome.body["id"]
+    disclosure_id = str(outcome.body["id"])
     await _until(harness, disclosure_id, lambda status, _events: status == "dispatched")
+    return disclosure_id
+
+
+async def test_disclosure_over_mesh_is_acknowledged_then_receipted(
+    journey: tuple[Harness, Any, DeliveryService],
+) -> None:
+    harness, sandbox, _service = journey
+    disclosure_id = await _dispatched(harness)
 
     trust = partner_client(sandbox)
     try:
@@ -128,13 +134,7 @@ async def test_undelivered_report_from_mesh_fails_the_disclosure(
     journey: tuple[Harness, Any, DeliveryService],
 ) -> None:
     harness, sandbox, _service = journey
-    client = Client("case-system", frozenset({"KM-NHS-LAC-001"}))
-    outcome = await harness.gateway.pipeline.submit(
-        client, DisclosureSubmission.model_validate(lac_submission()),
-        idempotency_key=None, body_digest="x",
-    )  # fmt: skip
-    disclosure_id = outcome.body["id"]
-    await _until(harness, disclosure_id, lambda status, _events: status == "dispatched")
+    disclosure_id = await _dispatched(harness)
     async with harness.gateway.store.read() as conn:
         events = await disclosures.timeline(conn, disclosure_id)
     mesh_id = next(e.detail["mesh_message_id"] for e in events if e.type == "dispatched")
