@@ -137,21 +137,24 @@ class Pipeline:
             if self.on_accepted is not None:
                 self.on_accepted()
             return outcome
+
+        async def persist(conn: AsyncConnection) -> None:
+            await write(conn)
+            if idempotency_key is not None:
+                stored = await idempotency.remember(
+                    conn,
+                    client.name,
+                    idempotency_key,
+                    request_hash=body_digest,
+                    response={"http_status": outcome.http_status, "body": outcome.body},
+                    at=self._clock(),
+                )
+                if not stored:
+                    raise _KeyTakenError
+
         try:
             with self._stage("persist"):
-                async with self._store.transaction() as conn:
-                    await write(conn)
-                    if idempotency_key is not None:
-                        stored = await idempotency.remember(
-                            conn,
-                            client.name,
-                            idempotency_key,
-                            request_hash=body_digest,
-                            response={"http_status": outcome.http_status, "body": outcome.body},
-                            at=self._clock(),
-                        )
-                        if not stored:
-                            raise _KeyTakenError
+                await self._store.batch(persist)  # shares a commit with concurrent writes
         except _KeyTakenError:
             assert idempotency_key is not None
             prior = await self._prior(client, idempotency_key, body_digest)
