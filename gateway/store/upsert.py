@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table
@@ -30,7 +31,14 @@ async def insert_new(
     conn: AsyncConnection, table: Table, values: Mapping[str, Any], *, keys: Sequence[str]
 ) -> bool:
     """Insert unless the key exists; True when this call inserted the row."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(keys))
-    result = await conn.execute(statement)
+    statement = _insert_new(conn.dialect.name, table, tuple(keys))
+    result = await conn.execute(statement, dict(values))
     return bool(result.rowcount)
+
+
+@lru_cache(maxsize=64)
+def _insert_new(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    # Built once per table: values are bound at execution, so the compiled form is reused
+    # without working out a cache key from literal values on every call (a hot path).
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
