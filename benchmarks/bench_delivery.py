@@ -338,7 +338,7 @@ async def fresh_postgres(workdir: Path) -> tuple[str, Callable[[], Awaitable[Non
     return PG.rsplit("/", 1)[0] + f"/{name}", drop
 
 
-async def main(count: int, window: int, postgres: bool) -> None:
+async def main(count: int, window: int, postgres: bool, only: str | None) -> None:
     configure_logging(
         "console", os.environ.get("BENCH_LOG", "warning")
     )  # per-receipt info lines would be a logging benchmark
@@ -352,13 +352,15 @@ async def main(count: int, window: int, postgres: bool) -> None:
             results.append(await bare(partner, keyring, count, window))
             sqlite = lambda n: f"sqlite+aiosqlite:///{workdir / n}.db"  # noqa: E731
             common = {"keyring": keyring, "count": count, "window": window, "workdir": workdir}
-            results.append(await through_service(
-                "DeliveryService embedded (SQLite)", partner, database_url=sqlite("embedded"),
-                broker_url="", **common))  # fmt: skip
-            results.append(await through_service(
-                "DeliveryService RabbitMQ (SQLite)", partner, database_url=sqlite("rabbit"),
-                broker_url=AMQP, **common))  # fmt: skip
-            if postgres:
+            if only in (None, "embedded"):
+                results.append(await through_service(
+                    "DeliveryService embedded (SQLite)", partner, database_url=sqlite("embedded"),
+                    broker_url="", **common))  # fmt: skip
+            if only in (None, "rabbit"):
+                results.append(await through_service(
+                    "DeliveryService RabbitMQ (SQLite)", partner, database_url=sqlite("rabbit"),
+                    broker_url=AMQP, **common))  # fmt: skip
+            if postgres or only == "postgres":
                 url, drop = await fresh_postgres(workdir)
                 try:
                     results.append(await through_service(
@@ -385,5 +387,8 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--postgres", action="store_true", help="also RabbitMQ + PostgreSQL")
+    parser.add_argument(
+        "--only", choices=("embedded", "rabbit", "postgres"), help="the baseline and this one"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.count, args.window, args.postgres))
+    asyncio.run(main(args.count, args.window, args.postgres, args.only))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -17,7 +18,7 @@ from gateway.http.schemas import ReceiptAccepted
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.receipts import ReceiptError, verify_receipt
-from gateway.store import disclosures, receipts
+from gateway.store import disclosures, receipts, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
 
@@ -34,6 +35,36 @@ def claimed_message_id(token: bytes) -> str:
     if not isinstance(message_id, str) or not message_id:
         raise ReceiptError("receipt has no message_id", code="receipt_malformed")
     return message_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    """A verified receipt, the status move it makes, and the status it was checked against."""
+
+    receipt: receipts.StoredReceipt
+    move: status_moves.Move
+    seen_status: Status
+
+
+async def record_receipts(
+    conn: AsyncConnection, items: Sequence[_Recording]
+) -> list[tuple[bool, Status]]:
+    """Store verified receipts and move their disclosures; (fresh, status now) for each.
+
+    A replayed receipt id changes nothing; a move the status machine refuses (a receipt racing
+    another, or a deadline) leaves the status as it is.
+    """
+    fresh = await receipts.record_many(conn, [item.receipt for item in items])
+    moves = [item.move for item, is_fresh in zip(items, fresh, strict=True) if is_fresh]
+    results = iter(await status_moves.apply(conn, moves))
+    answers: list[tuple[bool, Status]] = []
+    for item, is_fresh in zip(items, fresh, strict=True):
+        if not is_fresh:
+            answers.append((False, item.seen_status))
+            continue
+        result = next(results)
+        answers.append((True, item.move.to if result.moved else result.before))
+    return answers
 
 
 class ReceiptIntake:
@@ -96,19 +127,16 @@ class ReceiptIntake:
         detail = {"receipt_id": verified.receipt_id, "via": via}
         if verified.reason:
             detail["reason"] = "receipt_rejected"
-
-        async def record(conn: AsyncConnection) -> tuple[bool, Status]:
-            if not await receipts.record(conn, stored):
-                return False, disclosure.status  # a replayed receipt id changes nothing
-            current, moved = await disclosures.transition_if_allowed(
-                conn, disclosure.id, target,
-                event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
-                actor=actor, at=now, detail=detail,
-            )  # fmt: skip
-            return True, target if moved else current
-
-        # Receipts arriving together (many deliveries in flight) share one commit.
-        fresh, status = await self._store.batch(record)
+        move = status_moves.Move(
+            disclosure.id, target,
+            event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
+            actor=actor, at=now, detail=detail,
+        )  # fmt: skip
+        # Receipts arriving together (many deliveries in flight) share one commit and are
+        # written set-wise: a few statements for the whole batch.
+        fresh, status = await self._store.submit(
+            record_receipts, _Recording(stored, move, disclosure.status)
+        )
         self._metrics.receipts.labels("replayed" if not fresh else verified.status).inc()
         if fresh and status is Status.RECEIPTED:
             self._metrics.delivery_seconds.observe((now - disclosure.created_at).total_seconds())

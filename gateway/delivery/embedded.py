@@ -145,11 +145,8 @@ class EmbeddedQueue:
         owner, now = self.options.owner, self.clock()
         if isinstance(verdict, Finished):
             state = outbox.DELIVERED if verdict.outcome != "failed" else "dead"
-
-            async def mark(conn: AsyncConnection) -> None:
-                await outbox.mark(conn, [item.id], owner=owner, state=state, now=now)
-
-            await self.store.batch(mark)  # shares a commit with other deliveries finishing now
+            # Shares a commit (and one UPDATE) with other deliveries finishing now.
+            await self.store.submit(outbox.mark_each, outbox.Mark(item.id, owner, state, now))
         elif isinstance(verdict, Held):
             await self.worker.hold(envelope, verdict.reason, self.options.hold_recheck, refund=True)
         elif isinstance(verdict, Transient):

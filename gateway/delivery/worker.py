@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.channel import Channel, DeliveryResult, Envelope, Outcome
 from agreements.model import channel_target
+from gateway import audit
 from gateway.delivery import records, retries
 from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
@@ -27,7 +27,7 @@ from gateway.policy_cache import PolicyCache
 from gateway.queue.retry import RetryPolicy
 from gateway.receipt_intake import ReceiptIntake
 from gateway.receipts import ReceiptError
-from gateway.store import disclosures
+from gateway.store import disclosures, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
 
@@ -105,9 +105,8 @@ class DeliveryWorker:
         return retries.for_agreement(agreement, self.default_retry)
 
     async def disclosure(self, message_id: str) -> Disclosure | None:
-        """The stored disclosure an envelope belongs to."""
-        async with self.store.read() as conn:
-            return await disclosures.get(conn, message_id)
+        """The stored disclosure an envelope belongs to (lookups at the same moment share one)."""
+        return await self.store.fetch(disclosures.get_many, message_id)
 
     async def attempt(self, envelope: Envelope) -> Verdict:
         """Try to deliver once; partner faults come back as a verdict, never an exception."""
@@ -188,16 +187,14 @@ class DeliveryWorker:
 
     async def dispatched(self, envelope: Envelope, channel: str, detail: Mapping[str, Any]) -> None:
         """queued -> dispatched: handed over, a receipt may come later."""
-        now = self.clock()
-
-        async def move(conn: AsyncConnection) -> None:
-            await records.move(
-                conn, envelope.message_id, Status.DISPATCHED, event_type="dispatched", at=now,
-                detail={"attempt": envelope.attempt, "channel": channel, **detail},
-                changes={"attempts": envelope.attempt, "next_attempt_at": None},
-            )  # fmt: skip
-
-        await self.store.batch(move)
+        move = status_moves.Move(
+            envelope.message_id, Status.DISPATCHED, "dispatched", audit.SYSTEM, self.clock(),
+            detail={"attempt": envelope.attempt, "channel": channel, **detail},
+            changes={"attempts": envelope.attempt, "next_attempt_at": None},
+            record_if_refused=True,  # a receipt may overtake the hand-over; it still happened
+        )  # fmt: skip
+        # Deliveries finishing together share one commit, written set-wise.
+        await self.store.submit(status_moves.apply, move)
 
     async def fail(self, envelope: Envelope, reason: str, last_reason: str | None = None) -> None:
         """Record `failed` with the reason and dead-letter the envelope in the outbox."""

@@ -29,10 +29,17 @@ Execute = Callable[[AsyncConnection, Sequence[I]], Awaitable[Sequence[R]]]
 
 
 class TransactionBatcher(Generic[I, R]):
-    """One writer task; `submit(item)` returns the item's result once it is committed."""
+    """One writer task; `submit(item)` returns the item's result once it is committed.
 
-    def __init__(self, store: Store, execute: Execute[I, R], *, max_batch: int = 64) -> None:
+    `read_only` batchers run on a read connection instead (no write lock, nothing committed):
+    lookups asked for at the same moment share one query.
+    """
+
+    def __init__(
+        self, store: Store, execute: Execute[I, R], *, max_batch: int = 64, read_only: bool = False
+    ) -> None:
         self._store, self._execute, self._max_batch = store, execute, max_batch
+        self._read_only = read_only
         self._queue: asyncio.Queue[tuple[I, asyncio.Future[R]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -67,8 +74,9 @@ class TransactionBatcher(Generic[I, R]):
                     self._queue.task_done()
 
     async def _commit(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+        connect = self._store.read if self._read_only else self._store.transaction
         try:
-            async with self._store.transaction() as conn:
+            async with connect() as conn:
                 results = await self._execute(conn, [item for item, _ in batch])
         except Exception as exc:
             if len(batch) == 1:

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -15,8 +15,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import migrate
-from gateway.store.batching import TransactionBatcher, Work, run_each
+from gateway.store.batching import Execute, TransactionBatcher, Work, run_each
 from gateway.store.engine import WRITE_OPTION, create_engine, is_sqlite
+
+I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
+R = TypeVar("R")
 
 
 class NotInTransactionError(RuntimeError):
@@ -39,7 +42,7 @@ class Store:
         # letting them collide in SQLite's busy handler, which sleeps. Other processes (the CLI)
         # still wait on busy_timeout.
         self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
-        self._batcher: TransactionBatcher[Work, Any] | None = None
+        self._batchers: dict[tuple[Execute[Any, Any], bool], TransactionBatcher[Any, Any]] = {}
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 20) -> Store:
@@ -57,8 +60,9 @@ class Store:
 
     async def close(self) -> None:
         """Finish batched work, then close every pooled connection."""
-        if self._batcher is not None:
-            await self._batcher.close()
+        for batcher in list(self._batchers.values()):
+            await batcher.close()
+        self._batchers.clear()
         await self.engine.dispose()
 
     async def upgrade(self) -> None:
@@ -88,9 +92,27 @@ class Store:
         Returns once that transaction has committed. `work` may run twice (again alone if its
         batch failed), so it must touch nothing but the connection. See `batching`.
         """
-        if self._batcher is None:
-            self._batcher = TransactionBatcher(self, run_each)
-        return await self._batcher.submit(work)
+        return await self.submit(run_each, work)
+
+    async def submit(self, execute: Execute[I, R], item: I) -> R:
+        """Queue `item` for `execute(conn, items)`, which writes a whole batch set-wise.
+
+        The set-based form of `batch`: items queued for the same `execute` at the same time
+        are written together in one transaction by a few statements, not a few per item.
+        Returns this item's result once its transaction has committed.
+        """
+        return await self._batcher(execute, read_only=False).submit(item)
+
+    async def fetch(self, execute: Execute[I, R], item: I) -> R:
+        """Like `submit` for reads: lookups asked for at the same moment share one query."""
+        return await self._batcher(execute, read_only=True).submit(item)
+
+    def _batcher(self, execute: Execute[I, R], *, read_only: bool) -> TransactionBatcher[I, R]:
+        batcher = self._batchers.get((execute, read_only))
+        if batcher is None:
+            batcher = TransactionBatcher(self, execute, read_only=read_only, max_batch=128)
+            self._batchers[(execute, read_only)] = batcher
+        return batcher
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

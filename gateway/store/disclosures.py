@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
 from gateway.errors import NotFoundError
 from gateway.protection import Protection
+from gateway.store import status_moves
 from gateway.store.batch import insert_all
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import (
@@ -27,7 +29,6 @@ from gateway.store.disclosure_model import (
     IllegalTransitionError,
     NewDisclosure,
     Status,
-    can_transition,
 )
 from gateway.store.tables import (
     audit_pending,
@@ -254,33 +255,11 @@ async def transition_if_allowed(
 
     For callers racing others to the same end (two receipts, a receipt and a deadline).
     """
-    require_transaction(conn)
-    query = select(disclosures.c.status, disclosures.c.partner_id).where(disclosures.c.id == id_)
-    row = (await conn.execute(query.with_for_update())).first()
-    if row is None:
-        raise NotFoundError(f"disclosure {id_} not found")
-    current = Status(row.status)
-    if not can_transition(current, new_status):
-        return current, False
-    values = {**(changes or {}), "status": str(new_status), "updated_at": at}
-    await conn.execute(update(disclosures).where(disclosures.c.id == id_).values(values))
-    detail = dict(detail or {})
-    if new_status is Status.REJECTED:  # the held request is no longer needed: destroy it now
-        await conn.execute(delete(held_records).where(held_records.c.disclosure_id == id_))
-    targets = {"disclosure": id_, "partner": str(row.partner_id)}
-    details = {"from": str(current), "to": str(new_status), **detail}
-    entry = audit.pending_row(
-        actor, f"disclosure.{event_type}", at=at, targets=targets, details=details
+    move = status_moves.Move(
+        id_, new_status, event_type, actor, at, detail=detail or {}, changes=changes or {}
     )
-    # The event and its audit entry go together (one statement on PostgreSQL).
-    await insert_all(
-        conn,
-        [
-            (disclosure_events, _event_rows(id_, at, Event(at, event_type, detail))),
-            (audit_pending, [entry]),
-        ],
-    )
-    return current, True
+    [result] = await status_moves.apply(conn, [move])
+    return result.before, result.moved
 
 
 async def release_approved(
@@ -325,6 +304,18 @@ async def get(conn: AsyncConnection, id_: str) -> Disclosure | None:
     """One disclosure by id (for admins and workers)."""
     row = (await conn.execute(select(disclosures).where(disclosures.c.id == id_))).first()
     return Disclosure.from_row(row._mapping) if row else None
+
+
+async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[Disclosure | None]:
+    """Disclosures by id, one query for all (None where there is none); for `Store.fetch`."""
+    rows = await conn.execute(_by_ids(), {"ids": sorted(set(ids))})
+    found = {row.id: Disclosure.from_row(row._mapping) for row in rows}
+    return [found.get(id_) for id_ in ids]
+
+
+@lru_cache(maxsize=1)
+def _by_ids() -> Select[Any]:
+    return select(disclosures).where(disclosures.c.id.in_(bindparam("ids", expanding=True)))
 
 
 async def get_for_client(conn: AsyncConnection, id_: str, client: str) -> Disclosure | None:

@@ -9,6 +9,7 @@ transaction already serialises them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -83,6 +84,28 @@ async def mark(
         .values(values)
     )
     return int(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One row to move to `state` (for `mark_each`, the set-wise `mark`)."""
+
+    item_id: int
+    owner: str
+    state: str
+    now: datetime
+
+
+async def mark_each(conn: AsyncConnection, marks: Sequence[Mark]) -> list[None]:
+    """`mark` for a batch: one UPDATE per (owner, state). A row another owner holds now is
+    left alone, as `mark` does."""
+    groups: dict[tuple[str, str], list[Mark]] = {}
+    for m in marks:
+        groups.setdefault((m.owner, m.state), []).append(m)
+    for (owner, state), group in groups.items():
+        ids = [m.item_id for m in group]
+        await mark(conn, ids, owner=owner, state=state, now=max(m.now for m in group))
+    return [None] * len(marks)
 
 
 async def release(

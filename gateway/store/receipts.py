@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import receipts
-from gateway.store.upsert import insert_new
+from gateway.store.upsert import insert_new, insert_new_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +26,27 @@ class StoredReceipt:
     verified_kid: str
 
 
+_COLUMNS = tuple(StoredReceipt.__dataclass_fields__)
+
+
 async def record(conn: AsyncConnection, receipt: StoredReceipt) -> bool:
     """Store a verified receipt; False when this receipt id was seen before (a replay)."""
     values = {name: getattr(receipt, name) for name in StoredReceipt.__dataclass_fields__}
     return await insert_new(conn, receipts, values, keys=("receipt_id",))
+
+
+async def record_many(conn: AsyncConnection, items: Sequence[StoredReceipt]) -> list[bool]:
+    """`record` for a batch in one statement; a receipt id repeated in the batch is a replay."""
+    first: dict[str, int] = {}
+    rows = []
+    for i, receipt in enumerate(items):
+        if receipt.receipt_id not in first:
+            first[receipt.receipt_id] = i
+            rows.append(
+                {name: getattr(receipt, name) for name in StoredReceipt.__dataclass_fields__}
+            )
+    inserted = await insert_new_many(conn, receipts, rows, key="receipt_id")
+    return [r.receipt_id in inserted and first[r.receipt_id] == i for i, r in enumerate(items)]
 
 
 async def for_disclosure(conn: AsyncConnection, disclosure_id: str) -> StoredReceipt | None:

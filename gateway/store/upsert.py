@@ -36,6 +36,24 @@ async def insert_new(
     return bool(result.rowcount)
 
 
+async def insert_new_many(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str
+) -> set[Any]:
+    """Insert every row whose `key` does not exist yet; returns the keys this call inserted.
+
+    One statement for the whole list (SQLAlchemy's "insertmanyvalues" with RETURNING).
+    """
+    if not rows:
+        return set()
+    statement = _insert_new_returning(conn.dialect.name, table, key)
+    return set(await conn.scalars(statement, [dict(row) for row in rows]))
+
+
+@lru_cache(maxsize=64)
+def _insert_new_returning(dialect: str, table: Table, key: str) -> Any:
+    return _insert_new(dialect, table, (key,)).returning(table.c[key])
+
+
 @lru_cache(maxsize=64)
 def _insert_new(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
     # Built once per table: values are bound at execution, so the compiled form is reused

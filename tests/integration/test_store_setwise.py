@@ -1,0 +1,196 @@
+"""Set-wise writes and coalesced reads (status moves, receipts, outbox marks), on both backends.
+
+These are what concurrent deliveries and receipts go through: many items, one transaction, a few
+statements. Each test checks that a batch gives every item the answer it would get alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.errors import NotFoundError
+from gateway.store import disclosures, outbox, receipts, status_moves
+from gateway.store.database import Store
+from gateway.store.disclosure_model import Status
+from gateway.store.tables import audit_pending, held_records
+from gateway.store.tables import outbox as outbox_table
+from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
+
+LATER = T0 + timedelta(minutes=1)
+
+
+async def _accepted(store: Store, tmp_path: Path, n: int) -> list[str]:
+    prot = protection(tmp_path)
+    ids = []
+    async with store.transaction() as conn:
+        for _ in range(n):
+            new = new_disclosure(prot)
+            await disclosures.record_accepted(
+                conn, new, envelope=b"jwe", digest="d", actor=CLIENT, at=T0
+            )
+            ids.append(new.id)
+    return ids
+
+
+def _move(id_: str, to: Status, event: str, **extra: object) -> status_moves.Move:
+    return status_moves.Move(id_, to, event, CLIENT, LATER, **extra)  # type: ignore[arg-type]
+
+
+async def _audit_count(store: Store) -> int:
+    async with store.read() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(audit_pending)) or 0)
+
+
+async def test_a_batch_judges_each_move_against_the_status_the_last_one_left(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_store(database_url) as store:
+        first, second = await _accepted(store, tmp_path, 2)
+        audited = await _audit_count(store)
+        moves = [
+            _move(first, Status.DISPATCHED, "dispatched", changes={"attempts": 2}),
+            _move(second, Status.RECEIPTED, "receipted", detail={"via": "api"}),
+            _move(first, Status.RECEIPTED, "receipted"),
+            _move(first, Status.DISPATCHED, "dispatched"),  # after its receipt: refused
+        ]
+        async with store.transaction() as conn:
+            results = await status_moves.apply(conn, moves)
+        assert results == [
+            status_moves.Moved(Status.QUEUED, True),
+            status_moves.Moved(Status.QUEUED, True),
+            status_moves.Moved(Status.DISPATCHED, True),
+            status_moves.Moved(Status.RECEIPTED, False),
+        ]
+        async with store.read() as conn:
+            one, two = await disclosures.get_many(conn, [first, second])
+            first_events = await disclosures.timeline(conn, first)
+            second_events = await disclosures.timeline(conn, second)
+        assert one is not None
+        assert two is not None
+        assert (one.status, one.attempts, one.updated_at) == (Status.RECEIPTED, 2, LATER)
+        assert two.status is Status.RECEIPTED
+        assert [e.type for e in first_events] == ["accepted", "dispatched", "receipted"]
+        assert [e.type for e in second_events] == ["accepted", "receipted"]
+        assert second_events[1].detail == {"via": "api"}
+        assert await _audit_count(store) == audited + 3  # the refused move wrote nothing
+
+
+async def test_a_handover_overtaken_by_its_receipt_is_still_recorded(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_store(database_url) as store:
+        (id_,) = await _accepted(store, tmp_path, 1)
+        async with store.transaction() as conn:
+            await status_moves.apply(conn, [_move(id_, Status.RECEIPTED, "receipted")])
+        audited = await _audit_count(store)
+        late = _move(
+            id_, Status.DISPATCHED, "dispatched", detail={"status": 202},
+            changes={"attempts": 1}, record_if_refused=True,
+        )  # fmt: skip
+        async with store.transaction() as conn:
+            (result,) = await status_moves.apply(conn, [late])
+        assert result == status_moves.Moved(Status.RECEIPTED, False)
+        async with store.read() as conn:
+            stored = await disclosures.get(conn, id_)
+            events = await disclosures.timeline(conn, id_)
+        assert stored is not None
+        assert (stored.status, stored.attempts) == (Status.RECEIPTED, 1)  # status kept
+        assert [e.type for e in events] == ["accepted", "receipted", "dispatched"]
+        assert events[2].detail == {"status": 202}
+        assert await _audit_count(store) == audited + 1
+
+
+async def test_a_missing_disclosure_fails_only_its_own_move(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_store(database_url) as store:
+        ids = await _accepted(store, tmp_path, 3)
+        with pytest.raises(NotFoundError):
+            async with store.transaction() as conn:
+                await status_moves.apply(conn, [_move("no-such-id", Status.FAILED, "failed")])
+        submitted = [_move(i, Status.DISPATCHED, "dispatched") for i in ids]
+        submitted.insert(1, _move("no-such-id", Status.DISPATCHED, "dispatched"))
+        results = await asyncio.gather(
+            *(store.submit(status_moves.apply, m) for m in submitted), return_exceptions=True
+        )
+        assert isinstance(results[1], NotFoundError)
+        assert [r for i, r in enumerate(results) if i != 1] == [
+            status_moves.Moved(Status.QUEUED, True)
+        ] * 3
+        async with store.read() as conn:
+            found = await disclosures.get_many(conn, ids)
+        assert [d.status for d in found if d is not None] == [Status.DISPATCHED] * 3
+
+
+async def test_rejecting_in_a_batch_destroys_the_held_record(
+    database_url: str, tmp_path: Path
+) -> None:
+    prot = protection(tmp_path)
+    new = new_disclosure(prot)
+    async with open_store(database_url) as store:
+        async with store.transaction() as conn:
+            await disclosures.record_held(
+                conn, new, request=b"{}", protection=prot, actor=CLIENT, at=T0
+            )
+        async with store.transaction() as conn:
+            (result,) = await status_moves.apply(conn, [_move(new.id, Status.REJECTED, "rejected")])
+        assert result.moved
+        async with store.read() as conn:
+            held = await conn.scalar(select(func.count()).select_from(held_records))
+        assert held == 0
+
+
+async def test_receipts_repeated_in_a_batch_or_replayed_are_not_fresh(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_store(database_url) as store:
+        first, second = await _accepted(store, tmp_path, 2)
+
+        def receipt(rid: str, disclosure: str) -> receipts.StoredReceipt:
+            return receipts.StoredReceipt(rid, disclosure, "received", None, "eyJ.x.y", T0, "k")
+
+        async with store.transaction() as conn:
+            assert await receipts.record(conn, receipt("r-old", first))
+        batch = [receipt("r-1", first), receipt("r-old", first), receipt("r-1", first)]
+        batch.append(receipt("r-2", second))
+        async with store.transaction() as conn:
+            assert await receipts.record_many(conn, batch) == [True, False, False, True]
+            assert await receipts.record_many(conn, []) == []
+        async with store.read() as conn:
+            assert await receipts.for_disclosure(conn, second) == batch[3]
+
+
+async def test_lookups_at_the_same_moment_share_a_query_and_get_their_own_answer(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_store(database_url) as store:
+        ids = await _accepted(store, tmp_path, 5)
+        asked = [*ids, "no-such-id", ids[0]]
+        found = await asyncio.gather(*(store.fetch(disclosures.get_many, i) for i in asked))
+        assert [d.id if d is not None else None for d in found] == [*ids, None, ids[0]]
+
+
+async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_store(database_url) as store:
+        await _accepted(store, tmp_path, 3)
+        lease = timedelta(minutes=5)
+        async with store.transaction() as conn:
+            mine = await outbox.claim(conn, owner="w1", now=T0, lease=lease, limit=2)
+            theirs = await outbox.claim(conn, owner="w2", now=T0, lease=lease, limit=1)
+        marks = [outbox.Mark(item.id, "w1", outbox.DELIVERED, LATER) for item in mine]
+        marks.append(outbox.Mark(theirs[0].id, "w1", outbox.DELIVERED, LATER))  # not w1's row
+        await asyncio.gather(*(store.submit(outbox.mark_each, m) for m in marks))
+        async with store.read() as conn:
+            rows = {
+                row.id: (row.state, row.lease_owner)
+                for row in await conn.execute(select(outbox_table))
+            }
+        assert [rows[item.id] for item in mine] == [(outbox.DELIVERED, None)] * 2
+        assert rows[theirs[0].id] == (outbox.PENDING, "w2")
