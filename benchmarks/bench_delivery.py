@@ -222,7 +222,7 @@ async def through_service(
     settings = load_settings(
         database_url=database_url, broker_url=broker_url,
         broker_prefix=f"ghbench.{uuid.uuid4().hex[:8]}", keys_dir=workdir / "keys",
-        allow_insecure_loopback=True, org_id=COUNCIL, broker_prefetch=PREFETCH,
+        allow_insecure_loopback=True, org_id=COUNCIL, partner_concurrency=PREFETCH,
     )  # fmt: skip
     store = await Store.open(database_url)
     await store.upgrade()
@@ -372,8 +372,11 @@ async def main(count: int, window: int, postgres: bool, only: str | None) -> Non
             partner.process.terminate()
             partner.process.wait(10)
             await partner.jwks_runner.cleanup()
-    print(f"{count} disclosures, at most {window} awaiting a receipt, prefetch {PREFETCH}, "
-          f"one partner simulator process, {os.cpu_count()} CPUs")  # fmt: skip
+    prefetch = load_settings().broker_prefetch
+    print(f"{count} disclosures, at most {window} awaiting a receipt, at most {PREFETCH} requests "
+          f"in flight to the partner (baseline: prefetch {PREFETCH}; service: partner "
+          f"concurrency {PREFETCH}, prefetch {prefetch}), one partner simulator process, "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
     for figures in results:
         print(figures.line())
     base = results[0].rate

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import disclosures
-from gateway.store.batching import TransactionBatcher
 from gateway.store.database import Store
 
 
@@ -16,12 +15,15 @@ async def _record(conn: AsyncConnection, items: Sequence[disclosures.Accepted]) 
     return [None] * len(items)
 
 
-class GroupCommit(TransactionBatcher[disclosures.Accepted, None]):
+class GroupCommit:
     """The pipeline's writer for allowed disclosures; `record` returns once committed."""
 
-    def __init__(self, store: Store, *, max_batch: int = 64) -> None:
-        super().__init__(store, _record, max_batch=max_batch)
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     async def record(self, item: disclosures.Accepted) -> None:
         """Queue one disclosure for the next commit and wait for that commit."""
-        await self.submit(item)
+        await self._store.submit(_record, item)
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the store's writer finishes queued work on close."""

@@ -34,7 +34,12 @@ class Settings(BaseSettings):
     metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
     admin_token: SecretStr | None = None
     broker_prefix: str = Field("gatehouse", description="Prefix of every exchange and queue")
-    broker_prefetch: int = Field(16, ge=1, le=1000, description="Unacked deliveries per partner")
+    broker_prefetch: int = Field(
+        64, ge=1, le=1000, description="Deliveries per partner taken and not yet settled"
+    )
+    partner_concurrency: int = Field(
+        16, ge=1, le=1000, description="Requests to one partner in flight at once"
+    )
     retry_delays: str = Field("5s,30s,2m,10m,1h", description="Waits between delivery attempts")
     retry_max_attempts: int = Field(6, ge=1, description="Attempts before a dead letter")
     delivery_limit: int = Field(20, ge=1, description="Broker redeliveries before dead letter")

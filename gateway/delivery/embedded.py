@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.channel import Envelope
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Held, Transient, Verdict
 from gateway.queue.retry import GiveUp
-from gateway.store import outbox
+from gateway.store import disclosures, outbox
 from gateway.store.database import Store
+from gateway.store.disclosure_model import Disclosure
 from gateway.store.tables import outbox as outbox_rows
 
 log = structlog.get_logger("gateway.delivery.embedded")
@@ -36,7 +37,7 @@ class EmbeddedOptions:
 
     owner: str
     lease: timedelta = timedelta(minutes=5)  # longer than any single delivery attempt
-    per_partner: int = 16  # envelopes in flight per partner (the broker's prefetch)
+    per_partner: int = 64  # taken and not yet settled, per partner (the broker's prefetch)
     poll_interval: float = 0.1  # seconds between looks at an idle outbox
     hold_recheck: timedelta = timedelta(seconds=30)  # a suspended agreement is looked at again
 
@@ -55,6 +56,46 @@ async def due_partners(conn: AsyncConnection, now: datetime) -> list[str]:
         .distinct()
     )
     return [str(p) for p in await conn.scalars(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRound:
+    """Claim for `owner` what each partner has room for (`per_partner` less `inflight`)."""
+
+    owner: str
+    now: datetime
+    lease: timedelta
+    per_partner: int
+    inflight: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased outbox row and its disclosure as stored at the claim (None if there is none)."""
+
+    item: outbox.OutboxItem
+    disclosure: Disclosure | None
+
+
+async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> list[list[Claimed]]:
+    """Claim due rows, partner by partner, and read their disclosures in the same transaction.
+
+    Runs through the store's group commit, so a claim shares its commit with the outcomes being
+    recorded at the same moment, and the worker need not read each disclosure again.
+    """
+    answers: list[list[Claimed]] = []
+    for claim in rounds:
+        items: list[outbox.OutboxItem] = []
+        for partner in await due_partners(conn, claim.now):
+            room = claim.per_partner - claim.inflight.get(partner, 0)
+            if room > 0:
+                items += await outbox.claim(
+                    conn, owner=claim.owner, now=claim.now, lease=claim.lease, limit=room,
+                    partner_id=partner,
+                )  # fmt: skip
+        found = await disclosures.get_many(conn, [i.disclosure_id for i in items]) if items else []
+        answers.append([Claimed(item, d) for item, d in zip(items, found, strict=True)])
+    return answers
 
 
 class EmbeddedQueue:
@@ -97,37 +138,30 @@ class EmbeddedQueue:
 
     async def claim_round(self) -> int:
         """Claim what each partner has room for and start delivering it; returns how many."""
-        now = self.clock()
-        async with self.store.read() as conn:
-            partners = await due_partners(conn, now)
-        claimed = 0
-        for partner in partners:
-            room = self.options.per_partner - self._inflight.get(partner, 0)
-            if room <= 0:
-                continue
-            async with self.store.transaction() as conn:
-                items = await outbox.claim(
-                    conn, owner=self.options.owner, now=now, lease=self.options.lease,
-                    limit=room, partner_id=partner,
-                )  # fmt: skip
-            for item in items:
-                self._start(item)
-            claimed += len(items)
-        return claimed
+        claim = ClaimRound(
+            self.options.owner, self.clock(), self.options.lease, self.options.per_partner,
+            dict(self._inflight),
+        )  # fmt: skip
+        claimed = await self.store.submit(claim_rounds, claim)
+        for each in claimed:
+            self._start(each)
+        return len(claimed)
 
-    def _start(self, item: outbox.OutboxItem) -> None:
+    def _start(self, claimed: Claimed) -> None:
+        item = claimed.item
         self._inflight[item.partner_id] = self._inflight.get(item.partner_id, 0) + 1
         self._items[item.id] = item
-        task = asyncio.create_task(self._handle(item), name=f"deliver-{item.disclosure_id}")
+        task = asyncio.create_task(self._handle(claimed), name=f"deliver-{item.disclosure_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, item: outbox.OutboxItem) -> None:
+    async def _handle(self, claimed: Claimed) -> None:
+        item = claimed.item
         envelope = Envelope(
             item.disclosure_id, item.partner_id, item.envelope, item.digest, attempt=item.attempts
         )
         try:
-            verdict = await self.worker.attempt(envelope)
+            verdict = await self.worker.attempt(envelope, known=claimed.disclosure)
             await self._settle(item, envelope, verdict)
         except asyncio.CancelledError:
             raise  # stopping: `drain` gives the row back (it stays in `_items`)

@@ -90,7 +90,7 @@ class DeliveryOptions:
     deadline_interval: float = 15.0  # receipt deadline scans
     resend_limit: int = 3  # resends of an unreceipted envelope before `receipt_overdue`
     mesh_poll_interval: float = 30.0
-    per_partner: int | None = None  # in flight per partner; None: settings.broker_prefetch
+    per_partner: int | None = None  # taken, not settled, per partner; None: broker_prefetch
 
 
 class DeliveryService:
@@ -116,6 +116,7 @@ class DeliveryService:
         self.worker = DeliveryWorker(
             store=store, policy=policy, intake=intake, channels=channels, metrics=metrics,
             clock=clock, default_retry=settings.retry_policy,
+            partner_concurrency=settings.partner_concurrency,
         )  # fmt: skip
         self.deadlines = ReceiptDeadlines(
             store=store, policy=policy, clock=clock, resend_limit=self.options.resend_limit,
@@ -136,7 +137,7 @@ class DeliveryService:
 
     @property
     def per_partner(self) -> int:
-        """Envelopes in flight per partner."""
+        """Envelopes per partner taken and not yet settled (requests in flight: fewer)."""
         return self.options.per_partner or self.settings.broker_prefetch
 
     async def start(self) -> None:

@@ -9,6 +9,7 @@ queue asks for (`give_up`, `note_retry`, `hold`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -94,10 +95,15 @@ class DeliveryWorker:
         metrics: Metrics,
         clock: Callable[[], datetime],
         default_retry: RetryPolicy,
+        partner_concurrency: int = 16,
     ) -> None:
         self.store, self.policy, self.intake = store, policy, intake
         self.channels, self.metrics, self.clock = channels, metrics, clock
         self.default_retry = default_retry
+        # A partner sees at most this many of our requests at once, however many deliveries
+        # are taken: the rest of a delivery (recording the outcome) needs no partner slot.
+        self._partner_concurrency = partner_concurrency
+        self._partner_slots: dict[str, asyncio.Semaphore] = {}
 
     def retry_policy(self, agreement_id: str | None) -> RetryPolicy:
         """The policy for envelopes under this agreement (its own, else the default)."""
@@ -108,9 +114,13 @@ class DeliveryWorker:
         """The stored disclosure an envelope belongs to (lookups at the same moment share one)."""
         return await self.store.fetch(disclosures.get_many, message_id)
 
-    async def attempt(self, envelope: Envelope) -> Verdict:
-        """Try to deliver once; partner faults come back as a verdict, never an exception."""
-        found = await self.disclosure(envelope.message_id)
+    async def attempt(self, envelope: Envelope, *, known: Disclosure | None = None) -> Verdict:
+        """Try to deliver once; partner faults come back as a verdict, never an exception.
+
+        `known` is the stored disclosure when the caller has just read it (the embedded queue
+        reads it with the claim); otherwise it is read here.
+        """
+        found = known or await self.disclosure(envelope.message_id)
         if found is None:
             log.warning("delivery_unknown_disclosure", disclosure_id=envelope.message_id)
             return Finished("unknown")
@@ -145,6 +155,17 @@ class DeliveryWorker:
         return await self._record(envelope, found, channel_type, result, bound)
 
     async def _deliver(
+        self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]
+    ) -> DeliveryResult:
+        slots = self._partner_slots.get(envelope.partner_id)
+        if slots is None:
+            slots = self._partner_slots[envelope.partner_id] = asyncio.Semaphore(
+                self._partner_concurrency
+            )
+        async with slots:
+            return await self._call(channel, envelope, target)
+
+    async def _call(
         self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]
     ) -> DeliveryResult:
         started = time.perf_counter()

@@ -57,6 +57,11 @@ def create_app(simulator: PartnerSimulator) -> web.Application:
 async def receive_envelope(request: web.Request) -> web.Response:
     """Take in one envelope and answer as the configured partner (faults included)."""
     sim = request.app[SIMULATOR]
+    with sim.answering():
+        return await _answer(sim, request)
+
+
+async def _answer(sim: PartnerSimulator, request: web.Request) -> web.Response:
     if request.content_type != JOSE:
         return problem(415, "unsupported_media_type", "Send the envelope as application/jose")
     body = await request.read()  # exact bytes: the receipt digest is over what arrived

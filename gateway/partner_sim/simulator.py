@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,8 @@ class PartnerSimulator:
             )
         self.keys = keys
         self.ledger = Ledger()
+        self.in_flight = 0  # envelope requests being answered now
+        self.peak_in_flight = 0  # the most at once: how hard the gateway leaned on us
         # A simulation, not security: the seeded RNG makes fault sequences reproducible.
         self.faults = FaultPolicy(config.faults, random.Random(config.seed))  # noqa: S311
         self.receipts = ReceiptMode(config.receipts)
@@ -134,6 +137,16 @@ class PartnerSimulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Count one envelope request in flight while it is answered."""
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
     async def wait(self, seconds: float) -> None:
         """Sleep for a fault's delay, cut short when the simulator stops."""
         if seconds > 0:
@@ -191,6 +204,7 @@ class PartnerSimulator:
             "faults": self.faults.summary(),
             "jwks_fetches": self.jwks.fetches,
             "async_receipts_pending": self.poster.pending if self.poster else 0,
+            "peak_in_flight": self.peak_in_flight,
             **self.ledger.to_dict(),
         }
 

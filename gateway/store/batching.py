@@ -2,11 +2,12 @@
 
 Under load the commit is the bottleneck: SQLite has one writer at a time, and every statement
 through aiosqlite costs thread hops; PostgreSQL pays a round trip per commit. A single writer
-task takes whatever work has queued since its last commit (at most `max_batch` items) and runs it
-in one transaction; each caller's `submit` returns once the transaction holding its work has
-committed, so "returned" still means "durably recorded". If a batch fails, its items are run
-again one by one, each in its own transaction, so one bad item fails only itself: work must
-therefore touch nothing but the connection it is given (no partner calls, no metrics).
+task takes whatever work has queued by the time it holds a transaction (at most `max_batch`
+items, of any kind: each kind's executor writes its items set-wise) and runs it in that
+transaction; each caller's `submit` returns once the transaction holding its work has committed,
+so "returned" still means "durably recorded". If a batch fails, it is run again by executor, then
+item by item, each in its own transaction, so one bad item fails only itself: work must therefore
+touch nothing but the connection it is given (no partner calls, no metrics).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,27 +30,33 @@ R = TypeVar("R")
 Execute = Callable[[AsyncConnection, Sequence[I]], Awaitable[Sequence[R]]]
 
 
-class TransactionBatcher(Generic[I, R]):
-    """One writer task; `submit(item)` returns the item's result once it is committed.
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    execute: Execute[Any, Any]
+    item: Any
+    future: asyncio.Future[Any]
 
-    `read_only` batchers run on a read connection instead (no write lock, nothing committed):
-    lookups asked for at the same moment share one query.
+
+class TransactionBatcher:
+    """One writer task; `submit(execute, item)` returns the item's result once it is committed.
+
+    Items for different executors may share a transaction: a round runs each executor once,
+    over its own items, in the order the executors first appear. `read_only` batchers run on a
+    read connection instead (no write lock, nothing committed): lookups asked for at the same
+    moment share one query.
     """
 
-    def __init__(
-        self, store: Store, execute: Execute[I, R], *, max_batch: int = 64, read_only: bool = False
-    ) -> None:
-        self._store, self._execute, self._max_batch = store, execute, max_batch
-        self._read_only = read_only
-        self._queue: asyncio.Queue[tuple[I, asyncio.Future[R]]] = asyncio.Queue()
+    def __init__(self, store: Store, *, max_batch: int = 256, read_only: bool = False) -> None:
+        self._store, self._max_batch, self._read_only = store, max_batch, read_only
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: I) -> R:
+    async def submit(self, execute: Execute[I, R], item: I) -> R:
         """Queue one item for the next commit and wait for that commit."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, future))
+        self._queue.put_nowait(_Queued(execute, item, future))
         return await future
 
     async def close(self) -> None:
@@ -65,29 +73,53 @@ class TransactionBatcher(Generic[I, R]):
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
             try:
-                await self._commit(batch)
+                await self._commit(batch, gather=True)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _commit(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+    async def _commit(self, batch: list[_Queued], *, gather: bool = False) -> None:
         connect = self._store.read if self._read_only else self._store.transaction
         try:
             async with connect() as conn:
-                results = await self._execute(conn, [item for item, _ in batch])
+                if gather:  # the writer is ours now: what queued while we waited joins in
+                    while len(batch) < self._max_batch and not self._queue.empty():
+                        batch.append(self._queue.get_nowait())
+                results = await _execute_all(conn, batch)
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], error=exc)
-                return
-            log.warning("group_commit_split", count=len(batch))
-            for single in batch:
-                await self._commit([single])
+            await self._split(batch, exc)
             return
-        for (_item, future), result in zip(batch, results, strict=True):
-            _settle(future, result=result)
+        for queued, result in zip(batch, results, strict=True):
+            _settle(queued.future, result=result)
+
+    async def _split(self, batch: list[_Queued], exc: Exception) -> None:
+        """A failed batch is retried by executor, then item by item: a bad item fails alone."""
+        if len(batch) == 1:
+            _settle(batch[0].future, error=exc)
+            return
+        log.warning("group_commit_split", count=len(batch))
+        groups = _by_executor(batch)
+        parts = list(groups.values()) if len(groups) > 1 else [[q] for q in batch]
+        for part in parts:
+            await self._commit(part)
+
+
+def _by_executor(batch: Sequence[_Queued]) -> dict[Execute[Any, Any], list[_Queued]]:
+    groups: dict[Execute[Any, Any], list[_Queued]] = {}
+    for queued in batch:
+        groups.setdefault(queued.execute, []).append(queued)
+    return groups
+
+
+async def _execute_all(conn: AsyncConnection, batch: Sequence[_Queued]) -> list[Any]:
+    """Each executor once over its items; results back in the batch's order."""
+    results: dict[int, Any] = {}
+    for execute, group in _by_executor(batch).items():
+        answers = await execute(conn, [q.item for q in group])
+        for queued, answer in zip(group, answers, strict=True):
+            results[id(queued)] = answer
+    return [results[id(q)] for q in batch]
 
 
 def _settle(

@@ -86,11 +86,13 @@ class Rig:
         retry_max_attempts: int = 4,
         options: DeliveryOptions | None = None,
         webhook_timeout: float = 2.0,
+        partner_concurrency: int = 16,
     ) -> Rig:
         settings = load_settings(
             database_url=database_url, broker_url=broker_url, broker_prefix=broker_prefix,
             retry_delays=retry_delays, retry_max_attempts=retry_max_attempts,
             keys_dir=tmp_path / "keys", allow_insecure_loopback=True, org_id=COUNCIL,
+            partner_concurrency=partner_concurrency,
         )  # fmt: skip
         store = await Store.open(database_url)
         await store.upgrade()
@@ -121,12 +123,14 @@ class Rig:
         faults: FaultRates | None = None,
         retry: AgreementRetry | None = None,
         receipt_deadline: timedelta | None = None,
+        slow_ms: int = 0,
     ) -> PartnerSimulator:
         """A running simulated partner with its keys, partner row and agreement stored."""
         now = utc_now()
         config = PartnerConfig(
             partner_id=partner_id, council_id=COUNCIL, council_jwks=self.keyring.jwks(now),
-            receipts=receipts, faults=faults or FaultRates(), seed=7, timeout_hold_s=5.0,
+            receipts=receipts, faults=faults or FaultRates(slow_ms=slow_ms), seed=7,
+            timeout_hold_s=5.0,
             async_receipt_url=await self.receipts_endpoint(),
         )  # fmt: skip
         sim = PartnerSimulator(config)

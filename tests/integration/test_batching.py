@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -50,3 +51,28 @@ async def test_one_failing_item_fails_alone(store: Store) -> None:
     assert results[2] == "b"
     assert isinstance(results[1], Exception)
     assert await _count(store) == 3
+
+
+async def _insert_many(conn: AsyncConnection, indexes: Sequence[str]) -> list[str]:
+    """A set-wise executor: one INSERT for the whole batch."""
+    at = datetime.now(UTC)
+    rows = [{"nhs_index": i, "list_version": "t", "loaded_at": at} for i in indexes]
+    await conn.execute(insert(optouts), rows)
+    return [f"many:{i}" for i in indexes]
+
+
+async def test_kinds_of_work_share_a_transaction_and_a_bad_item_still_fails_alone(
+    store: Store,
+) -> None:
+    await store.batch(_insert("taken"))  # type: ignore[arg-type]
+    submitted = [
+        store.submit(_insert_many, "m1"),
+        store.batch(_insert("w1")),  # type: ignore[arg-type]
+        store.submit(_insert_many, "taken"),  # collides: fails its executor's batch, then alone
+        store.submit(_insert_many, "m2"),
+        store.batch(_insert("w2")),  # type: ignore[arg-type]
+    ]
+    results = await asyncio.gather(*submitted, return_exceptions=True)
+    assert [r for i, r in enumerate(results) if i != 2] == ["many:m1", "w1", "many:m2", "w2"]
+    assert isinstance(results[2], Exception)
+    assert await _count(store) == 5

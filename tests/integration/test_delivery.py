@@ -177,6 +177,25 @@ async def test_partner_down_for_good_dead_lettered_then_replayed(
     assert [a.actor_name for a in actors] == ["oncall.jbloggs"]
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_partner_sees_at_most_its_concurrency_however_much_is_taken(
+    mode: str, tmp_path: Path
+) -> None:
+    """Prefetch (64 taken) is not the partner's load: GATEWAY_PARTNER_CONCURRENCY is."""
+    rig = await open_rig(
+        mode, tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gh.db'}", partner_concurrency=3
+    )
+    try:
+        sim = await rig.add_partner("slow-partner", slow_ms=40)
+        await rig.start()
+        ids = await rig.submit("slow-partner", 24)
+        await rig.wait_for(ids, Status.RECEIPTED)
+        assert sim.peak_in_flight == 3  # reached, never passed
+        assert sim.ledger.arrivals == 24
+    finally:
+        await close_rig(rig)
+
+
 async def test_async_receipt_moves_dispatched_to_receipted(rig: Rig) -> None:
     sim = await rig.add_partner("async-partner", receipts=ReceiptMode.ASYNC)
     await rig.start()
