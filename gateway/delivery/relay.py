@@ -76,10 +76,9 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Claim one batch, publish it, mark what was confirmed; returns rows claimed."""
         o = self.options
-        async with self.store.transaction() as conn:
-            items = await outbox.claim(
-                conn, owner=o.owner, now=self.clock(), lease=o.lease, limit=o.batch
-            )
+        # Claims and marks share their commits with whatever else is being written now.
+        claim = outbox.Claim(o.owner, self.clock(), o.lease, o.batch)
+        items = await self.store.submit(outbox.claim_each, claim)
         if not items:
             return 0
         ready = {p: await self.partner_ready(p) for p in {i.partner_id for i in items}}
@@ -89,14 +88,18 @@ class OutboxRelay:
         )
         confirmed = set(report.confirmed)
         done = [i.id for i in sendable if i.disclosure_id in confirmed]
-        retry_at = self.clock() + o.unconfirmed_backoff
-        async with self.store.transaction() as conn:
-            if done:
-                await outbox.mark(conn, done, owner=o.owner, state=outbox.PUBLISHED,
-                                  now=self.clock())  # fmt: skip
-            for item in items:
-                if item.disclosure_id not in confirmed:
-                    await outbox.release(conn, item.id, owner=o.owner, available_at=retry_at)
+        now = self.clock()
+        await asyncio.gather(*(
+            self.store.submit(outbox.mark_each, outbox.Mark(id_, o.owner, outbox.PUBLISHED, now))
+            for id_ in done
+        ))  # fmt: skip
+        unconfirmed = [item for item in items if item.disclosure_id not in confirmed]
+        if unconfirmed:
+            async with self.store.transaction() as conn:
+                for item in unconfirmed:
+                    await outbox.release(
+                        conn, item.id, owner=o.owner, available_at=now + o.unconfirmed_backoff
+                    )
         self.published += len(done)
         if len(done) < len(items):
             log.warning("relay_unpublished", count=len(items) - len(done))

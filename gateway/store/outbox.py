@@ -87,6 +87,23 @@ async def mark(
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A request to `claim` (for `claim_each`, through the store's group commit)."""
+
+    owner: str
+    now: datetime
+    lease: timedelta
+    limit: int
+
+
+async def claim_each(conn: AsyncConnection, claims: Sequence[Claim]) -> list[list[OutboxItem]]:
+    """`claim` for each request in turn, in the shared transaction."""
+    return [
+        await claim(conn, owner=c.owner, now=c.now, lease=c.lease, limit=c.limit) for c in claims
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class Mark:
     """One row to move to `state` (for `mark_each`, the set-wise `mark`)."""
 
