@@ -1,8 +1,17 @@
 """Accepted disclosures per second through POST /v1/disclosures, 64 keep-alive clients.
 
 The service runs as `gateway serve --role api` on the embedded defaults (SQLite, WAL) in its own
-process; this process is the load generator. Prints throughput and p50/p99 latency.
-Usage: python benchmarks/bench_api.py [--requests 4000] [--concurrency 64]
+process; this process is the load generator. Two loads, over the same keep-alive connections:
+
+- closed loop: each client sends its next request as soon as the last one is answered (the
+  throughput ceiling; mean latency is then just clients / throughput, by Little's law);
+- open loop (`--rate`): requests are due on a fixed schedule at the offered rate, whatever the
+  answers do, and latency runs from the moment a request was due, not from when a free
+  connection sent it, so a stall shows in every request it delayed (no coordinated omission).
+
+Prints achieved accepted/s, p50/p99 latency and the server's CPU per request; asserts nothing.
+Usage: python benchmarks/bench_api.py [--requests 4000] [--concurrency 64] [--rate 1000]
+       [--mode both|closed|open]
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -32,6 +42,39 @@ BODY = {
 }
 
 
+@dataclass
+class Run:
+    """One load's outcome: latencies (seconds), accepted count, wall time, server CPU."""
+
+    label: str
+    latencies: list[float]
+    accepted: int
+    elapsed: float
+    server_cpu: float
+
+    def report(self) -> str:
+        """Two lines: throughput and latency, then server CPU per request."""
+        ordered = sorted(self.latencies)
+        p99 = ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+        per_request = self.server_cpu / max(len(ordered), 1) * 1e6
+        return (
+            f"  {self.label}: {self.accepted}/{len(ordered)} accepted, "
+            f"{self.accepted / self.elapsed:,.0f} accepted disclosures/s\n"
+            f"    latency p50 {statistics.median(ordered) * 1000:.1f} ms, "
+            f"p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms; "
+            f"server CPU {per_request:.0f} µs/request"
+        )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as session:
@@ -47,28 +90,49 @@ async def _wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
     raise SystemExit("gateway did not become healthy")
 
 
-async def _load(url: str, token: str, requests: int, concurrency: int) -> tuple[list[float], int]:
+async def _load(
+    session: aiohttp.ClientSession, url: str, requests: int, concurrency: int, rate: float | None
+) -> tuple[list[float], int, float]:
+    """Send `requests` POSTs over `concurrency` connections; closed loop unless `rate` is set.
+
+    In the open loop request i is due at start + i / rate; a client that frees up takes the
+    next request due (at once if it is overdue) and its latency counts from that due time.
+    """
     latencies: list[float] = []
     accepted = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
+    taken = 0
+    start = time.perf_counter() + 0.01
+
+    async def client() -> None:
+        nonlocal accepted, taken
+        while taken < requests:
+            due = start + taken / rate if rate else time.perf_counter()
+            taken += 1
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            async with session.post(url + "/v1/disclosures", json=BODY) as resp:
+                await resp.read()
+                accepted += resp.status == 202
+            latencies.append(time.perf_counter() - due)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return latencies, accepted, time.perf_counter() - start
+
+
+async def _measure(
+    url: str, token: str, pid: int, args: argparse.Namespace, rate: float | None
+) -> Run:
     headers = {"Authorization": f"Bearer {token}"}
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-        async def worker() -> None:
-            nonlocal accepted
-            while not queue.empty():
-                queue.get_nowait()
-                started = time.perf_counter()
-                async with session.post(url + "/v1/disclosures", json=BODY) as resp:
-                    await resp.read()
-                    accepted += resp.status == 202
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, accepted
+        await _load(session, url, 200, args.concurrency, None)  # warm-up, opens the connections
+        cpu = _cpu_seconds(pid)
+        latencies, accepted, elapsed = await _load(
+            session, url, args.requests, args.concurrency, rate
+        )
+        cpu = _cpu_seconds(pid) - cpu
+    label = f"open loop at {rate:,.0f}/s offered" if rate else "closed loop"
+    return Run(label, latencies, accepted, elapsed, cpu)
 
 
 async def _stage_means(url: str) -> dict[str, float]:
@@ -86,33 +150,32 @@ async def _stage_means(url: str) -> dict[str, float]:
     return {k: sums[k] / counts[k] * 1e6 for k in sums if counts.get(k)}
 
 
-async def main(requests: int, concurrency: int, processes: int) -> None:
+async def main(args: argparse.Namespace) -> None:
     seeded = await seed()
     url = f"http://127.0.0.1:{seeded.settings.port}"
     gateway_bin = Path(sys.executable).parent / "gateway"
     proc = await asyncio.create_subprocess_exec(
-        str(gateway_bin), "serve", "--role", "api", "--processes", str(processes),
+        str(gateway_bin), "serve", "--role", "api", "--processes", str(args.processes),
         env={**os.environ, **seeded.env}, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+    print(
+        f"bench_api: {args.requests} POST /v1/disclosures per load, {args.concurrency} keep-alive "
+        f"clients, SQLite, {args.processes} API process(es), server pid {proc.pid}",
+        flush=True,
+    )
+    runs: list[Run] = []
     try:
         await _wait_healthy(url, proc)
-        await _load(url, seeded.token, 200, concurrency)  # warm-up
-        started = time.perf_counter()
-        latencies, accepted = await _load(url, seeded.token, requests, concurrency)
-        elapsed = time.perf_counter() - started
+        if args.mode in ("both", "closed"):
+            runs.append(await _measure(url, seeded.token, proc.pid, args, None))
+            print(runs[-1].report(), flush=True)
+        if args.mode in ("both", "open"):
+            runs.append(await _measure(url, seeded.token, proc.pid, args, args.rate))
+            print(runs[-1].report(), flush=True)
         stages = await _stage_means(url)
     finally:
         proc.terminate()
         await proc.wait()
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(
-        f"bench_api: {requests} POST /v1/disclosures, {concurrency} keep-alive clients, "
-        f"SQLite, {processes} API process(es)"
-    )
-    print(f"  accepted: {accepted}/{requests}")
-    print(f"  throughput: {accepted / elapsed:,.0f} accepted disclosures/s")
-    print(f"  latency p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     print("  server-side stage means: " + ", ".join(f"{k} {v:.0f} µs" for k, v in stages.items()))
 
 
@@ -121,5 +184,6 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--processes", type=int, default=1)
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, args.concurrency, args.processes))
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop offered rate, /s")
+    parser.add_argument("--mode", choices=("both", "closed", "open"), default="both")
+    asyncio.run(main(parser.parse_args()))
