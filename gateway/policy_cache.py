@@ -54,6 +54,7 @@ class PolicyCache:
         self._monotonic = monotonic
         self.snapshot = PolicySnapshot()
         self._clients: dict[str, tuple[Client | None, float]] = {}
+        self._lookups: dict[str, asyncio.Future[Client | None]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> PolicySnapshot:
@@ -97,12 +98,26 @@ class PolicyCache:
         return self.snapshot
 
     async def client(self, token: str) -> Client | None:
-        """The active client holding this token, or None; remembered for one interval."""
+        """The active client holding this token, or None; remembered for one interval.
+
+        When the remembered answer expires under load, every request holding the token would
+        look it up at once; one lookup is made and the others wait for its answer (made after
+        the expiry, so no staler than a lookup of their own).
+        """
         digest = hash_token(token)
         now = self._monotonic()
         cached = self._clients.get(digest)
         if cached is not None and now - cached[1] < self._interval:
             return cached[0]
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(digest, now))
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(lambda done: self._lookup_done(digest, done))
+        # A caller that goes away (client disconnect) must not cancel the others' lookup.
+        return await asyncio.shield(lookup)
+
+    async def _look_up(self, digest: str, now: float) -> Client | None:
         async with self._store.read() as conn:
             stored = await clients_repo.by_token_hash(conn, digest)
         client = (
@@ -114,6 +129,11 @@ class PolicyCache:
             self._clients.clear()
         self._clients[digest] = (client, now)
         return client
+
+    def _lookup_done(self, digest: str, lookup: asyncio.Future[Client | None]) -> None:
+        self._lookups.pop(digest, None)
+        if not lookup.cancelled():
+            lookup.exception()  # its waiters were told; do not also log it as never retrieved
 
     def start(self) -> None:
         """Refresh in the background until `stop`."""
