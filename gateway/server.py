@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import signal
 from collections.abc import Callable
 from typing import Protocol
@@ -41,6 +42,19 @@ class Worker(Protocol):
 
 
 WorkerFactory = Callable[[Gateway], Worker]
+
+
+def settle_heap(_url: str = "") -> None:
+    """After start-up: free its garbage, then exempt what is left from the cyclic collector.
+
+    A started process holds some 130,000 long-lived objects (SQLAlchemy, pydantic, the policy
+    snapshot) that every full collection walked again: 40-100 ms with the event loop stopped,
+    several times a minute under load, the API's p99. Frozen objects are still freed by
+    reference counting; only cycles among them would outlive their use. For a process's own
+    server (the CLI), not for a library caller sharing its heap.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(

@@ -18,7 +18,7 @@ from gateway.logging import configure_logging
 from gateway.partner_sim.cli import register as register_partner_sim
 from gateway.policy_tour import print_policy_tour
 from gateway.runtime import DeliveryWorker
-from gateway.server import Role, WorkerFactory, serve
+from gateway.server import Role, WorkerFactory, serve, settle_heap
 from gateway.settings import load_settings
 
 app = typer.Typer(
@@ -73,7 +73,13 @@ def serve_command(
     ]
     try:
         asyncio.run(
-            serve(settings, role, worker_factory=delivery_worker_factory(), reuse_port=shared)
+            serve(
+                settings,
+                role,
+                worker_factory=delivery_worker_factory(),
+                started=settle_heap,
+                reuse_port=shared,
+            )
         )
     finally:
         for child in children:
