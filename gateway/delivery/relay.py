@@ -23,6 +23,7 @@ from gateway.store.database import Store
 
 log = structlog.get_logger("gateway.delivery.relay")
 
+FINISH_SECONDS = 5.0
 PartnerReady = Callable[[str], Awaitable[bool]]
 """Declares a partner's queues (and starts its consumer) before its first publish."""
 
@@ -35,6 +36,7 @@ class RelayOptions:
     lease: timedelta = timedelta(seconds=30)  # a crashed relay's rows are published again after
     batch: int = 200
     poll_interval: float = 0.05
+    overlap: int = 4  # batches published at once (each waiting for its confirms)
     unconfirmed_backoff: timedelta = timedelta(seconds=1)
 
 
@@ -60,27 +62,58 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set; database or broker blips only pause it."""
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                moved = await self.relay_once()
-            except Exception as exc:  # the row stays leased and comes back; never crash the loop
-                log.error("relay_failed", error_type=type(exc).__name__)
-                moved = 0
-            if moved >= self.options.batch:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+        """Relay until `stop` is set; database or broker blips only pause it.
+
+        Batches overlap: while one waits for its confirms (a quorum queue confirms once the
+        message is on its replicas' disks), the next is claimed and published, up to
+        `options.overlap` batches at once. Each batch holds its own leased rows.
+        """
+        pending: set[asyncio.Task[int]] = set()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                if len(pending) >= self.options.overlap:
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    items = await self._claim()
+                except Exception as exc:  # the database may be briefly away: try again soon
+                    log.error("relay_failed", error_type=type(exc).__name__)
+                    items = []
+                if items:
+                    task = asyncio.create_task(self._publish_batch(items), name="relay-batch")
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    if len(items) >= self.options.batch:
+                        continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+        finally:
+            await _finish(pending)
 
     async def relay_once(self) -> int:
         """Claim one batch, publish it, mark what was confirmed; returns rows claimed."""
+        items = await self._claim()
+        if items:
+            await self._publish(items)
+        return len(items)
+
+    async def _claim(self) -> list[outbox.OutboxItem]:
         o = self.options
         # Claims and marks share their commits with whatever else is being written now.
-        claim = outbox.Claim(o.owner, self.clock(), o.lease, o.batch)
-        items = await self.store.submit(outbox.claim_each, claim)
-        if not items:
+        return await self.store.submit(
+            outbox.claim_each, outbox.Claim(o.owner, self.clock(), o.lease, o.batch)
+        )
+
+    async def _publish_batch(self, items: list[outbox.OutboxItem]) -> int:
+        try:
+            return await self._publish(items)
+        except Exception as exc:  # the rows stay leased and come back; never crash the loop
+            log.error("relay_failed", error_type=type(exc).__name__)
             return 0
+
+    async def _publish(self, items: list[outbox.OutboxItem]) -> int:
+        o = self.options
         ready = {p: await self.partner_ready(p) for p in {i.partner_id for i in items}}
         sendable = [i for i in items if ready[i.partner_id]]
         report = await self.transport.publish_many(
@@ -104,3 +137,13 @@ class OutboxRelay:
         if len(done) < len(items):
             log.warning("relay_unpublished", count=len(items) - len(done))
         return len(items)
+
+
+async def _finish(pending: set[asyncio.Task[int]]) -> None:
+    """Let batches in flight be confirmed and marked; cut short, their rows come back by lease."""
+    try:
+        if pending:
+            await asyncio.wait(set(pending), timeout=FINISH_SECONDS)
+    finally:
+        for task in pending:
+            task.cancel()
