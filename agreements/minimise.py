@@ -24,6 +24,8 @@ UNSAFE_KEY = "<key>"
 _KNOWN_SEGMENTS = frozenset(
     part for path in DICTIONARY for part in path.replace("[*]", "").split(".")
 )
+# Most of a record is leaves of these exact types: recognised without the Mapping ABC's check.
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class _Walk:
         self.removed: dict[str, None] = {}
 
     def node(self, value: Any, path: str) -> Any:
+        if type(value) in _LEAF_TYPES:
+            return self.leaf(value, path)
         if isinstance(value, dict | Mapping):
             return self.mapping(value, path)
         if isinstance(value, list | tuple):
@@ -103,7 +107,9 @@ class _Walk:
 
     def drop(self, value: Any, path: str) -> None:
         """Record every leaf path under a subtree that nothing permits."""
-        if isinstance(value, dict | Mapping):
+        if type(value) in _LEAF_TYPES:
+            self.removed[path] = None
+        elif isinstance(value, dict | Mapping):
             for key, child in value.items():
                 self.drop(child, f"{path}.{_segment(key)}")
         elif isinstance(value, list | tuple):
