@@ -114,15 +114,18 @@ def _iso(at: datetime) -> str:
 
 def _check_details(value: Any, path: str = "details") -> None:
     """Refuse what cannot be a name or a code, so free text does not slip into the log."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _check_details(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_details(item, path)
-    elif isinstance(value, str):
+    # Strings first, and lists of short strings without a call per item: details are mostly
+    # lists of field paths and codes, and the Mapping check is the slow one.
+    if isinstance(value, str):
         if len(value) > MAX_DETAIL_TEXT:
             raise ValueError(f"audit {path}: text too long for a name or code")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if not isinstance(item, str) or len(item) > MAX_DETAIL_TEXT:
+                _check_details(item, path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_details(item, f"{path}.{key}")
     elif value is not None and not isinstance(value, bool | int):
         raise ValueError(f"audit {path}: only strings, integers, booleans, lists and maps")
 
