@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from datetime import date, datetime
@@ -21,6 +20,7 @@ class _Remove:
 REMOVE: Final = _Remove()
 
 _POSTCODE = re.compile(r"([A-Z]{1,2}[0-9][0-9A-Z]?)([0-9][A-Z]{2})")
+_WHITESPACE = re.compile(r"\s+")
 _AGE_BANDS: Final = (
     (0, 4),
     (5, 9),
@@ -80,9 +80,9 @@ def pseudonymise(value: Any, key: bytes, scope: str) -> str | _Remove:
     """A keyed HMAC-SHA256 pseudonym, scoped so two agreements' pseudonyms do not link."""
     if value is None or isinstance(value, dict | list):
         return REMOVE
-    normalised = re.sub(r"\s+", "", str(value)).upper()
+    normalised = _WHITESPACE.sub("", str(value)).upper()
     message = f"{scope}\x1f{normalised}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()  # one-shot HMAC-SHA256, as hmac.new
 
 
 def is_scalar(value: Any) -> bool:

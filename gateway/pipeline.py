@@ -18,6 +18,7 @@ from datetime import time as day_start
 from typing import Any
 
 import structlog
+from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agreements.decision import Decision, DecisionContext, DisclosureRequest, Outcome, decide
@@ -109,12 +110,16 @@ class Pipeline:
         self._org_id, self._store, self._policy = org_id, store, policy
         self._keyring, self._protection, self._metrics = keyring, protection, metrics
         self._clock, self._new_id = clock, new_id
+        self._stage_timers: dict[str, Histogram] = {}  # labelled children, looked up once
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        self._metrics.stage_seconds.labels(name).observe(time.perf_counter() - started)
+        timer = self._stage_timers.get(name)
+        if timer is None:
+            timer = self._stage_timers[name] = self._metrics.stage_seconds.labels(name)
+        timer.observe(time.perf_counter() - started)
 
     async def submit(
         self,

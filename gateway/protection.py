@@ -49,6 +49,7 @@ class Protection:
         if len(index_key) != KEY_BYTES or len(data_key) != KEY_BYTES:
             raise ConfigurationError("at-rest keys must be 32 bytes")
         self._index_key = index_key
+        self._pseudonym_key = hmac.digest(index_key, b"gatehouse-pseudonym-v1", "sha256")
         self._aead = AESGCM(data_key)
         self._key_id = hashlib.sha256(data_key).digest()[:4]
 
@@ -63,12 +64,12 @@ class Protection:
     def blind_index(self, kind: IdentifierKind, value: str) -> str:
         """The keyed hash stored in place of an identifier (hex HMAC-SHA256, kind-separated)."""
         message = f"{kind}\x00{normalise(kind, value)}".encode()
-        return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self._index_key, message, "sha256").hex()  # one-shot: same HMAC
 
     @property
     def pseudonym_key(self) -> bytes:
         """The key for `pseudonymise` transforms, derived so it never equals the index key."""
-        return hmac.new(self._index_key, b"gatehouse-pseudonym-v1", hashlib.sha256).digest()
+        return self._pseudonym_key
 
     def seal_text(self, text: str, aad: str) -> str:
         """Seal free text for a text column (base64 of `seal_at_rest`)."""
