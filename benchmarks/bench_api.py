@@ -51,28 +51,32 @@ class Run:
     accepted: int
     elapsed: float
     server_cpu: float
+    client_cpu: float
 
     def report(self) -> str:
         """Two lines: throughput and latency, then server CPU per request."""
         ordered = sorted(self.latencies)
         p99 = ordered[max(int(len(ordered) * 0.99) - 1, 0)]
         per_request = self.server_cpu / max(len(ordered), 1) * 1e6
+        client = self.client_cpu / max(len(ordered), 1) * 1e6
         return (
             f"  {self.label}: {self.accepted}/{len(ordered)} accepted, "
             f"{self.accepted / self.elapsed:,.0f} accepted disclosures/s\n"
             f"    latency p50 {statistics.median(ordered) * 1000:.1f} ms, "
             f"p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms; "
-            f"server CPU {per_request:.0f} µs/request"
+            f"CPU per request: server {per_request:.0f} µs, load generator {client:.0f} µs"
         )
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc; 0 elsewhere)."""
+    """User + system CPU of a process and its children so far (Linux /proc; 0 elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 async def _wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
@@ -126,13 +130,13 @@ async def _measure(
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         await _load(session, url, 200, args.concurrency, None)  # warm-up, opens the connections
-        cpu = _cpu_seconds(pid)
+        cpu, own = _cpu_seconds(pid), time.process_time()
         latencies, accepted, elapsed = await _load(
             session, url, args.requests, args.concurrency, rate
         )
-        cpu = _cpu_seconds(pid) - cpu
+        cpu, own = _cpu_seconds(pid) - cpu, time.process_time() - own
     label = f"open loop at {rate:,.0f}/s offered" if rate else "closed loop"
-    return Run(label, latencies, accepted, elapsed, cpu)
+    return Run(label, latencies, accepted, elapsed, cpu, own)
 
 
 async def _stage_means(url: str) -> dict[str, float]:
