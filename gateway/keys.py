@@ -14,7 +14,7 @@ import dataclasses
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -113,26 +113,30 @@ class CouncilKeyring:
         self.directory = Path(directory)
         self._signers: dict[str, FileSigner] = {}
         self._cache: tuple[tuple[int, int], builtins.list[CouncilKey]] | None = None
+        self._metadata_path = str(self.directory / METADATA_FILE)  # stat-ed on every use
 
     def __repr__(self) -> str:
         return f"CouncilKeyring({str(self.directory)!r})"
 
     def list(self) -> builtins.list[CouncilKey]:
         """Every key ever generated, oldest first."""
-        path = self.directory / METADATA_FILE
+        return list(self._current())
+
+    def _current(self) -> Sequence[CouncilKey]:
+        """The keys as keyring.json holds them now (re-read when another process changed it)."""
         try:
-            stat = path.stat()
+            stat = os.stat(self._metadata_path)
         except FileNotFoundError:
-            return []
+            return ()
         stamp = (stat.st_mtime_ns, stat.st_size)
         if self._cache is None or self._cache[0] != stamp:
             try:
-                raw = json.loads(path.read_text("utf-8"))
+                raw = json.loads(Path(self._metadata_path).read_text("utf-8"))
                 keys = [CouncilKey.from_dict(item) for item in raw["keys"]]
             except (ValueError, KeyError, TypeError):
                 raise KeyringError(f"{METADATA_FILE} is not a valid keyring file") from None
             self._cache = (stamp, keys)
-        return list(self._cache[1])
+        return self._cache[1]
 
     def generate(self, alg: str, now: datetime) -> CouncilKey:
         """A new key; it becomes active when there is none, otherwise pending (pre-published)."""
@@ -226,7 +230,7 @@ class CouncilKeyring:
         return {"keys": [dict(k.public_jwk) for k in self.list() if k.created_at <= now]}
 
     def _active_or_none(self) -> CouncilKey | None:
-        return next((k for k in self.list() if k.status == "active"), None)
+        return next((k for k in self._current() if k.status == "active"), None)
 
     def _private_path(self, kid: str) -> Path:
         return self.directory / f"{kid}.jwk.json"

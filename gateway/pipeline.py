@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as day_start
@@ -89,6 +88,23 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, day_start(), tzinfo=UTC)
 
 
+class _StageTimer:
+    """Times one pipeline stage into its histogram (a stage that raises is not observed)."""
+
+    __slots__ = ("_histogram", "_started")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self._histogram.observe(time.perf_counter() - self._started)
+
+
 class Pipeline:
     """POST /v1/disclosures behind the HTTP layer; also used by the demo and benchmarks."""
 
@@ -112,14 +128,11 @@ class Pipeline:
         self._clock, self._new_id = clock, new_id
         self._stage_timers: dict[str, Histogram] = {}  # labelled children, looked up once
 
-    @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
+    def _stage(self, name: str) -> _StageTimer:
         timer = self._stage_timers.get(name)
         if timer is None:
             timer = self._stage_timers[name] = self._metrics.stage_seconds.labels(name)
-        timer.observe(time.perf_counter() - started)
+        return _StageTimer(timer)
 
     async def submit(
         self,
