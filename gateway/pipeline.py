@@ -33,6 +33,7 @@ from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
 from gateway.policy_cache import PolicyCache
 from gateway.protection import Protection
+from gateway.seal_pool import SealPool
 from gateway.sealing import AgreementRef, EnvelopeClaims, SealedEnvelope, seal
 from gateway.store import disclosures, idempotency, optouts
 from gateway.store.database import Store
@@ -123,6 +124,7 @@ class Pipeline:
     ) -> None:
         self._group = group_commit
         self.on_accepted: Callable[[], None] | None = None  # wakes an in-process delivery worker
+        self.seal_pool: SealPool | None = None  # `gateway serve` seals in a worker process
         self._org_id, self._store, self._policy = org_id, store, policy
         self._keyring, self._protection, self._metrics = keyring, protection, metrics
         self._clock, self._new_id = clock, new_id
@@ -254,9 +256,14 @@ class Pipeline:
                 None,
             )
         assert key is not None
-        sealed, (sent, removed) = self.seal_for(
-            sub, agreement=agreement, partner=partner, key=key, disclosure_id=new.id, now=now
+        claims, (sent, removed) = self._claims_for(
+            sub, agreement=agreement, partner=partner, disclosure_id=new.id, now=now
         )
+        with self._stage("seal"):
+            if self.seal_pool is None:
+                sealed = seal(claims, self._keyring.active_signer(now), key)
+            else:  # on another core, while this one goes on with other requests
+                sealed = await self.seal_pool.seal(claims, key)
         accepted = dataclasses.replace(
             new,
             fields_sent=sent,
@@ -282,6 +289,23 @@ class Pipeline:
         now: datetime,
     ) -> tuple[SealedEnvelope, tuple[tuple[str, ...], tuple[str, ...]]]:
         """Minimise the record and seal it for the partner (also used when an approval lands)."""
+        claims, paths = self._claims_for(
+            sub, agreement=agreement, partner=partner, disclosure_id=disclosure_id, now=now
+        )
+        with self._stage("seal"):
+            sealed = seal(claims, self._keyring.active_signer(now), key)
+        return sealed, paths
+
+    def _claims_for(
+        self,
+        sub: DisclosureSubmission,
+        *,
+        agreement: Agreement,
+        partner: Partner,
+        disclosure_id: str,
+        now: datetime,
+    ) -> tuple[EnvelopeClaims, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The envelope's claims (the minimised record), and the paths sent and removed."""
         with self._stage("minimise"):
             minimised = minimise(
                 sub.record,
@@ -303,9 +327,7 @@ class Pipeline:
             retain_until=agreement.retain_until(now.date()),
             onward_sharing=str(agreement.onward_sharing),
         )
-        with self._stage("seal"):
-            sealed = seal(claims, self._keyring.active_signer(now), key)
-        return sealed, (minimised.sent, minimised.removed)
+        return claims, (minimised.sent, minimised.removed)
 
     def _encryption_key(
         self,

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.http.app import create_app
 from gateway.logging import configure_logging
+from gateway.seal_pool import SealPool
 from gateway.service import Gateway
 from gateway.settings import Settings
 
@@ -70,6 +71,7 @@ async def serve(
     configure_logging(settings.log_format, settings.log_level)
     gateway = await Gateway.open(settings)
     gateway.start()
+    seals: SealPool | None = None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -81,6 +83,9 @@ async def serve(
             worker = worker_factory(gateway)
             await worker.start()
         if role in (Role.API, Role.ALL):
+            if settings.seal_in_worker:
+                seals = gateway.pipeline.seal_pool = SealPool(settings.keys_dir)
+                await seals.start()
             runner = web.AppRunner(
                 create_app(gateway), shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log=None
             )
@@ -102,6 +107,8 @@ async def serve(
                 await runner.cleanup()  # stops accepting, lets in-flight requests finish
             if worker is not None:
                 await worker.stop(SHUTDOWN_GRACE_SECONDS)
+            if seals is not None:
+                await seals.close()
             await gateway.close()
         finally:
             # Only now: a repeated SIGTERM during the graceful stop must not kill us half-way.

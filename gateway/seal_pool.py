@@ -1,0 +1,149 @@
+"""Sealing in a worker process, so the event loop's core is not the one that signs and encrypts.
+
+An API process is CPU-bound in one Python thread, and a seal (ES256 signature and ECDH-ES
+encryption, ~300 µs) is a third of each accepted request; the GIL keeps a thread from doing it
+alongside. A worker process can: it seals while the loop parses and records the next requests.
+
+The worker reads the council's signing key from the keys directory itself (no key crosses the
+pipe); the minimised claims reach it over a socket pair between two processes of this service
+and are written nowhere. Seals asked for in the same loop iteration travel as one message each
+way, read and written by the loop itself (no executor threads: their hand-offs cost as much as
+the seal). If the worker fails an item, or dies, the item is sealed here instead, so a caller
+sees exactly the result or the error of `gateway.sealing.seal`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import pickle
+import socket
+import struct
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gateway.keys import CouncilKeyring
+from gateway.partner_keys import PartnerKey
+from gateway.sealing import EnvelopeClaims, SealedEnvelope, seal
+
+log = structlog.get_logger("gateway.seal_pool")
+_HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing: 4-byte length, then data
+Job = tuple[EnvelopeClaims, PartnerKey]
+
+
+def _work(connection: Connection, keys_dir: str) -> None:
+    """The worker: answer each batch of jobs with a batch of envelopes (None where it failed)."""
+    keyring = CouncilKeyring(Path(keys_dir))
+    while True:
+        try:
+            jobs: list[Job] = pickle.loads(connection.recv_bytes())  # noqa: S301 - our parent
+        except EOFError:
+            return  # the service stopped (or died): nothing more to seal
+        answers: list[SealedEnvelope | None] = []
+        for claims, recipient in jobs:
+            try:
+                answers.append(seal(claims, keyring.active_signer(claims.iat), recipient))
+            except Exception:  # the parent seals it again in-line, and raises the real error
+                answers.append(None)
+        connection.send_bytes(pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass
+class _Batch:
+    jobs: list[Job] = field(default_factory=list)
+    futures: list[asyncio.Future[SealedEnvelope | None]] = field(default_factory=list)
+
+
+class SealPool:
+    """`seal` as in `gateway.sealing`, run in a worker process; same results, same errors."""
+
+    def __init__(self, keys_dir: Path) -> None:
+        self._keys_dir = keys_dir
+        self._keyring = CouncilKeyring(keys_dir)  # for sealing in-line when the worker cannot
+        self._process: Any = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._next = _Batch()
+        self._in_flight: list[_Batch] = []  # answered in the order sent
+        self._reading: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Spawn the worker and connect to it (spawn, not fork: the parent has threads)."""
+        ours, theirs = multiprocessing.Pipe(duplex=True)
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(
+            target=_work, args=(theirs, str(self._keys_dir)), name="gatehouse-sealer", daemon=True
+        )
+        self._process.start()
+        theirs.close()
+        sock = socket.socket(fileno=os.dup(ours.fileno()))  # the loop reads and writes it
+        ours.close()
+        self._reader, self._writer = await asyncio.open_connection(sock=sock)
+        self._reading = asyncio.create_task(self._read_answers(), name="seal-answers")
+
+    async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
+        """Sign with the active council key and encrypt for `recipient`."""
+        sealed: SealedEnvelope | None = None
+        if self._writer is not None and not self._writer.is_closing():
+            future: asyncio.Future[SealedEnvelope | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            if not self._next.jobs:  # the first of this loop iteration: send them all soon
+                asyncio.get_running_loop().call_soon(self._send)
+            self._next.jobs.append((claims, recipient))
+            self._next.futures.append(future)
+            sealed = await future
+        if sealed is None:  # no worker, or it failed this one: here, for the real error
+            sealed = seal(claims, self._keyring.active_signer(claims.iat), recipient)
+        return sealed
+
+    def _send(self) -> None:
+        batch, self._next = self._next, _Batch()
+        if self._writer is None or self._writer.is_closing():
+            _answer(batch, [None] * len(batch.jobs))
+            return
+        data = pickle.dumps(batch.jobs, protocol=pickle.HIGHEST_PROTOCOL)
+        self._in_flight.append(batch)
+        self._writer.write(_HEADER.pack(len(data)) + data)
+
+    async def _read_answers(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                size = _HEADER.unpack(await self._reader.readexactly(_HEADER.size))[0]
+                answers = pickle.loads(await self._reader.readexactly(size))  # noqa: S301
+                _answer(self._in_flight.pop(0), answers)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            log.error("seal_worker_lost", error_type=type(exc).__name__)
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            for batch in self._in_flight:  # sealed in-line by their callers instead
+                _answer(batch, [None] * len(batch.jobs))
+            self._in_flight.clear()
+
+    async def close(self) -> None:
+        """Stop the worker (seals still waiting are finished in-line)."""
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(ConnectionError):
+                await self._writer.wait_closed()
+        if self._reading is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+        if self._process is not None:
+            await asyncio.to_thread(self._process.join, 5)
+            if self._process.is_alive():
+                self._process.kill()
+
+
+def _answer(batch: _Batch, answers: list[SealedEnvelope | None]) -> None:
+    for future, answer in zip(batch.futures, answers, strict=True):
+        if not future.done():
+            future.set_result(answer)
