@@ -9,7 +9,8 @@ pipe); the minimised claims reach it over a socket pair between two processes of
 and are written nowhere. Seals asked for in the same loop iteration travel as one message each
 way, read and written by the loop itself (no executor threads: their hand-offs cost as much as
 the seal). If the worker fails an item, or dies, the item is sealed here instead, so a caller
-sees exactly the result or the error of `gateway.sealing.seal`.
+sees exactly the result or the error of `gateway.sealing.seal`; so does a worker that has not
+answered within two seconds (wedged, not dead).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gateway.sealing import EnvelopeClaims, SealedEnvelope, seal
 log = structlog.get_logger("gateway.seal_pool")
 _HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing: 4-byte length, then data
 Job = tuple[EnvelopeClaims, PartnerKey]
+WORKER_TIMEOUT_SECONDS = 2.0  # a seal takes ~0.3 ms; a worker this late is wedged
 
 
 def _work(connection: Connection, keys_dir: str) -> None:
@@ -98,7 +100,10 @@ class SealPool:
                 asyncio.get_running_loop().call_soon(self._send)
             self._next.jobs.append((claims, recipient))
             self._next.futures.append(future)
-            sealed = await future
+            try:  # a wedged worker must not hold requests: past the limit, seal here instead
+                sealed = await asyncio.wait_for(asyncio.shield(future), WORKER_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.error("seal_worker_slow", seconds=WORKER_TIMEOUT_SECONDS)
         if sealed is None:  # no worker, or it failed this one: here, for the real error
             sealed = seal(claims, self._keyring.active_signer(claims.iat), recipient)
         return sealed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gateway import seal_pool
 from gateway.keys import CouncilKeyring, PartnerKey, generate_partner_keys, public_jwk
 from gateway.seal_pool import SealPool
 from gateway.sealing import AgreementRef, EnvelopeClaims, EnvelopeError, open_envelope
@@ -89,3 +92,18 @@ async def test_if_the_worker_dies_sealing_goes_on_in_line(
     pool._process.kill()  # what an OOM kill would do
     sealed = await asyncio.gather(*(pool.seal(claims(f"d-{i}"), key) for i in range(5)))
     assert len({s.digest for s in sealed}) == 5
+
+
+async def test_a_wedged_worker_does_not_hold_requests(
+    pool: SealPool, partner: tuple[dict[str, Any], PartnerKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, key = partner
+    monkeypatch.setattr(seal_pool, "WORKER_TIMEOUT_SECONDS", 0.2)
+    os.kill(pool._process.pid, signal.SIGSTOP)  # alive, but answering nothing
+    try:
+        sealed = await asyncio.wait_for(
+            asyncio.gather(*(pool.seal(claims(f"d-{i}"), key) for i in range(3))), timeout=5
+        )
+    finally:
+        os.kill(pool._process.pid, signal.SIGCONT)
+    assert [s.encryption_kid for s in sealed] == [key.kid] * 3
