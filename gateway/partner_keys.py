@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,8 +129,8 @@ class PartnerKey:
         return jose.key_wrap_alg_for(key) if self.use == "enc" else jose.signing_alg_for(key)
 
     def public_key(self) -> jose.JoseKey:
-        """The joserfc key object."""
-        return jose.import_public_jwk(self.jwk)
+        """The joserfc key object (imported once per distinct JWK, then shared: read-only)."""
+        return _imported(json.dumps(self.jwk, sort_keys=True))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict for storage (`alg` is derived, and ignored by from_dict)."""
@@ -258,3 +260,9 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _parse(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _imported(jwk_json: str) -> jose.JoseKey:
+    """Importing a key (decoding and checking the point) costs more than sealing around it."""
+    return jose.import_public_jwk(json.loads(jwk_json))
