@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from gateway.delivery.embedded import ClaimRound, claim_rounds
 from gateway.errors import NotFoundError
 from gateway.store import disclosures, outbox, receipts, status_moves
 from gateway.store.database import Store
@@ -194,3 +195,26 @@ async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(
             }
         assert [rows[item.id] for item in mine] == [(outbox.DELIVERED, None)] * 2
         assert rows[theirs[0].id] == (outbox.PENDING, "w2")
+
+
+async def test_an_embedded_claim_respects_each_partners_room_and_reads_the_disclosures(
+    database_url: str, tmp_path: Path
+) -> None:
+    prot = protection(tmp_path)
+    async with open_store(database_url) as store:
+        async with store.transaction() as conn:
+            for partner in ("alpha", "alpha", "alpha", "beta", "beta"):
+                await disclosures.record_accepted(
+                    conn, new_disclosure(prot, partner=partner), envelope=b"jwe", digest="d",
+                    actor=CLIENT, at=T0,
+                )  # fmt: skip
+        claim = ClaimRound("w1", LATER, timedelta(minutes=5), per_partner=2, inflight={"beta": 1})
+        claimed = await store.submit(claim_rounds, claim)
+        by_partner = sorted(c.item.partner_id for c in claimed)
+        assert by_partner == ["alpha", "alpha", "beta"]  # alpha: room 2 of 3 due; beta: 1 of 2
+        for each in claimed:
+            assert each.disclosure is not None
+            assert each.disclosure.id == each.item.disclosure_id
+            assert each.disclosure.status is Status.QUEUED
+        again = await store.submit(claim_rounds, claim)  # leased rows are not claimed twice
+        assert sorted(c.item.partner_id for c in again) == ["alpha", "beta"]
