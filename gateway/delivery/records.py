@@ -15,9 +15,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
+from gateway.errors import NotFoundError
 from gateway.store import disclosures
 from gateway.store.database import require_transaction
-from gateway.store.disclosure_model import Status, can_transition
+from gateway.store.disclosure_model import Status
 from gateway.store.tables import disclosure_events, outbox
 from gateway.store.tables import disclosures as disclosure_rows
 
@@ -76,13 +77,14 @@ async def move(
     A worker may find the disclosure already receipted (a late duplicate) or already failed:
     that is not an error, there is just nothing left to record.
     """
-    status = await current_status(conn, id_)
-    if status is None or not can_transition(status, to):
+    try:
+        _before, moved = await disclosures.transition_if_allowed(
+            conn, id_, to, event_type=event_type, actor=actor, at=at, detail=detail,
+            changes=changes,
+        )  # fmt: skip
+    except NotFoundError:  # purged meanwhile: nothing left to record
         return False
-    await disclosures.transition(
-        conn, id_, to, event_type=event_type, actor=actor, at=at, detail=detail, changes=changes
-    )
-    return True
+    return moved
 
 
 async def fail(

@@ -29,10 +29,13 @@ class StoredReceipt:
 _COLUMNS = tuple(StoredReceipt.__dataclass_fields__)
 
 
+def _values(receipt: StoredReceipt) -> dict[str, object]:
+    return {name: getattr(receipt, name) for name in _COLUMNS}
+
+
 async def record(conn: AsyncConnection, receipt: StoredReceipt) -> bool:
     """Store a verified receipt; False when this receipt id was seen before (a replay)."""
-    values = {name: getattr(receipt, name) for name in StoredReceipt.__dataclass_fields__}
-    return await insert_new(conn, receipts, values, keys=("receipt_id",))
+    return await insert_new(conn, receipts, _values(receipt), keys=("receipt_id",))
 
 
 async def record_many(conn: AsyncConnection, items: Sequence[StoredReceipt]) -> list[bool]:
@@ -42,9 +45,7 @@ async def record_many(conn: AsyncConnection, items: Sequence[StoredReceipt]) -> 
     for i, receipt in enumerate(items):
         if receipt.receipt_id not in first:
             first[receipt.receipt_id] = i
-            rows.append(
-                {name: getattr(receipt, name) for name in StoredReceipt.__dataclass_fields__}
-            )
+            rows.append(_values(receipt))
     inserted = await insert_new_many(conn, receipts, rows, key="receipt_id")
     return [r.receipt_id in inserted and first[r.receipt_id] == i for i, r in enumerate(items)]
 
