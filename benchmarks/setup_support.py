@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,3 +74,20 @@ async def seed(folder: Path | None = None, **settings_extra: Any) -> Seeded:
         "GATEWAY_LOG_LEVEL": "warning",
     }
     return Seeded(settings, env, token, keys)
+
+
+def reference_loop_ms() -> float:
+    """Best of 5 timings of a fixed pure-Python loop, in ms: this machine's speed right now.
+
+    The benchmark machines are shared virtual machines whose speed moves from one session to
+    the next (and within one, by up to 2x); printing this beside a figure lets figures taken on
+    different days be compared (a run at 2x the reference is a machine at half speed).
+    """
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000

@@ -6,11 +6,12 @@ alongside. A worker process can: it seals while the loop parses and records the 
 
 The worker reads the council's signing key from the keys directory itself (no key crosses the
 pipe); the minimised claims reach it over a socket pair between two processes of this service
-and are written nowhere. Seals asked for in the same loop iteration travel as one message each
-way, read and written by the loop itself (no executor threads: their hand-offs cost as much as
-the seal). If the worker fails an item, or dies, the item is sealed here instead, so a caller
-sees exactly the result or the error of `gateway.sealing.seal`; so does a worker that has not
-answered within two seconds (wedged, not dead).
+and are written nowhere. Seals asked for in the same loop iteration travel to it as one message,
+and each envelope comes back as soon as it is sealed (a request does not wait for the rest of
+its batch); the loop itself reads and writes the socket (no executor threads: their hand-offs
+cost as much as the seal). If the worker fails an item, or dies, the item is sealed here
+instead, so a caller sees exactly the result or the error of `gateway.sealing.seal`; so does a
+worker that has not answered within two seconds (wedged, not dead).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import pickle
 import socket
 import struct
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -40,26 +42,29 @@ WORKER_TIMEOUT_SECONDS = 2.0  # a seal takes ~0.3 ms; a worker this late is wedg
 
 
 def _work(connection: Connection, keys_dir: str) -> None:
-    """The worker: answer each batch of jobs with a batch of envelopes (None where it failed)."""
+    """The worker: answer each job of a batch, in order, as soon as it is sealed (None: failed)."""
     keyring = CouncilKeyring(Path(keys_dir))
     while True:
         try:
             jobs: list[Job] = pickle.loads(connection.recv_bytes())  # noqa: S301 - our parent
         except EOFError:
             return  # the service stopped (or died): nothing more to seal
-        answers: list[SealedEnvelope | None] = []
         for claims, recipient in jobs:
+            answer: SealedEnvelope | None
             try:
-                answers.append(seal(claims, keyring.active_signer(claims.iat), recipient))
+                answer = seal(claims, keyring.active_signer(claims.iat), recipient)
             except Exception:  # the parent seals it again in-line, and raises the real error
-                answers.append(None)
-        connection.send_bytes(pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL))
+                answer = None
+            connection.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+Answer = asyncio.Future[SealedEnvelope | None]
 
 
 @dataclass
 class _Batch:
     jobs: list[Job] = field(default_factory=list)
-    futures: list[asyncio.Future[SealedEnvelope | None]] = field(default_factory=list)
+    futures: list[Answer] = field(default_factory=list)
 
 
 class SealPool:
@@ -72,7 +77,7 @@ class SealPool:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._next = _Batch()
-        self._in_flight: list[_Batch] = []  # answered in the order sent
+        self._in_flight: deque[Answer] = deque()  # answered one by one, in the order sent
         self._reading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -93,9 +98,7 @@ class SealPool:
         """Sign with the active council key and encrypt for `recipient`."""
         sealed: SealedEnvelope | None = None
         if self._writer is not None and not self._writer.is_closing():
-            future: asyncio.Future[SealedEnvelope | None] = (
-                asyncio.get_running_loop().create_future()
-            )
+            future: Answer = asyncio.get_running_loop().create_future()
             if not self._next.jobs:  # the first of this loop iteration: send them all soon
                 asyncio.get_running_loop().call_soon(self._send)
             self._next.jobs.append((claims, recipient))
@@ -111,10 +114,11 @@ class SealPool:
     def _send(self) -> None:
         batch, self._next = self._next, _Batch()
         if self._writer is None or self._writer.is_closing():
-            _answer(batch, [None] * len(batch.jobs))
+            for future in batch.futures:
+                _answer(future, None)
             return
         data = pickle.dumps(batch.jobs, protocol=pickle.HIGHEST_PROTOCOL)
-        self._in_flight.append(batch)
+        self._in_flight.extend(batch.futures)
         self._writer.write(_HEADER.pack(len(data)) + data)
 
     async def _read_answers(self) -> None:
@@ -122,16 +126,15 @@ class SealPool:
         try:
             while True:
                 size = _HEADER.unpack(await self._reader.readexactly(_HEADER.size))[0]
-                answers = pickle.loads(await self._reader.readexactly(size))  # noqa: S301
-                _answer(self._in_flight.pop(0), answers)
+                answer = pickle.loads(await self._reader.readexactly(size))  # noqa: S301
+                _answer(self._in_flight.popleft(), answer)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             log.error("seal_worker_lost", error_type=type(exc).__name__)
         finally:
             if self._writer is not None:
                 self._writer.close()
-            for batch in self._in_flight:  # sealed in-line by their callers instead
-                _answer(batch, [None] * len(batch.jobs))
-            self._in_flight.clear()
+            while self._in_flight:  # sealed in-line by their callers instead
+                _answer(self._in_flight.popleft(), None)
 
     async def close(self) -> None:
         """Stop the worker (seals still waiting are finished in-line)."""
@@ -148,7 +151,6 @@ class SealPool:
                 self._process.kill()
 
 
-def _answer(batch: _Batch, answers: list[SealedEnvelope | None]) -> None:
-    for future, answer in zip(batch.futures, answers, strict=True):
-        if not future.done():
-            future.set_result(answer)
+def _answer(future: Answer, answer: SealedEnvelope | None) -> None:
+    if not future.done():  # the caller stopped waiting (timed out, or went away)
+        future.set_result(answer)
