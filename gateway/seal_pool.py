@@ -39,11 +39,14 @@ log = structlog.get_logger("gateway.seal_pool")
 _HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing: 4-byte length, then data
 Job = tuple[EnvelopeClaims, PartnerKey]
 WORKER_TIMEOUT_SECONDS = 2.0  # a seal takes ~0.3 ms; a worker this late is wedged
+START_TIMEOUT_SECONDS = 60.0  # a spawned worker imports for 1-2 s; a slow machine, longer
+READY = b"ready"
 
 
 def _work(connection: Connection, keys_dir: str) -> None:
     """The worker: answer each job of a batch, in order, as soon as it is sealed (None: failed)."""
     keyring = CouncilKeyring(Path(keys_dir))
+    connection.send_bytes(READY)  # imported and holding the keyring: the parent may send work
     while True:
         try:
             jobs: list[Job] = pickle.loads(connection.recv_bytes())  # noqa: S301 - our parent
@@ -79,6 +82,8 @@ class SealPool:
         self._next = _Batch()
         self._in_flight: deque[Answer] = deque()  # answered one by one, in the order sent
         self._reading: asyncio.Task[None] | None = None
+        self._closing = False  # set by close(): the worker's end of the socket is then expected
+        self.ready = False  # the worker has started and answers; until then, seals are in-line
 
     async def start(self) -> None:
         """Spawn the worker and connect to it (spawn, not fork: the parent has threads)."""
@@ -92,6 +97,20 @@ class SealPool:
         sock = socket.socket(fileno=os.dup(ours.fileno()))  # the loop reads and writes it
         ours.close()
         self._reader, self._writer = await asyncio.open_connection(sock=sock)
+        # Wait for the worker's imports: requests sent before would wait on them (1-2 s), or
+        # past WORKER_TIMEOUT_SECONDS be sealed in-line as if the worker were wedged.
+        try:
+            size = _HEADER.unpack(
+                await asyncio.wait_for(
+                    self._reader.readexactly(_HEADER.size), START_TIMEOUT_SECONDS
+                )
+            )[0]
+            self.ready = await self._reader.readexactly(size) == READY
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            log.error("seal_worker_not_started", error_type=type(exc).__name__)
+        if not self.ready:  # seal in-line, as with a worker that died
+            self._writer.close()
+            return
         self._reading = asyncio.create_task(self._read_answers(), name="seal-answers")
 
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
@@ -129,7 +148,8 @@ class SealPool:
                 answer = pickle.loads(await self._reader.readexactly(size))  # noqa: S301
                 _answer(self._in_flight.popleft(), answer)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            log.error("seal_worker_lost", error_type=type(exc).__name__)
+            if not self._closing:
+                log.error("seal_worker_lost", error_type=type(exc).__name__)
         finally:
             if self._writer is not None:
                 self._writer.close()
@@ -138,6 +158,7 @@ class SealPool:
 
     async def close(self) -> None:
         """Stop the worker (seals still waiting are finished in-line)."""
+        self._closing = True
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(ConnectionError):

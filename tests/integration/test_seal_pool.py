@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +109,38 @@ async def test_a_wedged_worker_does_not_hold_requests(
     finally:
         os.kill(pool._process.pid, signal.SIGCONT)
     assert [s.encryption_kid for s in sealed] == [key.kid] * 3
+
+
+async def test_start_returns_once_the_worker_has_imported_and_answers(
+    pool: SealPool, partner: tuple[dict[str, Any], PartnerKey]
+) -> None:
+    _, key = partner
+    assert pool.ready
+    assert pool._reading is not None
+    assert not pool._reading.done()
+    assert (await pool.seal(claims("d-1"), key)).encryption_kid == key.kid
+
+
+def _never_ready(connection: Connection, keys_dir: str) -> None:
+    """A worker stuck before its handshake: it only waits for the parent to hang up."""
+    with contextlib.suppress(EOFError, OSError):
+        connection.recv_bytes()
+
+
+async def test_a_worker_that_never_starts_leaves_sealing_in_line(
+    keyring: CouncilKeyring,
+    partner: tuple[dict[str, Any], PartnerKey],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, key = partner
+    monkeypatch.setattr(seal_pool, "_work", _never_ready)
+    monkeypatch.setattr(seal_pool, "START_TIMEOUT_SECONDS", 0.5)
+    seals = SealPool(keyring.directory)
+    await seals.start()
+    try:
+        assert not seals.ready
+        sealed = await asyncio.wait_for(seals.seal(claims("d-1"), key), timeout=5)
+        assert sealed.encryption_kid == key.kid
+    finally:
+        await seals.close()
+    assert not seals._process.is_alive()
