@@ -20,7 +20,7 @@ from gateway.agreement_lifecycle import (
     due_report,
     next_status,
 )
-from gateway.cli.common import print_json, print_table
+from gateway.cli.common import EXIT_ATTENTION, print_json, print_table
 from gateway.cli.context import (
     ActorOption,
     AdminContext,
@@ -124,6 +124,13 @@ def due(
         str | None, typer.Option("--as-of", help="Report as on this date (default: today).")
     ] = None,
     json_output: JsonFlag = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help=f"Exit {EXIT_ATTENTION} when anything is listed (for cron and monitoring).",
+        ),
+    ] = False,
 ) -> None:
     """What needs action: agreements ending or due review soon or overdue; partners lacking keys."""
     moment = datetime.combine(parse_date(as_of, "--as-of"), time(12), tzinfo=UTC) if as_of else None
@@ -141,15 +148,17 @@ def due(
     items = run_async(work)
     if json_output:
         print_json({"days": days, "items": [item.to_dict() for item in items]})
-        return
-    print_table(
-        f"{len(items)} item(s) due within {days} days or overdue",
-        ("what", "agreement / partner", "date", "status", "detail"),
-        [
-            (i.kind, i.subject, i.due.isoformat() if i.due else "", i.status, i.detail)
-            for i in items
-        ],
-    )
+    else:
+        print_table(
+            f"{len(items)} item(s) due within {days} days or overdue",
+            ("what", "agreement / partner", "date", "status", "detail"),
+            [
+                (i.kind, i.subject, i.due.isoformat() if i.due else "", i.status, i.detail)
+                for i in items
+            ],
+        )
+    if check and items:
+        raise typer.Exit(EXIT_ATTENTION)
 
 
 def _domain_keys(rows: list[partners_repo.PartnerKey]) -> list[PartnerKey]:

@@ -17,6 +17,7 @@ from gateway.errors import GatewayError
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_ATTENTION = 3  # a report (`agreements due --check`) found something to act on
 
 
 def console() -> Console:

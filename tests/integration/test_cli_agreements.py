@@ -103,3 +103,15 @@ def test_due_reports_dates_in_the_window_and_missing_keys(
     assert "partner_key_missing" in out
     # Reading changes nothing and audits nothing.
     assert not [e for e in audit_entries(sqlite_url) if e["action"].startswith("agreement.s")]
+
+
+def test_due_check_exits_3_when_something_needs_action(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, due = run_json(capsys, "agreements", "due", "--check", "--as-of", "2027-03-15")
+    assert code == 3
+    assert due["items"]  # the report is still printed in full
+    code, out, _ = run(capsys, "agreements", "due", "--check", "--as-of", "2027-03-15")
+    assert code == 3
+    assert "review_due" in out
+    assert run(capsys, "agreements", "due", "--as-of", "2027-03-15")[0] == 0  # not asked to check
