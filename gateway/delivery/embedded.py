@@ -36,7 +36,7 @@ class EmbeddedOptions:
     """How the embedded queue claims and paces its work."""
 
     owner: str
-    lease: timedelta = timedelta(minutes=5)  # longer than any single delivery attempt
+    lease: timedelta = timedelta(minutes=5)  # renewed every third of it while a row is in hand
     per_partner: int = 64  # taken and not yet settled, per partner (the broker's prefetch)
     poll_interval: float = 0.1  # seconds between looks at an idle outbox
     hold_recheck: timedelta = timedelta(seconds=30)  # a suspended agreement is looked at again
@@ -121,6 +121,41 @@ class EmbeddedQueue:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and deliver until `stop` is set; a database blip only pauses the loop."""
+        keeper = asyncio.create_task(self._keep_leases(stop), name="embedded-leases")
+        try:
+            await self._claim_until(stop)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew the leases of the rows in hand every third of a lease.
+
+        However long a delivery takes (64 taken, 16 at a time, each up to the webhook timeout
+        can outlast one lease), a row whose lease ran out while still in hand would be claimed
+        again and sent twice.
+        """
+        every = self.options.lease.total_seconds() / 3
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            held = list(self._items)
+            if not held:
+                continue
+            try:
+                async with self.store.transaction() as conn:
+                    kept = await outbox.extend_leases(
+                        conn, held, owner=self.options.owner,
+                        until=self.clock() + self.options.lease,
+                    )  # fmt: skip
+            except Exception as exc:  # a database blip: the next round tries again
+                log.error("embedded_lease_renewal_failed", error_type=type(exc).__name__)
+                continue
+            if kept < len(held):  # settled meanwhile, or (after a long stall) taken over
+                log.info("embedded_leases_renewed", held=len(held), renewed=kept)
+
+    async def _claim_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._wake.clear()
             try:

@@ -165,3 +165,17 @@ async def release_owner(conn: AsyncConnection, owner: str) -> int:
         .values(lease_owner=None, lease_until=None)
     )
     return int(result.rowcount)
+
+
+async def extend_leases(
+    conn: AsyncConnection, item_ids: Sequence[int], *, owner: str, until: datetime
+) -> int:
+    """Push out the leases this owner still holds on these rows; returns how many it held."""
+    if not item_ids:
+        return 0
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(list(item_ids)), outbox.c.lease_owner == owner)
+        .values(lease_until=until)
+    )
+    return int(result.rowcount)

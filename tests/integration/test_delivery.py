@@ -20,6 +20,7 @@ from agreements.model import RetryPolicy as AgreementRetry
 from gateway.cli.admin import main as admin_main
 from gateway.delivery import records
 from gateway.delivery.dead_letters import list_dead_letters
+from gateway.delivery.service import DeliveryOptions
 from gateway.jose import b64url_digest
 from gateway.partner_sim import FaultRates, ReceiptMode
 from gateway.store import partners_repo
@@ -309,3 +310,24 @@ async def test_duplicate_of_a_receipted_disclosure_is_not_sent_again(rig: Rig) -
     assert entry is not None
     assert entry.count == 1
     assert types(await rig.timeline(id_)) == ["accepted", "receipted"]
+
+
+async def test_a_delivery_longer_than_the_lease_is_not_claimed_again(tmp_path: Path) -> None:
+    """The embedded queue renews the lease of a row it still holds, so it is sent once."""
+    options = DeliveryOptions(
+        poll_interval=0.02, claim_lease=timedelta(milliseconds=600), deadline_interval=0.1,
+        hold_recheck=timedelta(milliseconds=200),
+    )  # fmt: skip
+    rig = await open_rig(
+        "embedded", tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gh.db'}",
+        options=options, webhook_timeout=5.0,
+    )  # fmt: skip
+    try:
+        sim = await rig.add_partner("slow-partner", slow_ms=2000)  # over three leases
+        await rig.start()
+        ids = await rig.submit("slow-partner", 2)
+        await rig.wait_for(ids, Status.RECEIPTED)
+        assert sim.ledger.arrivals == 2  # each envelope once: no lease ran out in hand
+        assert sim.peak_in_flight == 2
+    finally:
+        await close_rig(rig)

@@ -82,3 +82,29 @@ async def test_concurrent_claimers_never_share_a_row(database_url: str, tmp_path
     every = [d for taken in results for d in taken]
     assert len(every) == 40
     assert len(set(every)) == 40
+
+
+async def test_only_the_holder_extends_a_lease(database_url: str, tmp_path: Path) -> None:
+    prot = protection(tmp_path)
+    async with open_store(database_url) as store:
+        for i in range(2):
+            async with store.transaction() as conn:
+                await disclosures.record_accepted(
+                    conn, new_disclosure(prot), envelope=b"jwe", digest=f"d{i}", actor=CLIENT,
+                    at=T0,
+                )  # fmt: skip
+        async with store.transaction() as conn:
+            held = await outbox.claim(conn, owner="worker-a", now=T0, lease=LEASE, limit=2)
+            ids = [item.id for item in held]
+            assert (
+                await outbox.extend_leases(conn, ids, owner="worker-b", until=T0 + LEASE * 9) == 0
+            )
+            assert (
+                await outbox.extend_leases(conn, ids, owner="worker-a", until=T0 + LEASE * 3) == 2
+            )
+            assert await outbox.extend_leases(conn, [], owner="worker-a", until=T0) == 0
+        later = T0 + LEASE * 2  # past the first lease, within the extended one
+        async with store.transaction() as conn:
+            assert await outbox.claim(conn, owner="worker-b", now=later, lease=LEASE) == []
+            retaken = await outbox.claim(conn, owner="worker-b", now=T0 + LEASE * 4, lease=LEASE)
+        assert sorted(item.id for item in retaken) == sorted(ids)
