@@ -34,7 +34,9 @@ from gateway.server import Role, serve
 
 
 async def main(args: argparse.Namespace) -> None:
-    seeded = await seed(log_level="warning")  # as bench_api runs it
+    # Logging as bench_api runs it; no policy re-reads, which come per second, not per request
+    # (under callgrind a run lasts minutes, and the re-reads would swamp the difference).
+    seeded = await seed(log_level="warning", policy_refresh_seconds=3600)
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(

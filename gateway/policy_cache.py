@@ -59,6 +59,11 @@ class PolicyCache:
         self._lookups: dict[str, asyncio.Future[Client | None]] = {}
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def interval(self) -> float:
+        """Seconds between refreshes (`GATEWAY_POLICY_REFRESH_SECONDS`)."""
+        return self._interval
+
     async def refresh(self) -> PolicySnapshot:
         """Load the newest version of every agreement, every partner and every partner key."""
         async with self._store.read() as conn:

@@ -80,13 +80,13 @@ class Gateway:
         store: Store,
         *,
         clock: Callable[[], datetime] = utc_now,
-        policy_refresh: float = 2.0,
+        policy_refresh: float | None = None,
     ) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.metrics = Metrics()
         self.keyring = CouncilKeyring(settings.keys_dir)
         self.protection = Protection.from_dir(settings.keys_dir)
-        self.policy = PolicyCache(store, interval=policy_refresh)
+        self.policy = PolicyCache(store, interval=policy_refresh or settings.policy_refresh_seconds)
         self.sealer = audit.AuditSealer(
             store, clock=clock, signer=KeyringCheckpointSigner(self.keyring, clock)
         )

@@ -4,13 +4,15 @@ refresh; an expired client token is looked up once however many requests hold it
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.policy_cache import PolicyCache
+from gateway.service import Gateway
 from gateway.store import agreements_repo, clients_repo
-from tests.gateway_support import Harness
+from tests.gateway_support import Harness, isolated_settings
 
 AGREEMENT = "KM-DOM-006"
 
@@ -56,3 +58,11 @@ async def test_an_expired_token_is_looked_up_once_for_all_waiting_requests(
     assert lookups == 2
     assert all(client == first[0] for client in again)
     assert await policy.client("not-a-token") is None
+
+
+async def test_the_refresh_interval_is_the_setting(tmp_path: Path) -> None:
+    gateway = await Gateway.open(isolated_settings(tmp_path, policy_refresh_seconds=7.5))
+    try:
+        assert gateway.policy.interval == 7.5
+    finally:
+        await gateway.close()
