@@ -52,6 +52,7 @@ def topology_for(
         prefix, partners, default,
         partner_retry={p: r for p, r in overrides.items() if p in partners},
         delivery_limit=delivery_limit,
+        agreement_retry=retries.agreement_policies(snapshot.agreements.values()),
     )  # fmt: skip
 
 
@@ -114,8 +115,10 @@ class BrokerDelivery:
         if isinstance(verdict, Held):
             await self.worker.hold(envelope, verdict.reason, self.hold_recheck)
             return Ack()
-        action = Retry(verdict.reason, not_before=verdict.retry_after)
-        policy = self.transport.topology.policy_for(delivery.partner_id)
+        # The agreement's own retries, as on the embedded queue (its tiers declared first).
+        policy = self.worker.retry_policy(verdict.agreement_id)
+        await self.transport.ensure_tiers(policy)
+        action = Retry(verdict.reason, not_before=verdict.retry_after, policy=policy)
         settlement = settle(action, delivery, policy)
         if isinstance(settlement, DeadLettered):
             await self.worker.give_up(envelope, verdict.reason)

@@ -2,8 +2,10 @@
 
 Pure. An agreement states its retries as `max_attempts`, `first_delay` and `max_delay`; the
 delivery engine needs the delay of every attempt, so the delays double from the first until
-they reach the maximum. On RabbitMQ the policy is per partner (one queue per partner, delay
-tiers shared), so a partner whose agreements disagree takes the most patient of them.
+they reach the maximum. Both delivery paths retry a disclosure by its own agreement's policy;
+on RabbitMQ the delay tiers are queues shared by all partners, declared for every agreement's
+policy. A partner-level policy (the most patient of its agreements') remains only for a retry
+that no agreement decides (a consumer that failed before reading the disclosure).
 """
 
 from __future__ import annotations
@@ -51,3 +53,8 @@ def partner_overrides(
     """Every partner whose agreements set their own retries, with its policy."""
     partners = {a.partner for a in agreements.values() if a.retry is not None}
     return {p: for_partner(p, agreements.values(), default) for p in sorted(partners)}
+
+
+def agreement_policies(agreements: Iterable[Agreement]) -> tuple[RetryPolicy, ...]:
+    """The distinct policies of the agreements that set their own retries (for delay tiers)."""
+    return tuple(dict.fromkeys(from_agreement(a.retry) for a in agreements if a.retry))

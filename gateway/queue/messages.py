@@ -51,10 +51,15 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Try again later; `not_before` (seconds) carries a partner's Retry-After."""
+    """Try again later; `not_before` (seconds) carries a partner's Retry-After.
+
+    `policy` is the retry policy of the disclosure's agreement (its delay tiers must be declared:
+    `RabbitTransport.ensure_tiers`); without one, the partner queue's policy applies.
+    """
 
     reason: str
     not_before: float | None = None
+    policy: RetryPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,7 @@ def settle(action: Action, delivery: Delivery, policy: RetryPolicy) -> Settlemen
         return Acked()
     if isinstance(action, DeadLetter):
         return DeadLettered(action.reason, delivery.last_reason)
-    step = policy.next_step(delivery.attempt, not_before=action.not_before)
+    step = (action.policy or policy).next_step(delivery.attempt, not_before=action.not_before)
     if isinstance(step, GiveUp):
         return DeadLettered(step.reason, action.reason)
     return Delayed(step.tier, step.attempt, action.reason)

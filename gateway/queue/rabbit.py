@@ -122,6 +122,19 @@ class RabbitTransport:
         )
         self._topology = t
 
+    async def ensure_tiers(self, policy: RetryPolicy) -> None:
+        """Declare the delay tiers of a policy not seen yet (an agreement added at runtime).
+
+        A retry published for a tier with no queue would be confirmed by the broker and dropped,
+        so a consumer calls this before it answers Retry with an agreement's policy.
+        """
+        t = self._topology.with_policy(policy)
+        if t is self._topology:
+            return
+        if {tier.name for tier in t.tiers} != {tier.name for tier in self._topology.tiers}:
+            await self._declare(t.exchanges(), t.retry_queues(), t.retry_bindings())
+        self._topology = t
+
     async def _declare(
         self,
         exchanges: Iterable[ExchangeSpec],

@@ -98,6 +98,7 @@ class Topology:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     partner_retry: Mapping[str, RetryPolicy] = field(default_factory=dict)
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT
+    agreement_retry: tuple[RetryPolicy, ...] = ()  # agreements' own policies: their tiers too
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
@@ -144,8 +145,14 @@ class Topology:
 
     @property
     def tiers(self) -> tuple[DelayTier, ...]:
-        """Every delay tier any partner's policy can use."""
-        return tiers_of([self.retry, *self.partner_retry.values()])
+        """Every delay tier any partner's or agreement's policy can use."""
+        return tiers_of([self.retry, *self.partner_retry.values(), *self.agreement_retry])
+
+    def with_policy(self, policy: RetryPolicy) -> Topology:
+        """This topology plus the delay tiers of one more policy (a no-op if it has them)."""
+        if policy == self.retry or policy in self.agreement_retry:
+            return self
+        return replace(self, agreement_retry=(*self.agreement_retry, policy))
 
     def with_partner(self, partner: str, retry: RetryPolicy | None = None) -> Topology:
         """This topology plus one partner (a no-op when it is already there with that policy)."""
@@ -258,6 +265,7 @@ def build_topology(
     *,
     partner_retry: Mapping[str, RetryPolicy] | None = None,
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+    agreement_retry: Sequence[RetryPolicy] = (),
 ) -> Topology:
     """The topology for these partners under this prefix (partner order does not matter)."""
     return Topology(
@@ -266,6 +274,7 @@ def build_topology(
         retry=retry or RetryPolicy(),
         partner_retry=dict(partner_retry or {}),
         delivery_limit=delivery_limit,
+        agreement_retry=tuple(dict.fromkeys(agreement_retry)),
     )
 
 

@@ -228,7 +228,9 @@ class Rig:
         sealed = seal(claims, self.keyring.active_signer(now), recipient)
         return sealed.body, sealed.digest, sealed.encryption_kid
 
-    async def submit(self, partner_id: str, count: int = 1) -> list[str]:
+    async def submit(
+        self, partner_id: str, count: int = 1, *, agreement_id: str | None = None
+    ) -> list[str]:
         """Accept `count` sealed disclosures for the partner (rows, events, outbox, audit)."""
         now = utc_now()
         ids = []
@@ -236,7 +238,8 @@ class Rig:
             id_ = str(uuid.uuid4())
             body, digest, kid = self.seal_for(partner_id, id_, now)
             new = NewDisclosure(
-                id=id_, client=CLIENT.name, agreement_id=self.agreements[partner_id],
+                id=id_, client=CLIENT.name,
+                agreement_id=agreement_id or self.agreements[partner_id],
                 agreement_version=TEMPLATE_AGREEMENT.version, partner_id=partner_id,
                 purpose="direct_care", lawful_basis="UK GDPR 6(1)(e), 9(2)(h)",
                 subject=SubjectIndexes(local_id="blind-index-synthetic"),

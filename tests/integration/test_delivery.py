@@ -26,7 +26,7 @@ from gateway.partner_sim import FaultRates, ReceiptMode
 from gateway.store import partners_repo
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import audit_log, outbox
-from tests.integration.delivery_support import Rig, utc_now, wait_until
+from tests.integration.delivery_support import TEMPLATE_AGREEMENT, Rig, utc_now, wait_until
 from tests.integration.rabbit_helpers import delete_topology, unique_prefix
 from tests.services import AMQP_URL, require_service
 
@@ -120,6 +120,38 @@ async def test_flaky_partner_retried_with_growing_delays_others_unaffected(rig: 
     flaky.set_faults(fail_rate=0.0)
     await rig.wait_for(stuck, Status.RECEIPTED)
     assert all(flaky.ledger.get(i) is not None for i in stuck)
+
+
+async def test_each_agreement_retries_by_its_own_policy_on_a_shared_partner(rig: Rig) -> None:
+    """Two agreements with one partner: each disclosure waits its own agreement's delays, on
+    RabbitMQ too (shared delay queues; an agreement added while running gets its tiers)."""
+    quick = AgreementRetry(
+        max_attempts=40, first_delay=timedelta(milliseconds=50),
+        max_delay=timedelta(milliseconds=400),
+    )  # fmt: skip
+    slow = AgreementRetry(
+        max_attempts=40, first_delay=timedelta(milliseconds=300),
+        max_delay=timedelta(milliseconds=1200),
+    )  # fmt: skip
+    await rig.add_partner("shared", faults=FaultRates(fail_rate=1.0), retry=quick)
+    await rig.start()
+    later = TEMPLATE_AGREEMENT.model_copy(
+        update={"id": "TEST-shared-later", "partner": "shared", "retry": slow}
+    )
+    await rig.save_agreement(later)  # the more patient one, added while the engine runs
+    [fast] = await rig.submit("shared", 1)
+    [patient] = await rig.submit("shared", 1, agreement_id=later.id)
+
+    async def delays(id_: str) -> list[int]:
+        events = await rig.timeline(id_)
+        return [e.detail["retry_in_ms"] for e in events if e.type == "delivery_retry"]
+
+    async def both_retried() -> bool:
+        return len(await delays(fast)) >= 3 and len(await delays(patient)) >= 2
+
+    await wait_until(both_retried)
+    assert (await delays(fast))[:3] == [50, 100, 200]
+    assert (await delays(patient))[:2] == [300, 600]
 
 
 async def test_partner_down_for_good_dead_lettered_then_replayed(

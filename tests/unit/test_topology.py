@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigurationError
+from gateway.queue.messages import DeadLettered, Delayed, Delivery, Retry, settle
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import (
     CATALOG_PARTNERS,
@@ -116,3 +117,20 @@ def test_main_writes_a_file_and_refuses_bad_input(tmp_path: Path) -> None:
         "gatehouse.retry.2s",
     }
     assert main(["--partners", "Not Valid", "--out", str(out)]) == 2
+
+
+def test_agreement_policies_add_their_tiers_and_decide_a_retry(topology: Topology) -> None:
+    quick = RetryPolicy.parse("100ms,1s", max_attempts=2)
+    grown = topology.with_policy(quick)
+    assert [t.name for t in grown.tiers] == ["100ms", "1s", "5s", "30s"]
+    assert grown.with_policy(quick) is grown  # already there
+    assert topology.with_policy(topology.retry) is topology
+    delivery = Delivery("m-1", "kmpt", b"jwe", attempt=1)
+    step = settle(Retry("partner_server_error", policy=quick), delivery, topology.retry)
+    assert isinstance(step, Delayed)
+    assert step.tier.name == "100ms"  # the agreement's policy, not the queue's 5s
+    spent = Delivery("m-1", "kmpt", b"jwe", attempt=2)
+    assert isinstance(settle(Retry("x", policy=quick), spent, topology.retry), DeadLettered)
+    assert isinstance(
+        settle(Retry("x"), spent, topology.retry), Delayed
+    )  # queue's: 2 attempts left
