@@ -9,9 +9,13 @@ process; this process is the load generator. Two loads, over the same keep-alive
   answers do, and latency runs from the moment a request was due, not from when a free
   connection sent it, so a stall shows in every request it delayed (no coordinated omission).
 
+First the same closed loop runs against `bare_api_server.py` (aiohttp and a seal, nothing else),
+so the service's throughput is also given as a share of that bare cost measured in the same run
+(the machine's speed moves between and within sessions; a share moves far less).
+
 Prints achieved accepted/s, p50/p99 latency and the server's CPU per request; asserts nothing.
 Usage: python benchmarks/bench_api.py [--requests 4000] [--concurrency 64] [--rate 1000]
-       [--mode both|closed|open]
+       [--mode both|closed|open] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from setup_support import reference_loop_ms, seed
+from setup_support import free_port, reference_loop_ms, seed
 
 from agreements.samples import adult_record
 
@@ -45,6 +49,7 @@ BODY = {
 # the cores it shares with the service on serialising the same body again and again.
 PAYLOAD = json.dumps(BODY).encode()
 JSON_HEADERS = {"Content-Type": "application/json"}
+BARE_SERVER = str(Path(__file__).resolve().parent / "bare_api_server.py")
 
 
 @dataclass
@@ -57,6 +62,11 @@ class Run:
     elapsed: float
     server_cpu: float
     client_cpu: float
+
+    @property
+    def throughput(self) -> float:
+        """Accepted per second."""
+        return self.accepted / self.elapsed
 
     def report(self) -> str:
         """Two lines: throughput and latency, then server CPU per request."""
@@ -133,7 +143,7 @@ async def _load(
 async def _measure(
     url: str, token: str, pid: int, args: argparse.Namespace, rate: float | None
 ) -> Run:
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         await _load(session, url, 200, args.concurrency, None)  # warm-up, opens the connections
@@ -161,8 +171,30 @@ async def _stage_means(url: str) -> dict[str, float]:
     return {k: sums[k] / counts[k] * 1e6 for k in sums if counts.get(k)}
 
 
+async def _bare_baseline(args: argparse.Namespace) -> Run:
+    """The same closed loop against bare_api_server.py: aiohttp and a seal, nothing else."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, BARE_SERVER, str(port),
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _wait_healthy(url, proc)
+        run = await _measure(url, "", proc.pid, args, None)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    run.label = "bare aiohttp + seal, closed loop"
+    return run
+
+
 async def main(args: argparse.Namespace) -> None:
     print(f"bench_api: reference loop {reference_loop_ms():.0f} ms (machine speed now)", flush=True)
+    bare = None
+    if args.baseline:
+        bare = await _bare_baseline(args)
+        print(bare.report(), flush=True)
     seeded = await seed()
     url = f"http://127.0.0.1:{seeded.settings.port}"
     gateway_bin = Path(sys.executable).parent / "gateway"
@@ -181,6 +213,9 @@ async def main(args: argparse.Namespace) -> None:
         if args.mode in ("both", "closed"):
             runs.append(await _measure(url, seeded.token, proc.pid, args, None))
             print(runs[-1].report(), flush=True)
+            if bare is not None:
+                share = runs[-1].throughput / bare.throughput * 100
+                print(f"    = {share:.0f}% of the bare baseline's throughput", flush=True)
         if args.mode in ("both", "open"):
             runs.append(await _measure(url, seeded.token, proc.pid, args, args.rate))
             print(runs[-1].report(), flush=True)
@@ -198,4 +233,8 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop offered rate, /s")
     parser.add_argument("--mode", choices=("both", "closed", "open"), default="both")
+    parser.add_argument(
+        "--no-baseline", dest="baseline", action="store_false",
+        help="skip the bare aiohttp + seal baseline (benchmarks/bare_api_server.py)",
+    )  # fmt: skip
     asyncio.run(main(parser.parse_args()))
