@@ -29,6 +29,8 @@ AgreementChangeKind = Literal["new_agreement", "new_version", "unchanged", "refu
 PartnerChangeKind = Literal["new_partner", "updated", "unchanged"]
 Change = Literal["added", "removed", "changed"]
 MAX_AUDITED_FIELDS = 40
+# A partner's reference and contact details: stored and diffed, never put in audit details.
+PARTNER_CONTACTS = ("ods_code", "ico_registration", "contact", "dpo_contact")
 _ORDER = {name: index for index, name in enumerate(Agreement.model_fields)}
 
 
@@ -148,18 +150,27 @@ class CatalogRefusedError(GatewayError):
 
 
 def partner_record(partner: Partner) -> partners_repo.Partner:
-    """The stored form of a catalog partner: channel type, and its settings as the target."""
+    """The stored form of a catalog partner: channel type, its settings as the target, contacts."""
     target = partner.channel.model_dump(mode="json", exclude_defaults=True, exclude={"type"})
     return partners_repo.Partner(
-        partner.id, partner.name, partner.kind.value, partner.channel.type.value, target
+        partner.id,
+        partner.name,
+        partner.kind.value,
+        partner.channel.type.value,
+        target,
+        ods_code=partner.ods_code,
+        ico_registration=partner.ico_registration,
+        contact=partner.contact,
+        dpo_contact=partner.dpo_contact,
     )
 
 
 def partner_from_record(record: partners_repo.Partner) -> Partner:
-    """A stored partner as the policy model (contacts are not stored, so they come back empty)."""
+    """A stored partner as the policy model, its contacts (ODS code, ICO number...) included."""
     channel = ChannelSpec.model_validate({"type": record.channel, **record.target})
+    contacts = {name: getattr(record, name) for name in PARTNER_CONTACTS}
     return Partner.model_validate(
-        {"id": record.id, "name": record.name, "kind": record.kind, "channel": channel}
+        {"id": record.id, "name": record.name, "kind": record.kind, "channel": channel, **contacts}
     )
 
 
@@ -272,7 +283,8 @@ def _by_id(items: Mapping[str, Any]) -> list[Any]:
 
 def _partner_document(record: partners_repo.Partner) -> dict[str, Any]:
     return {"name": record.name, "kind": record.kind, "channel": record.channel,
-            "target": dict(record.target)}  # fmt: skip
+            "target": dict(record.target),
+            **{name: getattr(record, name) for name in PARTNER_CONTACTS}}  # fmt: skip
 
 
 def _plan_partner(partner: Partner, stored: partners_repo.Partner | None) -> PartnerChange:

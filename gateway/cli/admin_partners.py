@@ -13,6 +13,7 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
+from gateway.catalog_sync import PARTNER_CONTACTS
 from gateway.cli.admin_agreements import summary
 from gateway.cli.common import fail, print_json, print_table
 from gateway.cli.context import (
@@ -136,6 +137,10 @@ def _partner_dict(partner: partners_repo.Partner, keys: list[dict[str, Any]]) ->
         "status": partner.status,
         "channel": partner.channel,
         "target": dict(partner.target),
+        "ods_code": partner.ods_code,
+        "ico_registration": partner.ico_registration,
+        "contact": partner.contact,
+        "dpo_contact": partner.dpo_contact,
         "usable_enc_keys": usable("enc"),
         "usable_sig_keys": usable("sig"),
     }
@@ -143,7 +148,7 @@ def _partner_dict(partner: partners_repo.Partner, keys: list[dict[str, Any]]) ->
 
 @partners_app.command("show", epilog="Example: gateway-admin partners show kent-police")
 def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
-    """One partner: channel settings, keys, and the agreements that name it."""
+    """One partner: channel settings, contacts, keys, and the agreements that name it."""
 
     async def work(ctx: AdminContext) -> dict[str, Any]:
         async with ctx.store.read() as conn:
@@ -162,6 +167,7 @@ def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
     facts = [(k, data[k]) for k in ("id", "name", "kind", "status", "channel")]
     facts += [(f"  {k}", json.dumps(v) if not isinstance(v, str) else v)
               for k, v in data["target"].items()]  # fmt: skip
+    facts += [(k, data[k]) for k in PARTNER_CONTACTS]  # blank when the catalog gives none
     print_table(data["id"], ("", ""), facts)
     _print_keys(data["id"], data["keys"])
     print_table(

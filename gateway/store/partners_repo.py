@@ -24,6 +24,15 @@ class Partner:
     channel: str
     target: Mapping[str, Any]
     status: str = "active"
+    ods_code: str | None = None  # NHS organisation code
+    ico_registration: str | None = None
+    contact: str | None = None
+    dpo_contact: str | None = None  # their data protection officer, e.g. for an incident
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Partner:
+        """Build from a `partners` row."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,10 @@ async def save_partner(conn: AsyncConnection, partner: Partner, *, at: datetime)
         "channel": partner.channel,
         "target": dict(partner.target),
         "status": partner.status,
+        "ods_code": partner.ods_code,
+        "ico_registration": partner.ico_registration,
+        "contact": partner.contact,
+        "dpo_contact": partner.dpo_contact,
         "created_at": at,
         "updated_at": at,
     }
@@ -66,13 +79,13 @@ async def get_partner(conn: AsyncConnection, id_: str) -> Partner | None:
     row = (await conn.execute(select(partners).where(partners.c.id == id_))).first()
     if row is None:
         return None
-    return Partner(row.id, row.name, row.kind, row.channel, row.target, row.status)
+    return Partner.from_row(row._mapping)
 
 
 async def all_partners(conn: AsyncConnection) -> list[Partner]:
     """Every partner, by id."""
     rows = await conn.execute(select(partners).order_by(partners.c.id))
-    return [Partner(r.id, r.name, r.kind, r.channel, r.target, r.status) for r in rows]
+    return [Partner.from_row(r._mapping) for r in rows]
 
 
 async def keys_of(conn: AsyncConnection, partner_id: str) -> list[PartnerKey]:

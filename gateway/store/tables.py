@@ -90,6 +90,10 @@ partners = Table(
     Column("status", String(20), nullable=False),
     _at("created_at"),
     _at("updated_at"),
+    Column("ods_code", String(20)),  # NHS organisation code
+    Column("ico_registration", String(40)),
+    Column("contact", String(320)),  # an address for the partner's team (catalog `contact`)
+    Column("dpo_contact", String(320)),  # their data protection officer, e.g. for an incident
 )
 
 partner_keys = Table(

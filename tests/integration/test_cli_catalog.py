@@ -147,6 +147,51 @@ def test_content_change_without_new_version_is_refused_and_nothing_applies(
     assert "Traceback" not in err
 
 
+def test_a_changed_partner_contact_is_updated_and_kept_out_of_the_audit(
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    catalog = admin_env(monkeypatch, database_url, tmp_path)
+    assert run(capsys, "db", "upgrade")[0] == 0
+    assert run(capsys, "catalog", "apply", str(catalog))[0] == 0
+    stored = by_id(rows(database_url, partners))["kmmh"]
+    assert (stored["ods_code"], stored["dpo_contact"]) == ("RXY", "dpo@kmmh.example")
+
+    edit(catalog / "partners.yaml", ("dpo_contact: dpo@kmmh.example",
+                                     "dpo_contact: data.protection@kmmh.example"))  # fmt: skip
+    code, plan = run_json(capsys, "catalog", "apply", str(catalog), "--dry-run")
+    assert (code, plan["changed"]) == (0, True)
+    assert by_id(plan["partners"])["kmmh"] == {
+        "id": "kmmh",
+        "kind": "updated",
+        "changes": [{"field": "dpo_contact", "change": "changed", "before": "dpo@kmmh.example",
+                     "after": "data.protection@kmmh.example"}],
+    }  # fmt: skip
+    assert {p["kind"] for p in plan["partners"] if p["id"] != "kmmh"} == {"unchanged"}
+    assert by_id(rows(database_url, partners))["kmmh"]["dpo_contact"] == "dpo@kmmh.example"
+
+    code, out, _ = run(capsys, "catalog", "apply", str(catalog), "--actor", "ig.officer")
+    assert code == 0
+    assert "1 partner(s) new or updated" in out
+    assert "data.protection@kmmh.example" not in out  # the people's view names the field only
+    assert by_id(rows(database_url, partners))["kmmh"]["dpo_contact"] == (
+        "data.protection@kmmh.example"
+    )
+    assert run_json(capsys, "partners", "show", "kmmh")[1]["dpo_contact"] == (
+        "data.protection@kmmh.example"
+    )
+    assert run_json(capsys, "catalog", "apply", str(catalog))[1]["changed"] is False
+
+    saved = [e for e in audit_entries(database_url) if e["action"] == "partner.saved"]
+    assert [(e["targets"], e["details"]) for e in saved[-1:]] == [
+        ({"partner": "kmmh"}, {"change": "updated", "channel": "webhook"})
+    ]
+    audited = repr([(e["targets"], e["details"]) for e in audit_entries(database_url)])
+    assert "@" not in audited  # no contact, old or new, in any audit entry
+
+
 def test_lowered_version_is_refused(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "db", "upgrade")[0] == 0
     assert run(capsys, "catalog", "apply", str(catalog))[0] == 0

@@ -39,9 +39,33 @@ def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert {a["id"] for a in shown["agreements"]} == {"KM-POL-S2-011", "KM-POL-SG-018"}
     assert shown["keys"] == []
+    assert police["dpo_contact"] == shown["dpo_contact"] == "data.protection@kent.police.example"
+    assert (shown["ods_code"], shown["ico_registration"], shown["contact"]) == (None, None, None)
     code, _, err = run(capsys, "partners", "show", "nobody")
     assert code == 1
     assert "no partner 'nobody'" in err
+
+
+def test_show_gives_the_catalog_contacts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, shown = run_json(capsys, "partners", "show", "medway-ft")
+    assert code == 0
+    assert {k: shown[k] for k in ("ods_code", "ico_registration", "contact", "dpo_contact")} == {
+        "ods_code": "RPA",
+        "ico_registration": None,
+        "contact": "lac.health@medway-ft.example",
+        "dpo_contact": "dpo@medway-ft.example",
+    }
+    listed = by_id(run_json(capsys, "partners", "list")[1])
+    assert listed["medway-homecare"]["ico_registration"] == "ZA000001"
+    assert listed["medway-homecare"]["ods_code"] is None
+    code, out, _ = run(capsys, "partners", "show", "medway-ft")
+    assert code == 0
+    assert "dpo@medway-ft.example" in out
+    assert "lac.health@medway-ft.example" in out
+
+
+def by_id(items: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {item["id"]: item for item in items}
 
 
 def test_add_list_revoke_an_encryption_key(

@@ -65,7 +65,8 @@ async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
     async with open_store(database_url) as store, store.transaction() as conn:
         partner = Partner("kent-police", "Kent Police", "police", "webhook", {"url": "https://x"})
         await partners_repo.save_partner(conn, partner, at=T0)
-        renamed = Partner("kent-police", "Kent Police (renamed)", "police", "webhook", {})
+        renamed = Partner("kent-police", "Kent Police (renamed)", "police", "webhook", {},
+                          dpo_contact="dpo@kent-police.example")  # fmt: skip
         await partners_repo.save_partner(conn, renamed, at=T0)
         for kid, start in (("kp-enc-1", T0), ("kp-enc-2", T0 + timedelta(days=1))):
             key = PartnerKey(
@@ -93,7 +94,9 @@ async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
         )
         assert (await partners_repo.council_jwks(conn))["keys"] == [jwk]
     assert stored is not None
-    assert stored.name == "Kent Police (renamed)"
+    assert (stored.name, stored.dpo_contact, stored.contact) == (
+        "Kent Police (renamed)", "dpo@kent-police.example", None
+    )  # fmt: skip
 
 
 async def test_clients_by_token_hash_rotation_and_suspension(database_url: str) -> None:

@@ -90,6 +90,22 @@ def test_stored_agreements_missing_from_the_catalog_are_listed(catalog: Catalog)
     )
 
 
+def test_a_changed_or_missing_partner_contact_updates_the_partner(catalog: Catalog) -> None:
+    stored_partners = [
+        replace(p, dpo_contact="old.dpo@kmmh.example") if p.id == "kmmh" else
+        replace(p, ods_code=None) if p.id == "km-icb" else p
+        for p in partners(catalog)
+    ]  # fmt: skip
+    result = plan(catalog, stored(catalog), stored_partners)
+    moving = {p.id: p for p in result.partners if p.kind != "unchanged"}
+    assert {pid: p.kind for pid, p in moving.items()} == {"kmmh": "updated", "km-icb": "updated"}
+    assert [c.to_dict() for c in moving["kmmh"].changes] == [
+        {"field": "dpo_contact", "change": "changed", "before": "old.dpo@kmmh.example",
+         "after": "dpo@kmmh.example"}
+    ]  # fmt: skip
+    assert [(c.field, c.change) for c in moving["km-icb"].changes] == [("ods_code", "added")]
+
+
 def test_diff_of_rules_names_each_rule_by_path() -> None:
     before = {"fields": [{"path": "a.b"}, {"path": "c", "purposes": ["research"]}]}
     after = {"fields": [{"path": "a.b", "transform": "year_only"}, {"path": "d"}]}
@@ -106,8 +122,8 @@ def test_diff_of_rules_names_each_rule_by_path() -> None:
 
 def test_records_convert_both_ways(catalog: Catalog) -> None:
     for partner in catalog.partners.values():
-        back = partner_from_record(partner_record(partner))
-        assert (back.id, back.kind, back.channel) == (partner.id, partner.kind, partner.channel)
+        assert partner_from_record(partner_record(partner)) == partner  # contacts included
+    assert partner_record(catalog.partners["medway-ft"]).dpo_contact == "dpo@medway-ft.example"
     lac = catalog.agreements[LAC]
     record = agreement_record(lac, applied_by="ig", at=AT)
     assert agreement_from_record(record) == lac
