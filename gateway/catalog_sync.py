@@ -358,10 +358,13 @@ async def apply(
             if partner_change.kind != "unchanged":
                 record = partner_record(catalog.partners[partner_change.id])
                 await partners_repo.save_partner(conn, record, at=at)
+                changed = sorted({c.field for c in partner_change.changes})  # names, no values
                 await audit.append(conn, actor, "partner.saved", at=at,
                                    targets={"partner": record.id},
                                    details={"change": partner_change.kind,
-                                            "channel": record.channel})  # fmt: skip
+                                            "channel": record.channel,
+                                            "changed_fields": changed[:MAX_AUDITED_FIELDS],
+                                            "changed_fields_total": len(changed)})  # fmt: skip
             if on_step is not None:
                 on_step(partner_change.id)
         for change in result.agreements:
