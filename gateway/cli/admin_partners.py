@@ -137,10 +137,7 @@ def _partner_dict(partner: partners_repo.Partner, keys: list[dict[str, Any]]) ->
         "status": partner.status,
         "channel": partner.channel,
         "target": dict(partner.target),
-        "ods_code": partner.ods_code,
-        "ico_registration": partner.ico_registration,
-        "contact": partner.contact,
-        "dpo_contact": partner.dpo_contact,
+        **{name: getattr(partner, name) for name in PARTNER_CONTACTS},
         "usable_enc_keys": usable("enc"),
         "usable_sig_keys": usable("sig"),
     }

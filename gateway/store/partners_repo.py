@@ -57,20 +57,8 @@ class PartnerKey:
 
 async def save_partner(conn: AsyncConnection, partner: Partner, *, at: datetime) -> None:
     """Create or update a partner."""
-    values = {
-        "id": partner.id,
-        "name": partner.name,
-        "kind": partner.kind,
-        "channel": partner.channel,
-        "target": dict(partner.target),
-        "status": partner.status,
-        "ods_code": partner.ods_code,
-        "ico_registration": partner.ico_registration,
-        "contact": partner.contact,
-        "dpo_contact": partner.dpo_contact,
-        "created_at": at,
-        "updated_at": at,
-    }
+    values = {name: getattr(partner, name) for name in Partner.__dataclass_fields__}
+    values.update(target=dict(partner.target), created_at=at, updated_at=at)
     await upsert(conn, partners, values, keys=("id",), keep=("created_at",))
 
 
