@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 import structlog
 from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey
@@ -80,8 +81,26 @@ class CheckpointVerifier(Protocol):
         ...
 
 
+_ORJSON_CANONICAL = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def canonical(value: Any) -> str:
-    """The one JSON spelling that is hashed: sorted keys, no spaces, ASCII only."""
+    """The one JSON spelling that is hashed: sorted keys, no spaces, ASCII only.
+
+    That spelling is `json.dumps(value, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=True)`, which every chain so far was hashed with. orjson writes the same bytes
+    ten times faster for what audit entries hold (ASCII names, codes and integers); for anything
+    else (non-ASCII text, DEL, integers past 64 bits, keys that are not strings) it differs or
+    refuses, and the standard library spells it instead.
+    """
+    try:
+        fast = orjson.dumps(value, option=_ORJSON_CANONICAL)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        fast = b"\x80"
+    if fast.isascii() and b"\x7f" not in fast:  # the standard library escapes DEL; orjson not
+        return fast.decode()
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from gateway.clients import Client
 from gateway.errors import GatewayError, NotFoundError
@@ -57,9 +58,9 @@ async def submit_disclosure(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         return problem(415, "unsupported_media_type", "Send application/json")
     raw = await request.read()
-    try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    try:  # pydantic's parser: faster than json.loads, exact integers, no NaN or lone surrogates
+        payload = from_json(raw, allow_inf_nan=False)
+    except ValueError:
         return problem(400, "body_not_json", "Body is not valid JSON")
     try:
         submission = DisclosureSubmission.model_validate(payload)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -32,7 +34,13 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     """An async engine for `url` with the pragmas and pool each backend needs."""
     if url.startswith("sqlite+aiosqlite://"):
         engine = create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_reset_on_return=None,
+            json_serializer=json_text,
+            json_deserializer=orjson.loads,
         )
         _configure_sqlite(engine)
         return engine
@@ -44,10 +52,24 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             max_overflow=pool_size,
             pool_reset_on_return=None,  # every use ends in COMMIT or ROLLBACK already
             pool_recycle=1800,
+            json_serializer=json_text,
+            json_deserializer=orjson.loads,
         )
     raise ConfigurationError(
         "GATEWAY_DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
     )
+
+
+def json_text(value: Any) -> str:
+    """JSON columns as compact text, by orjson (several times faster than the json module).
+
+    Integer keys become strings, as the json module would make them; a value orjson cannot
+    spell (an integer past 64 bits) is left to the json module.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, separators=(",", ":"))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

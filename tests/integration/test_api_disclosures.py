@@ -109,6 +109,9 @@ async def test_malformed_body_is_422_and_never_echoes_values(api: Client, harnes
 async def test_not_json_and_wrong_type(api: Client, harness: Harness) -> None:
     headers = _auth(harness.token(), **{"Content-Type": "application/json"})
     assert (await api.post("/v1/disclosures", data=b"{not json", headers=headers)).status == 400
+    for body in (b'{"agreement": NaN}', b'{"reason": "\xff"}', b"[" * 5000 + b"]" * 5000):
+        resp = await api.post("/v1/disclosures", data=body, headers=headers)
+        assert (resp.status, (await resp.json())["code"]) == (400, "body_not_json"), body[:20]
     plain = _auth(harness.token(), **{"Content-Type": "text/plain"})
     assert (await api.post("/v1/disclosures", data=b"{}", headers=plain)).status == 415
 
