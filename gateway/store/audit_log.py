@@ -10,6 +10,10 @@ transaction. So one chain link is still one entry, but one lock acquisition and 
 a whole batch: that is how appends from many processes form a single valid chain without capping
 the pipeline. The sealer must run in READ COMMITTED so that each statement after the lock sees
 what the previous sealer committed.
+
+On SQLite the write lock that every write transaction takes first is already that chain lock,
+so entries are chained where they are appended (`gateway.audit.chains_inline`) and the pending
+table only holds what an older version left; the sealer chains that and signs checkpoints.
 """
 
 from __future__ import annotations
@@ -62,11 +66,14 @@ async def write_links(
     conn: AsyncConnection, ids: Sequence[int], entries: Sequence[Mapping[str, Any]], head: Head
 ) -> None:
     """Insert chained entries, drop exactly the pending rows they came from, move the head."""
+    if not entries:
+        return
     await conn.execute(insert(audit_log), list(entries))
-    await conn.execute(
-        delete(audit_pending).where(audit_pending.c.id.in_(bindparam("ids", expanding=True))),
-        {"ids": list(ids)},
-    )
+    if ids:
+        await conn.execute(
+            delete(audit_pending).where(audit_pending.c.id.in_(bindparam("ids", expanding=True))),
+            {"ids": list(ids)},
+        )
     await conn.execute(update(audit_head).values(seq=head.seq, hash=head.hash))
 
 
@@ -76,6 +83,11 @@ async def insert_checkpoint(
     """Store one signed checkpoint."""
     values = {"seq": seq, "hash": hash_, "at": at, "kid": kid, "token": token}
     await conn.execute(insert(audit_checkpoints), values)
+
+
+async def hash_at(conn: AsyncConnection, seq: int) -> str:
+    """The hash of the chained entry at `seq`."""
+    return str(await conn.scalar(select(audit_log.c.hash).where(audit_log.c.seq == seq)))
 
 
 async def last_checkpoint_seq(conn: AsyncConnection) -> int:

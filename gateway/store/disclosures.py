@@ -21,7 +21,6 @@ from gateway import audit
 from gateway.errors import NotFoundError
 from gateway.protection import Protection
 from gateway.store import status_moves
-from gateway.store.batch import insert_all
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import (
     Disclosure,
@@ -31,7 +30,6 @@ from gateway.store.disclosure_model import (
     Status,
 )
 from gateway.store.tables import (
-    audit_pending,
     disclosure_events,
     disclosures,
     held_records,
@@ -160,14 +158,8 @@ async def record_accepted_many(conn: AsyncConnection, items: Sequence[Accepted])
                 item.actor, "disclosure.accepted", at=at, targets=_targets(new), details=details
             )
         )
-    await insert_all(
-        conn,
-        [
-            (disclosures, rows),
-            (disclosure_events, events),
-            (outbox, queued),
-            (audit_pending, entries),
-        ],
+    await audit.insert_with_entries(
+        conn, [(disclosures, rows), (disclosure_events, events), (outbox, queued)], entries
     )
 
 

@@ -25,10 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
 from gateway.errors import NotFoundError
-from gateway.store.batch import insert_all
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import Status, can_transition
-from gateway.store.tables import audit_pending, disclosure_events, disclosures, held_records
+from gateway.store.tables import disclosure_events, disclosures, held_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +103,7 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
     if rejected:
         await conn.execute(_destroy_held(), {"ids": rejected})
     if events:
-        await insert_all(conn, [(disclosure_events, events), (audit_pending, entries)])
+        await audit.insert_with_entries(conn, [(disclosure_events, events)], entries)
     return results
 
 

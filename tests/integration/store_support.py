@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from joserfc.jwk import ECKey
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit import Actor, ActorKind, JoseCheckpointSigner
 from gateway.audit_verify import JwksCheckpointVerifier
 from gateway.protection import Protection
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NewDisclosure, SubjectIndexes
+from gateway.store.tables import audit_log, audit_pending
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 CLIENT = Actor(ActorKind.CLIENT, "mosaic-childrens")
@@ -77,3 +80,11 @@ def checkpoint_keys(
     key = ECKey.generate_key("P-256", parameters={"kid": kid})
     jwks = {"keys": [key.as_dict(private=False)]}
     return JoseCheckpointSigner(key, kid), JwksCheckpointVerifier(jwks)
+
+
+async def audit_entries(conn: AsyncConnection) -> int:
+    """Audit entries appended so far: chained (at once on SQLite) or pending (PostgreSQL)."""
+    total = 0
+    for table in (audit_log, audit_pending):
+        total += int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+    return total

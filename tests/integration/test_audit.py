@@ -9,12 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 
 from gateway import audit
 from gateway.audit_verify import verify
 from gateway.store.database import Store
-from gateway.store.tables import audit_checkpoints, audit_head, audit_log
+from gateway.store.tables import audit_checkpoints, audit_head, audit_log, audit_pending
 from tests.integration.store_support import ADMIN, CLIENT, T0, checkpoint_keys, open_store
 
 REPO = str(Path(__file__).resolve().parents[2])
@@ -55,8 +55,8 @@ async def test_a_sealed_chain_verifies(database_url: str) -> None:
     assert report.signatures_checked
 
 
-async def test_pending_entries_are_reported_until_sealed(database_url: str) -> None:
-    async with open_store(database_url) as store:
+async def test_pending_entries_are_reported_until_sealed(postgres_url: str) -> None:
+    async with open_store(postgres_url) as store:
         async with store.transaction() as conn:
             await audit.append(conn, CLIENT, "disclosure.denied", at=T0)
         before = await verify(store)
@@ -65,6 +65,46 @@ async def test_pending_entries_are_reported_until_sealed(database_url: str) -> N
         after = await verify(store)
     assert (before.pending, before.entries, before.oldest_pending_at) == (1, 0, T0)
     assert (after.pending, after.entries) == (0, 1)
+
+
+async def test_sqlite_chains_entries_in_the_transaction_that_appends_them(sqlite_url: str) -> None:
+    async with open_store(sqlite_url) as store:
+        async with store.transaction() as conn:
+            await audit.append(conn, CLIENT, "disclosure.denied", at=T0)
+            await audit.append(conn, CLIENT, "disclosure.accepted", at=T0)
+        report = await verify(store)
+        async with store.read() as conn:
+            seqs = [row.seq for row in await conn.execute(select(audit_log.c.seq))]
+    assert report.ok, report.broken
+    assert (report.pending, report.entries, report.head_seq, sorted(seqs)) == (0, 2, 2, [1, 2])
+
+
+async def test_sqlite_chains_what_an_older_version_left_pending(sqlite_url: str) -> None:
+    """Entries staged by a version that did not chain inline are chained by the sealer."""
+    async with open_store(sqlite_url) as store:
+        async with store.transaction() as conn:
+            row = audit.pending_row(CLIENT, "disclosure.denied", at=T0, details={"n": 1})
+            await conn.execute(insert(audit_pending), [row])  # as the old append did
+            await audit.append(conn, CLIENT, "disclosure.accepted", at=T0)  # chained at once
+        sealer = audit.AuditSealer(store, clock=lambda: T0)
+        assert await sealer.seal_now() == 1
+        report = await verify(store)
+    assert report.ok, report.broken
+    assert (report.pending, report.entries) == (0, 2)
+
+
+async def test_checkpoints_are_signed_for_entries_chained_inline(database_url: str) -> None:
+    """Appends chain (or stage) entries without a signer; the sealer signs every checkpoint due."""
+    signer, verifier = checkpoint_keys()
+    async with open_store(database_url) as store:
+        for i in range(N):
+            async with store.transaction() as conn:
+                await audit.append(conn, CLIENT, "x.done", at=T0, details={"n": i})
+        async with store.transaction() as conn:
+            await audit.seal(conn, at=T0, signer=signer, checkpoint_every=5)
+        report = await verify(store, verifier)
+    assert report.ok, report.broken
+    assert (report.entries, report.checkpoints, report.last_checkpoint_seq) == (N, 2, 10)
 
 
 async def test_record_is_chained_before_it_returns(database_url: str) -> None:

@@ -13,9 +13,16 @@ from gateway.errors import NotFoundError
 from gateway.store import disclosures
 from gateway.store.database import NotInTransactionError
 from gateway.store.disclosure_model import IllegalTransitionError, Status
-from gateway.store.tables import audit_pending, disclosure_events, held_records, outbox
+from gateway.store.tables import disclosure_events, held_records, outbox
 from gateway.store.tables import disclosures as disclosures_table
-from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
+from tests.integration.store_support import (
+    CLIENT,
+    T0,
+    audit_entries,
+    new_disclosure,
+    open_store,
+    protection,
+)
 
 ENVELOPE = b"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.synthetic.jwe.bytes"
 
@@ -38,7 +45,7 @@ async def test_record_accepted_writes_row_events_outbox_and_audit(
             stored = await disclosures.get(conn, new.id)
             events = await disclosures.timeline(conn, new.id)
             box = (await conn.execute(select(outbox))).one()
-            assert await count(conn, audit_pending) == 1
+            assert await audit_entries(conn) == 1
     assert stored is not None
     assert stored.status is Status.QUEUED
     assert stored.fields_sent == ("person.name", "person.date_of_birth")
@@ -62,8 +69,9 @@ async def test_outbox_write_is_all_or_nothing(database_url: str, tmp_path: Path)
                     at=T0,  # type: ignore[arg-type]
                 )
         async with store.read() as conn:
-            for table in (disclosures_table, disclosure_events, outbox, audit_pending):
+            for table in (disclosures_table, disclosure_events, outbox):
                 assert await count(conn, table) == 0, table.name
+            assert await audit_entries(conn) == 0
 
 
 async def test_caller_failure_after_recording_rolls_everything_back(
@@ -84,7 +92,7 @@ async def test_caller_failure_after_recording_rolls_everything_back(
         async with store.read() as conn:
             assert await disclosures.get(conn, new.id) is None
             assert await count(conn, outbox) == 0
-            assert await count(conn, audit_pending) == 0
+            assert await audit_entries(conn) == 0
 
 
 async def test_writes_outside_a_transaction_are_refused(sqlite_url: str, tmp_path: Path) -> None:
@@ -145,7 +153,7 @@ async def test_denied_has_no_outbox_row(database_url: str, tmp_path: Path) -> No
         async with store.read() as conn:
             stored = await disclosures.get(conn, new.id)
             assert await count(conn, outbox) == 0
-            assert await count(conn, audit_pending) == 1
+            assert await audit_entries(conn) == 1
     assert stored is not None
     assert stored.status is Status.DENIED
 

@@ -18,9 +18,16 @@ from gateway.errors import NotFoundError
 from gateway.store import disclosures, outbox, receipts, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import audit_pending, held_records
+from gateway.store.tables import held_records
 from gateway.store.tables import outbox as outbox_table
-from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
+from tests.integration.store_support import (
+    CLIENT,
+    T0,
+    audit_entries,
+    new_disclosure,
+    open_store,
+    protection,
+)
 
 LATER = T0 + timedelta(minutes=1)
 
@@ -44,7 +51,7 @@ def _move(id_: str, to: Status, event: str, **extra: object) -> status_moves.Mov
 
 async def _audit_count(store: Store) -> int:
     async with store.read() as conn:
-        return int(await conn.scalar(select(func.count()).select_from(audit_pending)) or 0)
+        return await audit_entries(conn)
 
 
 async def test_a_batch_judges_each_move_against_the_status_the_last_one_left(
