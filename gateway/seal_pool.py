@@ -11,7 +11,8 @@ and each envelope comes back as soon as it is sealed (a request does not wait fo
 its batch); the loop itself reads and writes the socket (no executor threads: their hand-offs
 cost as much as the seal). If the worker fails an item, or dies, the item is sealed here
 instead, so a caller sees exactly the result or the error of `gateway.sealing.seal`; so does a
-worker that has not answered within two seconds (wedged, not dead).
+worker that has not answered within two seconds (wedged, not dead): one watchdog task checks
+the oldest seals in flight a few times a second, rather than a timer per seal.
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ class SealPool:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._next = _Batch()
-        self._in_flight: deque[Answer] = deque()  # answered one by one, in the order sent
+        # Answered one by one, in the order sent; with the loop time each was sent at.
+        self._in_flight: deque[tuple[Answer, float]] = deque()
         self._reading: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
         self._closing = False  # set by close(): the worker's end of the socket is then expected
         self.ready = False  # the worker has started and answers; until then, seals are in-line
 
@@ -112,6 +115,7 @@ class SealPool:
             self._writer.close()
             return
         self._reading = asyncio.create_task(self._read_answers(), name="seal-answers")
+        self._watching = asyncio.create_task(self._watch(), name="seal-watchdog")
 
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
         """Sign with the active council key and encrypt for `recipient`."""
@@ -122,10 +126,7 @@ class SealPool:
                 asyncio.get_running_loop().call_soon(self._send)
             self._next.jobs.append((claims, recipient))
             self._next.futures.append(future)
-            try:  # a wedged worker must not hold requests: past the limit, seal here instead
-                sealed = await asyncio.wait_for(asyncio.shield(future), WORKER_TIMEOUT_SECONDS)
-            except TimeoutError:
-                log.error("seal_worker_slow", seconds=WORKER_TIMEOUT_SECONDS)
+            sealed = await future  # None past WORKER_TIMEOUT_SECONDS: see _watch
         if sealed is None:  # no worker, or it failed this one: here, for the real error
             sealed = seal(claims, self._keyring.active_signer(claims.iat), recipient)
         return sealed
@@ -137,7 +138,8 @@ class SealPool:
                 _answer(future, None)
             return
         data = pickle.dumps(batch.jobs, protocol=pickle.HIGHEST_PROTOCOL)
-        self._in_flight.extend(batch.futures)
+        sent = asyncio.get_running_loop().time()
+        self._in_flight.extend((future, sent) for future in batch.futures)
         self._writer.write(_HEADER.pack(len(data)) + data)
 
     async def _read_answers(self) -> None:
@@ -146,7 +148,7 @@ class SealPool:
             while True:
                 size = _HEADER.unpack(await self._reader.readexactly(_HEADER.size))[0]
                 answer = pickle.loads(await self._reader.readexactly(size))  # noqa: S301
-                _answer(self._in_flight.popleft(), answer)
+                _answer(self._in_flight.popleft()[0], answer)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             if not self._closing:
                 log.error("seal_worker_lost", error_type=type(exc).__name__)
@@ -154,7 +156,24 @@ class SealPool:
             if self._writer is not None:
                 self._writer.close()
             while self._in_flight:  # sealed in-line by their callers instead
-                _answer(self._in_flight.popleft(), None)
+                _answer(self._in_flight.popleft()[0], None)
+
+    async def _watch(self) -> None:
+        """Let callers seal in-line what the worker has left unanswered too long (wedged)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WORKER_TIMEOUT_SECONDS / 4)
+            limit = loop.time() - WORKER_TIMEOUT_SECONDS
+            late = []
+            for future, sent in self._in_flight:  # oldest first: stop at the first on time
+                if sent > limit:
+                    break
+                if not future.done():
+                    late.append(future)
+            if late:
+                log.error("seal_worker_slow", seconds=WORKER_TIMEOUT_SECONDS, seals=len(late))
+                for future in late:
+                    _answer(future, None)
 
     async def close(self) -> None:
         """Stop the worker (seals still waiting are finished in-line)."""
@@ -163,6 +182,10 @@ class SealPool:
             self._writer.close()
             with contextlib.suppress(ConnectionError):
                 await self._writer.wait_closed()
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
         if self._reading is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reading
