@@ -23,11 +23,12 @@ import orjson
 import structlog
 from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import audit_log as sql
-from gateway.store.batch import Writes, insert_all
+from gateway.store.batch import Writes, insert_all_sync
 from gateway.store.database import Store
 from gateway.store.tables import audit_pending
 
@@ -177,7 +178,7 @@ async def append_many(
     await append_rows(conn, rows)
 
 
-def chains_inline(conn: AsyncConnection) -> bool:
+def chains_inline(conn: AsyncConnection | Connection) -> bool:
     """True on SQLite, where entries are chained in the transaction that appends them.
 
     Every SQLite write transaction here begins IMMEDIATE, so it already holds the database's one
@@ -192,26 +193,38 @@ def chains_inline(conn: AsyncConnection) -> bool:
 
 async def append_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Append `pending_row` rows: chained now on SQLite, staged for the sealer on PostgreSQL."""
+    await conn.run_sync(append_rows_sync, rows)
+
+
+def append_rows_sync(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`append_rows` on a sync connection."""
     if chains_inline(conn):
-        links, head = _link(await sql.read_head(conn), rows)
-        await sql.write_links(conn, (), links, head)
+        links, head = _link(sql.read_head_sync(conn), rows)
+        sql.write_links_sync(conn, (), links, head)
     else:
-        await sql.insert_pending(conn, rows)
+        sql.insert_pending(conn, rows)
 
 
 async def insert_with_entries(
     conn: AsyncConnection, writes: Writes, rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """`insert_all(writes)` and `append_rows(rows)` in the caller's transaction.
+    """`insert_all(writes)` and `append_rows(rows)` in the caller's transaction."""
+    await conn.run_sync(insert_with_entries_sync, writes, rows)
+
+
+def insert_with_entries_sync(
+    conn: Connection, writes: Writes, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """`insert_with_entries` on a sync connection.
 
     On PostgreSQL the pending rows join the other inserts, which `insert_all` may send as a
     single statement.
     """
     if chains_inline(conn):
-        await insert_all(conn, writes)
-        await append_rows(conn, rows)
+        insert_all_sync(conn, writes)
+        append_rows_sync(conn, rows)
     else:
-        await insert_all(conn, [*writes, (audit_pending, rows)])
+        insert_all_sync(conn, [*writes, (audit_pending, rows)])
 
 
 def pending_row(

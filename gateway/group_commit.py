@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from gateway.store import disclosures
 from gateway.store.database import Store
-
-
-async def _record(conn: AsyncConnection, items: Sequence[disclosures.Accepted]) -> list[None]:
-    await disclosures.record_accepted_many(conn, items)
-    return [None] * len(items)
 
 
 class GroupCommit:
@@ -23,7 +14,7 @@ class GroupCommit:
 
     async def record(self, item: disclosures.Accepted) -> None:
         """Queue one disclosure for the next commit and wait for that commit."""
-        await self._store.submit(_record, item)
+        await self._store.submit_sync(disclosures.record_accepted_setwise, item)
 
     async def close(self) -> None:
         """Nothing of its own to close: the store's writer finishes queued work on close."""

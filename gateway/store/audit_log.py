@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import audit_checkpoints, audit_head, audit_log, audit_pending
@@ -39,9 +40,9 @@ class Head:
     hash: str
 
 
-async def insert_pending(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_pending(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Stage entries in the caller's transaction; they commit or roll back with it."""
-    await conn.execute(insert(audit_pending), list(rows))
+    conn.execute(insert(audit_pending), list(rows))
 
 
 async def lock_chain(conn: AsyncConnection) -> None:
@@ -52,7 +53,12 @@ async def lock_chain(conn: AsyncConnection) -> None:
 
 async def read_head(conn: AsyncConnection) -> Head:
     """The chain head row."""
-    row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash))).one()
+    return await conn.run_sync(read_head_sync)
+
+
+def read_head_sync(conn: Connection) -> Head:
+    """`read_head` on a sync connection."""
+    row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).one()
     return Head(int(row.seq), str(row.hash))
 
 
@@ -66,15 +72,22 @@ async def write_links(
     conn: AsyncConnection, ids: Sequence[int], entries: Sequence[Mapping[str, Any]], head: Head
 ) -> None:
     """Insert chained entries, drop exactly the pending rows they came from, move the head."""
+    await conn.run_sync(write_links_sync, ids, entries, head)
+
+
+def write_links_sync(
+    conn: Connection, ids: Sequence[int], entries: Sequence[Mapping[str, Any]], head: Head
+) -> None:
+    """`write_links` on a sync connection."""
     if not entries:
         return
-    await conn.execute(insert(audit_log), list(entries))
+    conn.execute(insert(audit_log), list(entries))
     if ids:
-        await conn.execute(
+        conn.execute(
             delete(audit_pending).where(audit_pending.c.id.in_(bindparam("ids", expanding=True))),
             {"ids": list(ids)},
         )
-    await conn.execute(update(audit_head).values(seq=head.seq, hash=head.hash))
+    conn.execute(update(audit_head).values(seq=head.seq, hash=head.hash))
 
 
 async def insert_checkpoint(

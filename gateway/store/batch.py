@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import metadata
@@ -24,11 +25,16 @@ Shape = tuple[tuple[str, tuple[str, ...]], ...]
 
 async def insert_all(conn: AsyncConnection, writes: Writes) -> None:
     """Insert every row, tables in the order given, inside the caller's transaction."""
+    await conn.run_sync(insert_all_sync, writes)
+
+
+def insert_all_sync(conn: Connection, writes: Writes) -> None:
+    """`insert_all` on a sync connection (the SQLite writer thread, or under `run_sync`)."""
     # A batch (group commit) goes table by table as executemany: one statement shape per table,
     # cached, whatever the batch size; a single disclosure goes as one combined statement.
     if conn.dialect.name != "postgresql" or any(len(rows) > 1 for _table, rows in writes):
         for table, rows in writes:
-            await conn.execute(_plain(table.name), [dict(row) for row in rows])
+            conn.execute(_plain(table.name), [dict(row) for row in rows])
         return
     flat = [(table, row) for table, rows in writes for row in rows]
     shape = tuple((table.name, tuple(row)) for table, row in flat)
@@ -37,7 +43,7 @@ async def insert_all(conn: AsyncConnection, writes: Writes) -> None:
         for i, (_t, row) in enumerate(flat)
         for column, value in row.items()
     }
-    await conn.execute(_combined(shape), params)
+    conn.execute(_combined(shape), params)
 
 
 def _param(i: int, column: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:  # the Store owns a batcher: import its type only for annotations
@@ -28,11 +29,12 @@ log = structlog.get_logger("gateway.store.batching")
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
 R = TypeVar("R")
 Execute = Callable[[AsyncConnection, Sequence[I]], Awaitable[Sequence[R]]]
+SyncExecute = Callable[[Connection, Sequence[I]], Sequence[R]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Queued:
-    execute: Execute[Any, Any]
+    execute: Callable[..., Any]  # an Execute, or a SyncExecute in a sync batcher
     item: Any
     future: asyncio.Future[Any]
 
@@ -46,12 +48,15 @@ class TransactionBatcher:
     moment share one query.
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 256, read_only: bool = False) -> None:
+    def __init__(
+        self, store: Store, *, max_batch: int = 256, read_only: bool = False, sync: bool = False
+    ) -> None:
         self._store, self._max_batch, self._read_only = store, max_batch, read_only
+        self._sync = sync  # executors take a sync Connection: the batch runs via write_sync
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, execute: Execute[I, R], item: I) -> R:
+    async def submit(self, execute: Execute[I, R] | SyncExecute[I, R], item: I) -> R:
         """Queue one item for the next commit and wait for that commit."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -79,14 +84,24 @@ class TransactionBatcher:
                 for _ in batch:
                     self._queue.task_done()
 
+    def _gather(self, batch: list[_Queued]) -> None:
+        """The writer is ours now: what queued while we waited joins in."""
+        while len(batch) < self._max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+
     async def _commit(self, batch: list[_Queued], *, gather: bool = False) -> None:
         connect = self._store.read if self._read_only else self._store.transaction
         try:
-            async with connect() as conn:
-                if gather:  # the writer is ours now: what queued while we waited joins in
-                    while len(batch) < self._max_batch and not self._queue.empty():
-                        batch.append(self._queue.get_nowait())
-                results = await _execute_all(conn, batch)
+            if self._sync:
+                results = await self._store.write_sync(
+                    lambda conn: _execute_all_sync(conn, batch),
+                    locked=(lambda: self._gather(batch)) if gather else None,
+                )
+            else:
+                async with connect() as conn:
+                    if gather:
+                        self._gather(batch)
+                    results = await _execute_all(conn, batch)
         except Exception as exc:
             await self._split(batch, exc)
             return
@@ -105,8 +120,8 @@ class TransactionBatcher:
             await self._commit(part)
 
 
-def _by_executor(batch: Sequence[_Queued]) -> dict[Execute[Any, Any], list[_Queued]]:
-    groups: dict[Execute[Any, Any], list[_Queued]] = {}
+def _by_executor(batch: Sequence[_Queued]) -> dict[Callable[..., Any], list[_Queued]]:
+    groups: dict[Callable[..., Any], list[_Queued]] = {}
     for queued in batch:
         groups.setdefault(queued.execute, []).append(queued)
     return groups
@@ -117,6 +132,16 @@ async def _execute_all(conn: AsyncConnection, batch: Sequence[_Queued]) -> list[
     results: dict[int, Any] = {}
     for execute, group in _by_executor(batch).items():
         answers = await execute(conn, [q.item for q in group])
+        for queued, answer in zip(group, answers, strict=True):
+            results[id(queued)] = answer
+    return [results[id(q)] for q in batch]
+
+
+def _execute_all_sync(conn: Connection, batch: Sequence[_Queued]) -> list[Any]:
+    """`_execute_all` for sync executors (on the SQLite writer's thread, or under run_sync)."""
+    results: dict[int, Any] = {}
+    for execute, group in _by_executor(batch).items():
+        answers = execute(conn, [q.item for q in group])
         for queued, answer in zip(group, answers, strict=True):
             results[id(queued)] = answer
     return [results[id(q)] for q in batch]

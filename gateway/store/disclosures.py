@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
@@ -142,6 +143,16 @@ async def record_accepted_many(conn: AsyncConnection, items: Sequence[Accepted])
     single disclosure; each disclosure still has its row, event, outbox entry and audit entry.
     """
     require_transaction(conn)
+    await conn.run_sync(record_accepted_setwise, items)
+
+
+def record_accepted_setwise(conn: Connection, items: Sequence[Accepted]) -> list[None]:
+    """`record_accepted_many` on a sync connection: the group commit's executor (one None each).
+
+    On SQLite the group commit runs it in the store's writer thread, the whole transaction in
+    one hand-off (`Store.submit_sync`).
+    """
+    require_transaction(conn)
     rows, events, queued, entries = [], [], [], []
     for item in items:
         new, at, digest = item.new, item.at, item.digest
@@ -158,9 +169,10 @@ async def record_accepted_many(conn: AsyncConnection, items: Sequence[Accepted])
                 item.actor, "disclosure.accepted", at=at, targets=_targets(new), details=details
             )
         )
-    await audit.insert_with_entries(
+    audit.insert_with_entries_sync(
         conn, [(disclosures, rows), (disclosure_events, events), (outbox, queued)], entries
     )
+    return [None] * len(items)
 
 
 async def record_denied(

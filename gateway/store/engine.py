@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import orjson
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -42,7 +43,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine.sync_engine)
         return engine
     if url.startswith("postgresql+asyncpg://"):
         return create_async_engine(
@@ -72,14 +73,32 @@ def json_text(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def create_sqlite_writer_engine(url: str) -> Engine:
+    """A sync engine on the same SQLite file, one connection, every transaction a write.
+
+    For `gateway.store.sqlite_writer`, which runs whole write transactions on a thread of its
+    own; the pragmas, WAL check and BEGIN IMMEDIATE are those of the async engine.
+    """
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = sa_create_engine(
+        sync_url,
+        pool_size=1,
+        max_overflow=0,
+        pool_reset_on_return=None,
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
+    )
+    _configure_sqlite(engine)
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _configure_sqlite(sync_engine: Engine) -> None:
     """Pragmas on every new connection; BEGIN IMMEDIATE for writes so two writers never deadlock.
 
     The sqlite3 driver's own implicit transactions are switched off (the SQLAlchemy recipe), so
     SQLAlchemy emits BEGIN itself: IMMEDIATE for write transactions (read-then-write under WAL
     would otherwise fail with SQLITE_BUSY_SNAPSHOT), DEFERRED for reads.
     """
-    sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.database import Store
 from gateway.store.tables import optouts
+from tests.integration.store_support import open_store
 
 
 @pytest.fixture
@@ -76,3 +80,43 @@ async def test_kinds_of_work_share_a_transaction_and_a_bad_item_still_fails_alon
     assert [r for i, r in enumerate(results) if i != 2] == ["many:m1", "w1", "many:m2", "w2"]
     assert isinstance(results[2], Exception)
     assert await _count(store) == 5
+
+
+def _insert_many_sync(conn: Connection, indexes: Sequence[str]) -> list[str]:
+    """A set-wise executor on a sync connection (`Store.submit_sync`)."""
+    at = datetime.now(UTC)
+    rows = [{"nhs_index": i, "list_version": "t", "loaded_at": at} for i in indexes]
+    conn.execute(insert(optouts), rows)
+    THREADS.add(threading.current_thread().name)
+    return list(indexes)
+
+
+THREADS: set[str] = set()
+
+
+async def test_sync_executors_batch_and_a_bad_item_fails_alone(
+    store: Store, database_url: str
+) -> None:
+    THREADS.clear()
+    await store.submit_sync(_insert_many_sync, "taken")
+    items = [f"s{n}" for n in range(30)] + ["taken"]
+    results = await asyncio.gather(
+        *(store.submit_sync(_insert_many_sync, i) for i in items), return_exceptions=True
+    )
+    assert results[:30] == items[:30]
+    assert isinstance(results[30], IntegrityError)
+    assert await _count(store) == 31
+    # A SQLite file is written on the writer's own thread; PostgreSQL through run_sync.
+    on_writer = {name.startswith("sqlite-writer") for name in THREADS}
+    assert on_writer == {database_url.startswith("sqlite")}
+
+
+async def test_the_sqlite_writer_waits_for_the_async_writers_lock(sqlite_url: str) -> None:
+    """Both kinds of writer share the store's write lock: neither waits in SQLite's busy handler."""
+    async with open_store(sqlite_url) as store:
+        async with store.transaction():
+            pending = asyncio.ensure_future(store.submit_sync(_insert_many_sync, "after"))
+            await asyncio.sleep(0.2)
+            assert not pending.done()  # queued behind the open write transaction
+        assert await pending == "after"
+        assert await _count(store) == 1
