@@ -12,8 +12,8 @@ the pipeline. The sealer must run in READ COMMITTED so that each statement after
 what the previous sealer committed.
 
 On SQLite the write lock that every write transaction takes first is already that chain lock,
-so entries are chained where they are appended (`gateway.audit.chains_inline`) and the pending
-table only holds what an older version left; the sealer chains that and signs checkpoints.
+so the SQLite writer thread (accepted disclosures) chains its entries where it appends them
+(`gateway.audit.chains_inline`); the sealer chains the rest and signs every checkpoint due.
 """
 
 from __future__ import annotations
