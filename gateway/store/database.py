@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +32,31 @@ def require_transaction(conn: AsyncConnection | Connection) -> None:
     """Refuse a multi-row write that would not be atomic."""
     if not conn.in_transaction():
         raise NotInTransactionError("call this inside `async with store.transaction() as conn`")
+
+
+@asynccontextmanager
+async def _released_if_cancelled(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On SQLite, let go of the write lock a cancelled transaction would otherwise keep.
+
+    When the task awaiting a statement is cancelled, SQLAlchemy invalidates the aiosqlite
+    connection and closes it, but the cancelled statement's cursor is still referenced, so
+    SQLite only marks the connection a zombie (`sqlite3_close_v2`): it stays open, inside its
+    transaction, holding the database's write lock until the garbage collector finalises that
+    cursor, which may be never (`gateway serve` freezes the heap). Meanwhile every other writer,
+    in this process or another, waits out busy_timeout and fails with "database is locked".
+    Shutting down with work in flight did it (the demo, on a loaded machine). The cursor is
+    reachable from the cancelled task's traceback until that task is done with it, so a
+    collection is scheduled for shortly after; cancellations are rare, its cost does not matter.
+    """
+    try:
+        yield
+    except asyncio.CancelledError:
+        if conn.dialect.name == "sqlite":
+            asyncio.get_running_loop().call_later(CANCELLED_COLLECT_AFTER, gc.collect)
+        raise
+
+
+CANCELLED_COLLECT_AFTER = 0.05  # seconds: the cancelled task has finished unwinding by then
 
 
 class Store:
@@ -97,7 +123,7 @@ class Store:
         """One write transaction: committed on success, rolled back on any exception."""
         async with self._write_lock, self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
-            async with conn.begin():
+            async with _released_if_cancelled(conn), conn.begin():
                 yield conn
 
     async def batch(self, work: Work) -> Any:
@@ -165,7 +191,7 @@ class Store:
         """
         async with self.engine.connect() as conn:
             if self.dialect == "sqlite":
-                async with conn.begin():
+                async with _released_if_cancelled(conn), conn.begin():
                     yield conn
             else:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
