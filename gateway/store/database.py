@@ -42,8 +42,9 @@ async def _released_if_cancelled(conn: AsyncConnection) -> AsyncIterator[None]:
     connection and closes it, but the cancelled statement's cursor is still referenced, so
     SQLite only marks the connection a zombie (`sqlite3_close_v2`): it stays open, inside its
     transaction, holding the database's write lock until the garbage collector finalises that
-    cursor, which may be never (`gateway serve` freezes the heap). Meanwhile every other writer,
-    in this process or another, waits out busy_timeout and fails with "database is locked".
+    cursor, which sits in reference cycles: seconds or longer on a quiet process. Meanwhile
+    every other writer, in this process or another, waits out busy_timeout and fails with
+    "database is locked".
     Shutting down with work in flight did it (the demo, on a loaded machine). The cursor is
     reachable from the cancelled task's traceback until that task is done with it, so a
     collection is scheduled for shortly after; cancellations are rare, its cost does not matter.
