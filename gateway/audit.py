@@ -101,9 +101,10 @@ def canonical(value: Any) -> str:
     try:
         fast = orjson.dumps(value, option=_ORJSON_CANONICAL)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        fast = b"\x80"
-    if fast.isascii() and b"\x7f" not in fast:  # the standard library escapes DEL; orjson not
-        return fast.decode()
+        pass
+    else:
+        if fast.isascii() and b"\x7f" not in fast:  # the json module escapes DEL; orjson not
+            return fast.decode()
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -129,20 +129,24 @@ def _by_executor(batch: Sequence[_Queued]) -> dict[Callable[..., Any], list[_Que
 
 async def _execute_all(conn: AsyncConnection, batch: Sequence[_Queued]) -> list[Any]:
     """Each executor once over its items; results back in the batch's order."""
-    results: dict[int, Any] = {}
-    for execute, group in _by_executor(batch).items():
-        answers = await execute(conn, [q.item for q in group])
-        for queued, answer in zip(group, answers, strict=True):
-            results[id(queued)] = answer
-    return [results[id(q)] for q in batch]
+    groups = _by_executor(batch)
+    answers = [await execute(conn, [q.item for q in group]) for execute, group in groups.items()]
+    return _in_batch_order(batch, groups.values(), answers)
 
 
 def _execute_all_sync(conn: Connection, batch: Sequence[_Queued]) -> list[Any]:
     """`_execute_all` for sync executors (on the SQLite writer's thread, or under run_sync)."""
+    groups = _by_executor(batch)
+    answers = [execute(conn, [q.item for q in group]) for execute, group in groups.items()]
+    return _in_batch_order(batch, groups.values(), answers)
+
+
+def _in_batch_order(
+    batch: Sequence[_Queued], groups: Iterable[list[_Queued]], answers: Sequence[Sequence[Any]]
+) -> list[Any]:
     results: dict[int, Any] = {}
-    for execute, group in _by_executor(batch).items():
-        answers = execute(conn, [q.item for q in group])
-        for queued, answer in zip(group, answers, strict=True):
+    for group, group_answers in zip(groups, answers, strict=True):
+        for queued, answer in zip(group, group_answers, strict=True):
             results[id(queued)] = answer
     return [results[id(q)] for q in batch]
 
