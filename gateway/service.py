@@ -9,6 +9,7 @@ from typing import Any
 import aio_pika
 import aio_pika.exceptions
 import structlog
+from aio_pika.connection import make_url
 from aiohttp import web
 from sqlalchemy import func, select
 
@@ -150,11 +151,15 @@ class Gateway:
 
     async def _connect_to_broker(self) -> bool:
         """An API-only process has no broker connection of its own: open and close one."""
+        connection = aio_pika.Connection(make_url(self.settings.broker_url))
         try:
-            connection = await aio_pika.connect(self.settings.broker_url, timeout=3)
+            await connection.connect(timeout=3)
         except (OSError, aio_pika.exceptions.AMQPError, TimeoutError):
             return False
-        await connection.close()
+        finally:
+            # Closed on failure too: an unclosed one schedules its own close when collected,
+            # which fails (never awaited) if the collector runs on a thread without the loop.
+            await connection.close()
         return True
 
     async def refresh_gauges(self) -> None:
