@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -280,30 +281,44 @@ async def seal(
     A checkpoint is due at every multiple of `checkpoint_every` past the last one signed,
     whoever chained the entry there (this call, or an inline append on SQLite).
     """
-    await sql.lock_chain(conn)
-    pending = await sql.read_pending(conn, limit)
+    return await conn.run_sync(
+        seal_sync, at=at, signer=signer, checkpoint_every=checkpoint_every, limit=limit
+    )
+
+
+def seal_sync(
+    conn: Connection,
+    *,
+    at: datetime,
+    signer: CheckpointSigner | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    limit: int = SEAL_BATCH,
+) -> int:
+    """`seal` on a sync connection (the background sealer's, on SQLite's writer thread)."""
+    sql.lock_chain(conn)
+    pending = sql.read_pending(conn, limit)
     if pending:
-        links, head = _link(await sql.read_head(conn), pending)
-        await sql.write_links(conn, [row["id"] for row in pending], links, head)
+        links, head = _link(sql.read_head_sync(conn), pending)
+        sql.write_links_sync(conn, [row["id"] for row in pending], links, head)
     if signer is not None and checkpoint_every:
-        await _sign_due_checkpoints(conn, signer, at, checkpoint_every)
+        _sign_due_checkpoints(conn, signer, at, checkpoint_every)
     return len(pending)
 
 
-async def _sign_due_checkpoints(
-    conn: AsyncConnection, signer: CheckpointSigner, at: datetime, every: int
+def _sign_due_checkpoints(
+    conn: Connection, signer: CheckpointSigner, at: datetime, every: int
 ) -> None:
-    head = await sql.read_head(conn)
-    first = (await sql.last_checkpoint_seq(conn) // every + 1) * every
+    head = sql.read_head_sync(conn)
+    first = (sql.last_checkpoint_seq(conn) // every + 1) * every
     for seq in range(first, head.seq + 1, every):
-        await _sign_checkpoint(conn, signer, seq, await sql.hash_at(conn, seq), at)
+        _sign_checkpoint(conn, signer, seq, sql.hash_at(conn, seq), at)
 
 
-async def _sign_checkpoint(
-    conn: AsyncConnection, signer: CheckpointSigner, seq: int, hash_: str, at: datetime
+def _sign_checkpoint(
+    conn: Connection, signer: CheckpointSigner, seq: int, hash_: str, at: datetime
 ) -> None:
     token = signer.sign_compact(checkpoint_payload(seq, hash_, at), typ=CHECKPOINT_TYP)
-    await sql.insert_checkpoint(conn, seq=seq, hash_=hash_, at=at, kid=signer.kid, token=token)
+    sql.insert_checkpoint(conn, seq=seq, hash_=hash_, at=at, kid=signer.kid, token=token)
 
 
 async def record(
@@ -324,14 +339,17 @@ async def record(
 
 async def checkpoint(store: Store, signer: CheckpointSigner, *, at: datetime) -> int:
     """Seal what is pending and sign a checkpoint at the head now; returns its seq (0: empty)."""
-    async with store.transaction() as conn:
-        while await seal(conn, at=at, signer=signer) == SEAL_BATCH:
+
+    def sign_head(conn: Connection) -> int:
+        while seal_sync(conn, at=at, signer=signer) == SEAL_BATCH:
             pass
-        head = await sql.read_head(conn)
-        if head.seq == 0 or await sql.last_checkpoint_seq(conn) == head.seq:
+        head = sql.read_head_sync(conn)
+        if head.seq == 0 or sql.last_checkpoint_seq(conn) == head.seq:
             return head.seq
-        await _sign_checkpoint(conn, signer, head.seq, head.hash, at)
+        _sign_checkpoint(conn, signer, head.seq, head.hash, at)
         return head.seq
+
+    return await store.write_sync(sign_head)
 
 
 class AuditSealer:
@@ -353,8 +371,10 @@ class AuditSealer:
         """Seal everything committed so far; returns how many entries were chained."""
         total = 0
         while True:
-            async with self._store.transaction() as conn:
-                sealed = await seal(conn, at=self._clock(), signer=self._signer)
+            # One hand-off on SQLite (the writer's thread), not a statement at a time through a
+            # loop that is busy: under load that held the write lock for tens of milliseconds.
+            seal_all = functools.partial(seal_sync, at=self._clock(), signer=self._signer)
+            sealed = await self._store.write_sync(seal_all)
             total += sealed
             if sealed < SEAL_BATCH:
                 return total

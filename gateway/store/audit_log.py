@@ -45,10 +45,10 @@ def insert_pending(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     conn.execute(insert(audit_pending), list(rows))
 
 
-async def lock_chain(conn: AsyncConnection) -> None:
+def lock_chain(conn: Connection) -> None:
     """Serialise sealers until this transaction ends (SQLite's write lock already does)."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
 
 
 async def read_head(conn: AsyncConnection) -> Head:
@@ -62,10 +62,10 @@ def read_head_sync(conn: Connection) -> Head:
     return Head(int(row.seq), str(row.hash))
 
 
-async def read_pending(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+def read_pending(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """Committed pending entries in the order they will be chained."""
     query = select(audit_pending).order_by(audit_pending.c.id).limit(limit)
-    return [dict(row._mapping) for row in await conn.execute(query)]
+    return [dict(row._mapping) for row in conn.execute(query)]
 
 
 async def write_links(
@@ -90,22 +90,22 @@ def write_links_sync(
     conn.execute(update(audit_head).values(seq=head.seq, hash=head.hash))
 
 
-async def insert_checkpoint(
-    conn: AsyncConnection, *, seq: int, hash_: str, at: datetime, kid: str, token: str
+def insert_checkpoint(
+    conn: Connection, *, seq: int, hash_: str, at: datetime, kid: str, token: str
 ) -> None:
     """Store one signed checkpoint."""
     values = {"seq": seq, "hash": hash_, "at": at, "kid": kid, "token": token}
-    await conn.execute(insert(audit_checkpoints), values)
+    conn.execute(insert(audit_checkpoints), values)
 
 
-async def hash_at(conn: AsyncConnection, seq: int) -> str:
+def hash_at(conn: Connection, seq: int) -> str:
     """The hash of the chained entry at `seq`."""
-    return str(await conn.scalar(select(audit_log.c.hash).where(audit_log.c.seq == seq)))
+    return str(conn.scalar(select(audit_log.c.hash).where(audit_log.c.seq == seq)))
 
 
-async def last_checkpoint_seq(conn: AsyncConnection) -> int:
+def last_checkpoint_seq(conn: Connection) -> int:
     """The seq of the newest checkpoint, 0 if none."""
-    value = await conn.scalar(select(func.max(audit_checkpoints.c.seq)))
+    value = conn.scalar(select(func.max(audit_checkpoints.c.seq)))
     return int(value or 0)
 
 

@@ -33,7 +33,7 @@ SyncExecute = Callable[[Connection, Sequence[I]], Sequence[R]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Queued:
+class Queued:
     execute: Callable[..., Any]  # an Execute, or a SyncExecute in a sync batcher
     item: Any
     future: asyncio.Future[Any]
@@ -53,7 +53,7 @@ class TransactionBatcher:
     ) -> None:
         self._store, self._max_batch, self._read_only = store, max_batch, read_only
         self._sync = sync  # executors take a sync Connection: the batch runs via write_sync
-        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
+        self._queue: asyncio.Queue[Queued] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, execute: Execute[I, R] | SyncExecute[I, R], item: I) -> R:
@@ -61,7 +61,7 @@ class TransactionBatcher:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Queued(execute, item, future))
+        self._queue.put_nowait(Queued(execute, item, future))
         return await future
 
     async def close(self) -> None:
@@ -84,17 +84,17 @@ class TransactionBatcher:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _gather(self, batch: list[_Queued]) -> None:
+    def _gather(self, batch: list[Queued]) -> None:
         """The writer is ours now: what queued while we waited joins in."""
         while len(batch) < self._max_batch and not self._queue.empty():
             batch.append(self._queue.get_nowait())
 
-    async def _commit(self, batch: list[_Queued], *, gather: bool = False) -> None:
+    async def _commit(self, batch: list[Queued], *, gather: bool = False) -> None:
         connect = self._store.read if self._read_only else self._store.transaction
         try:
             if self._sync:
                 results = await self._store.write_sync(
-                    lambda conn: _execute_all_sync(conn, batch),
+                    lambda conn: execute_all_sync(conn, batch),
                     locked=(lambda: self._gather(batch)) if gather else None,
                 )
             else:
@@ -106,43 +106,47 @@ class TransactionBatcher:
             await self._split(batch, exc)
             return
         for queued, result in zip(batch, results, strict=True):
-            _settle(queued.future, result=result)
+            settle(queued.future, result=result)
 
-    async def _split(self, batch: list[_Queued], exc: Exception) -> None:
+    async def _split(self, batch: list[Queued], exc: Exception) -> None:
         """A failed batch is retried by executor, then item by item: a bad item fails alone."""
         if len(batch) == 1:
-            _settle(batch[0].future, error=exc)
+            settle(batch[0].future, error=exc)
             return
         log.warning("group_commit_split", count=len(batch))
-        groups = _by_executor(batch)
-        parts = list(groups.values()) if len(groups) > 1 else [[q] for q in batch]
-        for part in parts:
+        for part in split(batch):
             await self._commit(part)
 
 
-def _by_executor(batch: Sequence[_Queued]) -> dict[Callable[..., Any], list[_Queued]]:
-    groups: dict[Callable[..., Any], list[_Queued]] = {}
+def split(batch: Sequence[Queued]) -> list[list[Queued]]:
+    """How a failed batch is retried: by executor, or item by item if it had only one."""
+    groups = by_executor(batch)
+    return list(groups.values()) if len(groups) > 1 else [[q] for q in batch]
+
+
+def by_executor(batch: Sequence[Queued]) -> dict[Callable[..., Any], list[Queued]]:
+    groups: dict[Callable[..., Any], list[Queued]] = {}
     for queued in batch:
         groups.setdefault(queued.execute, []).append(queued)
     return groups
 
 
-async def _execute_all(conn: AsyncConnection, batch: Sequence[_Queued]) -> list[Any]:
+async def _execute_all(conn: AsyncConnection, batch: Sequence[Queued]) -> list[Any]:
     """Each executor once over its items; results back in the batch's order."""
-    groups = _by_executor(batch)
+    groups = by_executor(batch)
     answers = [await execute(conn, [q.item for q in group]) for execute, group in groups.items()]
     return _in_batch_order(batch, groups.values(), answers)
 
 
-def _execute_all_sync(conn: Connection, batch: Sequence[_Queued]) -> list[Any]:
+def execute_all_sync(conn: Connection, batch: Sequence[Queued]) -> list[Any]:
     """`_execute_all` for sync executors (on the SQLite writer's thread, or under run_sync)."""
-    groups = _by_executor(batch)
+    groups = by_executor(batch)
     answers = [execute(conn, [q.item for q in group]) for execute, group in groups.items()]
     return _in_batch_order(batch, groups.values(), answers)
 
 
 def _in_batch_order(
-    batch: Sequence[_Queued], groups: Iterable[list[_Queued]], answers: Sequence[Sequence[Any]]
+    batch: Sequence[Queued], groups: Iterable[list[Queued]], answers: Sequence[Sequence[Any]]
 ) -> list[Any]:
     results: dict[int, Any] = {}
     for group, group_answers in zip(groups, answers, strict=True):
@@ -151,7 +155,7 @@ def _in_batch_order(
     return [results[id(q)] for q in batch]
 
 
-def _settle(
+def settle(
     future: asyncio.Future[Any], *, result: Any = None, error: Exception | None = None
 ) -> None:
     if future.done():  # the caller went away (client disconnected): nothing to tell

@@ -80,7 +80,11 @@ class Store:
         # SQLite: whole write transactions in one hand-off to a thread (see sqlite_writer).
         database = make_url(url).database if is_sqlite(url) else None
         in_file = database not in (None, "", ":memory:")
-        self._sqlite_writer = SqliteWriter(url) if in_file else None
+        self._sqlite_writer = (
+            SqliteWriter(url, self._write_lock)
+            if in_file and isinstance(self._write_lock, asyncio.Lock)
+            else None
+        )
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 20) -> Store:
@@ -151,9 +155,12 @@ class Store:
     async def submit_sync(self, execute: SyncExecute[I, R], item: I) -> R:
         """`submit` for an executor written against a sync connection.
 
-        On a SQLite file the whole transaction runs on the writer's thread in one hand-off
-        (`write_sync`); a hot path's writes are worth writing this way. One lane per executor.
+        On a SQLite file the writer's thread runs the transactions, one after another while
+        work keeps coming (`SqliteWriter.submit`); a hot path's writes are worth writing this
+        way. Elsewhere one lane per executor, through `write_sync`.
         """
+        if self._sqlite_writer is not None:
+            return await self._sqlite_writer.submit(execute, item)
         writer = self._sync_writers.get(execute)
         if writer is None:
             writer = self._sync_writers[execute] = TransactionBatcher(self, sync=True)
@@ -169,10 +176,7 @@ class Store:
         once the write lock is held, before `fn` starts.
         """
         if self._sqlite_writer is not None:
-            async with self._write_lock:
-                if locked is not None:
-                    locked()
-                return await self._sqlite_writer.run(fn)
+            return await self._sqlite_writer.run(fn, locked=locked)
         async with self.transaction() as conn:
             if locked is not None:
                 locked()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -120,3 +121,49 @@ async def test_the_sqlite_writer_waits_for_the_async_writers_lock(sqlite_url: st
             assert not pending.done()  # queued behind the open write transaction
         assert await pending == "after"
         assert await _count(store) == 1
+
+
+def _slow_insert(conn: Connection, indexes: Sequence[str]) -> list[str]:
+    """Each transaction takes a while: work always queues up behind it."""
+    time.sleep(0.005)
+    return _insert_many_sync(conn, indexes)
+
+
+async def test_under_continuous_sync_writes_an_async_writer_still_gets_its_turn(
+    sqlite_url: str,
+) -> None:
+    """The writer thread drains back to back, but lets the write lock go between sessions."""
+    async with open_store(sqlite_url) as store:
+        stop = asyncio.Event()
+        submitted: list[asyncio.Future[str]] = []
+
+        async def keep_queueing() -> None:  # the queue is never empty for long
+            while not stop.is_set():
+                for _ in range(5):
+                    item = f"w{len(submitted)}"
+                    submitted.append(asyncio.ensure_future(store.submit_sync(_slow_insert, item)))
+                await asyncio.sleep(0.001)
+
+        producer = asyncio.ensure_future(keep_queueing())
+        await asyncio.sleep(0.1)  # the thread is in a session now, with work always queued
+        before = sum(f.done() for f in submitted)
+        async with asyncio.timeout(10):  # a session that never ended would hang here
+            await store.batch(_insert("async-writer"))  # type: ignore[arg-type]
+        stop.set()
+        await producer
+        await asyncio.gather(*submitted)
+        assert before > 0  # the sync writers were indeed committing before the async one
+        assert await _count(store) == len(submitted) + 1
+
+
+async def test_closing_the_store_commits_what_is_queued(sqlite_url: str) -> None:
+    async with open_store(sqlite_url) as store:
+        pending = [
+            asyncio.ensure_future(store.submit_sync(_insert_many_sync, f"q{n}")) for n in range(50)
+        ]
+        await asyncio.sleep(0)  # queued, not yet answered
+        assert not any(p.done() for p in pending)
+        await store.close()
+        assert [await p for p in pending] == [f"q{n}" for n in range(50)]
+    async with open_store(sqlite_url) as reopened:
+        assert await _count(reopened) == 50
