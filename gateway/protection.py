@@ -48,7 +48,9 @@ class Protection:
     def __init__(self, index_key: bytes, data_key: bytes) -> None:
         if len(index_key) != KEY_BYTES or len(data_key) != KEY_BYTES:
             raise ConfigurationError("at-rest keys must be 32 bytes")
-        self._index_key = index_key
+        # Keyed once: each index copies it, which also keeps the GIL (the one-shot
+        # hmac.digest lets it go around OpenSSL, a thread switch on a busy event loop).
+        self._index_mac = hmac.new(index_key, digestmod="sha256")
         self._pseudonym_key = hmac.digest(index_key, b"gatehouse-pseudonym-v1", "sha256")
         self._aead = AESGCM(data_key)
         self._key_id = hashlib.sha256(data_key).digest()[:4]
@@ -63,8 +65,9 @@ class Protection:
 
     def blind_index(self, kind: IdentifierKind, value: str) -> str:
         """The keyed hash stored in place of an identifier (hex HMAC-SHA256, kind-separated)."""
-        message = f"{kind}\x00{normalise(kind, value)}".encode()
-        return hmac.digest(self._index_key, message, "sha256").hex()  # one-shot: same HMAC
+        mac = self._index_mac.copy()
+        mac.update(f"{kind}\x00{normalise(kind, value)}".encode())
+        return mac.hexdigest()
 
     @property
     def pseudonym_key(self) -> bytes:

@@ -26,6 +26,7 @@ import socket
 import struct
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,14 @@ import structlog
 
 from gateway.keys import CouncilKeyring
 from gateway.partner_keys import PartnerKey
-from gateway.sealing import EnvelopeClaims, SealedEnvelope, seal
+from gateway.sealing import EnvelopeClaims, SealedEnvelope, check_recipient, seal, seal_jwt
 
 log = structlog.get_logger("gateway.seal_pool")
 _HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing: 4-byte length, then data
-Job = tuple[EnvelopeClaims, PartnerKey]
+# Plain data both ways (pickled several times faster than the dataclasses): the claims set, its
+# iat (which council key signs), the partner key's kid and JWK; the envelope's four fields back.
+Job = tuple[dict[str, Any], datetime, str, dict[str, Any]]
+AnswerFields = tuple[bytes, str, str, str]
 WORKER_TIMEOUT_SECONDS = 2.0  # a seal takes ~0.3 ms; a worker this late is wedged
 START_TIMEOUT_SECONDS = 60.0  # a spawned worker imports for 1-2 s; a slow machine, longer
 READY = b"ready"
@@ -53,16 +57,17 @@ def _work(connection: Connection, keys_dir: str) -> None:
             jobs: list[Job] = pickle.loads(connection.recv_bytes())  # noqa: S301 - our parent
         except EOFError:
             return  # the service stopped (or died): nothing more to seal
-        for claims, recipient in jobs:
-            answer: SealedEnvelope | None
+        for jwt, iat, kid, jwk in jobs:
+            answer: AnswerFields | None
             try:
-                answer = seal(claims, keyring.active_signer(claims.iat), recipient)
+                sealed = seal_jwt(jwt, keyring.active_signer(iat), kid, jwk)
+                answer = (sealed.body, sealed.digest, sealed.signing_kid, sealed.encryption_kid)
             except Exception:  # the parent seals it again in-line, and raises the real error
                 answer = None
             connection.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-Answer = asyncio.Future[SealedEnvelope | None]
+Answer = asyncio.Future[AnswerFields | None]
 
 
 @dataclass
@@ -119,17 +124,20 @@ class SealPool:
 
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
         """Sign with the active council key and encrypt for `recipient`."""
-        sealed: SealedEnvelope | None = None
         if self._writer is not None and not self._writer.is_closing():
+            check_recipient(claims, recipient)  # refused here, as `seal` would
             future: Answer = asyncio.get_running_loop().create_future()
             if not self._next.jobs:  # the first of this loop iteration: send them all soon
                 asyncio.get_running_loop().call_soon(self._send)
-            self._next.jobs.append((claims, recipient))
+            self._next.jobs.append(
+                (claims.to_jwt(), claims.iat, recipient.kid, dict(recipient.jwk))
+            )
             self._next.futures.append(future)
-            sealed = await future  # None past WORKER_TIMEOUT_SECONDS: see _watch
-        if sealed is None:  # no worker, or it failed this one: here, for the real error
-            sealed = seal(claims, self._keyring.active_signer(claims.iat), recipient)
-        return sealed
+            answer = await future  # None past WORKER_TIMEOUT_SECONDS: see _watch
+            if answer is not None:
+                return SealedEnvelope(*answer)
+        # No worker, or it failed this one: here, for the real error.
+        return seal(claims, self._keyring.active_signer(claims.iat), recipient)
 
     def _send(self) -> None:
         batch, self._next = self._next, _Batch()
@@ -195,6 +203,6 @@ class SealPool:
                 self._process.kill()
 
 
-def _answer(future: Answer, answer: SealedEnvelope | None) -> None:
+def _answer(future: Answer, answer: AnswerFields | None) -> None:
     if not future.done():  # the caller stopped waiting (timed out, or went away)
         future.set_result(answer)

@@ -71,8 +71,10 @@ async def submit_disclosure(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= 200:
         return problem(422, "idempotency_key_invalid", "Idempotency-Key must be 1-200 characters")
+    # The digest matters only to an Idempotency-Key (same key, same body?).
+    digest = hashlib.sha256(raw).hexdigest() if key is not None else ""
     outcome = await request.app[GATEWAY_KEY].pipeline.submit(
-        client, submission, idempotency_key=key, body_digest=hashlib.sha256(raw).hexdigest()
+        client, submission, idempotency_key=key, body_digest=digest
     )
     if "id" in outcome.body:
         request[LOG_IDS] = {"client": client.name, "disclosure_id": outcome.body["id"]}
