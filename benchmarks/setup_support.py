@@ -71,7 +71,9 @@ async def seed(folder: Path | None = None, **settings_extra: Any) -> Seeded:
         "GATEWAY_DATABASE_URL": settings.resolved_database_url,
         "GATEWAY_KEYS_DIR": str(settings.keys_dir),
         "GATEWAY_PORT": str(settings.port),
-        "GATEWAY_LOG_LEVEL": "warning",
+        # No GATEWAY_LOG_LEVEL: the service logs at its default (info), two JSON lines per
+        # accepted request, as deployed. Until session 5 this said warning, which left out
+        # about 130 us of CPU per request (measured then).
     }
     return Seeded(settings, env, token, keys)
 

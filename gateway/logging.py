@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 REDACTED = "[redacted]"
@@ -99,7 +100,12 @@ def _token_or_id(match: re.Match[str]) -> str:
     return match.group(0) if _UUID.fullmatch(match.group(0)) else REDACTED
 
 
+_SHORTEST_MATCH = 10  # an NHS number's ten digits; a token-like run needs 32 characters
+
+
 def _scrub_text(text: str) -> str:
+    if len(text) < _SHORTEST_MATCH:  # most values logged (methods, codes, names): nothing to find
+        return text
     return _TOKEN_LIKE.sub(_token_or_id, _NHS_NUMBER.sub(REDACTED, text))
 
 
@@ -138,13 +144,26 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _json_line(event_dict: Any, **dumps_kw: Any) -> str:
+    """One JSON log line by orjson (structlog's own advice for speed), as text."""
+    return orjson.dumps(event_dict, default=dumps_kw.get("default")).decode()
+
+
 def configure_logging(
-    fmt: Literal["auto", "json", "console"] = "auto", level: str = "info"
+    fmt: Literal["auto", "json", "console"] = "auto",
+    level: str = "info",
+    *,
+    cache_loggers: bool = False,
 ) -> None:
-    """Configure structlog once at start-up: JSON when not on a terminal, key-value otherwise."""
+    """Configure structlog once at start-up: JSON when not on a terminal, key-value otherwise.
+
+    `cache_loggers` is for a process that configures logging once (`gateway serve`): each
+    module's logger is then built on its first use instead of on every call. Not in tests,
+    which configure logging again and again in one process.
+    """
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -161,7 +180,7 @@ def configure_logging(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache_loggers,
     )
 
 

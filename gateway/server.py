@@ -66,9 +66,13 @@ async def serve(
     stop: asyncio.Event | None = None,
     started: Callable[[str], None] | None = None,
     reuse_port: bool = False,
+    cache_loggers: bool = False,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stop` is set): finish in-flight work, then close."""
-    configure_logging(settings.log_format, settings.log_level)
+    """Run until SIGTERM/SIGINT (or `stop` is set): finish in-flight work, then close.
+
+    `cache_loggers`: for a process of its own (the CLI), see `configure_logging`.
+    """
+    configure_logging(settings.log_format, settings.log_level, cache_loggers=cache_loggers)
     gateway = await Gateway.open(settings)
     gateway.start()
     seals: SealPool | None = None

@@ -83,6 +83,7 @@ def serve_command(
                     worker_factory=delivery_worker_factory(),
                     started=settle_heap,
                     reuse_port=shared,
+                    cache_loggers=True,
                 )
             )
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,8 @@ async def test_no_marker_escapes(
         Path(harness.gateway.settings.resolved_database_url.split("///", 1)[1])
     )
     assert len(database) > 10_000
-    assert '"event": "decision"' in logs.err  # the logs were captured, so the check means something
+    events = {json.loads(line).get("event") for line in logs.err.splitlines() if line}
+    assert "decision" in events  # the logs were captured, so the check means something
     for marker in markers.all:
         assert marker not in logs.out, "log"
         assert marker not in logs.err, "log"
