@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway import seal_pool
+from gateway import seal_pool, worker_link
 from gateway.keys import CouncilKeyring, PartnerKey, generate_partner_keys, public_jwk
 from gateway.seal_pool import SealPool
 from gateway.sealing import AgreementRef, EnvelopeClaims, EnvelopeError, open_envelope
@@ -116,8 +116,8 @@ async def test_start_returns_once_the_worker_has_imported_and_answers(
 ) -> None:
     _, key = partner
     assert pool.ready
-    assert pool._reading is not None
-    assert not pool._reading.done()
+    assert pool._pool is not None
+    assert pool._pool.usable  # its socket open, its answers read
     assert (await pool.seal(claims("d-1"), key)).encryption_kid == key.kid
 
 
@@ -134,7 +134,7 @@ async def test_a_worker_that_never_starts_leaves_sealing_in_line(
 ) -> None:
     _, key = partner
     monkeypatch.setattr(seal_pool, "_work", _never_ready)
-    monkeypatch.setattr(seal_pool, "START_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(worker_link, "START_TIMEOUT_SECONDS", 0.5)
     seals = SealPool(keyring.directory)
     await seals.start()
     try:
