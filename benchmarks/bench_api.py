@@ -1,7 +1,8 @@
 """Accepted disclosures per second through POST /v1/disclosures, 64 keep-alive clients.
 
 The service runs as `gateway serve --role api` on the embedded defaults (SQLite, WAL, logging at
-info: its JSON lines go to /dev/null) in its own process; this process is the load generator. Two loads, over the same keep-alive connections:
+info: its JSON lines go to /dev/null) in its own process; this process is the load generator.
+Two loads, over the same keep-alive connections:
 
 - closed loop: each client sends its next request as soon as the last one is answered (the
   throughput ceiling; mean latency is then just clients / throughput, by Little's law);

@@ -17,6 +17,7 @@ from gateway.logging import configure_logging
 from gateway.seal_pool import SealPool
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.write_pool import WritePool
 
 log = structlog.get_logger("gateway.server")
 SHUTDOWN_GRACE_SECONDS = 15.0
@@ -58,6 +59,20 @@ def settle_heap(_url: str = "") -> None:
     gc.freeze()
 
 
+async def _start_helpers(settings: Settings, gateway: Gateway) -> list[SealPool | WritePool]:
+    """The API's worker processes: one seals envelopes, one records accepted disclosures."""
+    helpers: list[SealPool | WritePool] = []
+    if settings.seal_in_worker:
+        seals = gateway.pipeline.seal_pool = SealPool(settings.keys_dir)
+        helpers.append(seals)
+        await seals.start()
+    if settings.write_in_worker and gateway.store.is_sqlite_file:
+        writes = gateway.group_commit.pool = WritePool(settings.resolved_database_url)
+        helpers.append(writes)
+        await writes.start()
+    return helpers
+
+
 async def serve(
     settings: Settings,
     role: Role = Role.ALL,
@@ -75,7 +90,7 @@ async def serve(
     configure_logging(settings.log_format, settings.log_level, cache_loggers=cache_loggers)
     gateway = await Gateway.open(settings)
     gateway.start()
-    seals: SealPool | None = None
+    helpers: list[SealPool | WritePool] = []
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -87,9 +102,7 @@ async def serve(
             worker = worker_factory(gateway)
             await worker.start()
         if role in (Role.API, Role.ALL):
-            if settings.seal_in_worker:
-                seals = gateway.pipeline.seal_pool = SealPool(settings.keys_dir)
-                await seals.start()
+            helpers = await _start_helpers(settings, gateway)
             runner = web.AppRunner(
                 create_app(gateway), shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log=None
             )
@@ -111,8 +124,8 @@ async def serve(
                 await runner.cleanup()  # stops accepting, lets in-flight requests finish
             if worker is not None:
                 await worker.stop(SHUTDOWN_GRACE_SECONDS)
-            if seals is not None:
-                await seals.close()
+            for helper in helpers:
+                await helper.close()
             await gateway.close()
         finally:
             # Only now: a repeated SIGTERM during the graceful stop must not kill us half-way.

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     seal_in_worker: bool = Field(
         True, description="`gateway serve` seals envelopes in a worker process (another core)"
     )
+    write_in_worker: bool = Field(
+        True,
+        description="`gateway serve` on a SQLite file records accepted disclosures in a worker "
+        "process (the API process's GIL stays the event loop's)",
+    )
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

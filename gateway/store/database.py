@@ -96,6 +96,11 @@ class Store:
         return cls(create_engine(url, pool_size=pool_size), url)
 
     @property
+    def is_sqlite_file(self) -> bool:
+        """SQLite in a file (not in memory): other processes can open the same database."""
+        return self._sqlite_writer is not None
+
+    @property
     def dialect(self) -> str:
         """`sqlite` or `postgresql`."""
         return self.engine.dialect.name
