@@ -14,7 +14,7 @@ import dataclasses
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -148,7 +148,7 @@ class CouncilKeyring:
 
     def _generate(self, alg: str, now: datetime) -> CouncilKey:
         keys = self.list()
-        private = ECKey.generate_key("P-256") if alg == "ES256" else OKPKey.generate_key("Ed25519")
+        private = _new_private_key(alg)
         kid = private.thumbprint()
         public = private.as_dict(private=False, kid=kid, use="sig", alg=alg)
         self._write_private(kid, json.dumps(private.as_dict(private=True, kid=kid)))
@@ -306,3 +306,38 @@ def _alg_of(key: CouncilKey | None) -> str:
 def _require_aware(now: datetime) -> None:
     if now.tzinfo is None:
         raise KeyringError("times must carry a time zone")
+
+
+class KeyringCheckpointSigner:
+    """Audit checkpoints are signed by whichever council key is active at the time."""
+
+    def __init__(self, keyring: CouncilKeyring, clock: Callable[[], datetime]) -> None:
+        self._keyring, self._clock = keyring, clock
+
+    @property
+    def kid(self) -> str:
+        """The active key's id."""
+        return self._keyring.active_signer(self._clock()).kid
+
+    def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
+        """Sign with the active council key."""
+        return self._keyring.active_signer(self._clock()).sign_compact(payload, typ=typ)
+
+
+def _new_private_key(
+    alg: str, generate: Callable[[str], ECKey | OKPKey] | None = None
+) -> ECKey | OKPKey:
+    """A fresh signing key whose kid (its RFC 7638 thumbprint) does not begin with "-".
+
+    One base64url thumbprint in 64 does, and the command line then reads it as an option:
+    `gateway-admin keys retire -Xy...` was a usage error. Such a key is simply made again.
+    """
+    make = generate or _generate_key
+    while True:
+        private = make(alg)
+        if not private.thumbprint().startswith("-"):
+            return private
+
+
+def _generate_key(alg: str) -> ECKey | OKPKey:
+    return ECKey.generate_key("P-256") if alg == "ES256" else OKPKey.generate_key("Ed25519")

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import ECKey
 
 from gateway import jose
+from gateway import keys as keys_module
 from gateway.keys import CouncilKeyring, FileSigner, KeyringError, verify_compact
 
 T0 = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
@@ -179,3 +181,21 @@ def _b64(header: dict[str, str]) -> str:
 
     raw = json.dumps(header).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_a_key_whose_kid_would_begin_with_a_dash_is_made_again() -> None:
+    """Such a kid reads as an option on the command line (`keys retire -Xy...`)."""
+    made: list[str] = []
+
+    def generate(alg: str) -> ECKey:
+        while True:  # real keys; the first one offered has a thumbprint beginning with "-"
+            key = ECKey.generate_key("P-256")
+            if key.thumbprint().startswith("-") == (not made):
+                made.append(key.thumbprint())
+                return key
+
+    key = keys_module._new_private_key("ES256", generate)
+    assert len(made) == 2
+    assert made[0].startswith("-")
+    assert key.thumbprint() == made[1]
+    assert not key.thumbprint().startswith("-")
