@@ -366,6 +366,9 @@ class AuditSealer:
         self._store, self._clock, self._signer, self._interval = store, clock, signer, interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # While this says yes, another process seals (gateway serve's writer process) and the
+        # periodic runs here are skipped; when it stops saying so, they resume.
+        self.delegated: Callable[[], bool] | None = None
 
     async def seal_now(self) -> int:
         """Seal everything committed so far; returns how many entries were chained."""
@@ -401,6 +404,8 @@ class AuditSealer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
+            if self.delegated is not None and self.delegated():
+                continue
             try:
                 await self.seal_now()
             except (SQLAlchemyError, OSError) as exc:  # an outage must not kill the sealer

@@ -67,9 +67,12 @@ async def _start_helpers(settings: Settings, gateway: Gateway) -> list[SealPool 
         helpers.append(seals)
         await seals.start()
     if settings.write_in_worker and gateway.store.is_sqlite_file:
-        writes = gateway.group_commit.pool = WritePool(settings.resolved_database_url)
+        writes = gateway.group_commit.pool = WritePool(
+            settings.resolved_database_url, settings.keys_dir
+        )
         helpers.append(writes)
         await writes.start()
+        gateway.sealer.delegated = lambda: writes.usable  # it seals the chain meanwhile
     return helpers
 
 

@@ -18,7 +18,7 @@ from gateway.clients import Client
 from gateway.disclosure_view import disclosure_view
 from gateway.group_commit import GroupCommit
 from gateway.http.schemas import DisclosureView
-from gateway.keys import CouncilKeyring
+from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.policy_cache import PolicyCache
@@ -36,22 +36,6 @@ DEFAULT_SIGNING_ALG = "ES256"
 def utc_now() -> datetime:
     """The service clock (tests pass their own)."""
     return datetime.now(UTC)
-
-
-class KeyringCheckpointSigner:
-    """Audit checkpoints are signed by whichever council key is active at the time."""
-
-    def __init__(self, keyring: CouncilKeyring, clock: Callable[[], datetime]) -> None:
-        self._keyring, self._clock = keyring, clock
-
-    @property
-    def kid(self) -> str:
-        """The active key's id."""
-        return self._keyring.active_signer(self._clock()).kid
-
-    def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
-        """Sign with the active council key."""
-        return self._keyring.active_signer(self._clock()).sign_compact(payload, typ=typ)
 
 
 async def ensure_council_key(

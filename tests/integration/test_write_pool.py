@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from gateway import worker_link, write_pool
+from gateway import audit, worker_link, write_pool
 from gateway.audit_verify import verify
 from gateway.group_commit import GroupCommit
+from gateway.keys import CouncilKeyring
 from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.database import Store
-from gateway.store.tables import disclosure_events, outbox
+from gateway.store.tables import audit_checkpoints, audit_pending, disclosure_events, outbox
 from gateway.write_pool import WritePool
 from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
 
@@ -35,8 +37,16 @@ async def store(sqlite_url: str) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def pool(store: Store) -> AsyncIterator[WritePool]:
-    writes = WritePool(store.url)
+def keys_dir(tmp_path: Path) -> Path:
+    """The council's keyring, with the active key the writer signs checkpoints with."""
+    ring = CouncilKeyring(tmp_path / "council-keys")
+    ring.generate("ES256", datetime.now(UTC) - timedelta(days=1))
+    return ring.directory
+
+
+@pytest.fixture
+async def pool(store: Store, keys_dir: Path) -> AsyncIterator[WritePool]:
+    writes = WritePool(store.url, keys_dir)
     await writes.start()
     yield writes
     await writes.close()
@@ -104,7 +114,7 @@ async def test_an_item_the_writer_committed_but_did_not_confirm_is_recorded_once
             return False  # no answer (wedged, or killed after the commit)
 
     group = GroupCommit(store)
-    group.pool = Silent(store.url)
+    group.pool = Silent(store.url, tmp_path)
     await group.record(item)  # no IntegrityError: it is recorded
     assert await _count(store, outbox) == 1
     group.pool = None  # without a writer process, a duplicate is a real error
@@ -123,7 +133,7 @@ async def test_a_writer_that_never_starts_leaves_recording_to_the_store(
 ) -> None:
     monkeypatch.setattr(write_pool, "_work", _never_ready)
     monkeypatch.setattr(worker_link, "START_TIMEOUT_SECONDS", 0.5)
-    writes = WritePool(store.url)
+    writes = WritePool(store.url, tmp_path)
     await writes.start()
     try:
         assert not writes.ready
@@ -133,3 +143,22 @@ async def test_a_writer_that_never_starts_leaves_recording_to_the_store(
         assert await _count(store, outbox) == 1
     finally:
         await writes.close()
+
+
+async def test_the_writer_seals_the_chain_for_the_whole_store(
+    store: Store, pool: WritePool, keys_dir: Path, tmp_path: Path
+) -> None:
+    """Entries other writers staged are chained, and checkpoints signed, by the writer process."""
+    async with store.transaction() as conn:  # through aiosqlite: staged, not chained
+        await audit.append(conn, CLIENT, "disclosure.denied", at=T0, details={"reasons": []})
+    prot = protection(tmp_path)
+    items = [accepted(prot) for _ in range(audit.CHECKPOINT_EVERY)]
+    assert all(await asyncio.gather(*(pool.record(i) for i in items)))
+    for _ in range(200):  # it seals every 0.1 s
+        if not await _count(store, audit_pending) and await _count(store, audit_checkpoints):
+            break
+        await asyncio.sleep(0.05)
+    report = await verify(store)
+    assert report.ok
+    assert report.entries == audit.CHECKPOINT_EVERY + 1
+    assert report.last_checkpoint_seq == audit.CHECKPOINT_EVERY
