@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -36,6 +36,10 @@ from gateway.store.tables import audit_pending
 GENESIS = "0" * 64
 CHECKPOINT_EVERY = 1000
 SEAL_BATCH = 5000
+# While another process seals (AuditSealer.delegated), how often this one checks that it does,
+# and how long an entry may wait before this one seals it after all.
+OVERDUE_CHECK_SECONDS = 1.0
+OVERDUE_SECONDS = 2.0
 CHECKPOINT_TYP = "gatehouse-audit-checkpoint+jws"
 MAX_DETAIL_TEXT = 200  # details are codes and names; a long string smells of free text
 
@@ -400,16 +404,37 @@ class AuditSealer:
         await self.seal_now()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + OVERDUE_CHECK_SECONDS
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
-            if self.delegated is not None and self.delegated():
-                continue
             try:
+                if self.delegated is not None and self.delegated():
+                    # Another process seals; check now and then (a read, no write lock) that it
+                    # does, and step in if work has been left waiting.
+                    if loop.time() < next_check:
+                        continue
+                    next_check = loop.time() + OVERDUE_CHECK_SECONDS
+                    if not await self._overdue():
+                        continue
+                    log.warning("audit_sealer_stepping_in")
                 await self.seal_now()
             except (SQLAlchemyError, OSError) as exc:  # an outage must not kill the sealer
                 log.warning("audit_seal_failed", error=type(exc).__name__)
+
+    async def _overdue(self) -> bool:
+        """An entry pending for over OVERDUE_SECONDS, or a checkpoint missed by a whole interval."""
+        async with self._store.read() as conn:
+            _count, oldest = await sql.pending_summary(conn)
+            if oldest is not None and self._clock() - oldest > timedelta(seconds=OVERDUE_SECONDS):
+                return True
+            if self._signer is None:
+                return False
+            head = await sql.read_head(conn)
+            last = await conn.run_sync(sql.last_checkpoint_seq)
+        return head.seq >= (last // CHECKPOINT_EVERY + 2) * CHECKPOINT_EVERY
 
 
 class JoseCheckpointSigner:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
@@ -126,4 +126,6 @@ async def pending_summary(conn: AsyncConnection) -> tuple[int, datetime | None]:
     oldest = row[1]
     if isinstance(oldest, str):  # SQLite aggregates lose the column type
         oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:  # stored as UTC
+        oldest = oldest.replace(tzinfo=UTC)
     return int(row[0]), oldest

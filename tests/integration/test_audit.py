@@ -69,6 +69,45 @@ async def test_pending_entries_are_reported_until_sealed(database_url: str) -> N
     assert (after.pending, after.entries) == (0, 1)
 
 
+async def test_a_sealer_that_delegates_steps_in_when_work_is_left_waiting(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process is meant to seal, this one still seals what it leaves overdue."""
+    monkeypatch.setattr(audit, "OVERDUE_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(audit, "OVERDUE_SECONDS", 0.3)
+    async with open_store(database_url) as store:
+        async with store.transaction() as conn:  # staged (pending), for a sealer to chain
+            await audit.append(conn, CLIENT, "disclosure.denied", at=T0)
+        sealer = audit.AuditSealer(store, clock=lambda: T0 + timedelta(seconds=1), interval=0.02)
+        sealer.delegated = lambda: True  # the other process never does it
+        sealer.start()
+        try:
+            for _ in range(100):
+                if not (await verify(store)).pending:
+                    break
+                await asyncio.sleep(0.05)
+            running = await verify(store)  # before stop(), which seals whatever is left
+        finally:
+            await sealer.stop()
+    assert (running.pending, running.entries, running.ok) == (0, 1, True)
+
+
+async def test_a_sealer_that_delegates_leaves_fresh_work_to_the_other_process(
+    database_url: str,
+) -> None:
+    async with open_store(database_url) as store:
+        async with store.transaction() as conn:
+            await audit.append(conn, CLIENT, "disclosure.denied", at=T0)
+        sealer = audit.AuditSealer(store, clock=lambda: T0, interval=0.02)  # not overdue
+        sealer.delegated = lambda: True
+        sealer.start()
+        await asyncio.sleep(audit.OVERDUE_CHECK_SECONDS + 0.3)  # past a check
+        assert (await verify(store)).pending == 1
+        sealer.delegated = None
+        await sealer.stop()  # still seals on the way out
+        assert (await verify(store)).pending == 0
+
+
 def _append_each(conn: Connection, items: Sequence[str]) -> list[None]:
     rows = [audit.pending_row(CLIENT, action, at=T0) for action in items]
     audit.append_rows_sync(conn, rows)
