@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,6 +135,14 @@ class Store:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with _released_if_cancelled(conn), conn.begin():
                 yield conn
+
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[R]]) -> R:
+        """The write route: `work(conn)` as one unit of work, group-committed with others.
+
+        Returns once its transaction has committed. `work` may run twice (again alone if its
+        batch failed), so it must touch nothing but the connection.
+        """
+        return await self.submit(run_each, work)  # type: ignore[no-any-return]
 
     async def batch(self, work: Work) -> Any:
         """Run `work(conn)` in a transaction shared with other work queued at the same time.
