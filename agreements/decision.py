@@ -43,12 +43,18 @@ class DisclosureRequest:
 
 @dataclass(frozen=True, slots=True)
 class DecisionContext:
-    """The facts from outside the request: today, the caller's permissions, opt-out, keys."""
+    """The facts from outside the request: today, the caller's permissions, opt-out, keys.
+
+    `deliverable_channels`: the channels this deployment can deliver over; a partner on any
+    other channel is refused now rather than retried until the delivery fails.
+    """
 
     today: date
     client_agreements: frozenset[str]
     subject_opted_out: bool = False
     partner_has_valid_key: bool = True
+    partner_channel: str | None = None
+    deliverable_channels: frozenset[str] | None = None  # None: every channel can deliver
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,9 @@ def decide(
         held.append(Reason.APPROVAL_REQUIRED)
         if not request.has_approval_facts:
             denials.append(Reason.APPROVAL_FACTS_MISSING)
+    channels = context.deliverable_channels
+    if channels is not None and context.partner_channel not in channels:
+        denials.append(Reason.PARTNER_CHANNEL_UNAVAILABLE)
 
     if denials:
         outcome = Outcome.DENIED

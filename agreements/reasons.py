@@ -21,6 +21,7 @@ class Reason(enum.StrEnum):
     SUBJECT_IDENTIFIER_MISSING = "subject_identifier_missing"
     NATIONAL_DATA_OPT_OUT = "national_data_opt_out"
     PARTNER_KEY_MISSING = "partner_key_missing"
+    PARTNER_CHANNEL_UNAVAILABLE = "partner_channel_unavailable"
     APPROVAL_REQUIRED = "approval_required"
     APPROVAL_FACTS_MISSING = "approval_facts_missing"
 
@@ -50,6 +51,10 @@ MEANINGS: Mapping[Reason, str] = MappingProxyType(
         ),
         Reason.PARTNER_KEY_MISSING: (
             "The partner has no valid (current, unrevoked) encryption key to seal for."
+        ),
+        Reason.PARTNER_CHANNEL_UNAVAILABLE: (
+            "The partner receives by a channel this version cannot deliver over yet (secure "
+            "email, SFTP); refused now rather than retried until it fails."
         ),
         Reason.APPROVAL_REQUIRED: (
             "A one-off or Schedule 2 request: held until a named officer approves it."

@@ -15,11 +15,10 @@ from sqlalchemy import select
 from agreements.decision import DecisionContext, DisclosureRequest, Outcome, decide
 from agreements.minimise import minimise
 from gateway import audit
+from gateway.application.commands import SubmitDisclosure
 from gateway.errors import GatewayError, NotFoundError
-from gateway.http.schemas import DisclosureSubmission
 from gateway.partner_keys import PartnerKeyError, encryption_key_for
-from gateway.pipeline import with_channel_check
-from gateway.service import Gateway
+from gateway.service import DELIVERABLE_CHANNELS, Gateway
 from gateway.store import approvals, disclosures
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.tables import disclosures as disclosures_table
@@ -55,7 +54,7 @@ async def pending(gateway: Gateway) -> list[Disclosure]:
         return [Disclosure.from_row(row._mapping) for row in rows]
 
 
-async def _held(gateway: Gateway, disclosure_id: str) -> tuple[Disclosure, DisclosureSubmission]:
+async def _held(gateway: Gateway, disclosure_id: str) -> tuple[Disclosure, SubmitDisclosure]:
     async with gateway.store.read() as conn:
         found = await disclosures.get(conn, disclosure_id)
         if found is None:
@@ -63,7 +62,7 @@ async def _held(gateway: Gateway, disclosure_id: str) -> tuple[Disclosure, Discl
         if found.status is not Status.PENDING_APPROVAL:
             raise ApprovalRefusedError(f"disclosure {disclosure_id} is {found.status}, not held")
         raw = await disclosures.held_request(conn, disclosure_id, gateway.protection)
-    return found, DisclosureSubmission.model_validate_json(raw)
+    return found, SubmitDisclosure.from_held(raw)
 
 
 async def show(gateway: Gateway, disclosure_id: str) -> HeldDisclosure:
@@ -76,19 +75,19 @@ async def show(gateway: Gateway, disclosure_id: str) -> HeldDisclosure:
         result = minimise(
             sub.record, agreement, sub.purpose,
             pseudonym_key=gateway.protection.pseudonym_key, today=gateway.clock().date(),
-            subject=sub.subject.model_dump(exclude_none=True),
+            subject=sub.subject,
         )  # fmt: skip
         sent, removed = result.sent, result.removed
-    facts = sub.annex_b.model_dump() if sub.annex_b else None
+    facts = dict(sub.annex_b) if sub.annex_b else None
     return HeldDisclosure(found, facts, sub.reason, sent, removed)
 
 
 def _facts_for_record(
-    gateway: Gateway, disclosure_id: str, sub: DisclosureSubmission
+    gateway: Gateway, disclosure_id: str, sub: SubmitDisclosure
 ) -> dict[str, Any]:
     if sub.annex_b is None:
         return {}
-    facts = sub.annex_b.model_dump(exclude_none=True)
+    facts = {k: v for k, v in sub.annex_b.items() if v is not None}
     for name in SEALED_FACTS:
         if name in facts:
             facts[name] = {"sealed": gateway.protection.seal_text(facts[name], disclosure_id)}
@@ -109,20 +108,22 @@ async def approve(gateway: Gateway, disclosure_id: str, *, actor: str, reason: s
         key = None
     request = DisclosureRequest(
         agreement_id=found.agreement_id, purpose=found.purpose,
-        subject_identifiers=frozenset(k for k, v in sub.subject.model_dump().items() if v),
+        subject_identifiers=frozenset(sub.subject),
         has_approval_facts=sub.annex_b is not None, approval_granted=True,
     )  # fmt: skip
     context = DecisionContext(
         today=now.date(), client_agreements=frozenset({found.agreement_id}),
         partner_has_valid_key=key is not None,
+        partner_channel=str(partner.channel.type) if partner else None,
+        deliverable_channels=DELIVERABLE_CHANNELS,
     )  # fmt: skip
-    decision = with_channel_check(decide(request, agreement, context), partner)
+    decision = decide(request, agreement, context)
     if decision.outcome is not Outcome.ALLOWED or agreement is None or partner is None:
         raise ApprovalRefusedError(
             "cannot approve now: " + ", ".join(decision.reasons or ("agreement_not_found",))
         )
     assert key is not None
-    sealed, (sent, removed) = gateway.pipeline.seal_for(
+    sealed, (sent, removed) = gateway.submit.seal_for(
         sub, agreement=agreement, partner=partner, key=key, disclosure_id=found.id, now=now
     )
     admin = audit.Actor(audit.ActorKind.ADMIN, actor)

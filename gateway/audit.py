@@ -29,8 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import audit_log as sql
-from gateway.store.batch import Writes, insert_all_sync
 from gateway.store.database import Store
+from gateway.store.multi_insert import Writes, insert_all_sync
 from gateway.store.tables import audit_pending
 
 GENESIS = "0" * 64
@@ -196,7 +196,7 @@ def chains_inline(conn: AsyncConnection | Connection) -> bool:
     PostgreSQL, entries are staged in `audit_pending` for the sealer, which also signs the
     checkpoints due wherever the entries were chained.
     """
-    return conn.dialect.name == "sqlite" and not conn.dialect.is_async
+    return conn.dialect.name == "sqlite"
 
 
 async def append_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -353,7 +353,10 @@ async def checkpoint(store: Store, signer: CheckpointSigner, *, at: datetime) ->
         _sign_checkpoint(conn, signer, head.seq, head.hash, at)
         return head.seq
 
-    return await store.write_sync(sign_head)
+    async def work(conn: AsyncConnection) -> int:
+        return await conn.run_sync(sign_head)
+
+    return await store.write(work)
 
 
 class AuditSealer:
@@ -381,7 +384,11 @@ class AuditSealer:
             # One hand-off on SQLite (the writer's thread), not a statement at a time through a
             # loop that is busy: under load that held the write lock for tens of milliseconds.
             seal_all = functools.partial(seal_sync, at=self._clock(), signer=self._signer)
-            sealed = await self._store.write_sync(seal_all)
+
+            async def work(conn: AsyncConnection, seal_all: Any = seal_all) -> int:
+                return int(await conn.run_sync(seal_all))
+
+            sealed = await self._store.write(work)
             total += sealed
             if sealed < SEAL_BATCH:
                 return total

@@ -33,7 +33,6 @@ from gateway.http.app import create_app
 from gateway.partner_keys import PartnerKey
 from gateway.partner_sim import FaultRates, PartnerConfig, PartnerSimulator, ReceiptMode
 from gateway.provisioning import add_client, add_partner_key
-from gateway.runtime import DeliveryWorker
 from gateway.service import Gateway
 from gateway.settings import load_settings
 from gateway.store import optouts
@@ -204,8 +203,12 @@ async def run_demo(
         port=0, allow_insecure_loopback=True, retry_delays="1s,2s,3s,5s", retry_max_attempts=8,
         log_level="warning",
     )  # fmt: skip
-    gateway = await Gateway.open(settings)
-    gateway.start()
+    gateway = await Gateway.open(
+        settings,
+        deliver=True,
+        delivery_options=DeliveryOptions(poll_interval=0.05, deadline_interval=1.0),
+    )
+    await gateway.start()
     runner = web.AppRunner(create_app(gateway), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -218,10 +221,8 @@ async def run_demo(
         receipt_delay_s=0.5,
     )) for pid, (_, mode, faults) in SIMULATED.items()}  # fmt: skip
     endpoints = {pid: await sim.start() + "/in" for pid, sim in sims.items()}
-    worker = DeliveryWorker(gateway, DeliveryOptions(poll_interval=0.05, deadline_interval=1.0))
     try:
         tokens = await _provision(gateway, catalog_with_endpoints(root, endpoints), sims)
-        await worker.start()
         console.print(f"[bold]Gatehouse[/] running at {url}; simulated partners: "
                       + ", ".join(f"{p} ({SIMULATED[p][0]})" for p in sims))  # fmt: skip
         cases = _cases()
@@ -251,8 +252,7 @@ async def run_demo(
         accepted = [v for v in views.values() if v["status"] not in ("denied", "rejected")]
         return report.ok and all(v["status"] == "receipted" for v in accepted)
     finally:
-        await worker.stop(5)
         await runner.cleanup()
+        await gateway.close(5)
         for sim in sims.values():
             await sim.stop()
-        await gateway.close()

@@ -1,10 +1,16 @@
-"""Prometheus metrics, one registry per app so tests and processes never share state."""
+"""Prometheus metrics, one registry per app so tests and processes never share state.
+
+Under gunicorn (PROMETHEUS_MULTIPROC_DIR set) each process writes its values to that folder
+and a scrape of any process sums them all.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 _STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
 
@@ -31,7 +37,10 @@ class Metrics:
             registry=r,
         )
         self.outbox_depth = Gauge(
-            "gatehouse_outbox_depth", "Outbox rows not yet published", registry=r
+            "gatehouse_outbox_depth",
+            "Outbox rows not yet published",
+            registry=r,
+            multiprocess_mode="mostrecent",  # every process reads the same table
         )
         self.deliveries = Counter(
             "gatehouse_deliveries", "Delivery attempts", ["partner", "outcome"], registry=r
@@ -44,5 +53,9 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
+        """The Prometheus text exposition of every metric (of every process under gunicorn)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
         return generate_latest(self.registry)

@@ -21,6 +21,7 @@ from gateway.receipts import ReceiptError, verify_receipt
 from gateway.store import disclosures, receipts, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
+from gateway.store.group_commit import SetWise
 
 log = structlog.get_logger("gateway.receipts")
 
@@ -134,8 +135,8 @@ class ReceiptIntake:
         )  # fmt: skip
         # Receipts arriving together (many deliveries in flight) share one commit and are
         # written set-wise: a few statements for the whole batch.
-        fresh, status = await self._store.submit(
-            record_receipts, _Recording(stored, move, disclosure.status)
+        fresh, status = await self._store.write(
+            SetWise(record_receipts, _Recording(stored, move, disclosure.status))
         )
         self._metrics.receipts.labels("replayed" if not fresh else verified.status).inc()
         if fresh and status is Status.RECEIPTED:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from gateway import jose
 from gateway.errors import GatewayError
@@ -134,6 +134,23 @@ class SealedEnvelope:
             f"SealedEnvelope(bytes={len(self.body)}, digest={self.digest!r}, "
             f"signing_kid={self.signing_kid!r}, encryption_kid={self.encryption_kid!r})"
         )
+
+
+class SignerSource(Protocol):
+    """Where the council's signing key in force comes from (the keyring)."""
+
+    def active_signer(self, now: datetime) -> Signer: ...
+
+
+class CouncilSealer:
+    """Seals with the council key active at the claims' `iat` (the submit use case's Sealer)."""
+
+    def __init__(self, keys: SignerSource) -> None:
+        self._keys = keys
+
+    def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
+        """Sign, then encrypt for `recipient`."""
+        return seal(claims, self._keys.active_signer(claims.iat), recipient)
 
 
 def seal(claims: EnvelopeClaims, signer: Signer, recipient: PartnerKey) -> SealedEnvelope:

@@ -1,26 +1,29 @@
-"""Run a gateway process: the HTTP API, the delivery workers, or both; stop gracefully."""
+"""Run gateway processes: the HTTP API, the delivery engine, or both; stop gracefully.
+
+One process runs in the foreground; several API processes are gunicorn workers
+(`aiohttp.GunicornUVLoopWebWorker`) built by `api_process`, supervised and restarted by
+gunicorn's arbiter.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import gc
+import os
 import signal
 from collections.abc import Callable
-from typing import Protocol
 
 import structlog
 from aiohttp import web
 
-from gateway.http.app import create_app
+from gateway.http.app import SHUTDOWN_GRACE_SECONDS, create_app
 from gateway.logging import configure_logging
-from gateway.seal_pool import SealPool
 from gateway.service import Gateway
-from gateway.settings import Settings
-from gateway.write_pool import WritePool
+from gateway.settings import Settings, load_settings
 
 log = structlog.get_logger("gateway.server")
-SHUTDOWN_GRACE_SECONDS = 15.0
+ROLE_VARIABLE = "GATEWAY_SERVE_ROLE"  # how `gateway serve` tells its gunicorn workers the role
 
 
 class Role(enum.StrEnum):
@@ -30,107 +33,101 @@ class Role(enum.StrEnum):
     WORKER = "worker"
     ALL = "all"
 
-
-class Worker(Protocol):
-    """What the worker role starts (the delivery engine)."""
-
-    async def start(self) -> None:
-        """Begin relaying and delivering."""
-        ...
-
-    async def stop(self, grace: float) -> None:
-        """Finish in-flight deliveries (up to `grace` seconds) and close connections."""
-        ...
+    @property
+    def delivers(self) -> bool:
+        """This role runs the delivery engine."""
+        return self in (Role.WORKER, Role.ALL)
 
 
-WorkerFactory = Callable[[Gateway], Worker]
-
-
-def settle_heap(_url: str = "") -> None:
+def settle_heap() -> None:
     """After start-up: free its garbage, then exempt what is left from the cyclic collector.
 
-    A started process holds some 130,000 long-lived objects (SQLAlchemy, pydantic, the policy
-    snapshot) that every full collection walked again: 40-100 ms with the event loop stopped,
-    several times a minute under load, the API's p99. Frozen objects are still freed by
-    reference counting; only cycles among them would outlive their use. For a process's own
-    server (the CLI), not for a library caller sharing its heap.
+    The long-lived start-up objects (SQLAlchemy, pydantic, the policy snapshot) would otherwise
+    be walked by every full collection, with the event loop stopped.
     """
     gc.collect()
     gc.freeze()
 
 
-async def _start_helpers(settings: Settings, gateway: Gateway) -> list[SealPool | WritePool]:
-    """The API's worker processes: one seals envelopes, one records accepted disclosures."""
-    helpers: list[SealPool | WritePool] = []
-    if settings.seal_in_worker:
-        seals = gateway.pipeline.seal_pool = SealPool(settings.keys_dir)
-        helpers.append(seals)
-        await seals.start()
-    if settings.write_in_worker and gateway.store.is_sqlite_file:
-        writes = gateway.group_commit.pool = WritePool(
-            settings.resolved_database_url, settings.keys_dir
-        )
-        helpers.append(writes)
-        await writes.start()
-        gateway.sealer.delegated = lambda: writes.usable  # it seals the chain meanwhile
-    return helpers
+async def api_process() -> web.Application:
+    """A gunicorn worker's application: the gateway opened, started and closed with it."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level, cache_loggers=True)
+    role = Role(os.environ.get(ROLE_VARIABLE, Role.API))
+    gateway = await Gateway.open(settings, deliver=role.delivers)
+    app = create_app(gateway, owns_gateway=True)
+    app.on_startup.append(lambda _app: _settled())
+    return app
+
+
+async def _settled() -> None:
+    settle_heap()
 
 
 async def serve(
     settings: Settings,
     role: Role = Role.ALL,
     *,
-    worker_factory: WorkerFactory | None = None,
     stop: asyncio.Event | None = None,
     started: Callable[[str], None] | None = None,
-    reuse_port: bool = False,
     cache_loggers: bool = False,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stop` is set): finish in-flight work, then close.
+    """Run one process until SIGTERM/SIGINT (or `stop` is set): finish in-flight work, close.
 
+    `started` is called with the API's URL (empty for the worker role) once it serves.
     `cache_loggers`: for a process of its own (the CLI), see `configure_logging`.
     """
     configure_logging(settings.log_format, settings.log_level, cache_loggers=cache_loggers)
-    gateway = await Gateway.open(settings)
-    gateway.start()
-    helpers: list[SealPool | WritePool] = []
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner: web.AppRunner | None = None
-    worker: Worker | None = None
     try:
-        if role in (Role.WORKER, Role.ALL) and worker_factory is not None:
-            worker = worker_factory(gateway)
-            await worker.start()
-        if role in (Role.API, Role.ALL):
-            helpers = await _start_helpers(settings, gateway)
-            runner = web.AppRunner(
-                create_app(gateway), shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log=None
-            )
-            await runner.setup()
-            site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
-            await site.start()
-            address = runner.addresses[0]
-            url = f"http://{address[0]}:{address[1]}"
-            log.info("listening", host=address[0], port=address[1], role=str(role))
-            if started is not None:
-                started(url)
-        elif started is not None:
+        gateway = await Gateway.open(settings, deliver=role.delivers)
+        if role is Role.WORKER:
+            await _deliver(gateway, stop, started)
+        else:
+            await _listen(gateway, settings, role, stop, started)
+    finally:
+        # Only now: a repeated SIGTERM during the graceful stop must not kill us half-way.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _deliver(
+    gateway: Gateway, stop: asyncio.Event, started: Callable[[str], None] | None
+) -> None:
+    try:
+        await gateway.start()
+        log.info("delivering", role=str(Role.WORKER))
+        if started is not None:
             started("")
+        await stop.wait()
+        log.info("stopping", role=str(Role.WORKER))
+    finally:
+        await gateway.close(SHUTDOWN_GRACE_SECONDS)
+
+
+async def _listen(
+    gateway: Gateway,
+    settings: Settings,
+    role: Role,
+    stop: asyncio.Event,
+    started: Callable[[str], None] | None,
+) -> None:
+    runner = web.AppRunner(
+        create_app(gateway, owns_gateway=True),
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log=None,
+    )
+    try:
+        await runner.setup()  # starts the gateway's background work (cleanup_ctx)
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        host, port = runner.addresses[0][:2]
+        log.info("listening", host=host, port=port, role=str(role))
+        if started is not None:
+            started(f"http://{host}:{port}")
         await stop.wait()
         log.info("stopping", role=str(role))
     finally:
-        try:
-            if runner is not None:
-                await runner.cleanup()  # stops accepting, lets in-flight requests finish
-            if worker is not None:
-                await worker.stop(SHUTDOWN_GRACE_SECONDS)
-            for helper in helpers:
-                await helper.close()
-            await gateway.close()
-        finally:
-            # Only now: a repeated SIGTERM during the graceful stop must not kill us half-way.
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
+        await runner.cleanup()  # stops accepting, lets requests finish, closes the gateway

@@ -1,8 +1,9 @@
-"""The one place where the service is wired: settings in, a running Gateway out."""
+"""The one composition root: settings in, a wired Gateway out, by constructor injection."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,32 +11,53 @@ import aio_pika
 import aio_pika.exceptions
 import structlog
 from aio_pika.connection import make_url
-from aiohttp import web
 from sqlalchemy import func, select
 
+from adapters.channel import Channel
+from adapters.mesh import MeshChannel
+from adapters.mesh_config import load_mesh_config
+from adapters.webhook import WebhookChannel
 from gateway import audit
+from gateway.application.submit import SubmitDisclosures
 from gateway.clients import Client
+from gateway.delivery.service import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import disclosure_view
-from gateway.group_commit import GroupCommit
 from gateway.http.schemas import DisclosureView
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
 from gateway.policy_cache import PolicyCache
 from gateway.protection import Protection
 from gateway.receipt_intake import ReceiptIntake
+from gateway.sealing import CouncilSealer
 from gateway.settings import Settings
 from gateway.store import partners_repo
 from gateway.store.database import Store
+from gateway.store.submissions import SubmissionLedger
 from gateway.store.tables import outbox
 
 log = structlog.get_logger("gateway.service")
 DEFAULT_SIGNING_ALG = "ES256"
+# Channels this version can deliver over; email and SFTP partners are refused at submission.
+DELIVERABLE_CHANNELS = frozenset({"webhook", "mesh"})
 
 
 def utc_now() -> datetime:
     """The service clock (tests pass their own)."""
     return datetime.now(UTC)
+
+
+def build_channels(settings: Settings) -> dict[str, Channel]:
+    """The webhook channel always; NHS MESH when GATEWAY_MESH_MAILBOX is configured."""
+    channels: dict[str, Channel] = {
+        "webhook": WebhookChannel(
+            connect_timeout=settings.webhook_connect_timeout,
+            total_timeout=settings.webhook_total_timeout,
+            allow_insecure_loopback=settings.allow_insecure_loopback,
+        )
+    }
+    if os.environ.get("GATEWAY_MESH_MAILBOX"):
+        channels["mesh"] = MeshChannel(load_mesh_config())
+    return channels
 
 
 async def ensure_council_key(
@@ -45,9 +67,13 @@ async def ensure_council_key(
     if not any(key.status == "active" for key in keyring.list()):
         key = keyring.generate(alg, now)
         await audit.record(
-            store, audit.SYSTEM, "council_key.generated", at=now, targets={"kid": key.kid},
+            store,
+            audit.SYSTEM,
+            "council_key.generated",
+            at=now,
+            targets={"kid": key.kid},
             details={"alg": alg},
-        )  # fmt: skip
+        )
     published = keyring.jwks(now)["keys"]
     async with store.transaction() as conn:
         for jwk in published:
@@ -57,7 +83,8 @@ async def ensure_council_key(
 
 
 class Gateway:
-    """Everything a gateway process holds: store, policy, keys, use cases, metrics."""
+    """Everything a gateway process holds: store, policy, keys, use cases, metrics, and, with
+    `channels`, the delivery engine (the worker role)."""
 
     def __init__(
         self,
@@ -66,6 +93,8 @@ class Gateway:
         *,
         clock: Callable[[], datetime] = utc_now,
         policy_refresh: float | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        delivery_options: DeliveryOptions | None = None,
     ) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.metrics = Metrics()
@@ -75,24 +104,51 @@ class Gateway:
         self.sealer = audit.AuditSealer(
             store, clock=clock, signer=KeyringCheckpointSigner(self.keyring, clock)
         )
-        self.group_commit = GroupCommit(store)
-        self.pipeline = Pipeline(
-            org_id=settings.org_id, store=store, policy=self.policy, keyring=self.keyring,
-            protection=self.protection, metrics=self.metrics, clock=clock,
-            group_commit=self.group_commit,
-        )  # fmt: skip
         self.receipts = ReceiptIntake(
-            store=store, policy=self.policy, org_id=settings.org_id, metrics=self.metrics,
+            store=store,
+            policy=self.policy,
+            org_id=settings.org_id,
+            metrics=self.metrics,
             clock=clock,
-        )  # fmt: skip
-        self.broker_ready: Callable[[], Awaitable[bool]] | None = None
+        )
+        self.channels: Mapping[str, Channel] = channels or {}
+        self.delivery = (
+            None
+            if channels is None
+            else DeliveryService(
+                settings=settings,
+                store=store,
+                policy=self.policy,
+                intake=self.receipts,
+                metrics=self.metrics,
+                channels=channels,
+                clock=clock,
+                options=delivery_options,
+            )
+        )
+        self.submit = SubmitDisclosures(
+            org_id=settings.org_id,
+            records=SubmissionLedger(store, self.protection),
+            policy=lambda: self.policy.snapshot,
+            sealer=CouncilSealer(self.keyring),
+            protection=self.protection,
+            metrics=self.metrics,
+            clock=clock,
+            deliverable_channels=DELIVERABLE_CHANNELS,
+            on_accepted=None if self.delivery is None else self.delivery.notify,
+        )
 
     @classmethod
-    async def open(cls, settings: Settings, **kwargs: Any) -> Gateway:
-        """Open the store (migrating it to head), make keys on first start, load policy."""
+    async def open(cls, settings: Settings, *, deliver: bool = False, **kwargs: Any) -> Gateway:
+        """Open the store (migrating it to head), make keys on first start, load policy.
+
+        `deliver`: also build the delivery engine with the channels the settings configure.
+        """
         store = await Store.open(settings.resolved_database_url)
         try:
             await store.upgrade()
+            if deliver:
+                kwargs.setdefault("channels", build_channels(settings))
             gateway = cls(settings, store, **kwargs)
             await ensure_council_key(store, gateway.keyring, gateway.clock())
             await gateway.policy.refresh()
@@ -101,17 +157,24 @@ class Gateway:
             raise
         return gateway
 
-    def start(self) -> None:
-        """Start the background loops this process needs (policy refresh, audit sealing)."""
+    async def start(self) -> None:
+        """Start the background work: policy refresh, audit sealing, and delivery if built."""
         self.policy.start()
         self.sealer.start()
+        if self.delivery is not None:
+            await self.delivery.start()
 
-    async def close(self) -> None:
-        """Stop the loops, seal what is pending, close the store."""
-        await self.policy.stop()
-        await self.group_commit.close()
-        await self.sealer.stop()
-        await self.store.close()
+    async def close(self, grace: float = 10.0) -> None:
+        """Finish deliveries in flight (up to `grace` s), stop the loops, seal, close."""
+        try:
+            if self.delivery is not None:
+                await self.delivery.stop(grace)
+        finally:
+            for channel in self.channels.values():
+                await channel.close()
+            await self.policy.stop()
+            await self.sealer.stop()
+            await self.store.close()
 
     async def authenticate(self, token: str) -> Client | None:
         """The active client holding this bearer token, if any."""
@@ -129,8 +192,11 @@ class Gateway:
         """Database and (when configured) broker reachability."""
         checks = {"database": "ok" if await self.store.ping() else "unreachable"}
         if self.settings.broker_url:
-            probe = self.broker_ready or self._connect_to_broker
-            checks["broker"] = "ok" if await probe() else "unreachable"
+            if self.delivery is not None:
+                ready = await self.delivery.broker_ready()
+            else:
+                ready = await self._connect_to_broker()
+            checks["broker"] = "ok" if ready else "unreachable"
         return checks
 
     async def _connect_to_broker(self) -> bool:
@@ -157,6 +223,3 @@ class Gateway:
             log.warning("outbox_depth_unavailable")
             return
         self.metrics.outbox_depth.set(depth or 0)
-
-
-GATEWAY_KEY = web.AppKey("gateway", Gateway)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
@@ -28,19 +28,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
-    seal_in_worker: bool = Field(
-        True, description="`gateway serve` seals envelopes in a worker process (another core)"
-    )
-    write_in_worker: bool = Field(
-        True,
-        description="`gateway serve` on a SQLite file records accepted disclosures in a worker "
-        "process (the API process's GIL stays the event loop's)",
-    )
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
-    admin_token: SecretStr | None = None
     broker_prefix: str = Field("gatehouse", description="Prefix of every exchange and queue")
     broker_prefetch: int = Field(
         64, ge=1, le=1000, description="Deliveries per partner taken and not yet settled"

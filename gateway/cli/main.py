@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -18,9 +16,9 @@ from gateway.demo import run_demo
 from gateway.logging import configure_logging
 from gateway.partner_sim.cli import register as register_partner_sim
 from gateway.policy_tour import print_policy_tour
-from gateway.runtime import DeliveryWorker
-from gateway.server import Role, WorkerFactory, serve, settle_heap
+from gateway.server import Role, serve, settle_heap
 from gateway.settings import load_settings
+from gateway.supervisor import run_supervised
 
 app = typer.Typer(
     name="gateway",
@@ -47,50 +45,22 @@ def serve_command(
             "--processes",
             min=1,
             max=64,
-            help="Processes sharing the port (SO_REUSEPORT); one per core is a good start.",
+            help="Processes to run, supervised by gunicorn (one per core is a good start).",
         ),
     ] = 1,
-    reuse_port: Annotated[bool, typer.Option("--reuse-port", hidden=True)] = False,
 ) -> None:
     """Run the gateway: the HTTP API, the delivery workers, or both, until SIGTERM.
 
     Example: GATEWAY_DATABASE_URL=postgresql+asyncpg://gh@db/gh gateway serve --role api
     """
     settings = load_settings()
-    shared = processes > 1 or reuse_port
-    children = [
-        subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli.main",
-                "serve",
-                "--role",
-                role.value,
-                "--reuse-port",
-            ]
-        )
-        for _ in range(processes - 1)
-    ]
-    try:
-        # uvloop: the same asyncio API on libuv, with a fraction of the per-request overhead
-        # of the pure-Python event loop and transports.
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(
-                serve(
-                    settings,
-                    role,
-                    worker_factory=delivery_worker_factory(),
-                    started=settle_heap,
-                    reuse_port=shared,
-                    cache_loggers=True,
-                )
-            )
-    finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            child.wait()
+    if processes > 1:
+        run_supervised(settings, role, processes)
+        return
+    # uvloop: the same asyncio API on libuv, with a fraction of the per-request overhead of
+    # the pure-Python event loop and transports.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, role, started=lambda _url: settle_heap(), cache_loggers=True))
 
 
 @app.command("demo")
@@ -116,11 +86,6 @@ def demo(
 
 
 register_partner_sim(app)  # partner simulator: gateway partner-sim
-
-
-def delivery_worker_factory() -> WorkerFactory:
-    """The delivery engine for the worker role."""
-    return DeliveryWorker
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from gateway.queue.retry import GiveUp
 from gateway.store import disclosures, outbox
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure
+from gateway.store.group_commit import SetWise
 from gateway.store.tables import outbox as outbox_rows
 
 log = structlog.get_logger("gateway.delivery.embedded")
@@ -177,7 +178,7 @@ class EmbeddedQueue:
             self.options.owner, self.clock(), self.options.lease, self.options.per_partner,
             dict(self._inflight),
         )  # fmt: skip
-        claimed = await self.store.submit(claim_rounds, claim)
+        claimed = await self.store.write(SetWise(claim_rounds, claim))
         for each in claimed:
             self._start(each)
         return len(claimed)
@@ -215,7 +216,9 @@ class EmbeddedQueue:
         if isinstance(verdict, Finished):
             state = outbox.DELIVERED if verdict.outcome != "failed" else "dead"
             # Shares a commit (and one UPDATE) with other deliveries finishing now.
-            await self.store.submit(outbox.mark_each, outbox.Mark(item.id, owner, state, now))
+            await self.store.write(
+                SetWise(outbox.mark_each, outbox.Mark(item.id, owner, state, now))
+            )
         elif isinstance(verdict, Held):
             await self.worker.hold(envelope, verdict.reason, self.options.hold_recheck, refund=True)
         elif isinstance(verdict, Transient):

@@ -20,6 +20,7 @@ from gateway.queue.messages import OutgoingMessage
 from gateway.queue.rabbit import RabbitTransport
 from gateway.store import outbox
 from gateway.store.database import Store
+from gateway.store.group_commit import SetWise
 
 log = structlog.get_logger("gateway.delivery.relay")
 
@@ -101,8 +102,8 @@ class OutboxRelay:
     async def _claim(self) -> list[outbox.OutboxItem]:
         o = self.options
         # Claims and marks share their commits with whatever else is being written now.
-        return await self.store.submit(
-            outbox.claim_each, outbox.Claim(o.owner, self.clock(), o.lease, o.batch)
+        return await self.store.write(
+            SetWise(outbox.claim_each, outbox.Claim(o.owner, self.clock(), o.lease, o.batch))
         )
 
     async def _publish_batch(self, items: list[outbox.OutboxItem]) -> int:
@@ -122,10 +123,8 @@ class OutboxRelay:
         confirmed = set(report.confirmed)
         done = [i.id for i in sendable if i.disclosure_id in confirmed]
         now = self.clock()
-        await asyncio.gather(*(
-            self.store.submit(outbox.mark_each, outbox.Mark(id_, o.owner, outbox.PUBLISHED, now))
-            for id_ in done
-        ))  # fmt: skip
+        marks = (outbox.Mark(id_, o.owner, outbox.PUBLISHED, now) for id_ in done)
+        await asyncio.gather(*(self.store.write(SetWise(outbox.mark_each, m)) for m in marks))
         unconfirmed = [item for item in items if item.disclosure_id not in confirmed]
         if unconfirmed:
             async with self.store.transaction() as conn:

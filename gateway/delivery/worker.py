@@ -31,6 +31,7 @@ from gateway.receipts import ReceiptError
 from gateway.store import disclosures, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
+from gateway.store.group_commit import SetWise
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -111,8 +112,9 @@ class DeliveryWorker:
         return retries.for_agreement(agreement, self.default_retry)
 
     async def disclosure(self, message_id: str) -> Disclosure | None:
-        """The stored disclosure an envelope belongs to (lookups at the same moment share one)."""
-        return await self.store.fetch(disclosures.get_many, message_id)
+        """The stored disclosure an envelope belongs to."""
+        async with self.store.read() as conn:
+            return await disclosures.get(conn, message_id)
 
     async def attempt(self, envelope: Envelope, *, known: Disclosure | None = None) -> Verdict:
         """Try to deliver once; partner faults come back as a verdict, never an exception.
@@ -215,7 +217,7 @@ class DeliveryWorker:
             record_if_refused=True,  # a receipt may overtake the hand-over; it still happened
         )  # fmt: skip
         # Deliveries finishing together share one commit, written set-wise.
-        await self.store.submit(status_moves.apply, move)
+        await self.store.write(SetWise(status_moves.apply, move))
 
     async def fail(self, envelope: Envelope, reason: str, last_reason: str | None = None) -> None:
         """Record `failed` with the reason and dead-letter the envelope in the outbox."""

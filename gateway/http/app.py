@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.http import handlers
-from gateway.http.handlers import LOG_IDS
+from gateway.http.handlers import GATEWAY_KEY, LOG_IDS
 from gateway.http.openapi import ROUTES
 from gateway.http.problems import problem
-from gateway.service import GATEWAY_KEY, Gateway
+from gateway.service import Gateway
 
 log = structlog.get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,10 +69,30 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def create_app(gateway: Gateway) -> web.Application:
-    """Build the HTTP application around an already wired gateway."""
+def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Application:
+    """Build the HTTP application around an opened gateway.
+
+    `owns_gateway`: the app starts the gateway's background work when it starts and closes
+    the gateway when it stops (a served process); otherwise the caller does both.
+    """
     app = web.Application(middlewares=[observe], client_max_size=gateway.settings.max_body_bytes)
     app[GATEWAY_KEY] = gateway
+    if owns_gateway:
+        app.cleanup_ctx.append(_running(gateway))
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _HANDLERS[route.name], name=route.name)
     return app
+
+
+SHUTDOWN_GRACE_SECONDS = 15.0
+
+
+def _running(gateway: Gateway) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def running(_app: web.Application) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.close(SHUTDOWN_GRACE_SECONDS)
+
+    return running

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -11,17 +10,19 @@ from aiohttp import web
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from gateway.application.commands import Conflict, Denied
 from gateway.clients import Client
 from gateway.errors import GatewayError, NotFoundError
 from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, validation_errors
 from gateway.http.schemas import DisclosureSubmission, Health
 from gateway.logging import bound_context
-from gateway.service import GATEWAY_KEY
+from gateway.service import Gateway
 
 _BEARER = "bearer "
 MAX_RECEIPT_BYTES = 64 * 1024  # a receipt is a few hundred bytes; anything far larger is not one
 LOG_IDS = web.RequestKey("log_ids", dict[str, str])  # read by the access-log middleware
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
 
 
 async def _authenticate(request: web.Request) -> Client:
@@ -73,21 +74,21 @@ async def submit_disclosure(request: web.Request) -> web.Response:
         return problem(422, "idempotency_key_invalid", "Idempotency-Key must be 1-200 characters")
     # The digest matters only to an Idempotency-Key (same key, same body?).
     digest = hashlib.sha256(raw).hexdigest() if key is not None else ""
-    outcome = await request.app[GATEWAY_KEY].pipeline.submit(
-        client, submission, idempotency_key=key, body_digest=digest
+    result = await request.app[GATEWAY_KEY].submit(
+        client, submission.to_command(), idempotency_key=key, body_digest=digest
     )
-    if "id" in outcome.body:
-        request[LOG_IDS] = {"client": client.name, "disclosure_id": outcome.body["id"]}
-    if outcome.http_status == 202:
-        return _json(outcome.body, 202)
-    return problem(
-        outcome.http_status,
-        outcome.body["code"],
-        outcome.body["title"],
-        reasons=outcome.body.get("reasons"),
-        detail=outcome.body.get("detail"),
-        extra={"id": outcome.body["id"]} if "id" in outcome.body else None,
-    )
+    if isinstance(result, Conflict):
+        return problem(409, result.code, "Idempotency-Key reused with another body")
+    request[LOG_IDS] = {"client": client.name, "disclosure_id": result.id}
+    if isinstance(result, Denied):
+        return problem(
+            403,
+            "disclosure_denied",
+            "Disclosure refused by policy",
+            reasons=list(result.reasons),
+            extra={"id": result.id},
+        )
+    return _json({"id": result.id, "status": result.status}, 202)
 
 
 async def get_disclosure(request: web.Request) -> web.Response:
@@ -147,8 +148,3 @@ async def metrics(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     """GET /v1/openapi.json: the contract, generated from the same models as the handlers."""
     return _json(openapi_document())
-
-
-def constant_time_equal(a: str, b: str) -> bool:
-    """Compare secrets without leaking their length of common prefix through timing."""
-    return hmac.compare_digest(a.encode(), b.encode())

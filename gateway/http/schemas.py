@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.application.commands import SubmitDisclosure
+
 DisclosureStatus = Literal[
     "pending_approval", "rejected", "denied", "queued", "dispatched", "receipted", "failed"
 ]
@@ -57,6 +59,20 @@ class DisclosureSubmission(_Strict):
     requested_by: RequestedBy
     reason: str = Field(min_length=1, max_length=2000, description="Why this disclosure is made")
     annex_b: AnnexB | None = None
+
+    def to_command(self) -> SubmitDisclosure:
+        """The application's command for this body."""
+        return SubmitDisclosure(
+            agreement=self.agreement,
+            purpose=self.purpose,
+            record=self.record,
+            requested_by_user=self.requested_by.user,
+            requested_by_role=self.requested_by.role,
+            reason=self.reason,
+            nhs_number=self.subject.nhs_number,
+            local_id=self.subject.local_id,
+            annex_b=None if self.annex_b is None else self.annex_b.model_dump(),
+        )
 
 
 class Accepted(_Strict):

@@ -1,14 +1,14 @@
-"""The Store: one engine, write transactions, read connections, migrations and a health check."""
+"""The Store: reads, the one write route (group-committed units of work), migrations, health."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
@@ -16,38 +16,30 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import migrate
-from gateway.store.batching import Execute, SyncExecute, TransactionBatcher, Work, run_each
 from gateway.store.engine import WRITE_OPTION, create_engine, is_sqlite
-from gateway.store.sqlite_writer import SqliteWriter
+from gateway.store.group_commit import Execute, GroupCommitter, SetWise, Work, run_each
 
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
 R = TypeVar("R")
+CANCELLED_COLLECT_AFTER = 0.05  # seconds: the cancelled task has finished unwinding by then
 
 
 class NotInTransactionError(RuntimeError):
-    """A repository write was called outside `Store.transaction()` (a programming error)."""
+    """A repository write was called outside a unit of work (a programming error)."""
 
 
 def require_transaction(conn: AsyncConnection | Connection) -> None:
     """Refuse a multi-row write that would not be atomic."""
     if not conn.in_transaction():
-        raise NotInTransactionError("call this inside `async with store.transaction() as conn`")
+        raise NotInTransactionError("call this inside a unit of work (`await store.write(work)`)")
 
 
 @asynccontextmanager
 async def _released_if_cancelled(conn: AsyncConnection) -> AsyncIterator[None]:
-    """On SQLite, let go of the write lock a cancelled transaction would otherwise keep.
+    """On SQLite, free the write lock a cancelled statement's zombie connection would keep.
 
-    When the task awaiting a statement is cancelled, SQLAlchemy invalidates the aiosqlite
-    connection and closes it, but the cancelled statement's cursor is still referenced, so
-    SQLite only marks the connection a zombie (`sqlite3_close_v2`): it stays open, inside its
-    transaction, holding the database's write lock until the garbage collector finalises that
-    cursor, which sits in reference cycles: seconds or longer on a quiet process. Meanwhile
-    every other writer, in this process or another, waits out busy_timeout and fails with
-    "database is locked".
-    Shutting down with work in flight did it (the demo, on a loaded machine). The cursor is
-    reachable from the cancelled task's traceback until that task is done with it, so a
-    collection is scheduled for shortly after; cancellations are rare, its cost does not matter.
+    The cancelled cursor keeps the connection open inside its transaction until the garbage
+    collector finalises it (it sits in reference cycles), so collect shortly after.
     """
     try:
         yield
@@ -57,48 +49,26 @@ async def _released_if_cancelled(conn: AsyncConnection) -> AsyncIterator[None]:
         raise
 
 
-CANCELLED_COLLECT_AFTER = 0.05  # seconds: the cancelled task has finished unwinding by then
-
-
 class Store:
-    """The durable store on SQLite or PostgreSQL; repositories take its connections."""
+    """The durable store on PostgreSQL (production) or SQLite (one box)."""
 
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         self.engine = engine
         self.url = url
-        # SQLite has one writer at a time; queueing our own writers here is far faster than
-        # letting them collide in SQLite's busy handler, which sleeps. Other processes (the CLI)
-        # still wait on busy_timeout.
+        # SQLite has one writer at a time: one lane, and our own writers queue here rather than
+        # in SQLite's busy handler, which sleeps. PostgreSQL: a lane per kind of work.
         self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
-        # Group commit lanes. SQLite: one, since it has one writer anyway and a bigger shared
-        # transaction costs fewer thread hops than several small ones. PostgreSQL: one per kind
-        # of work, committing side by side on their own connections.
         self._single_lane = is_sqlite(url)
-        self._writers: dict[Execute[Any, Any] | None, TransactionBatcher] = {}
-        self._sync_writers: dict[SyncExecute[Any, Any], TransactionBatcher] = {}
-        self._reader = TransactionBatcher(self, read_only=True)
-        # SQLite: whole write transactions in one hand-off to a thread (see sqlite_writer).
-        database = make_url(url).database if is_sqlite(url) else None
-        in_file = database not in (None, "", ":memory:")
-        self._sqlite_writer = (
-            SqliteWriter(url, self._write_lock)
-            if in_file and isinstance(self._write_lock, asyncio.Lock)
-            else None
-        )
+        self._lanes: dict[Execute[Any, Any] | None, GroupCommitter] = {}
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 20) -> Store:
+    async def open(cls, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Store:
         """Create the engine (and the SQLite file's folder); connects lazily."""
         if is_sqlite(url):
             database = make_url(url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return cls(create_engine(url, pool_size=pool_size), url)
-
-    @property
-    def is_sqlite_file(self) -> bool:
-        """SQLite in a file (not in memory): other processes can open the same database."""
-        return self._sqlite_writer is not None
+        return cls(create_engine(url, pool_size=pool_size, max_overflow=max_overflow), url)
 
     @property
     def dialect(self) -> str:
@@ -106,13 +76,10 @@ class Store:
         return self.engine.dialect.name
 
     async def close(self) -> None:
-        """Finish batched work, then close every pooled connection."""
-        for batcher in [*self._writers.values(), *self._sync_writers.values(), self._reader]:
-            await batcher.close()
-        self._writers.clear()
-        self._sync_writers.clear()
-        if self._sqlite_writer is not None:
-            await self._sqlite_writer.close()
+        """Finish queued writes, then close every pooled connection."""
+        for lane in self._lanes.values():
+            await lane.close()
+        self._lanes.clear()
         await self.engine.dispose()
 
     async def upgrade(self) -> None:
@@ -128,84 +95,44 @@ class Store:
             return False
         return True
 
+    @overload
+    async def write(self, work: SetWise[I, R]) -> R: ...
+
+    @overload
+    async def write(self, work: Work[R]) -> R: ...
+
+    async def write(self, work: SetWise[Any, Any] | Work[Any]) -> Any:
+        """The one write route: a unit of work, committed together with others queued with it.
+
+        Returns its result once its transaction has committed. The work may run twice (alone,
+        if its batch failed), so it must touch nothing but the connection.
+        """
+        execute, item = (work.execute, work.item) if isinstance(work, SetWise) else (run_each, work)
+        lane_key = None if self._single_lane else execute
+        lane = self._lanes.get(lane_key)
+        if lane is None:
+            lane = self._lanes[lane_key] = GroupCommitter(self._transaction)
+        return await lane.write(execute, item)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction: committed on success, rolled back on any exception."""
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self._write_lock, self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with _released_if_cancelled(conn), conn.begin():
                 yield conn
 
-    async def write(self, work: Callable[[AsyncConnection], Awaitable[R]]) -> R:
-        """The write route: `work(conn)` as one unit of work, group-committed with others.
-
-        Returns once its transaction has committed. `work` may run twice (again alone if its
-        batch failed), so it must touch nothing but the connection.
-        """
-        return await self.submit(run_each, work)  # type: ignore[no-any-return]
-
-    async def batch(self, work: Work) -> Any:
-        """Run `work(conn)` in a transaction shared with other work queued at the same time.
-
-        Returns once that transaction has committed. `work` may run twice (again alone if its
-        batch failed), so it must touch nothing but the connection. See `batching`.
-        """
-        return await self.submit(run_each, work)
-
-    async def submit(self, execute: Execute[I, R], item: I) -> R:
-        """Queue `item` for `execute(conn, items)`, which writes a whole batch set-wise.
-
-        The set-based form of `batch`: items queued at the same time are written together in
-        one transaction, each executor once over all of its items (a few statements, not a few
-        per item). Returns this item's result once its transaction has committed.
-        """
-        lane = None if self._single_lane else execute
-        writer = self._writers.get(lane)
-        if writer is None:
-            writer = self._writers[lane] = TransactionBatcher(self)
-        return await writer.submit(execute, item)
-
-    async def submit_sync(self, execute: SyncExecute[I, R], item: I) -> R:
-        """`submit` for an executor written against a sync connection.
-
-        On a SQLite file the writer's thread runs the transactions, one after another while
-        work keeps coming (`SqliteWriter.submit`); a hot path's writes are worth writing this
-        way. Elsewhere one lane per executor, through `write_sync`.
-        """
-        if self._sqlite_writer is not None:
-            return await self._sqlite_writer.submit(execute, item)
-        writer = self._sync_writers.get(execute)
-        if writer is None:
-            writer = self._sync_writers[execute] = TransactionBatcher(self, sync=True)
-        return await writer.submit(execute, item)
-
-    async def write_sync(
-        self, fn: Callable[[Connection], R], *, locked: Callable[[], object] | None = None
-    ) -> R:
-        """`fn(conn)` in one write transaction on a sync connection, committed on return.
-
-        SQLite: on the writer's thread, holding this store's write lock; PostgreSQL (and an
-        in-memory SQLite database): in `transaction()`, through `run_sync`. `locked` is called
-        once the write lock is held, before `fn` starts.
-        """
-        if self._sqlite_writer is not None:
-            return await self._sqlite_writer.run(fn, locked=locked)
-        async with self.transaction() as conn:
-            if locked is not None:
-                locked()
-            return await conn.run_sync(fn)
-
-    async def fetch(self, execute: Execute[I, R], item: I) -> R:
-        """Like `submit` for reads: lookups asked for at the same moment share one query."""
-        return await self._reader.submit(execute, item)
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction outside group commit (being replaced by `write`)."""
+        async with self._transaction() as conn:
+            yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads, never taking the SQLite write lock.
 
-        On PostgreSQL, autocommit: no BEGIN/COMMIT round trips for what is usually one SELECT
-        (each statement sees the latest committed data; use `transaction()` where several reads
-        must share one snapshot). On SQLite a deferred read transaction is the cheaper form.
+        PostgreSQL: autocommit, each statement sees the latest committed data. SQLite: a
+        deferred read transaction.
         """
         async with self.engine.connect() as conn:
             if self.dialect == "sqlite":

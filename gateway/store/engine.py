@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -31,7 +30,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+) -> AsyncEngine:
     """An async engine for `url` with the pragmas and pool each backend needs."""
     if url.startswith("sqlite+aiosqlite://"):
         engine = create_async_engine(
@@ -50,7 +51,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             url,
             echo=echo,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=max_overflow,
             pool_reset_on_return=None,  # every use ends in COMMIT or ROLLBACK already
             pool_recycle=1800,
             json_serializer=json_text,
@@ -71,25 +72,6 @@ def json_text(value: Any) -> str:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # orjson.JSONEncodeError
         return json.dumps(value, separators=(",", ":"))
-
-
-def create_sqlite_writer_engine(url: str) -> Engine:
-    """A sync engine on the same SQLite file, one connection, every transaction a write.
-
-    For `gateway.store.sqlite_writer`, which runs whole write transactions on a thread of its
-    own; the pragmas, WAL check and BEGIN IMMEDIATE are those of the async engine.
-    """
-    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
-    engine = sa_create_engine(
-        sync_url,
-        pool_size=1,
-        max_overflow=0,
-        pool_reset_on_return=None,
-        json_serializer=json_text,
-        json_deserializer=orjson.loads,
-    )
-    _configure_sqlite(engine)
-    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 def _configure_sqlite(sync_engine: Engine) -> None:

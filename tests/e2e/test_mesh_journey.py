@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from adapters.mesh import MeshChannel
+from gateway.application.commands import Queued
 from gateway.clients import Client
 from gateway.delivery.service import DeliveryOptions, DeliveryService
 from gateway.http.schemas import DisclosureSubmission
@@ -86,11 +87,11 @@ async def _until(harness: Harness, disclosure_id: str, check: Any, within: float
 async def _dispatched(harness: Harness) -> str:
     """Submit a LAC health disclosure and wait until MESH has accepted it."""
     client = Client("case-system", frozenset({"KM-NHS-LAC-001"}))
-    outcome = await harness.gateway.pipeline.submit(
-        client, DisclosureSubmission.model_validate(lac_submission()),
-        idempotency_key=None, body_digest="x",
-    )  # fmt: skip
-    disclosure_id = str(outcome.body["id"])
+    result = await harness.gateway.submit(
+        client, DisclosureSubmission.model_validate(lac_submission()).to_command()
+    )
+    assert isinstance(result, Queued)
+    disclosure_id = result.id
     await _until(harness, disclosure_id, lambda status, _events: status == "dispatched")
     return disclosure_id
 

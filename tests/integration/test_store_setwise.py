@@ -18,6 +18,7 @@ from gateway.errors import NotFoundError
 from gateway.store import disclosures, outbox, receipts, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
+from gateway.store.group_commit import SetWise
 from gateway.store.tables import held_records
 from gateway.store.tables import outbox as outbox_table
 from tests.integration.store_support import (
@@ -124,7 +125,8 @@ async def test_a_missing_disclosure_fails_only_its_own_move(
         submitted = [_move(i, Status.DISPATCHED, "dispatched") for i in ids]
         submitted.insert(1, _move("no-such-id", Status.DISPATCHED, "dispatched"))
         results = await asyncio.gather(
-            *(store.submit(status_moves.apply, m) for m in submitted), return_exceptions=True
+            *(store.write(SetWise(status_moves.apply, m)) for m in submitted),
+            return_exceptions=True,
         )
         assert isinstance(results[1], NotFoundError)
         assert [r for i, r in enumerate(results) if i != 1] == [
@@ -173,16 +175,6 @@ async def test_receipts_repeated_in_a_batch_or_replayed_are_not_fresh(
             assert await receipts.for_disclosure(conn, second) == batch[3]
 
 
-async def test_lookups_at_the_same_moment_share_a_query_and_get_their_own_answer(
-    database_url: str, tmp_path: Path
-) -> None:
-    async with open_store(database_url) as store:
-        ids = await _accepted(store, tmp_path, 5)
-        asked = [*ids, "no-such-id", ids[0]]
-        found = await asyncio.gather(*(store.fetch(disclosures.get_many, i) for i in asked))
-        assert [d.id if d is not None else None for d in found] == [*ids, None, ids[0]]
-
-
 async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -194,7 +186,7 @@ async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(
             theirs = await outbox.claim(conn, owner="w2", now=T0, lease=lease, limit=1)
         marks = [outbox.Mark(item.id, "w1", outbox.DELIVERED, LATER) for item in mine]
         marks.append(outbox.Mark(theirs[0].id, "w1", outbox.DELIVERED, LATER))  # not w1's row
-        await asyncio.gather(*(store.submit(outbox.mark_each, m) for m in marks))
+        await asyncio.gather(*(store.write(SetWise(outbox.mark_each, m)) for m in marks))
         async with store.read() as conn:
             rows = {
                 row.id: (row.state, row.lease_owner)
@@ -216,12 +208,12 @@ async def test_an_embedded_claim_respects_each_partners_room_and_reads_the_discl
                     actor=CLIENT, at=T0,
                 )  # fmt: skip
         claim = ClaimRound("w1", LATER, timedelta(minutes=5), per_partner=2, inflight={"beta": 1})
-        claimed = await store.submit(claim_rounds, claim)
+        claimed = await store.write(SetWise(claim_rounds, claim))
         by_partner = sorted(c.item.partner_id for c in claimed)
         assert by_partner == ["alpha", "alpha", "beta"]  # alpha: room 2 of 3 due; beta: 1 of 2
         for each in claimed:
             assert each.disclosure is not None
             assert each.disclosure.id == each.item.disclosure_id
             assert each.disclosure.status is Status.QUEUED
-        again = await store.submit(claim_rounds, claim)  # leased rows are not claimed twice
+        again = await store.write(SetWise(claim_rounds, claim))  # leased rows are not claimed twice
         assert sorted(c.item.partner_id for c in again) == ["alpha", "beta"]

@@ -222,3 +222,15 @@ def test_reason_codes_are_documented() -> None:
     section = text.split("## Policy decision", 1)[1]
     for reason in Reason:
         assert f"- `{reason.value}`:" in section
+
+
+def test_a_partner_on_a_channel_that_cannot_deliver_is_denied() -> None:
+    ctx = context(partner_channel="email", deliverable_channels=frozenset({"webhook", "mesh"}))
+    decision = decide(request(), agreement(), ctx)
+    assert decision.outcome is Outcome.DENIED
+    assert decision.reasons == ("partner_channel_unavailable",)
+
+
+def test_a_partner_on_a_deliverable_channel_is_not_held_back() -> None:
+    ctx = context(partner_channel="mesh", deliverable_channels=frozenset({"webhook", "mesh"}))
+    assert decide(request(), agreement(), ctx).allowed

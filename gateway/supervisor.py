@@ -1,0 +1,89 @@
+"""Several gateway processes under gunicorn's arbiter, which starts them, restarts one that
+dies, and passes SIGTERM on for a graceful stop.
+
+API processes are `aiohttp.GunicornUVLoopWebWorker`s; delivery-only processes are
+`DeliveryProcess` workers. Metrics are kept per process in PROMETHEUS_MULTIPROC_DIR and summed
+by whichever process is scraped. This module is also gunicorn's config (`-c python:...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from typing import Any
+
+import uvloop
+from gunicorn.workers.base import Worker
+from prometheus_client import multiprocess
+
+from gateway.http.app import SHUTDOWN_GRACE_SECONDS
+from gateway.logging import configure_logging
+from gateway.server import ROLE_VARIABLE, Role, settle_heap
+from gateway.service import Gateway
+from gateway.settings import Settings, load_settings
+
+HEARTBEAT_SECONDS = 1.0
+
+
+def run_supervised(settings: Settings, role: Role, processes: int) -> None:
+    """Replace this process with gunicorn running `processes` gateway processes of `role`."""
+    env = dict(os.environ)
+    env[ROLE_VARIABLE] = role.value
+    # Fresh per run: the arbiter and its workers start with no counts from an earlier run.
+    env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gatehouse-metrics-")
+    if role is Role.WORKER:
+        # gunicorn always listens; delivery processes serve nothing, so on a private socket.
+        bind = f"unix:{tempfile.mkdtemp(prefix='gatehouse-worker-')}/unused.sock"
+        worker_class = "gateway.supervisor.DeliveryProcess"
+    else:
+        bind = f"{settings.host}:{settings.port}"
+        worker_class = "aiohttp.GunicornUVLoopWebWorker"
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "gateway.server:api_process",
+        "--config",
+        "python:gateway.supervisor",
+        "--bind",
+        bind,
+        "--workers",
+        str(processes),
+        "--worker-class",
+        worker_class,
+        "--graceful-timeout",
+        str(int(SHUTDOWN_GRACE_SECONDS) + 5),
+        "--name",
+        f"gatehouse-{role.value}",
+    ]
+    os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed arguments
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """gunicorn hook: a process's live gauges go with it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+class DeliveryProcess(Worker):  # type: ignore[misc]
+    """A gunicorn worker that runs the delivery engine and no HTTP."""
+
+    def run(self) -> None:
+        """Deliver until gunicorn asks this process to stop."""
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(self._deliver())
+
+    async def _deliver(self) -> None:
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level, cache_loggers=True)
+        gateway = await Gateway.open(settings, deliver=True)
+        try:
+            await gateway.start()
+            settle_heap()
+            while self.alive:  # gunicorn's signal handlers clear it
+                self.notify()
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+        finally:
+            await gateway.close(SHUTDOWN_GRACE_SECONDS)
