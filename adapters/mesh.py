@@ -9,12 +9,12 @@ from typing import Any
 
 import structlog
 
-from adapters.channel import DeliveryResult, Envelope, Outcome
 from adapters.mesh_chunking import UploadPlan, plan_upload
 from adapters.mesh_client import MeshClient
 from adapters.mesh_config import MeshConfig, check_base_url
 from adapters.mesh_errors import MeshApiError, MeshError
 from adapters.mesh_messages import UPLOADING, Tracking
+from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +57,7 @@ def _failure(exc: MeshError, envelope: Envelope) -> DeliveryResult:
     if isinstance(exc, MeshApiError):
         detail = {"http_status": exc.http_status, "mesh_error_code": exc.mesh_code}
         retry_after = exc.retry_after
-    outcome = Outcome.TRANSIENT if exc.transient else Outcome.PERMANENT
+    outcome = DeliveryOutcome.TRANSIENT if exc.transient else DeliveryOutcome.PERMANENT
     log.warning(
         "mesh_delivery_failed",
         disclosure_id=envelope.message_id,
@@ -70,7 +70,9 @@ def _failure(exc: MeshError, envelope: Envelope) -> DeliveryResult:
 
 
 def _dispatched(mesh_message_id: str, **extra: Any) -> DeliveryResult:
-    return DeliveryResult(Outcome.DISPATCHED, detail={"mesh_message_id": mesh_message_id, **extra})
+    return DeliveryResult(
+        DeliveryOutcome.DISPATCHED, detail={"mesh_message_id": mesh_message_id, **extra}
+    )
 
 
 class MeshChannel:
@@ -93,7 +95,7 @@ class MeshChannel:
             plan = await self._plan(envelope.body, gzip_allowed=where.gzip)
         except ValueError as exc:
             log.warning("mesh_target_invalid", disclosure_id=envelope.message_id, error=str(exc))
-            return DeliveryResult(Outcome.PERMANENT, reason="mesh_invalid_target")
+            return DeliveryResult(DeliveryOutcome.PERMANENT, reason="mesh_invalid_target")
         try:
             if self.config.track_before_send:
                 existing = await self.client.track_local_id(
@@ -139,7 +141,7 @@ class MeshChannel:
         if existing.recipient and existing.recipient != where.mailbox:
             log.error("mesh_local_id_conflict", **context)
             return DeliveryResult(
-                Outcome.PERMANENT,
+                DeliveryOutcome.PERMANENT,
                 reason="mesh_local_id_conflict",
                 detail={"mesh_message_id": existing.message_id},
             )
@@ -154,7 +156,7 @@ class MeshChannel:
             return _dispatched(existing.message_id, resumed=True, chunks=plan.total)
         log.warning("mesh_previous_attempt_failed", status=existing.status, **context)
         return DeliveryResult(
-            Outcome.PERMANENT,
+            DeliveryOutcome.PERMANENT,
             reason="mesh_delivery_error",
             detail={"mesh_message_id": existing.message_id, "mesh_status": existing.status},
         )

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from adapters.channel import DeliveryResult, Envelope, Outcome
+from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 
 JOSE = "application/jose"
 MAX_RETRY_AFTER = 24 * 3600.0  # a partner cannot park a message for longer than a day
@@ -30,7 +30,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _result(outcome: Outcome, reason: str | None = None, **detail: Any) -> DeliveryResult:
+def _result(outcome: DeliveryOutcome, reason: str | None = None, **detail: Any) -> DeliveryResult:
     return DeliveryResult(outcome=outcome, reason=reason, detail=detail)
 
 
@@ -58,26 +58,28 @@ def outcome_for_status(
     """Map a partner's HTTP answer to an outcome (pure, so every status is easy to test)."""
     if 200 <= status < 300:
         if status == 200 and receipt:
-            return DeliveryResult(Outcome.RECEIPTED, receipt=receipt, detail={"status": status})
-        return _result(Outcome.DISPATCHED, None, status=status)
+            return DeliveryResult(
+                DeliveryOutcome.RECEIPTED, receipt=receipt, detail={"status": status}
+            )
+        return _result(DeliveryOutcome.DISPATCHED, None, status=status)
     if status == 408:
-        return _result(Outcome.TRANSIENT, "partner_timeout", status=status)
+        return _result(DeliveryOutcome.TRANSIENT, "partner_timeout", status=status)
     if status == 429:
         return DeliveryResult(
-            Outcome.TRANSIENT,
+            DeliveryOutcome.TRANSIENT,
             "partner_throttled",
             detail={"status": status},
             retry_after=retry_after,
         )
     if status >= 500:
         return DeliveryResult(
-            Outcome.TRANSIENT,
+            DeliveryOutcome.TRANSIENT,
             "partner_server_error",
             detail={"status": status},
             retry_after=retry_after if status == 503 else None,
         )
     # 4xx, and 1xx/3xx: redirects are not followed, an envelope goes only where it was addressed.
-    return _result(Outcome.PERMANENT, "partner_refused", status=status)
+    return _result(DeliveryOutcome.PERMANENT, "partner_refused", status=status)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -192,13 +194,15 @@ class WebhookChannel:
             return None
         if self._allow_insecure_loopback and is_loopback(target.endpoint.host):
             return None
-        return _result(Outcome.PERMANENT, "endpoint_not_https", scheme=target.endpoint.scheme)
+        return _result(
+            DeliveryOutcome.PERMANENT, "endpoint_not_https", scheme=target.endpoint.scheme
+        )
 
     async def deliver(self, envelope: Envelope, target: Mapping[str, Any]) -> DeliveryResult:
         """POST the envelope once; every partner or network fault comes back as a result."""
         parsed = WebhookTarget.from_mapping(target)
         if isinstance(parsed, str):
-            return _result(Outcome.PERMANENT, "channel_misconfigured", setting=parsed)
+            return _result(DeliveryOutcome.PERMANENT, "channel_misconfigured", setting=parsed)
         refused = self._refuse_endpoint(parsed)
         if refused is not None:
             return refused
@@ -207,7 +211,7 @@ class WebhookChannel:
             try:
                 tls = self.tls_context(parsed)
             except (OSError, ssl.SSLError, ValueError):
-                return _result(Outcome.PERMANENT, "channel_misconfigured", setting="tls")
+                return _result(DeliveryOutcome.PERMANENT, "channel_misconfigured", setting="tls")
         return await self._post(envelope, parsed, tls)
 
     async def _post(
@@ -236,11 +240,15 @@ class WebhookChannel:
                 return outcome_for_status(response.status, receipt, retry_after)
         except TimeoutError as exc:
             phase = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "response"
-            return _result(Outcome.TRANSIENT, "partner_timeout", phase=phase)
+            return _result(DeliveryOutcome.TRANSIENT, "partner_timeout", phase=phase)
         except aiohttp.ClientSSLError as exc:
-            return _result(Outcome.TRANSIENT, "partner_tls_failed", error_type=type(exc).__name__)
+            return _result(
+                DeliveryOutcome.TRANSIENT, "partner_tls_failed", error_type=type(exc).__name__
+            )
         except (aiohttp.ClientError, OSError) as exc:
-            return _result(Outcome.TRANSIENT, "partner_unreachable", error_type=type(exc).__name__)
+            return _result(
+                DeliveryOutcome.TRANSIENT, "partner_unreachable", error_type=type(exc).__name__
+            )
 
     async def _receipt(self, response: aiohttp.ClientResponse) -> bytes | None:
         """The synchronous receipt, if the answer is `200 application/jose` of a sane size."""

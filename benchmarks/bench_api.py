@@ -34,7 +34,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from setup_support import free_port, reference_loop_ms, seed
+from setup_support import free_port, fresh_postgres, reference_loop_ms, seed
 
 from agreements.samples import adult_record
 
@@ -196,7 +196,12 @@ async def main(args: argparse.Namespace) -> None:
     if args.baseline:
         bare = await _bare_baseline(args)
         print(bare.report(), flush=True)
-    seeded = await seed()
+    drop = None
+    if args.postgres:
+        database_url, drop = await fresh_postgres()
+        seeded = await seed(database_url=database_url)
+    else:
+        seeded = await seed()
     url = f"http://127.0.0.1:{seeded.settings.port}"
     gateway_bin = Path(sys.executable).parent / "gateway"
     proc = await asyncio.create_subprocess_exec(
@@ -205,7 +210,8 @@ async def main(args: argparse.Namespace) -> None:
     )  # fmt: skip
     print(
         f"bench_api: {args.requests} POST /v1/disclosures per load, {args.concurrency} keep-alive "
-        f"clients, SQLite, {args.processes} API process(es), server pid {proc.pid}",
+        f"clients, {'PostgreSQL' if args.postgres else 'SQLite'}, {args.processes} API "
+        f"process(es), server pid {proc.pid}",
         flush=True,
     )
     runs: list[Run] = []
@@ -224,6 +230,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         proc.terminate()
         await proc.wait()
+        if drop is not None:
+            await drop()
     print("  server-side stage means: " + ", ".join(f"{k} {v:.0f} µs" for k, v in stages.items()))
 
 
@@ -234,6 +242,7 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop offered rate, /s")
     parser.add_argument("--mode", choices=("both", "closed", "open"), default="both")
+    parser.add_argument("--postgres", action="store_true", help="the store on PostgreSQL")
     parser.add_argument(
         "--no-baseline", dest="baseline", action="store_false",
         help="skip the bare aiohttp + seal baseline (benchmarks/bare_api_server.py)",

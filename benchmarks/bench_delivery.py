@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,11 +32,13 @@ import aio_pika
 import aiohttp
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from setup_support import fresh_postgres
+
 from adapters.webhook import WebhookChannel
 from agreements.loader import default_catalog_dir, load_catalog
 from gateway import audit
 from gateway.delivery import DeliveryService
-from gateway.group_commit import GroupCommit
 from gateway.keys import CouncilKeyring
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics
@@ -50,10 +52,11 @@ from gateway.store import agreements_repo, disclosures, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NewDisclosure, Status, SubjectIndexes
+from gateway.store.group_commit import SetWise
+from gateway.store.submissions import record_accepted
 
 COUNCIL, PARTNER = "medway-council", "bench-partner"
 AMQP = os.environ.get("GATEHOUSE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-PG = os.environ.get("GATEHOUSE_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 CLIENT = audit.Actor(audit.ActorKind.CLIENT, "bench")
 PREFETCH = 16
 
@@ -247,12 +250,11 @@ async def through_service(
     await service.start()
     signer = keyring.active_signer(now())
 
-    group = GroupCommit(store)  # as the pipeline records accepted disclosures
-
     async def accept(id_: str) -> None:  # as the API would: each request its own task
         sealed = seal(claims(id_), signer, partner.enc)
         new = new_disclosure(id_, sealed.encryption_kid)
-        await group.record(disclosures.Accepted(new, sealed.body, sealed.digest, CLIENT, now()))
+        accepted = disclosures.Accepted(new, sealed.body, sealed.digest, CLIENT, now())
+        await store.write(SetWise(record_accepted, accepted))  # as submitting does
         service.notify()
 
     try:
@@ -269,7 +271,6 @@ async def through_service(
     finally:
         topology = service.transport.topology if service.transport else None
         await service.stop(grace=5)
-        await group.close()
         await channel.close()
         await store.close()
         if topology is not None:
@@ -322,22 +323,6 @@ async def drop_topology(topology: Any) -> None:
         await connection.close()
 
 
-async def fresh_postgres(workdir: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
-    """A throw-away PostgreSQL database."""
-    import asyncpg
-
-    name = f"ghbench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG.replace("postgresql+asyncpg", "postgresql"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-
-    async def drop() -> None:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-    del workdir
-    return PG.rsplit("/", 1)[0] + f"/{name}", drop
-
-
 async def main(count: int, window: int, postgres: bool, only: str | None) -> None:
     configure_logging(
         "console", os.environ.get("BENCH_LOG", "warning")
@@ -361,7 +346,7 @@ async def main(count: int, window: int, postgres: bool, only: str | None) -> Non
                     "DeliveryService RabbitMQ (SQLite)", partner, database_url=sqlite("rabbit"),
                     broker_url=AMQP, **common))  # fmt: skip
             if postgres or only == "postgres":
-                url, drop = await fresh_postgres(workdir)
+                url, drop = await fresh_postgres()
                 try:
                     results.append(await through_service(
                         "DeliveryService RabbitMQ (PostgreSQL)", partner, database_url=url,

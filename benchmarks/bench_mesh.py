@@ -31,8 +31,8 @@ async def channel_sends(
     sandbox: Any, body: bytes, messages: int, concurrency: int, **cfg: Any
 ) -> float:
     """Deliveries/s through MeshChannel.deliver with `concurrency` in flight."""
-    from adapters.channel import Envelope, Outcome
     from adapters.mesh import MeshChannel
+    from gateway.application.channel import DeliveryOutcome, Envelope
     from tests.mesh_sandbox import gateway_config, target
 
     await sandbox.reset()
@@ -43,7 +43,7 @@ async def channel_sends(
         async with gate:
             envelope = Envelope(str(uuid.uuid4()), "bench-partner", body, "-")
             result = await channel.deliver(envelope, target())
-            if result.outcome is not Outcome.DISPATCHED:
+            if result.outcome is not DeliveryOutcome.DISPATCHED:
                 raise RuntimeError(f"delivery failed: {result.reason}")
 
     try:
@@ -57,9 +57,9 @@ async def channel_sends(
 
 async def channel_cycles(sandbox: Any, body: bytes, messages: int, concurrency: int) -> float:
     """Full cycles/s: our channel sends, our client (as the partner) downloads and acknowledges."""
-    from adapters.channel import Envelope
     from adapters.mesh import MeshChannel
     from adapters.mesh_client import MeshClient
+    from gateway.application.channel import Envelope
     from tests.mesh_sandbox import RECIPIENT, gateway_config, target
 
     await sandbox.reset()

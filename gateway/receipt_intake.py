@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
 from gateway.errors import NotFoundError
-from gateway.http.schemas import ReceiptAccepted
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.receipts import ReceiptError, verify_receipt
@@ -36,6 +35,16 @@ def claimed_message_id(token: bytes) -> str:
     if not isinstance(message_id, str) or not message_id:
         raise ReceiptError("receipt has no message_id", code="receipt_malformed")
     return message_id
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecorded:
+    """A verified receipt, recorded (or recognised as one recorded before)."""
+
+    receipt_id: str
+    message_id: str
+    status: Status
+    duplicate: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +94,7 @@ class ReceiptIntake:
 
     async def accept(
         self, token: bytes, *, via: str = "api", known: Disclosure | None = None
-    ) -> ReceiptAccepted:
+    ) -> ReceiptRecorded:
         """Verify and record a receipt; a replayed receipt id changes nothing.
 
         `known` is the disclosure the caller already read (a synchronous webhook receipt), so
@@ -147,12 +156,7 @@ class ReceiptIntake:
             status=str(status),
             receipt_id=verified.receipt_id,
         )
-        return ReceiptAccepted(
-            receipt_id=verified.receipt_id,
-            message_id=disclosure.id,
-            status=status,
-            duplicate=not fresh,
-        )
+        return ReceiptRecorded(verified.receipt_id, disclosure.id, status, duplicate=not fresh)
 
     async def _refused(self, message_id: str, partner: str | None, code: str, via: str) -> None:
         self._metrics.receipts.labels("refused").inc()

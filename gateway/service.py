@@ -13,16 +13,15 @@ import structlog
 from aio_pika.connection import make_url
 from sqlalchemy import func, select
 
-from adapters.channel import Channel
 from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
 from adapters.webhook import WebhookChannel
 from gateway import audit
+from gateway.application.channel import Channel
 from gateway.application.submit import SubmitDisclosures
 from gateway.clients import Client
 from gateway.delivery.service import DeliveryOptions, DeliveryService
-from gateway.disclosure_view import disclosure_view
-from gateway.http.schemas import DisclosureView
+from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
@@ -180,9 +179,9 @@ class Gateway:
         """The active client holding this bearer token, if any."""
         return await self.policy.client(token)
 
-    async def disclosure_view(self, disclosure_id: str, client: Client) -> DisclosureView:
-        """GET /v1/disclosures/{id} for this client (NotFoundError otherwise)."""
-        return await disclosure_view(self.store, disclosure_id, client.name)
+    async def disclosure_report(self, disclosure_id: str, client: Client) -> DisclosureReport:
+        """One of this client's disclosures (NotFoundError otherwise)."""
+        return await disclosure_report(self.store, disclosure_id, client.name)
 
     def jwks(self) -> dict[str, Any]:
         """The council's published signing keys."""

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adapters.channel import Envelope
 from adapters.mesh_config import MeshConfig
+from gateway.application.channel import Envelope
 
 SHARED_KEY = "gatehouse-test-shared-key"
 PASSWORD = "password"

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import structlog
 
-from adapters.channel import Envelope
+from gateway.application.channel import Envelope
 from gateway.delivery import retries
 from gateway.delivery.worker import ATTEMPTS_EXHAUSTED, DeliveryWorker, Failed, Finished, Held
 from gateway.jose import b64url_digest

@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.channel import Envelope
+from gateway.application.channel import Envelope
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Held, Transient, Verdict
 from gateway.queue.retry import GiveUp
 from gateway.store import disclosures, outbox

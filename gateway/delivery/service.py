@@ -18,9 +18,9 @@ from typing import Any
 
 import structlog
 
-from adapters.channel import Channel
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
+from gateway.application.channel import Channel
 from gateway.delivery.broker import BrokerDelivery, topology_for
 from gateway.delivery.deadlines import ReceiptDeadlines
 from gateway.delivery.embedded import EmbeddedOptions, EmbeddedQueue

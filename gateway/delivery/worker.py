@@ -18,9 +18,9 @@ from typing import Any
 
 import structlog
 
-from adapters.channel import Channel, DeliveryResult, Envelope, Outcome
 from agreements.model import channel_target
 from gateway import audit
+from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult, Envelope
 from gateway.delivery import records, retries
 from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
@@ -176,7 +176,7 @@ class DeliveryWorker:
         except Exception as exc:  # a channel must not raise; if one does, retry, never crash
             log.error("channel_raised", disclosure_id=envelope.message_id,
                       error_type=type(exc).__name__)  # fmt: skip
-            return DeliveryResult(Outcome.TRANSIENT, reason="channel_error")
+            return DeliveryResult(DeliveryOutcome.TRANSIENT, reason="channel_error")
         finally:
             self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - started)
 
@@ -188,7 +188,7 @@ class DeliveryWorker:
         result: DeliveryResult,
         bound: Any,
     ) -> Verdict:
-        if result.outcome is Outcome.RECEIPTED and result.receipt:
+        if result.outcome is DeliveryOutcome.RECEIPTED and result.receipt:
             try:
                 accepted = await self.intake.accept(result.receipt, via=channel, known=found)
             except (ReceiptError, NotFoundError) as exc:
@@ -197,11 +197,11 @@ class DeliveryWorker:
                 await self.dispatched(envelope, channel, {"receipt_refused": exc.code})
                 return Finished("dispatched")
             return Finished(str(accepted.status))
-        if result.outcome in (Outcome.DISPATCHED, Outcome.RECEIPTED):
+        if result.outcome in (DeliveryOutcome.DISPATCHED, DeliveryOutcome.RECEIPTED):
             await self.dispatched(envelope, channel, _safe_detail(result.detail))
             return Finished("dispatched")
         reason = result.reason or "channel_error"
-        if result.outcome is Outcome.TRANSIENT:
+        if result.outcome is DeliveryOutcome.TRANSIENT:
             bound.info("delivery_transient", reason=reason)
             return Transient(reason, result.retry_after, found.agreement_id)
         bound.warning("delivery_permanent", reason=reason)

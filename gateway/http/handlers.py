@@ -15,7 +15,7 @@ from gateway.clients import Client
 from gateway.errors import GatewayError, NotFoundError
 from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, validation_errors
-from gateway.http.schemas import DisclosureSubmission, Health
+from gateway.http.schemas import DisclosureSubmission, DisclosureView, Health, ReceiptAccepted
 from gateway.logging import bound_context
 from gateway.service import Gateway
 
@@ -96,9 +96,10 @@ async def get_disclosure(request: web.Request) -> web.Response:
     client = await _authenticate(request)
     request[LOG_IDS] = {"client": client.name, "disclosure_id": request.match_info["id"][:64]}
     try:
-        view = await request.app[GATEWAY_KEY].disclosure_view(request.match_info["id"], client)
+        report = await request.app[GATEWAY_KEY].disclosure_report(request.match_info["id"], client)
     except NotFoundError:
         return problem(404, "disclosure_not_found", "No such disclosure")
+    view = DisclosureView.of(report)
     return web.Response(body=view.model_dump_json().encode(), content_type="application/json")
 
 
@@ -112,12 +113,18 @@ async def post_receipt(request: web.Request) -> web.Response:
     if not token or token.count(b".") != 2:
         return problem(400, "receipt_malformed", "Body must be a compact JWS")
     try:
-        accepted = await request.app[GATEWAY_KEY].receipts.accept(token)
+        recorded = await request.app[GATEWAY_KEY].receipts.accept(token)
     except NotFoundError:
         return problem(404, "receipt_unknown_message", "No disclosure with that message id")
     except GatewayError as exc:
         return problem(422, exc.code, "Receipt refused")
-    return web.Response(body=accepted.model_dump_json().encode(), content_type="application/json")
+    body = ReceiptAccepted(
+        receipt_id=recorded.receipt_id,
+        message_id=recorded.message_id,
+        status=recorded.status.value,
+        duplicate=recorded.duplicate,
+    )
+    return web.Response(body=body.model_dump_json().encode(), content_type="application/json")
 
 
 async def jwks(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.application.commands import SubmitDisclosure
+from gateway.disclosure_view import DisclosureReport
 
 DisclosureStatus = Literal[
     "pending_approval", "rejected", "denied", "queued", "dispatched", "receipted", "failed"
@@ -120,6 +121,33 @@ class DisclosureView(_Strict):
     reasons: list[str] = Field(default_factory=list)
     events: list[Event]
     receipt: ReceiptView | None
+
+    @classmethod
+    def of(cls, report: DisclosureReport) -> DisclosureView:
+        """The contract's body for one disclosure report."""
+        found, receipt = report.disclosure, report.receipt
+        return cls(
+            id=found.id,
+            status=found.status.value,
+            agreement=AgreementRef(id=found.agreement_id, version=found.agreement_version),
+            partner=found.partner_id,
+            purpose=found.purpose,
+            fields_sent=list(found.fields_sent),
+            fields_removed=list(found.fields_removed),
+            reasons=list(found.decision_reasons),
+            events=[Event(at=e.at, type=e.type, **dict(e.detail)) for e in report.events],
+            receipt=(
+                ReceiptView(
+                    id=receipt.receipt_id,
+                    status="received" if receipt.status == "received" else "rejected",
+                    reason=receipt.reason,
+                    received_at=receipt.received_at,
+                    kid=receipt.verified_kid,
+                )
+                if receipt is not None
+                else None
+            ),
+        )
 
 
 class ReceiptAccepted(_Strict):

@@ -54,9 +54,10 @@ class _KeyTakenError(Exception):
     """A concurrent request with the same Idempotency-Key committed first."""
 
 
-async def _record_accepted(
+async def record_accepted(
     conn: AsyncConnection, items: Sequence[disclosures.Accepted]
 ) -> list[None]:
+    """The set-wise executor of accepted disclosures (group commit)."""
     await disclosures.record_accepted_many(conn, items)
     return [None] * len(items)
 
@@ -82,7 +83,7 @@ class SubmissionLedger:
         """Write it (and the key's reply): None, or the reply a concurrent request kept first."""
         if keep is None and isinstance(write, disclosures.Accepted):
             # The hot path, written set-wise with whatever else is being accepted meanwhile.
-            await self._store.write(SetWise(_record_accepted, write))
+            await self._store.write(SetWise(record_accepted, write))
             return None
 
         async def work(conn: AsyncConnection) -> None:

@@ -17,12 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.channel import Channel
 from adapters.webhook import WebhookChannel
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.model import Agreement
 from agreements.model import RetryPolicy as AgreementRetry
 from gateway import audit
+from gateway.application.channel import Channel
 from gateway.delivery import DeliveryOptions, DeliveryService
 from gateway.errors import GatewayError
 from gateway.keys import CouncilKeyring

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from adapters.channel import Outcome
 from adapters.mesh import MeshChannel
 from adapters.mesh_chunking import MIB
 from adapters.mesh_client import MeshClient
@@ -22,6 +21,7 @@ from adapters.mesh_inbox import (
     ReceiptArrived,
     TransportAcknowledged,
 )
+from gateway.application.channel import DeliveryOutcome
 from tests.mesh_sandbox import (
     OTHER,
     RECEIPT_WORKFLOW,
@@ -87,7 +87,7 @@ async def test_handshake_send_download_acknowledge_and_transport_receipt(
 
     result = await channel.deliver(sealed, target())
 
-    assert result.outcome is Outcome.DISPATCHED
+    assert result.outcome is DeliveryOutcome.DISPATCHED
     mesh_id = result.detail["mesh_message_id"]
     [(message, body)] = receive_all(partner)
     assert body == sealed.body
@@ -132,7 +132,7 @@ async def test_gzip_when_the_agreement_allows_it_arrives_identical(
 ) -> None:
     sealed = envelope(fake_jwe(200_000))
     result = await channel.deliver(sealed, target(gzip=True))
-    assert result.outcome is Outcome.DISPATCHED
+    assert result.outcome is DeliveryOutcome.DISPATCHED
     assert result.detail["compressed"] is True
     [(_, body)] = receive_all(partner)
     assert body == sealed.body
@@ -196,7 +196,7 @@ async def test_twelve_megabytes_cross_as_several_chunks(sandbox: MeshSandbox, pa
         result = await channel.deliver(sealed, target(gzip=True))
     finally:
         await channel.close()
-    assert result.outcome is Outcome.DISPATCHED
+    assert result.outcome is DeliveryOutcome.DISPATCHED
     assert result.detail["chunks"] == 3
     [(message, body)] = receive_all(partner)
     assert message.mex_header("chunk-range") == "1:3"
@@ -249,7 +249,7 @@ async def test_retry_of_a_sent_envelope_does_not_send_it_twice(
     sealed = envelope()
     first = await channel.deliver(sealed, target())
     again = await channel.deliver(sealed, target())
-    assert again.outcome is Outcome.DISPATCHED
+    assert again.outcome is DeliveryOutcome.DISPATCHED
     assert again.detail["mesh_message_id"] == first.detail["mesh_message_id"]
     assert again.detail["already_sent"] is True
     assert len(partner.list_messages()) == 1
@@ -257,7 +257,7 @@ async def test_retry_of_a_sent_envelope_does_not_send_it_twice(
 
 async def test_unknown_recipient_is_permanent_with_a_reason(channel: MeshChannel) -> None:
     result = await channel.deliver(envelope(), target(mailbox="X26NOPE9"))
-    assert result.outcome is Outcome.PERMANENT
+    assert result.outcome is DeliveryOutcome.PERMANENT
     assert result.reason == "mesh_unknown_recipient"
     assert result.detail["http_status"] == 417
     assert result.detail["mesh_error_code"] == "12"
@@ -265,7 +265,7 @@ async def test_unknown_recipient_is_permanent_with_a_reason(channel: MeshChannel
 
 async def test_target_without_workflow_is_permanent(channel: MeshChannel) -> None:
     result = await channel.deliver(envelope(), {"mailbox": RECIPIENT})
-    assert result.outcome is Outcome.PERMANENT
+    assert result.outcome is DeliveryOutcome.PERMANENT
     assert result.reason == "mesh_invalid_target"
 
 
@@ -280,7 +280,7 @@ async def test_wrong_credentials_are_permanent_and_send_nothing(
             await channel.client.handshake()
     finally:
         await channel.close()
-    assert result.outcome is Outcome.PERMANENT
+    assert result.outcome is DeliveryOutcome.PERMANENT
     assert result.reason == "mesh_auth_failed"
     assert raised.value.code == "mesh_auth_failed"
     assert raised.value.http_status == 403

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from adapters.channel import Outcome
 from adapters.mesh import MeshChannel
 from adapters.mesh_chunking import MIB, plan_upload
+from gateway.application.channel import DeliveryOutcome
 from tests.mesh_sandbox import (
     RECIPIENT,
     WORKFLOW,
@@ -60,11 +60,11 @@ async def test_sandbox_down_is_transient_and_the_retry_sends_once(
 
     down = await channel.deliver(sealed, target())
 
-    assert down.outcome is Outcome.TRANSIENT
+    assert down.outcome is DeliveryOutcome.TRANSIENT
     assert down.reason == "mesh_unreachable"
     sandbox.start()
     retried = await channel.deliver(sealed, target())
-    assert retried.outcome is Outcome.DISPATCHED
+    assert retried.outcome is DeliveryOutcome.DISPATCHED
     assert "already_sent" not in retried.detail
     [(_, body)] = receive_all(partner)
     assert body == sealed.body
@@ -82,8 +82,8 @@ async def test_retry_after_an_outage_finds_the_accepted_message_instead_of_resen
 
     after = await channel.deliver(sealed, target())
 
-    assert during.outcome is Outcome.TRANSIENT
-    assert after.outcome is Outcome.DISPATCHED
+    assert during.outcome is DeliveryOutcome.TRANSIENT
+    assert after.outcome is DeliveryOutcome.DISPATCHED
     assert after.detail["already_sent"] is True
     assert after.detail["mesh_message_id"] == first.detail["mesh_message_id"]
     assert len(partner.list_messages()) == 1
@@ -102,7 +102,7 @@ async def test_an_interrupted_chunked_upload_is_resumed_not_duplicated(
 
     resumed = await channel.deliver(sealed, target())
 
-    assert resumed.outcome is Outcome.DISPATCHED
+    assert resumed.outcome is DeliveryOutcome.DISPATCHED
     assert resumed.detail == {"mesh_message_id": mesh_id, "resumed": True, "chunks": 3}
     [(message, body)] = receive_all(partner)
     assert message.id() == mesh_id

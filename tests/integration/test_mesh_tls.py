@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from adapters.channel import Outcome
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import Dispatched, MeshEvent, MeshInboxPoller, TransportAcknowledged
+from gateway.application.channel import DeliveryOutcome
 from tests.mesh_sandbox import (
     RECEIPT_WORKFLOW,
     SENDER,
@@ -58,7 +58,7 @@ async def test_happy_path_over_mutual_tls(channel: MeshChannel, partner: Any) ->
 
     result = await channel.deliver(sealed, target())
 
-    assert result.outcome is Outcome.DISPATCHED
+    assert result.outcome is DeliveryOutcome.DISPATCHED
     mesh_id = result.detail["mesh_message_id"]
     [(message, body)] = receive_all(partner)
     assert body == sealed.body
@@ -85,7 +85,7 @@ async def test_without_a_client_certificate_the_attempt_is_transient(
         result = await channel.deliver(envelope(), target())
     finally:
         await channel.close()
-    assert result.outcome is Outcome.TRANSIENT
+    assert result.outcome is DeliveryOutcome.TRANSIENT
     # Under TLS 1.3 the server's refusal arrives as a connection reset after the handshake.
     assert result.reason == "mesh_unreachable"
     assert partner.list_messages() == []
@@ -100,6 +100,6 @@ async def test_a_server_from_an_unknown_ca_is_refused(
         result = await channel.deliver(envelope(), target())
     finally:
         await channel.close()
-    assert result.outcome is Outcome.TRANSIENT
+    assert result.outcome is DeliveryOutcome.TRANSIENT
     assert result.reason == "mesh_tls_failed"
     assert partner.list_messages() == []

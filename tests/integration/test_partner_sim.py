@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.channel import DeliveryResult, Envelope, Outcome
 from adapters.webhook import WebhookChannel
+from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 from gateway.jose import b64url_digest
 from gateway.keys import CouncilKeyring, PartnerKey
 from gateway.partner_sim import (
@@ -179,7 +179,7 @@ async def test_an_envelope_is_opened_recorded_and_receipted(
 
     result = await deliver(channel, sim, sealed, "d-0001")
 
-    assert result.outcome is Outcome.RECEIPTED, result
+    assert result.outcome is DeliveryOutcome.RECEIPTED, result
     assert result.receipt is not None
     receipt = check_receipt(sim, result.receipt, "d-0001", sealed.digest)
     assert (receipt.status, receipt.reason) == ("received", None)
@@ -221,7 +221,7 @@ async def test_a_duplicate_is_counted_and_answered_with_the_same_receipt(
     first = await deliver(channel, sim, sealed, "d-0003")
     second = await deliver(channel, sim, sealed, "d-0003")
 
-    assert first.outcome is second.outcome is Outcome.RECEIPTED
+    assert first.outcome is second.outcome is DeliveryOutcome.RECEIPTED
     assert first.receipt == second.receipt
     entry = sim.ledger.get("d-0003")
     assert entry is not None
@@ -242,7 +242,7 @@ async def test_a_tampered_envelope_gets_a_rejected_receipt(
 
     result = await deliver(channel, sim, tampered, "d-0004")
 
-    assert result.outcome is Outcome.RECEIPTED
+    assert result.outcome is DeliveryOutcome.RECEIPTED
     assert result.receipt is not None
     receipt = check_receipt(sim, result.receipt, "d-0004", tampered.digest)
     assert (receipt.status, receipt.reason) == ("rejected", "envelope_invalid")
@@ -274,7 +274,7 @@ async def test_the_jwks_is_fetched_again_when_the_council_rotates(
 ) -> None:
     sim = await running(config(council))
     before = council.seal(sim, "d-0006")
-    assert (await deliver(channel, sim, before, "d-0006")).outcome is Outcome.RECEIPTED
+    assert (await deliver(channel, sim, before, "d-0006")).outcome is DeliveryOutcome.RECEIPTED
     assert council.fetches == 1
 
     council.keyring.rotate(now(), overlap=timedelta(days=7))
@@ -284,7 +284,7 @@ async def test_the_jwks_is_fetched_again_when_the_council_rotates(
 
     assert result.receipt is not None
     assert check_receipt(sim, result.receipt, "d-0007", after.digest).status == "received"
-    assert again.outcome is Outcome.RECEIPTED
+    assert again.outcome is DeliveryOutcome.RECEIPTED
     assert council.fetches == sim.jwks.fetches == 2  # once for the new kid, then cached
 
 
@@ -323,13 +323,13 @@ async def test_fault_injection_with_a_fixed_seed_gives_the_expected_mix(
 
 
 def classify(sim: PartnerSimulator, result: DeliveryResult, message_id: str, digest: str) -> Fault:
-    if result.outcome is Outcome.TRANSIENT:
+    if result.outcome is DeliveryOutcome.TRANSIENT:
         return {"partner_server_error": Fault.FAIL, "partner_timeout": Fault.TIMEOUT}[
             str(result.reason)
         ]
-    if result.outcome is Outcome.DISPATCHED:
+    if result.outcome is DeliveryOutcome.DISPATCHED:
         return Fault.NO_RECEIPT
-    assert result.outcome is Outcome.RECEIPTED
+    assert result.outcome is DeliveryOutcome.RECEIPTED
     assert result.receipt is not None
     receipt = check_receipt(sim, result.receipt, message_id, digest)
     if receipt.status == "rejected":
@@ -350,9 +350,9 @@ async def test_a_partner_down_for_a_while_then_back_via_control(
     status, _ = await post_json(f"{sim.base_url}/control", {"fail_rate": 0})
     back = await deliver(channel, sim, sealed, "d-0020")
 
-    assert (down.outcome, down.reason) == (Outcome.TRANSIENT, "partner_server_error")
+    assert (down.outcome, down.reason) == (DeliveryOutcome.TRANSIENT, "partner_server_error")
     assert status == 200
-    assert back.outcome is Outcome.RECEIPTED
+    assert back.outcome is DeliveryOutcome.RECEIPTED
     assert sim.ledger.get("d-0020").count == 1
 
 
@@ -384,7 +384,7 @@ async def test_slow_answers_are_slow(
     sim = await running(config(council, faults=FaultRates(slow_ms=150)))
     started = time.monotonic()
     result = await deliver(channel, sim, council.seal(sim, "d-0030"), "d-0030")
-    assert result.outcome is Outcome.RECEIPTED
+    assert result.outcome is DeliveryOutcome.RECEIPTED
     assert time.monotonic() - started >= 0.15
     assert sim.faults.summary()["slow"] == 1
 
@@ -407,7 +407,7 @@ async def test_async_receipts_are_posted_later_with_retries(
     sealed = council.seal(sim, "d-0040")
 
     result = await deliver(channel, sim, sealed, "d-0040")
-    assert (result.outcome, result.receipt) == (Outcome.DISPATCHED, None)
+    assert (result.outcome, result.receipt) == (DeliveryOutcome.DISPATCHED, None)
     await poll(lambda: len(inbox.bodies) == 1)
 
     assert check_receipt(sim, inbox.bodies[0], "d-0040", sealed.digest).status == "received"
@@ -427,7 +427,7 @@ async def test_never_mode_takes_in_and_never_receipts(
 ) -> None:
     sim = await running(config(council, receipts=ReceiptMode.NEVER))
     result = await deliver(channel, sim, council.seal(sim, "d-0050"), "d-0050")
-    assert (result.outcome, result.receipt) == (Outcome.DISPATCHED, None)
+    assert (result.outcome, result.receipt) == (DeliveryOutcome.DISPATCHED, None)
     entry = sim.ledger.get("d-0050")
     assert entry is not None
     assert (entry.status, entry.receipts, dict(entry.answers)) == ("received", {}, {"accepted": 1})
@@ -438,7 +438,7 @@ async def test_an_unreachable_council_jwks_is_a_503_not_a_rejection(
 ) -> None:
     sim = await running(config(council, council_jwks="http://127.0.0.1:9/.well-known/jwks.json"))
     result = await deliver(channel, sim, council.seal(sim, "d-0060"), "d-0060")
-    assert (result.outcome, result.reason) == (Outcome.TRANSIENT, "partner_server_error")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "partner_server_error")
     assert len(sim.ledger) == 0
 
 

@@ -19,8 +19,8 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.channel import Envelope, Outcome
 from adapters.webhook import WebhookChannel
+from gateway.application.channel import DeliveryOutcome, Envelope
 from gateway.cli.main import main
 from gateway.keys import CouncilKeyring, PartnerKey
 from gateway.partner_sim.keys import (
@@ -211,7 +211,7 @@ async def test_the_command_serves_a_partner_until_sigterm(
         result = await channel.deliver(envelope, {"endpoint": url})
     finally:
         await channel.close()
-    assert result.outcome is Outcome.RECEIPTED
+    assert result.outcome is DeliveryOutcome.RECEIPTED
     assert result.receipt is not None
     receipt = verify_receipt(
         result.receipt,

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.channel import Envelope, Outcome
 from adapters.webhook import WebhookChannel, is_loopback, outcome_for_status, parse_retry_after
+from gateway.application.channel import DeliveryOutcome, Envelope
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 RECEIPT = b"eyJhbGciOiJFUzI1NiJ9.eyJzdGF0dXMiOiJyZWNlaXZlZCJ9.c2ln"
@@ -78,7 +78,7 @@ async def test_post_carries_the_envelope_and_its_headers(
 ) -> None:
     sim, base = partner
     result = await channel.deliver(ENVELOPE, {"endpoint": f"{base}/receipt"})
-    assert result.outcome is Outcome.RECEIPTED
+    assert result.outcome is DeliveryOutcome.RECEIPTED
     assert result.receipt == RECEIPT
     sent = sim.received[0]
     assert sent["body"] == ENVELOPE.body
@@ -90,17 +90,17 @@ async def test_post_carries_the_envelope_and_its_headers(
 @pytest.mark.parametrize(
     ("path", "outcome", "reason", "retry_after"),
     [
-        ("accepted", Outcome.DISPATCHED, None, None),
-        ("ok", Outcome.DISPATCHED, None, None),
-        ("empty", Outcome.DISPATCHED, None, None),
-        ("json", Outcome.DISPATCHED, None, None),
-        ("big-receipt", Outcome.DISPATCHED, None, None),
-        ("busy", Outcome.TRANSIENT, "partner_throttled", 7.0),
-        ("boom", Outcome.TRANSIENT, "partner_server_error", None),
-        ("late", Outcome.TRANSIENT, "partner_timeout", None),
-        ("refuse", Outcome.PERMANENT, "partner_refused", None),
-        ("gone", Outcome.PERMANENT, "partner_refused", None),
-        ("moved", Outcome.PERMANENT, "partner_refused", None),
+        ("accepted", DeliveryOutcome.DISPATCHED, None, None),
+        ("ok", DeliveryOutcome.DISPATCHED, None, None),
+        ("empty", DeliveryOutcome.DISPATCHED, None, None),
+        ("json", DeliveryOutcome.DISPATCHED, None, None),
+        ("big-receipt", DeliveryOutcome.DISPATCHED, None, None),
+        ("busy", DeliveryOutcome.TRANSIENT, "partner_throttled", 7.0),
+        ("boom", DeliveryOutcome.TRANSIENT, "partner_server_error", None),
+        ("late", DeliveryOutcome.TRANSIENT, "partner_timeout", None),
+        ("refuse", DeliveryOutcome.PERMANENT, "partner_refused", None),
+        ("gone", DeliveryOutcome.PERMANENT, "partner_refused", None),
+        ("moved", DeliveryOutcome.PERMANENT, "partner_refused", None),
     ],
 )
 async def test_each_answer_maps_to_an_outcome(
@@ -108,7 +108,7 @@ async def test_each_answer_maps_to_an_outcome(
     channel: WebhookChannel,
     *,
     path: str,
-    outcome: Outcome,
+    outcome: DeliveryOutcome,
     reason: str | None,
     retry_after: float | None,
 ) -> None:
@@ -123,7 +123,7 @@ async def test_503_with_an_http_date_retry_after(
 ) -> None:
     _sim, base = partner
     result = await channel.deliver(ENVELOPE, {"endpoint": f"{base}/down"})
-    assert (result.outcome, result.reason) == (Outcome.TRANSIENT, "partner_server_error")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "partner_server_error")
     assert result.detail["status"] == 503
     assert result.retry_after is not None
     assert 7000 < result.retry_after <= 7200
@@ -142,7 +142,7 @@ async def test_a_partner_that_never_answers_times_out(
 ) -> None:
     _sim, base = partner
     result = await channel.deliver(ENVELOPE, {"endpoint": f"{base}/slow", "total_timeout": 0.2})
-    assert (result.outcome, result.reason) == (Outcome.TRANSIENT, "partner_timeout")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "partner_timeout")
     assert result.detail["phase"] == "response"
 
 
@@ -151,7 +151,7 @@ async def test_nothing_listening_is_unreachable(channel: WebhookChannel) -> None
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = await channel.deliver(ENVELOPE, {"endpoint": f"http://127.0.0.1:{port}/x"})
-    assert (result.outcome, result.reason) == (Outcome.TRANSIENT, "partner_unreachable")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "partner_unreachable")
 
 
 async def test_connections_are_pooled(
@@ -160,7 +160,7 @@ async def test_connections_are_pooled(
     sim, base = partner
     for _ in range(3):
         result = await channel.deliver(ENVELOPE, {"endpoint": f"{base}/accepted"})
-        assert result.outcome is Outcome.DISPATCHED
+        assert result.outcome is DeliveryOutcome.DISPATCHED
     assert len({r["peer"] for r in sim.received}) == 1  # one TCP connection for three POSTs
 
 
@@ -180,7 +180,7 @@ async def test_plain_http_is_refused_unless_loopback_and_allowed(
         result = await webhook.deliver(ENVELOPE, {"endpoint": endpoint})
     finally:
         await webhook.close()
-    assert (result.outcome, result.reason) == (Outcome.PERMANENT, "endpoint_not_https")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.PERMANENT, "endpoint_not_https")
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ async def test_bad_settings_are_a_permanent_misconfiguration(
     channel: WebhookChannel, target: dict[str, Any], setting: str
 ) -> None:
     result = await channel.deliver(ENVELOPE, target)
-    assert (result.outcome, result.reason) == (Outcome.PERMANENT, "channel_misconfigured")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.PERMANENT, "channel_misconfigured")
     assert result.detail["setting"] == setting
 
 
@@ -213,12 +213,12 @@ def test_retry_after_forms() -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 413, 422, 301, 304])
 def test_every_other_client_error_is_permanent(status: int) -> None:
     result = outcome_for_status(status, None, None)
-    assert (result.outcome, result.reason) == (Outcome.PERMANENT, "partner_refused")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.PERMANENT, "partner_refused")
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
 def test_every_server_error_is_transient(status: int) -> None:
-    assert outcome_for_status(status, None, 5.0).outcome is Outcome.TRANSIENT
+    assert outcome_for_status(status, None, 5.0).outcome is DeliveryOutcome.TRANSIENT
 
 
 def test_loopback_hosts() -> None:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adapters.channel import Envelope, Outcome
 from adapters.webhook import WebhookChannel, WebhookTarget
+from gateway.application.channel import DeliveryOutcome, Envelope
 
 RECEIPT = b"eyJhbGciOiJFUzI1NiJ9.eyJzdGF0dXMiOiJyZWNlaXZlZCJ9.c2ln"
 ENVELOPE = Envelope("d-tls-1", "kent-police", b"eyJhbGciOi.synthetic.jwe", "digest")
@@ -142,7 +142,7 @@ async def test_mutual_tls_with_the_partners_ca_and_our_client_certificate(
 ) -> None:
     target = {"endpoint": partner_url, "ca_bundle": str(pki.ca), "client_cert": str(pki.client)}
     result = await channel.deliver(ENVELOPE, target)
-    assert (result.outcome, result.receipt) == (Outcome.RECEIPTED, RECEIPT)
+    assert (result.outcome, result.receipt) == (DeliveryOutcome.RECEIPTED, RECEIPT)
 
 
 async def test_one_tls_context_per_partner_configuration(
@@ -151,7 +151,7 @@ async def test_one_tls_context_per_partner_configuration(
     target = {"endpoint": partner_url, "ca_bundle": str(pki.ca), "client_cert": str(pki.client)}
     first = await channel.deliver(ENVELOPE, target)
     second = await channel.deliver(ENVELOPE, dict(target))
-    assert first.outcome is second.outcome is Outcome.RECEIPTED
+    assert first.outcome is second.outcome is DeliveryOutcome.RECEIPTED
     parsed = {"endpoint": partner_url, "ca_bundle": str(pki.ca)}
     plain = WebhookTarget.from_mapping(parsed)
     mutual = WebhookTarget.from_mapping(target)
@@ -165,7 +165,7 @@ async def test_an_untrusted_partner_certificate_is_a_transient_tls_failure(
     partner_url: str, channel: WebhookChannel
 ) -> None:
     result = await channel.deliver(ENVELOPE, {"endpoint": partner_url})  # system CAs only
-    assert (result.outcome, result.reason) == (Outcome.TRANSIENT, "partner_tls_failed")
+    assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "partner_tls_failed")
 
 
 @pytest.mark.parametrize("client", [None, "stranger"])
@@ -177,6 +177,6 @@ async def test_the_partner_refusing_our_certificate_is_transient(
         target["client_cert"] = str(getattr(pki, client))
     result = await channel.deliver(ENVELOPE, target)
     # TLS 1.3 checks the client certificate after the handshake: we see a reset connection.
-    assert result.outcome is Outcome.TRANSIENT
+    assert result.outcome is DeliveryOutcome.TRANSIENT
     assert result.reason in {"partner_tls_failed", "partner_unreachable"}
     assert result.receipt is None

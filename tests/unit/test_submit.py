@@ -224,9 +224,7 @@ async def test_a_key_reused_with_another_body_is_a_conflict(rig: Rig) -> None:
 
 
 async def test_an_opted_out_subject_is_refused_where_the_opt_out_applies(rig: Rig) -> None:
-    applies = [
-        a for a in CATALOG.agreements.values() if str(a.national_data_opt_out) == "applies"
-    ]
+    applies = [a for a in CATALOG.agreements.values() if str(a.national_data_opt_out) == "applies"]
     assert applies
     agreement = applies[0]
     rig.records.opted_out_indexes.add(rig.protection.blind_index("nhs_number", "9990000018"))

@@ -20,7 +20,7 @@ class Envelope:
     content_type: str = "application/jose"
 
 
-class Outcome(enum.StrEnum):
+class DeliveryOutcome(enum.StrEnum):
     """What a channel could tell us after one delivery attempt."""
 
     RECEIPTED = "receipted"  # the partner answered with a receipt (to be verified by the gateway)
@@ -33,7 +33,7 @@ class Outcome(enum.StrEnum):
 class DeliveryResult:
     """The result of one attempt; `reason` is a stable code, `receipt` a compact JWS if any."""
 
-    outcome: Outcome
+    outcome: DeliveryOutcome
     reason: str | None = None
     receipt: bytes | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
