@@ -40,24 +40,16 @@ def run_supervised(settings: Settings, role: Role, processes: int) -> None:
     else:
         bind = f"{settings.host}:{settings.port}"
         worker_class = "aiohttp.GunicornUVLoopWebWorker"
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "gateway.server:api_process",
-        "--config",
-        "python:gateway.supervisor",
-        "--bind",
-        bind,
-        "--workers",
-        str(processes),
-        "--worker-class",
-        worker_class,
-        "--graceful-timeout",
-        str(int(SHUTDOWN_GRACE_SECONDS) + 5),
-        "--name",
-        f"gatehouse-{role.value}",
-    ]
+    options = {
+        "--config": "python:gateway.supervisor",
+        "--bind": bind,
+        "--workers": str(processes),
+        "--worker-class": worker_class,
+        "--graceful-timeout": str(int(SHUTDOWN_GRACE_SECONDS) + 5),
+        "--name": f"gatehouse-{role.value}",
+    }
+    argv = [sys.executable, "-m", "gunicorn", "gateway.server:api_process", "--no-control-socket"]
+    argv += [part for pair in options.items() for part in pair]
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed arguments
 
 

@@ -25,9 +25,11 @@ def free_port() -> int:
 class ServiceProcess:
     """One gateway process with its own environment; start, wait until healthy, stop or kill."""
 
-    def __init__(self, env: Mapping[str, str], *, role: str = "all", log: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], *, role: str = "all", log: Path, processes: int = 1
+    ) -> None:
         self.env = {**os.environ, **env}
-        self.role = role
+        self.role, self.processes = role, processes
         self.log = log
         self.port = int(env.get("GATEWAY_PORT", "0"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -40,10 +42,10 @@ class ServiceProcess:
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         """Start and poll /healthz (API roles) until it answers or the deadline passes."""
         handle = self.log.open("ab")
+        command = ["serve", "--role", self.role, "--processes", str(self.processes)]
         self.proc = subprocess.Popen(
-            [str(BIN / "gateway"), "serve", "--role", self.role],
-            env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [str(BIN / "gateway"), *command], env=self.env, stdout=handle, stderr=subprocess.STDOUT
+        )
         handle.close()
         if self.role == "worker":
             return self

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,71 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     assert order.index("stopping") < order.index("/v1/disclosures"), order
     with pytest.raises(ConnectionRefusedError):  # and it takes no new connections
         socket.create_connection(("127.0.0.1", service.port), timeout=2).close()
+
+
+def _children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def _post(url: str, token: str) -> int:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url + "/v1/disclosures",
+        data=json.dumps(lac_submission()).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+        return int(resp.status)
+
+
+def _queued_total(url: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:  # noqa: S310
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('gatehouse_disclosures_total{outcome="queued"')
+    )
+
+
+def test_several_api_processes_are_supervised_and_count_as_one(tmp_path: Path) -> None:
+    env, token = seeded_environment(tmp_path)
+    service = ServiceProcess(env, role="api", processes=2, log=tmp_path / "gateway.log").start()
+    assert service.proc is not None
+    try:
+        _until(lambda: len(_children(service.proc.pid)) == 2, "two API processes")  # type: ignore[union-attr]
+        first = _children(service.proc.pid)
+        assert [_post(service.url, token) for _ in range(10)] == [202] * 10
+        os.kill(min(first), signal.SIGKILL)  # a crashed process is replaced
+        _until(
+            lambda: (
+                len(_children(service.proc.pid)) == 2  # type: ignore[union-attr]
+                and _children(service.proc.pid) != first
+            ),  # type: ignore[union-attr]
+            "a replacement process",
+        )
+        assert [_post(service.url, token) for _ in range(10)] == [202] * 10
+        # Each new connection may land on either process; every scrape sums them all.
+        assert _queued_total(service.url) == 20
+    finally:
+        assert service.stop() == 0
+
+
+def test_several_delivery_processes_run_under_the_same_supervisor(tmp_path: Path) -> None:
+    env, _token = seeded_environment(tmp_path)
+    service = ServiceProcess(env, role="worker", processes=2, log=tmp_path / "gateway.log").start()
+    assert service.proc is not None
+    try:
+        _until(lambda: service.log.read_text().count('"delivery_started"') == 2, "two engines")
+        assert len(_children(service.proc.pid)) == 2
+    finally:
+        assert service.stop() == 0
+    assert service.log.read_text().count('"delivery_stopped"') == 2
