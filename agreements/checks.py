@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from agreements.dictionary import ValueType, lookup
-from agreements.errors import Problem
+from agreements.errors import CatalogProblem
 from agreements.law import NEEDS_POLICY_DOCUMENT, SCHEDULE_1_FOR_ARTICLE_9, Article6
 from agreements.model import (
     Agreement,
@@ -30,12 +30,12 @@ _Add = Callable[[str, str, str], None]  # (field, rule, message)
 
 def agreement_problems(
     agreement: Agreement, source: str, partners: Mapping[str, Partner]
-) -> list[Problem]:
+) -> list[CatalogProblem]:
     """Every rule this agreement breaks; an empty list means it may load."""
-    problems: list[Problem] = []
+    problems: list[CatalogProblem] = []
 
     def add(field: str, rule: str, message: str) -> None:
-        problems.append(Problem(source, field, rule, message))
+        problems.append(CatalogProblem(source, field, rule, message))
 
     for name in ("purposes", "subject_identifiers"):
         if not getattr(agreement, name):

@@ -18,7 +18,7 @@ class PolicyError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class CatalogProblem:
     """One broken rule in one catalog file: which file, which field, which rule, and why."""
 
     file: str
@@ -40,8 +40,8 @@ class CatalogError(PolicyError):
 
     code = "catalog_invalid"
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
+    def __init__(self, problems: Sequence[CatalogProblem]) -> None:
+        self.problems: tuple[CatalogProblem, ...] = tuple(problems)
         head = str(self.problems[0]) if self.problems else "no details"
         more = len(self.problems) - 1
         super().__init__(head + (f" (and {more} more problems)" if more > 0 else ""))

@@ -75,7 +75,7 @@ class Exemption(enum.StrEnum):
     LEGAL_PROCEEDINGS = "sch2_p5"
 
 
-class Gateway(enum.StrEnum):
+class StatutoryGateway(enum.StrEnum):
     """Statutory gateways that give the council the power or duty to share."""
 
     CHILDREN_ACT_1989_S17 = "ca89_s17"

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from agreements.checks import agreement_problems
-from agreements.errors import CatalogError, Problem
+from agreements.errors import CatalogError, CatalogProblem
 from agreements.model import Agreement, Catalog, Partner
 
 PARTNERS_FILE = "partners.yaml"
@@ -52,17 +52,19 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Hashable, An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def _read(path: Path) -> tuple[Any, list[Problem]]:
+def _read(path: Path) -> tuple[Any, list[CatalogProblem]]:
     try:
         with path.open(encoding="utf-8") as handle:
             return yaml.load(handle, Loader=_StrictLoader), []  # noqa: S506 (a safe loader)
     except OSError as exc:
-        return None, [Problem(str(path), "", "file_unreadable", exc.strerror or "cannot read")]
+        return None, [
+            CatalogProblem(str(path), "", "file_unreadable", exc.strerror or "cannot read")
+        ]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         reason = getattr(exc, "problem", None) or "not valid YAML"
-        return None, [Problem(str(path), "", "yaml_invalid", f"{reason}{where}")]
+        return None, [CatalogProblem(str(path), "", "yaml_invalid", f"{reason}{where}")]
 
 
 def _location(loc: Iterable[int | str]) -> str:
@@ -72,7 +74,9 @@ def _location(loc: Iterable[int | str]) -> str:
     return text
 
 
-def _validation_problems(exc: ValidationError, source: str, prefix: str = "") -> list[Problem]:
+def _validation_problems(
+    exc: ValidationError, source: str, prefix: str = ""
+) -> list[CatalogProblem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         field = _location(error["loc"])
@@ -80,18 +84,20 @@ def _validation_problems(exc: ValidationError, source: str, prefix: str = "") ->
             field = f"{prefix}{field}" if field.startswith("[") else f"{prefix}.{field}"
         rule = _RULES.get(error["type"], "invalid_value")
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(Problem(source, field.rstrip("."), rule, message))
+        problems.append(CatalogProblem(source, field.rstrip("."), rule, message))
     return problems
 
 
 def parse_partners(document: Any, *, source: str) -> dict[str, Partner]:
     """Partners from a parsed `partners.yaml` ({partners: [...]}); raises CatalogError."""
     if not isinstance(document, Mapping) or not isinstance(document.get("partners"), list):
-        raise CatalogError([Problem(source, "partners", "required", "expected a partners list")])
+        raise CatalogError(
+            [CatalogProblem(source, "partners", "required", "expected a partners list")]
+        )
     partners: dict[str, Partner] = {}
-    problems: list[Problem] = []
+    problems: list[CatalogProblem] = []
     extra = sorted(str(key) for key in document if key != "partners")
-    problems += [Problem(source, key, "unknown_key", "unknown key") for key in extra]
+    problems += [CatalogProblem(source, key, "unknown_key", "unknown key") for key in extra]
     for index, item in enumerate(document["partners"]):
         try:
             partner = Partner.model_validate(item)
@@ -100,7 +106,9 @@ def parse_partners(document: Any, *, source: str) -> dict[str, Partner]:
             continue
         if partner.id in partners:
             problems.append(
-                Problem(source, f"partners[{index}].id", "duplicate_partner_id", "id used twice")
+                CatalogProblem(
+                    source, f"partners[{index}].id", "duplicate_partner_id", "id used twice"
+                )
             )
         partners[partner.id] = partner
     if problems:
@@ -113,7 +121,7 @@ def parse_agreement(
 ) -> Agreement:
     """One agreement from a parsed document, checked against the law and the catalog."""
     if not isinstance(document, Mapping):
-        raise CatalogError([Problem(source, "", "invalid_value", "expected a mapping")])
+        raise CatalogError([CatalogProblem(source, "", "invalid_value", "expected a mapping")])
     try:
         agreement = Agreement.model_validate(document)
     except ValidationError as exc:
@@ -132,7 +140,7 @@ def _agreement_files(directory: Path) -> list[Path]:
     )
 
 
-def _load_partners(path: Path) -> tuple[dict[str, Partner], list[Problem]]:
+def _load_partners(path: Path) -> tuple[dict[str, Partner], list[CatalogProblem]]:
     document, problems = _read(path)
     if problems:
         return {}, problems
@@ -144,7 +152,7 @@ def _load_partners(path: Path) -> tuple[dict[str, Partner], list[Problem]]:
 
 def _load_agreement(
     path: Path, partners: Mapping[str, Partner]
-) -> tuple[Agreement | None, list[Problem]]:
+) -> tuple[Agreement | None, list[CatalogProblem]]:
     document, problems = _read(path)
     if problems:
         return None, problems
@@ -154,10 +162,12 @@ def _load_agreement(
         return None, list(exc.problems)
 
 
-def _load(directory: Path) -> tuple[Catalog, list[Problem]]:
+def _load(directory: Path) -> tuple[Catalog, list[CatalogProblem]]:
     partners_path = directory / PARTNERS_FILE
     if not partners_path.is_file():
-        missing = Problem(str(partners_path), "", "file_not_found", "a catalog needs partners.yaml")
+        missing = CatalogProblem(
+            str(partners_path), "", "file_not_found", "a catalog needs partners.yaml"
+        )
         partners: dict[str, Partner] = {}
         problems = [missing]
     else:
@@ -171,13 +181,15 @@ def _load(directory: Path) -> tuple[Catalog, list[Problem]]:
             continue
         if agreement.id in agreements:
             message = f"id {agreement.id!r} is also used by {sources[agreement.id]}"
-            problems.append(Problem(str(path), "id", "duplicate_agreement_id", message))
+            problems.append(CatalogProblem(str(path), "id", "duplicate_agreement_id", message))
             continue
         agreements[agreement.id], sources[agreement.id] = agreement, str(path)
     for agreement_id, agreement in agreements.items():
         if agreement.parent is not None and agreement.parent not in agreements:
             message = f"parent {agreement.parent!r} is not in the catalog"
-            problems.append(Problem(sources[agreement_id], "parent", "unknown_parent", message))
+            problems.append(
+                CatalogProblem(sources[agreement_id], "parent", "unknown_parent", message)
+            )
     return Catalog(partners=partners, agreements=agreements), problems
 
 
@@ -198,14 +210,16 @@ def _partners_near(path: Path) -> dict[str, Partner]:
     return _load_partners(default_catalog_dir() / PARTNERS_FILE)[0]
 
 
-def validate_paths(paths: Sequence[Path]) -> list[Problem]:
+def validate_paths(paths: Sequence[Path]) -> list[CatalogProblem]:
     """Every problem in every catalog directory or file named; empty when all are valid."""
-    problems: list[Problem] = []
+    problems: list[CatalogProblem] = []
     for path in paths:
         if path.is_dir():
             problems += _load(path)[1]
         elif not path.is_file():
-            problems.append(Problem(str(path), "", "file_not_found", "no such file or directory"))
+            problems.append(
+                CatalogProblem(str(path), "", "file_not_found", "no such file or directory")
+            )
         elif path.name == PARTNERS_FILE:
             problems += _load_partners(path)[1]
         else:

@@ -21,8 +21,8 @@ from agreements.law import (
     Article9,
     Article10Route,
     Exemption,
-    Gateway,
     Schedule1Condition,
+    StatutoryGateway,
 )
 from agreements.period import Period
 from agreements.vocabulary import (
@@ -52,7 +52,6 @@ __all__ = [
     "ChannelType",
     "Exemption",
     "FieldRule",
-    "Gateway",
     "LawfulBasis",
     "OnwardSharing",
     "OptOutBasis",
@@ -62,8 +61,9 @@ __all__ = [
     "Period",
     "Purpose",
     "References",
-    "RetryPolicy",
+    "RetryOverride",
     "Schedule1Condition",
+    "StatutoryGateway",
     "SubjectIdentifier",
     "Tier",
     "Transform",
@@ -175,7 +175,7 @@ class LawfulBasis(BaseModel):
     schedule_1: tuple[Schedule1Condition, ...] = ()
     article_10: tuple[Article10Route, ...] = ()
     exemption: Exemption | None = None  # Schedule 2: permits, never compels
-    gateways: tuple[Gateway, ...] = ()
+    gateways: tuple[StatutoryGateway, ...] = ()
     appropriate_policy_document: str | None = None
 
 
@@ -200,7 +200,7 @@ class References(BaseModel):
     policy: str | None = None
 
 
-class RetryPolicy(BaseModel):
+class RetryOverride(BaseModel):
     """Per-agreement override of delivery retries."""
 
     model_config = _MODEL
@@ -239,7 +239,7 @@ class Agreement(BaseModel):
     approvals: tuple[ApprovalRecord, ...] = ()
     references: References = References()
     receipt_deadline: timedelta | None = None  # overrides the partner channel's
-    retry: RetryPolicy | None = None
+    retry: RetryOverride | None = None
     gzip: bool = False  # MESH: compress the envelope
     workflow_id: str | None = Field(None, pattern=r"^[A-Z0-9_]{3,64}$")  # MESH override
     notes: str | None = None

@@ -3,13 +3,11 @@
 The wall-clock benchmarks (`bench_api.py`) run on a shared virtual machine whose speed moves by
 up to 2x within a session, so a 10% saving cannot be seen in them. Callgrind counts executed
 instructions instead, the same for the same code and input whatever else the machine is doing.
-This runs the API role in-process (SQLite, seal worker as configured) with an in-process client
-sending `--requests` submissions, 16 at a time, and prints the process's instruction total. Run
-it twice under callgrind with two request counts; the difference divided by the difference in
-requests is the cost of one request in this process (API, pipeline, audit sealer, and the
-load generator's share; the seal worker and, by default, the writer process that records
-accepted disclosures are other processes: GATEWAY_WRITE_IN_WORKER=false counts the writing
-too, on the API process's writer thread, as before session 5).
+This runs the API role in-process (SQLite) with an in-process client sending `--requests`
+submissions, 16 at a time, and prints the process's instruction total. Run it twice under
+callgrind with two request counts; the difference divided by the difference in requests is the
+cost of one request: API, submit use case, group commit, audit sealer, and the load generator's
+share.
 Without `--requests` it does both runs (side by side, one per core; about 3 minutes) and prints
 the figure; timers (group commit, audit sealer) make it repeat to about 1%, not exactly.
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
-from agreements.model import Agreement
-from agreements.model import RetryPolicy as AgreementRetry
+from agreements.model import Agreement, RetryOverride
 from gateway.queue.retry import RetryPolicy
 
 _MAX_TIERS = 12  # doubling from 1 ms reaches an hour in 22 steps; real policies need a handful
 
 
-def from_agreement(retry: AgreementRetry) -> RetryPolicy:
+def from_agreement(retry: RetryOverride) -> RetryPolicy:
     """The engine's policy for an agreement's retry section: doubling delays, capped."""
     first = max(retry.first_delay, timedelta(milliseconds=1))
     ceiling = max(retry.max_delay, first)

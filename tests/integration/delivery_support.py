@@ -19,8 +19,7 @@ from aiohttp import web
 
 from adapters.webhook import WebhookChannel
 from agreements.loader import default_catalog_dir, load_catalog
-from agreements.model import Agreement
-from agreements.model import RetryPolicy as AgreementRetry
+from agreements.model import Agreement, RetryOverride
 from gateway import audit
 from gateway.application.channel import Channel
 from gateway.delivery import DeliveryOptions, DeliveryService
@@ -121,7 +120,7 @@ class Rig:
         *,
         receipts: ReceiptMode = ReceiptMode.SYNC,
         faults: FaultRates | None = None,
-        retry: AgreementRetry | None = None,
+        retry: RetryOverride | None = None,
         receipt_deadline: timedelta | None = None,
         slow_ms: int = 0,
     ) -> PartnerSimulator:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from agreements.model import RetryPolicy as AgreementRetry
+from agreements.model import RetryOverride
 from gateway.cli.admin import main as admin_main
 from gateway.delivery import records
 from gateway.delivery.dead_letters import list_dead_letters
@@ -94,7 +94,7 @@ async def test_happy_path_on_postgresql(mode: str, tmp_path: Path, postgres_url:
 
 
 async def test_flaky_partner_retried_with_growing_delays_others_unaffected(rig: Rig) -> None:
-    patient = AgreementRetry(
+    patient = RetryOverride(
         max_attempts=40, first_delay=timedelta(milliseconds=50),
         max_delay=timedelta(milliseconds=400),
     )  # fmt: skip
@@ -125,11 +125,11 @@ async def test_flaky_partner_retried_with_growing_delays_others_unaffected(rig: 
 async def test_each_agreement_retries_by_its_own_policy_on_a_shared_partner(rig: Rig) -> None:
     """Two agreements with one partner: each disclosure waits its own agreement's delays, on
     RabbitMQ too (shared delay queues; an agreement added while running gets its tiers)."""
-    quick = AgreementRetry(
+    quick = RetryOverride(
         max_attempts=40, first_delay=timedelta(milliseconds=50),
         max_delay=timedelta(milliseconds=400),
     )  # fmt: skip
-    slow = AgreementRetry(
+    slow = RetryOverride(
         max_attempts=40, first_delay=timedelta(milliseconds=300),
         max_delay=timedelta(milliseconds=1200),
     )  # fmt: skip

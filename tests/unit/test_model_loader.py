@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agreements.errors import CatalogError, Problem
+from agreements.errors import CatalogError, CatalogProblem
 from agreements.loader import (
     default_catalog_dir,
     load_catalog,
@@ -91,7 +91,7 @@ def doc(**changes: Any) -> dict[str, Any]:
     return document
 
 
-def problems_of(document: dict[str, Any]) -> list[Problem]:
+def problems_of(document: dict[str, Any]) -> list[CatalogProblem]:
     with pytest.raises(CatalogError) as caught:
         parse_agreement(document, source="lac.yaml", partners=PARTNERS)
     assert caught.value.code == "catalog_invalid"
