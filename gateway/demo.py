@@ -72,11 +72,14 @@ def _cases() -> list[Case]:
         agreement: str, purpose: str, record: dict[str, Any], nhs: str, **extra: Any
     ) -> dict[str, Any]:
         return {
-            "agreement": agreement, "purpose": purpose,
+            "agreement": agreement,
+            "purpose": purpose,
             "subject": {"nhs_number": nhs, "local_id": f"MC-{nhs[-4:]}"},
-            "record": record, "requested_by": {"user": "sw-0042", "role": "social_worker"},
-            "reason": "Demo disclosure (synthetic data)", **extra,
-        }  # fmt: skip
+            "record": record,
+            "requested_by": {"user": "sw-0042", "role": "social_worker"},
+            "reason": "Demo disclosure (synthetic data)",
+            **extra,
+        }
 
     adult, child = adult_record(), child_record()
     return [
@@ -84,19 +87,27 @@ def _cases() -> list[Case]:
         Case("care home placement", body("KM-RES-007", "direct_care", adult, "9990000034")),
         Case("care home review", body("KM-RES-007", "direct_care", adult, "9990000050")),
         Case("out-of-hours emergency", body("KM-KCC-OOH-009", "emergency", child, "9990000018")),
-        Case("MASH safeguarding referral",
-             body("KM-POL-SG-018", "safeguarding_children", child, "9990000069")),
-        Case("police Schedule 2 request (approved)",
-             body("KM-POL-S2-011", "law_enforcement_request", adult, "9990000077",
-                  annex_b=ANNEX_B), approve=True),
+        Case(
+            "MASH safeguarding referral",
+            body("KM-POL-SG-018", "safeguarding_children", child, "9990000069"),
+        ),
+        Case(
+            "police Schedule 2 request (approved)",
+            body("KM-POL-S2-011", "law_enforcement_request", adult, "9990000077", annex_b=ANNEX_B),
+            approve=True,
+        ),
         Case("wrong purpose", body("KM-DOM-006", "research", adult, "9990000085")),
-        Case("suspended agreement",
-             body("EXAMPLE-SUSPENDED-001", "care_assessment", adult, "9990000093")),
-        Case("national data opt-out",
-             body("KM-ICB-COM-004", "commissioning", adult, OPTED_OUT)),
-        Case("client not authorised", body("KM-DOM-006", "direct_care", adult, "9990000107"),
-             client="education-system"),
-    ]  # fmt: skip
+        Case(
+            "suspended agreement",
+            body("EXAMPLE-SUSPENDED-001", "care_assessment", adult, "9990000093"),
+        ),
+        Case("national data opt-out", body("KM-ICB-COM-004", "commissioning", adult, OPTED_OUT)),
+        Case(
+            "client not authorised",
+            body("KM-DOM-006", "direct_care", adult, "9990000107"),
+            client="education-system",
+        ),
+    ]
 
 
 def catalog_with_endpoints(root: Path, endpoints: dict[str, str]) -> Path:
@@ -180,9 +191,12 @@ async def _provision(
 
 
 async def _wait(
-    session: aiohttp.ClientSession, url: str, tokens: dict[str, str], cases: list[Case],
+    session: aiohttp.ClientSession,
+    url: str,
+    tokens: dict[str, str],
+    cases: list[Case],
     wait_seconds: float,
-) -> dict[str, dict[str, Any]]:  # fmt: skip
+) -> dict[str, dict[str, Any]]:
     """Poll until every disclosure is in a final state (or the deadline passes)."""
     deadline = time.monotonic() + wait_seconds
     final = {"receipted", "failed", "denied", "rejected"}
@@ -199,10 +213,14 @@ async def run_demo(
     """Run the journey; True when every accepted disclosure ended receipted and audit verifies."""
     root = keep or Path(tempfile.mkdtemp(prefix="gatehouse-demo-"))
     settings = load_settings(
-        database_url=f"sqlite+aiosqlite:///{root / 'gatehouse.db'}", keys_dir=root / "keys",
-        port=0, allow_insecure_loopback=True, retry_delays="1s,2s,3s,5s", retry_max_attempts=8,
+        database_url=f"sqlite+aiosqlite:///{root / 'gatehouse.db'}",
+        keys_dir=root / "keys",
+        port=0,
+        allow_insecure_loopback=True,
+        retry_delays="1s,2s,3s,5s",
+        retry_max_attempts=8,
         log_level="warning",
-    )  # fmt: skip
+    )
     gateway = await Gateway.open(
         settings,
         deliver=True,
@@ -215,16 +233,28 @@ async def run_demo(
     await site.start()
     host, port = runner.addresses[0][:2]
     url = f"http://{host}:{port}"
-    sims = {pid: PartnerSimulator(PartnerConfig(
-        partner_id=pid, council_id=settings.org_id, council_jwks=f"{url}/.well-known/jwks.json",
-        receipts=mode, faults=faults, seed=7, async_receipt_url=f"{url}/v1/receipts",
-        receipt_delay_s=0.5,
-    )) for pid, (_, mode, faults) in SIMULATED.items()}  # fmt: skip
+    sims = {
+        pid: PartnerSimulator(
+            PartnerConfig(
+                partner_id=pid,
+                council_id=settings.org_id,
+                council_jwks=f"{url}/.well-known/jwks.json",
+                receipts=mode,
+                faults=faults,
+                seed=7,
+                async_receipt_url=f"{url}/v1/receipts",
+                receipt_delay_s=0.5,
+            )
+        )
+        for pid, (_, mode, faults) in SIMULATED.items()
+    }
     endpoints = {pid: await sim.start() + "/in" for pid, sim in sims.items()}
     try:
         tokens = await _provision(gateway, catalog_with_endpoints(root, endpoints), sims)
-        console.print(f"[bold]Gatehouse[/] running at {url}; simulated partners: "
-                      + ", ".join(f"{p} ({SIMULATED[p][0]})" for p in sims))  # fmt: skip
+        console.print(
+            f"[bold]Gatehouse[/] running at {url}; simulated partners: "
+            + ", ".join(f"{p} ({SIMULATED[p][0]})" for p in sims)
+        )
         cases = _cases()
         async with aiohttp.ClientSession() as session:
             for case in cases:
@@ -242,12 +272,16 @@ async def run_demo(
             gateway.store,
             JwksCheckpointVerifier(gateway.keyring.verification_keys(gateway.clock())),
         )
-        console.print(f"audit chain: {'verified' if report.ok else 'BROKEN'} "
-                      f"({report.as_dict().get('entries', '?')} entries)")  # fmt: skip
+        console.print(
+            f"audit chain: {'verified' if report.ok else 'BROKEN'} "
+            f"({report.as_dict().get('entries', '?')} entries)"
+        )
         for pid, sim in sims.items():
             ledger = sim.ledger
-            console.print(f"partner {pid}: {ledger.arrivals} envelope(s) received, "
-                          f"{ledger.duplicates} duplicate(s) recognised by message id")  # fmt: skip
+            console.print(
+                f"partner {pid}: {ledger.arrivals} envelope(s) received, "
+                f"{ledger.duplicates} duplicate(s) recognised by message id"
+            )
         console.print(f"database and keys kept in {root}")
         accepted = [v for v in views.values() if v["status"] not in ("denied", "rejected")]
         return report.ok and all(v["status"] == "receipted" for v in accepted)

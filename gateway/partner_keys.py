@@ -104,8 +104,9 @@ class PartnerKey:
             if key.is_private:
                 raise PartnerKeyError("a private key was given where a public key is expected")
             jwk = key.as_dict(private=False)
-            return cls.from_jwk(partner_id, jwk, use=use, not_before=not_before,
-                                not_after=not_after, kid=kid)  # fmt: skip
+            return cls.from_jwk(
+                partner_id, jwk, use=use, not_before=not_before, not_after=not_after, kid=kid
+            )
         raise PartnerKeyError("not a PEM public key of type EC, OKP or RSA")
 
     def valid_at(self, when: datetime) -> bool:
@@ -186,9 +187,13 @@ class PartnerKey:
     def from_store(cls, row: StoredPartnerKey) -> PartnerKey:
         """A stored key as the domain model, JWK re-validated (the store keeps no revoked_at)."""
         key = cls.from_jwk(
-            row.partner_id, row.jwk, use=row.use, not_before=row.not_before,  # type: ignore[arg-type]
-            not_after=row.not_after, kid=row.kid,
-        )  # fmt: skip
+            row.partner_id,
+            row.jwk,
+            use=row.use,
+            not_before=row.not_before,  # type: ignore[arg-type]
+            not_after=row.not_after,
+            kid=row.kid,
+        )
         if row.status not in ("active", "revoked"):
             raise PartnerKeyError("status must be active or revoked")
         return dataclasses.replace(key, status=row.status, revoked_reason=row.revoked_reason)  # type: ignore[arg-type]

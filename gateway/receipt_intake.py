@@ -138,10 +138,13 @@ class ReceiptIntake:
         if verified.reason:
             detail["reason"] = "receipt_rejected"
         move = status_moves.Move(
-            disclosure.id, target,
+            disclosure.id,
+            target,
             event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
-            actor=actor, at=now, detail=detail,
-        )  # fmt: skip
+            actor=actor,
+            at=now,
+            detail=detail,
+        )
         # Receipts arriving together (many deliveries in flight) share one commit and are
         # written set-wise: a few statements for the whole batch.
         fresh, status = await self._store.write(

@@ -49,11 +49,13 @@ def topology_for(
             log.error("partner_id_unusable_as_queue", partner=partner)
     overrides = retries.partner_overrides(snapshot.agreements, default)
     return build_topology(
-        prefix, partners, default,
+        prefix,
+        partners,
+        default,
         partner_retry={p: r for p, r in overrides.items() if p in partners},
         delivery_limit=delivery_limit,
         agreement_retry=retries.agreement_policies(snapshot.agreements.values()),
-    )  # fmt: skip
+    )
 
 
 class BrokerDelivery:
@@ -104,9 +106,13 @@ class BrokerDelivery:
     async def handle(self, delivery: Delivery) -> Action:
         """One message from a partner queue: deliver, record, answer the transport."""
         envelope = Envelope(
-            delivery.message_id, delivery.partner_id, delivery.body, b64url_digest(delivery.body),
-            attempt=delivery.attempt, content_type=delivery.content_type,
-        )  # fmt: skip
+            delivery.message_id,
+            delivery.partner_id,
+            delivery.body,
+            b64url_digest(delivery.body),
+            attempt=delivery.attempt,
+            content_type=delivery.content_type,
+        )
         verdict = await self.worker.attempt(envelope)
         if isinstance(verdict, Finished):
             return Ack()

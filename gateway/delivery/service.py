@@ -114,14 +114,22 @@ class DeliveryService:
         self.owner = owner or default_owner()
         self.channels = channels
         self.worker = DeliveryWorker(
-            store=store, policy=policy, intake=intake, channels=channels, metrics=metrics,
-            clock=clock, default_retry=settings.retry_policy,
+            store=store,
+            policy=policy,
+            intake=intake,
+            channels=channels,
+            metrics=metrics,
+            clock=clock,
+            default_retry=settings.retry_policy,
             partner_concurrency=settings.partner_concurrency,
-        )  # fmt: skip
+        )
         self.deadlines = ReceiptDeadlines(
-            store=store, policy=policy, clock=clock, resend_limit=self.options.resend_limit,
+            store=store,
+            policy=policy,
+            clock=clock,
+            resend_limit=self.options.resend_limit,
             on_resend=self.notify,
-        )  # fmt: skip
+        )
         self.mesh_events = MeshEvents(store=store, policy=policy, intake=intake, clock=clock)
         self.transport: RabbitTransport | None = None
         self.relay: OutboxRelay | None = None
@@ -150,23 +158,33 @@ class DeliveryService:
             await self._start_broker()
         else:
             self.embedded = EmbeddedQueue(
-                self.worker, store=self.store, clock=self.clock,
+                self.worker,
+                store=self.store,
+                clock=self.clock,
                 options=EmbeddedOptions(
-                    owner=self.owner, lease=self.options.claim_lease,
-                    per_partner=self.per_partner, poll_interval=self.options.poll_interval,
+                    owner=self.owner,
+                    lease=self.options.claim_lease,
+                    per_partner=self.per_partner,
+                    poll_interval=self.options.poll_interval,
                     hold_recheck=self.options.hold_recheck,
                 ),
-            )  # fmt: skip
+            )
             self._spawn("embedded-queue", self.embedded.run(self._stop))
-        self._spawn("receipt-deadlines",
-                    self.deadlines.run(self._stop, self.options.deadline_interval))  # fmt: skip
+        self._spawn(
+            "receipt-deadlines", self.deadlines.run(self._stop, self.options.deadline_interval)
+        )
         mesh = self.channels.get("mesh")
         if isinstance(mesh, MeshChannel):
             poller = MeshInboxPoller(mesh.client)
-            self._spawn("mesh-poller", poller.run(
-                self.mesh_events, pending=self.mesh_events.pending,
-                interval=self.options.mesh_poll_interval, stop=self._stop,
-            ))  # fmt: skip
+            self._spawn(
+                "mesh-poller",
+                poller.run(
+                    self.mesh_events,
+                    pending=self.mesh_events.pending,
+                    interval=self.options.mesh_poll_interval,
+                    stop=self._stop,
+                ),
+            )
         log.info("delivery_started", broker=self.mode, host=self.owner)
 
     async def _start_broker(self) -> None:
@@ -178,21 +196,29 @@ class DeliveryService:
         try:
             await self.transport.declare()
             self.broker = BrokerDelivery(
-                self.worker, self.transport, prefetch=self.per_partner,
-                hold_recheck=self.options.hold_recheck, default_retry=s.retry_policy,
-            )  # fmt: skip
+                self.worker,
+                self.transport,
+                prefetch=self.per_partner,
+                hold_recheck=self.options.hold_recheck,
+                default_retry=s.retry_policy,
+            )
             await self.broker.consume_all()
         except BaseException:
             await self.transport.close(0)
             self.transport = None
             raise
         self.relay = OutboxRelay(
-            store=self.store, transport=self.transport, clock=self.clock,
-            options=RelayOptions(owner=self.owner, lease=self.options.relay_lease,
-                                 batch=self.options.relay_batch,
-                                 poll_interval=self.options.poll_interval),
+            store=self.store,
+            transport=self.transport,
+            clock=self.clock,
+            options=RelayOptions(
+                owner=self.owner,
+                lease=self.options.relay_lease,
+                batch=self.options.relay_batch,
+                poll_interval=self.options.poll_interval,
+            ),
             partner_ready=self.broker.partner_ready,
-        )  # fmt: skip
+        )
         self._spawn("outbox-relay", self.relay.run(self._stop))
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:

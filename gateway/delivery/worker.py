@@ -131,9 +131,11 @@ class DeliveryWorker:
             log.info("delivery_already_settled", disclosure_id=found.id, status=str(found.status))
             return Finished(str(found.status))
         bound = log.bind(
-            disclosure_id=found.id, partner=found.partner_id, agreement=found.agreement_id,
+            disclosure_id=found.id,
+            partner=found.partner_id,
+            agreement=found.agreement_id,
             attempt=envelope.attempt,
-        )  # fmt: skip
+        )
         snapshot = self.policy.snapshot
         agreement = snapshot.agreements.get(found.agreement_id)
         partner = snapshot.partners.get(found.partner_id)
@@ -174,8 +176,9 @@ class DeliveryWorker:
         try:
             return await channel.deliver(envelope, target)
         except Exception as exc:  # a channel must not raise; if one does, retry, never crash
-            log.error("channel_raised", disclosure_id=envelope.message_id,
-                      error_type=type(exc).__name__)  # fmt: skip
+            log.error(
+                "channel_raised", disclosure_id=envelope.message_id, error_type=type(exc).__name__
+            )
             return DeliveryResult(DeliveryOutcome.TRANSIENT, reason="channel_error")
         finally:
             self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - started)
@@ -211,11 +214,15 @@ class DeliveryWorker:
     async def dispatched(self, envelope: Envelope, channel: str, detail: Mapping[str, Any]) -> None:
         """queued -> dispatched: handed over, a receipt may come later."""
         move = status_moves.Move(
-            envelope.message_id, Status.DISPATCHED, "dispatched", audit.SYSTEM, self.clock(),
+            envelope.message_id,
+            Status.DISPATCHED,
+            "dispatched",
+            audit.SYSTEM,
+            self.clock(),
             detail={"attempt": envelope.attempt, "channel": channel, **detail},
             changes={"attempts": envelope.attempt, "next_attempt_at": None},
             record_if_refused=True,  # a receipt may overtake the hand-over; it still happened
-        )  # fmt: skip
+        )
         # Deliveries finishing together share one commit, written set-wise.
         await self.store.write(SetWise(status_moves.apply, move))
 
@@ -223,15 +230,23 @@ class DeliveryWorker:
         """Record `failed` with the reason and dead-letter the envelope in the outbox."""
         async with self.store.transaction() as conn:
             await records.fail(
-                conn, envelope.message_id, reason=reason, at=self.clock(),
-                attempts=envelope.attempt, last_reason=last_reason,
-            )  # fmt: skip
+                conn,
+                envelope.message_id,
+                reason=reason,
+                at=self.clock(),
+                attempts=envelope.attempt,
+                last_reason=last_reason,
+            )
 
     async def give_up(self, envelope: Envelope, last_reason: str) -> None:
         """The attempts ran out: `failed` with `delivery_attempts_exhausted`."""
-        log.warning("delivery_attempts_exhausted", disclosure_id=envelope.message_id,
-                    partner=envelope.partner_id, attempts=envelope.attempt,
-                    reason=last_reason)  # fmt: skip
+        log.warning(
+            "delivery_attempts_exhausted",
+            disclosure_id=envelope.message_id,
+            partner=envelope.partner_id,
+            attempts=envelope.attempt,
+            reason=last_reason,
+        )
         await self.fail(envelope, ATTEMPTS_EXHAUSTED, last_reason)
 
     async def note_retry(self, envelope: Envelope, reason: str, delay: timedelta) -> None:
@@ -241,11 +256,17 @@ class DeliveryWorker:
             if await records.current_status(conn, envelope.message_id) is not Status.QUEUED:
                 return
             await records.add_event(
-                conn, envelope.message_id, "delivery_retry", at=now,
-                detail={"attempt": envelope.attempt, "reason": reason,
-                        "retry_in_ms": int(delay / timedelta(milliseconds=1))},
+                conn,
+                envelope.message_id,
+                "delivery_retry",
+                at=now,
+                detail={
+                    "attempt": envelope.attempt,
+                    "reason": reason,
+                    "retry_in_ms": int(delay / timedelta(milliseconds=1)),
+                },
                 changes={"attempts": envelope.attempt, "next_attempt_at": now + delay},
-            )  # fmt: skip
+            )
 
     async def hold(
         self, envelope: Envelope, reason: str, delay: timedelta, *, refund: bool = False

@@ -33,9 +33,13 @@ _UNAUTH = (PROBLEM, s.Problem, "Missing or invalid bearer token")
 
 ROUTES: tuple[Route, ...] = (
     Route(
-        "POST", "/v1/disclosures", "submit_disclosure",
+        "POST",
+        "/v1/disclosures",
+        "submit_disclosure",
         "Submit a disclosure under an information sharing agreement",
-        request=s.DisclosureSubmission, auth=True, idempotency=True,
+        request=s.DisclosureSubmission,
+        auth=True,
+        idempotency=True,
         responses={
             202: (JSON, s.Accepted, "Accepted: queued, or held for approval"),
             400: (PROBLEM, s.Problem, "Body is not JSON"),
@@ -48,8 +52,11 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
-        "GET", "/v1/disclosures/{id}", "get_disclosure",
-        "A disclosure's status, fields and timeline (only the caller's own)", auth=True,
+        "GET",
+        "/v1/disclosures/{id}",
+        "get_disclosure",
+        "A disclosure's status, fields and timeline (only the caller's own)",
+        auth=True,
         responses={
             200: (JSON, s.DisclosureView, "The disclosure"),
             401: _UNAUTH,
@@ -57,7 +64,9 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
-        "POST", "/v1/receipts", "post_receipt",
+        "POST",
+        "/v1/receipts",
+        "post_receipt",
         "A partner posts a signed receipt (compact JWS)",
         request_content_type="application/jose",
         responses={
@@ -69,29 +78,44 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
-        "GET", "/.well-known/jwks.json", "jwks", "The council's public signing keys",
+        "GET",
+        "/.well-known/jwks.json",
+        "jwks",
+        "The council's public signing keys",
         responses={200: (JSON, None, "JSON Web Key Set (RFC 7517)")},
     ),
     Route(
-        "GET", "/healthz", "healthz", "Liveness",
+        "GET",
+        "/healthz",
+        "healthz",
+        "Liveness",
         responses={200: (JSON, s.Health, "The process is up")},
     ),
     Route(
-        "GET", "/readyz", "readyz", "Readiness: database and broker reachable",
+        "GET",
+        "/readyz",
+        "readyz",
+        "Readiness: database and broker reachable",
         responses={
             200: (JSON, s.Health, "Ready"),
             503: (JSON, s.Health, "A dependency is unreachable"),
         },
     ),
     Route(
-        "GET", "/metrics", "metrics", "Prometheus metrics",
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics",
         responses={200: ("text/plain", None, "Prometheus text exposition format")},
     ),
     Route(
-        "GET", "/v1/openapi.json", "openapi", "This document",
+        "GET",
+        "/v1/openapi.json",
+        "openapi",
+        "This document",
         responses={200: (JSON, None, "OpenAPI 3.1 document")},
     ),
-)  # fmt: skip
+)
 
 
 def _models() -> list[type[BaseModel]]:

@@ -122,9 +122,11 @@ async def control(request: web.Request) -> web.Response:
         changes = ControlRequest.model_validate_json(await request.read())
     except ValidationError as exc:
         return problem(
-            422, "control_invalid", "Body must be a JSON object of settings",
+            422,
+            "control_invalid",
+            "Body must be a JSON object of settings",
             errors=validation_errors(exc),
-        )  # fmt: skip
+        )
     rates = changes.model_dump(exclude_none=True, exclude={"receipts"})
     try:
         sim.faults.rates.replace(**rates)  # validate everything before changing anything

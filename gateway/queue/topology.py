@@ -283,27 +283,50 @@ def to_definitions(topology: Topology, vhost: str = "/") -> dict[str, Any]:
     return {
         "vhosts": [{"name": vhost}],
         "exchanges": [
-            {"name": e.name, "vhost": vhost, "type": e.type, "durable": True,
-             "auto_delete": False, "internal": False, "arguments": {}}
+            {
+                "name": e.name,
+                "vhost": vhost,
+                "type": e.type,
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
             for e in topology.exchanges()
         ],
         "queues": [
-            {"name": q.name, "vhost": vhost, "durable": True, "auto_delete": False,
-             "arguments": dict(q.arguments)}
+            {
+                "name": q.name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": dict(q.arguments),
+            }
             for q in topology.queues()
         ],
         "bindings": [
-            {"source": b.exchange, "vhost": vhost, "destination": b.queue,
-             "destination_type": "queue", "routing_key": b.routing_key,
-             "arguments": dict(b.arguments)}
+            {
+                "source": b.exchange,
+                "vhost": vhost,
+                "destination": b.queue,
+                "destination_type": "queue",
+                "routing_key": b.routing_key,
+                "arguments": dict(b.arguments),
+            }
             for b in topology.bindings()
         ],
         "policies": [
-            {"vhost": vhost, "name": p.name, "pattern": p.pattern, "apply-to": p.apply_to,
-             "definition": dict(p.definition), "priority": p.priority}
+            {
+                "vhost": vhost,
+                "name": p.name,
+                "pattern": p.pattern,
+                "apply-to": p.apply_to,
+                "definition": dict(p.definition),
+                "priority": p.priority,
+            }
             for p in topology.policies()
         ],
-    }  # fmt: skip
+    }
 
 
 def partner_ids_from_catalog(path: Path) -> tuple[str, ...]:

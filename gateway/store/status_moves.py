@@ -94,10 +94,13 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
         details = {"from": str(current), "to": str(to), **detail}
         entries.append(
             audit.pending_row(
-                move.actor, f"disclosure.{move.event_type}", at=move.at, targets=targets,
+                move.actor,
+                f"disclosure.{move.event_type}",
+                at=move.at,
+                targets=targets,
                 details=details,
             )
-        )  # fmt: skip
+        )
     for columns, rows in updates.items():
         await conn.execute(_update(columns), rows)
     if rejected:
