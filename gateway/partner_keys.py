@@ -189,8 +189,8 @@ class PartnerKey:
         key = cls.from_jwk(
             row.partner_id,
             row.jwk,
-            use=row.use,
-            not_before=row.not_before,  # type: ignore[arg-type]
+            use=row.use,  # type: ignore[arg-type]
+            not_before=row.not_before,
             not_after=row.not_after,
             kid=row.kid,
         )
