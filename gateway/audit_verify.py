@@ -18,10 +18,11 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from gateway.audit import (
+from gateway.audit_entry import (
     CHECKPOINT_TYP,
     GENESIS,
     CheckpointVerifier,
+    Head,
     checkpoint_payload,
     entry_hash,
 )
@@ -140,7 +141,7 @@ def _check_link(row: Any, expected_seq: int, prev: str) -> Break | None:
     return None
 
 
-def _check_head(head: sql.Head, last_seq: int, last_hash: str) -> Break | None:
+def _check_head(head: Head, last_seq: int, last_hash: str) -> Break | None:
     if head.seq > last_seq:
         return Break(
             "chain_truncated",

@@ -25,7 +25,6 @@ from gateway.clients import Client, hash_token
 from gateway.partner_keys import PartnerKey, PartnerKeyError
 from gateway.store import agreements_repo, clients_repo, partners_repo
 from gateway.store.database import Store
-from gateway.store.tables import partner_keys
 
 log = structlog.get_logger("gateway.policy")
 
@@ -68,15 +67,12 @@ class PolicyCache:
         """Load the newest version of every agreement, every partner and every partner key."""
         async with self._store.read() as conn:
             partner_rows = await partners_repo.all_partners(conn)
-            key_rows = [
-                partners_repo.PartnerKey.from_row(r._mapping)
-                for r in await conn.execute(partner_keys.select())
-            ]
+            key_rows = await partners_repo.all_keys(conn)
             stored = await agreements_repo.current(conn)
         source = (partner_rows, key_rows, stored)
         if source == self._source:
-            # Nothing changed since the last read: keep what was parsed. Parsing every agreement
-            # again held the event loop for ~6 ms every interval and left it all as garbage.
+            # Nothing changed since the last read: keep what was parsed (parsing every agreement
+            # again would hold the event loop every interval).
             self.snapshot = dataclasses.replace(self.snapshot, loaded_at=self._monotonic())
             return self.snapshot
         parsed_partners: dict[str, Partner] = {}

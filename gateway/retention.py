@@ -11,22 +11,21 @@ worker holding a row is stepped around, never waited on or doubled.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
+from gateway.store import retention_rows
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Status
-from gateway.store.tables import disclosures, held_records, idempotency_keys, outbox
 
-PURGEABLE = (str(Status.RECEIPTED), str(Status.FAILED))
-FINISHED = (*PURGEABLE, str(Status.DENIED), str(Status.REJECTED))
 IDEMPOTENCY_TTL = timedelta(days=1)
 BATCH = 500
+Due = Callable[[AsyncConnection, int | None], Awaitable[list[str]]]
+Purge = Callable[[AsyncConnection, Sequence[str]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -54,72 +53,62 @@ async def run(
 ) -> RetentionReport:
     """Purge what is due at `now`; returns what was (or would be) purged."""
     report = RetentionReport(dry_run=dry_run)
-    envelope_due = and_(
-        disclosures.c.retain_until <= now,
-        disclosures.c.status.in_(PURGEABLE),
-        disclosures.c.envelope_purged_at.is_(None),
-    )
-    metadata_due = and_(
-        disclosures.c.created_at <= now - metadata_retention, disclosures.c.status.in_(FINISHED)
-    )
+    cutoff = now - metadata_retention
+
+    async def envelopes(conn: AsyncConnection, limit: int | None) -> list[str]:
+        return await retention_rows.envelopes_due(conn, now, limit)
+
+    async def metadata(conn: AsyncConnection, limit: int | None) -> list[str]:
+        return await retention_rows.metadata_due(conn, cutoff, limit)
+
+    async def purge(conn: AsyncConnection, ids: Sequence[str]) -> None:
+        await retention_rows.purge_envelopes(conn, ids, now)
+
     if dry_run:
         async with store.read() as conn:
-            report.envelopes_purged = await _due(conn, envelope_due, limit=None)
-            report.metadata_deleted = await _due(conn, metadata_due, limit=None)
+            report.envelopes_purged = await envelopes(conn, None)
+            report.metadata_deleted = await metadata(conn, None)
         return report
-    while ids := await _batch(store, envelope_due, batch, _purge_envelopes, now=now, actor=actor):
-        report.envelopes_purged += ids
-    while ids := await _batch(store, metadata_due, batch, _delete_metadata, now=now, actor=actor):
-        report.metadata_deleted += ids
-    async with store.transaction() as conn:
-        result = await conn.execute(
-            delete(idempotency_keys).where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL)
-        )
-        report.idempotency_keys_deleted = int(result.rowcount)
+    stages: list[tuple[Due, Purge, str, list[str]]] = [
+        (envelopes, purge, "retention.envelope_purged", report.envelopes_purged),
+        (
+            metadata,
+            retention_rows.delete_metadata,
+            "retention.metadata_deleted",
+            report.metadata_deleted,
+        ),
+    ]
+    for due, action, audited, done in stages:
+        while ids := await _batch(store, due, action, audited, batch, now=now, actor=actor):
+            done.extend(ids)
+
+    async def forget_keys(conn: AsyncConnection) -> int:
+        return await retention_rows.delete_idempotency_keys(conn, now - IDEMPOTENCY_TTL)
+
+    report.idempotency_keys_deleted = await store.write(forget_keys)
     return report
-
-
-async def _due(conn: AsyncConnection, where: ColumnElement[bool], limit: int | None) -> list[str]:
-    query = select(disclosures.c.id).where(where).order_by(disclosures.c.id).limit(limit)
-    if limit is not None and conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return [str(row.id) for row in await conn.execute(query)]
 
 
 async def _batch(
     store: Store,
-    where: ColumnElement[bool],
+    due: Due,
+    action: Purge,
+    audited: str,
     size: int,
-    action: Any,
     *,
     now: datetime,
     actor: audit.Actor,
 ) -> list[str]:
-    async with store.transaction() as conn:
-        ids = await _due(conn, where, size)
+    """One batch in one short unit of work, each purge audited."""
+
+    async def work(conn: AsyncConnection) -> list[str]:
+        ids = await due(conn, size)
         if ids:
-            await action(conn, ids, now, actor)
+            await action(conn, ids)
+            entries: list[audit.PendingEntry] = [
+                (actor, audited, {"disclosure": i}, {}) for i in ids
+            ]
+            await audit.append_many(conn, entries, at=now)
         return ids
 
-
-async def _purge_envelopes(
-    conn: AsyncConnection, ids: list[str], now: datetime, actor: audit.Actor
-) -> None:
-    await conn.execute(delete(outbox).where(outbox.c.disclosure_id.in_(ids)))
-    await conn.execute(delete(held_records).where(held_records.c.disclosure_id.in_(ids)))
-    await conn.execute(
-        update(disclosures).where(disclosures.c.id.in_(ids)).values(envelope_purged_at=now)
-    )
-    await audit.append_many(conn, _entries(actor, "retention.envelope_purged", ids), at=now)
-
-
-async def _delete_metadata(
-    conn: AsyncConnection, ids: list[str], now: datetime, actor: audit.Actor
-) -> None:
-    # events, outbox, receipts, approvals and held records go with it (ON DELETE CASCADE)
-    await conn.execute(delete(disclosures).where(disclosures.c.id.in_(ids)))
-    await audit.append_many(conn, _entries(actor, "retention.metadata_deleted", ids), at=now)
-
-
-def _entries(actor: audit.Actor, action: str, ids: list[str]) -> list[audit.PendingEntry]:
-    return [(actor, action, {"disclosure": i}, {}) for i in ids]
+    return await store.write(work)

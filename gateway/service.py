@@ -11,7 +11,6 @@ import aio_pika
 import aio_pika.exceptions
 import structlog
 from aio_pika.connection import make_url
-from sqlalchemy import func, select
 
 from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
@@ -29,10 +28,9 @@ from gateway.protection import Protection
 from gateway.receipt_intake import ReceiptIntake
 from gateway.sealing import CouncilSealer
 from gateway.settings import Settings
-from gateway.store import partners_repo
+from gateway.store import outbox, partners_repo
 from gateway.store.database import Store
 from gateway.store.submissions import SubmissionLedger
-from gateway.store.tables import outbox
 
 log = structlog.get_logger("gateway.service")
 DEFAULT_SIGNING_ALG = "ES256"
@@ -215,10 +213,8 @@ class Gateway:
         """Gauges read at scrape time: outbox depth."""
         try:
             async with self.store.read() as conn:
-                depth = await conn.scalar(
-                    select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
-                )
+                depth = await outbox.pending_count(conn)
         except Exception:  # a scrape must never fail because the database is down
             log.warning("outbox_depth_unavailable")
             return
-        self.metrics.outbox_depth.set(depth or 0)
+        self.metrics.outbox_depth.set(depth)

@@ -6,12 +6,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
 from gateway.protection import Protection
+from gateway.store import disclosures
 from gateway.store.database import Store
-from gateway.store.tables import disclosures
+from gateway.store.disclosure_model import Disclosure
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,34 +51,28 @@ async def subject_report(
     """Find every disclosure about the person (oldest first) and audit that someone looked."""
     if not nhs_number and not local_id:
         raise ValueError("give an NHS number or a local id")
-    matches = []
-    if nhs_number:
-        matches.append(
-            disclosures.c.subject_nhs_index == protection.blind_index("nhs_number", nhs_number)
-        )
-    if local_id:
-        matches.append(
-            disclosures.c.subject_local_index == protection.blind_index("local_id", local_id)
-        )
-    query = select(disclosures).where(or_(*matches)).order_by(disclosures.c.created_at)
-    async with store.transaction() as conn:
-        rows = list(await conn.execute(query))
-        by = [name for name, given in (("nhs_number", nhs_number), ("local_id", local_id)) if given]
-        await audit.append(
-            conn, actor, "subject_report.run", at=at, details={"by": by, "results": len(rows)}
-        )
+    nhs_index = protection.blind_index("nhs_number", nhs_number) if nhs_number else None
+    local_index = protection.blind_index("local_id", local_id) if local_id else None
+    by = [name for name, given in (("nhs_number", nhs_number), ("local_id", local_id)) if given]
+
+    async def work(conn: AsyncConnection) -> list[Disclosure]:
+        found = await disclosures.about_subject(conn, nhs_index=nhs_index, local_index=local_index)
+        details = {"by": by, "results": len(found)}
+        await audit.append(conn, actor, "subject_report.run", at=at, details=details)
+        return found
+
     return [
         SubjectDisclosure(
-            id=r.id,
-            date=r.created_at,
-            partner=r.partner_id,
-            agreement_id=r.agreement_id,
-            agreement_version=r.agreement_version,
-            purpose=r.purpose,
-            lawful_basis=r.lawful_basis,
-            fields_sent=tuple(r.fields_sent),
-            status=r.status,
-            retain_until=r.retain_until,
+            id=d.id,
+            date=d.created_at,
+            partner=d.partner_id,
+            agreement_id=d.agreement_id,
+            agreement_version=d.agreement_version,
+            purpose=d.purpose,
+            lawful_basis=d.lawful_basis,
+            fields_sent=d.fields_sent,
+            status=str(d.status),
+            retain_until=d.retain_until,
         )
-        for r in rows
+        for d in await store.write(work)
     ]

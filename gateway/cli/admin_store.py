@@ -12,15 +12,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
-from sqlalchemy import select
 
 from gateway import audit, retention
 from gateway.audit_verify import JwksCheckpointVerifier, VerifyReport, verify
 from gateway.cli.common import EXIT_REFUSED, default_actor, fail, print_json, print_table
 from gateway.protection import Protection
 from gateway.settings import Settings, load_settings
+from gateway.store import partners_repo
 from gateway.store.database import Store
-from gateway.store.tables import council_keys
 from gateway.subject_report import subject_report
 
 T = TypeVar("T")
@@ -101,8 +100,7 @@ def audit_verify(
 
 async def _mirrored_jwks(store: Store) -> dict[str, Any]:
     async with store.read() as conn:
-        rows = await conn.execute(select(council_keys.c.jwk).where(council_keys.c.use == "sig"))
-        return {"keys": [dict(row.jwk) for row in rows]}
+        return await partners_repo.council_jwks(conn, use="sig")
 
 
 def _print_report(report: VerifyReport) -> None:

@@ -14,14 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
-
 from gateway import audit
-from gateway.delivery import records
 from gateway.queue.messages import ReplayReport
+from gateway.store import delivery_records
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import disclosure_events, disclosures, outbox
 
 FAILURE_EVENTS = ("failed", "receipt_rejected")
 REPLAY_GRACE = timedelta(seconds=60)
@@ -88,42 +85,22 @@ async def list_dead_letters(
     store: Store, *, partner: str | None = None, limit: int = 1000
 ) -> list[DeadLetter]:
     """Failed disclosures with their envelope still in the outbox, oldest failure first."""
-    query = (
-        select(
-            disclosures.c.id, disclosures.c.partner_id, disclosures.c.agreement_id,
-            disclosures.c.attempts, disclosures.c.updated_at,
-        )
-        .join(outbox, outbox.c.disclosure_id == disclosures.c.id)
-        .where(disclosures.c.status == str(Status.FAILED))
-        .order_by(disclosures.c.updated_at, disclosures.c.id)
-        .limit(limit)
-    )  # fmt: skip
-    if partner is not None:
-        query = query.where(disclosures.c.partner_id == partner)
     async with store.read() as conn:
-        rows = list(await conn.execute(query))
-        reasons = await _reasons(conn, [r.id for r in rows])
+        rows = await delivery_records.failed_with_envelope(conn, partner=partner, limit=limit)
+        reasons = await delivery_records.latest_failure_reasons(
+            conn, [r.disclosure_id for r in rows], FAILURE_EVENTS
+        )
     return [
-        DeadLetter(r.id, r.partner_id, r.agreement_id, reasons.get(r.id), r.attempts, r.updated_at)
+        DeadLetter(
+            r.disclosure_id,
+            r.partner_id,
+            r.agreement_id,
+            reasons.get(r.disclosure_id),
+            r.attempts,
+            r.failed_at,
+        )
         for r in rows
     ]
-
-
-async def _reasons(conn: Any, ids: Sequence[str]) -> dict[str, str | None]:
-    if not ids:
-        return {}
-    query = (
-        select(disclosure_events.c.disclosure_id, disclosure_events.c.type,
-               disclosure_events.c.detail)
-        .where(disclosure_events.c.disclosure_id.in_(ids),
-               disclosure_events.c.type.in_(FAILURE_EVENTS))
-        .order_by(disclosure_events.c.id)
-    )  # fmt: skip
-    found: dict[str, str | None] = {}
-    for row in await conn.execute(query):  # the newest failure wins
-        detail = row.detail or {}
-        found[row.disclosure_id] = detail.get("reason") or str(row.type)
-    return found
 
 
 async def replay(
@@ -144,25 +121,25 @@ async def replay(
     partners: dict[str, list[str]] = {}
     async with store.transaction() as conn:
         for id_ in dict.fromkeys(ids):
-            row = (
-                await conn.execute(
-                    select(disclosures.c.status, disclosures.c.partner_id, outbox.c.id)
-                    .outerjoin(outbox, outbox.c.disclosure_id == disclosures.c.id)
-                    .where(disclosures.c.id == id_)
-                )
-            ).first()
+            row = await delivery_records.replay_state(conn, id_)
             if row is None:
                 result.refused[id_] = "not_found"
-            elif row.status != str(Status.FAILED):
+            elif row.status is not Status.FAILED:
                 result.refused[id_] = "not_failed"
-            elif row[2] is None:
+            elif not row.has_envelope:
                 result.refused[id_] = "envelope_purged"
             else:
-                await records.move(
-                    conn, id_, Status.QUEUED, event_type="replayed", at=now, actor=actor,
-                    detail={"by": actor.name}, changes={"attempts": 0, "next_attempt_at": None},
-                )  # fmt: skip
-                await records.reschedule(conn, id_, available_at=due, reset_attempts=True)
+                await delivery_records.move(
+                    conn,
+                    id_,
+                    Status.QUEUED,
+                    event_type="replayed",
+                    at=now,
+                    actor=actor,
+                    detail={"by": actor.name},
+                    changes={"attempts": 0, "next_attempt_at": None},
+                )
+                await delivery_records.reschedule(conn, id_, available_at=due, reset_attempts=True)
                 partners.setdefault(row.partner_id, []).append(id_)
         await audit.seal(conn, at=now)
     if broker is None:
@@ -180,17 +157,6 @@ async def replay(
 async def _settle_outbox(store: Store, result: ReplayResult, now: datetime) -> None:
     """Rows whose parked copy moved are published; the others are due for the relay now."""
     async with store.transaction() as conn:
-        if result.from_broker:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.disclosure_id.in_(result.from_broker),
-                       outbox.c.state == records.PENDING)
-                .values(state="published", published_at=now)
-            )  # fmt: skip
-        if result.from_outbox:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.disclosure_id.in_(result.from_outbox),
-                       outbox.c.state == records.PENDING)
-                .values(available_at=now)
-            )  # fmt: skip
+        await delivery_records.settle_replayed(
+            conn, published=result.from_broker, due=result.from_outbox, at=now
+        )

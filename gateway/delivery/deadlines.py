@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select
 
 from agreements.model import DEFAULT_RECEIPT_DEADLINES, channel_target
-from gateway.delivery import records
 from gateway.policy_cache import PolicyCache
+from gateway.store import delivery_records
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import disclosure_events, disclosures
 
 log = structlog.get_logger("gateway.delivery.deadlines")
 
@@ -74,44 +72,35 @@ class ReceiptDeadlines:
         """One pass over the oldest dispatched disclosures that could be overdue."""
         now = self.clock()
         report = DeadlineReport()
-        query = (
-            select(disclosures.c.id, disclosures.c.agreement_id, disclosures.c.updated_at)
-            .where(
-                disclosures.c.status == str(Status.DISPATCHED),
-                disclosures.c.updated_at <= now - self._shortest(),
-            )
-            .order_by(disclosures.c.updated_at)
-            .limit(self.batch)
-        )
         async with self.store.read() as conn:
-            rows = list(await conn.execute(query))
-            ids = [r.id for r in rows]
-            acknowledged = set(
-                await conn.scalars(
-                    select(disclosure_events.c.disclosure_id).where(
-                        disclosure_events.c.disclosure_id.in_(ids),
-                        disclosure_events.c.type == TRANSPORT_ACKNOWLEDGED,
-                    )
-                )
-            ) if ids else set()  # fmt: skip
+            rows = await delivery_records.dispatched_since(
+                conn, before=now - self._shortest(), limit=self.batch
+            )
+            acknowledged = await delivery_records.with_event(
+                conn, [r.disclosure_id for r in rows], TRANSPORT_ACKNOWLEDGED
+            )
         for row in rows:
             deadline = self.deadline(row.agreement_id)
-            if deadline is None or row.id in acknowledged or row.updated_at + deadline > now:
+            if deadline is None or row.disclosure_id in acknowledged or row.since + deadline > now:
                 continue
-            await self._overdue(row.id, now, report)
+            await self._overdue(row.disclosure_id, now, report)
         if report.resent:
             self.on_resend()
         return report
 
     async def _overdue(self, id_: str, now: datetime, report: DeadlineReport) -> None:
         async with self.store.transaction() as conn:
-            resends = await records.count_events(conn, id_, RESEND_EVENT)
+            resends = await delivery_records.count_events(conn, id_, RESEND_EVENT)
             if resends < self.resend_limit:
-                moved = await records.move(
-                    conn, id_, Status.QUEUED, event_type=RESEND_EVENT, at=now,
+                moved = await delivery_records.move(
+                    conn,
+                    id_,
+                    Status.QUEUED,
+                    event_type=RESEND_EVENT,
+                    at=now,
                     detail={"reason": "receipt_deadline_passed", "resend": resends + 1},
-                )  # fmt: skip
-                if moved and await records.reschedule(
+                )
+                if moved and await delivery_records.reschedule(
                     conn, id_, available_at=now, reset_attempts=True
                 ):
                     report.resent.append(id_)
@@ -120,7 +109,9 @@ class ReceiptDeadlines:
                 if not moved:
                     return
                 # The envelope is gone (purged): nothing can be sent again.
-            if await records.fail(conn, id_, reason=RECEIPT_OVERDUE, at=now, attempts=None):
+            if await delivery_records.fail(
+                conn, id_, reason=RECEIPT_OVERDUE, at=now, attempts=None
+            ):
                 report.failed.append(id_)
                 log.warning("receipt_overdue", disclosure_id=id_, resends=resends)
 

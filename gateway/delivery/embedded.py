@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.application.channel import Envelope
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Held, Transient, Verdict
 from gateway.queue.retry import GiveUp
-from gateway.store import disclosures, outbox
+from gateway.store import outbox
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Disclosure
 from gateway.store.group_commit import SetWise
-from gateway.store.tables import outbox as outbox_rows
 
 log = structlog.get_logger("gateway.delivery.embedded")
 CLAIM_GATHER_SECONDS = 0.005
@@ -41,62 +37,6 @@ class EmbeddedOptions:
     per_partner: int = 64  # taken and not yet settled, per partner (the broker's prefetch)
     poll_interval: float = 0.1  # seconds between looks at an idle outbox
     hold_recheck: timedelta = timedelta(seconds=30)  # a suspended agreement is looked at again
-
-
-async def due_partners(conn: AsyncConnection, now: datetime) -> list[str]:
-    """Partners with at least one envelope due now and not leased."""
-    query = (
-        select(outbox_rows.c.partner_id)
-        .where(
-            and_(
-                outbox_rows.c.state == outbox.PENDING,
-                outbox_rows.c.available_at <= now,
-                or_(outbox_rows.c.lease_until.is_(None), outbox_rows.c.lease_until < now),
-            )
-        )
-        .distinct()
-    )
-    return [str(p) for p in await conn.scalars(query)]
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimRound:
-    """Claim for `owner` what each partner has room for (`per_partner` less `inflight`)."""
-
-    owner: str
-    now: datetime
-    lease: timedelta
-    per_partner: int
-    inflight: Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A leased outbox row and its disclosure as stored at the claim (None if there is none)."""
-
-    item: outbox.OutboxItem
-    disclosure: Disclosure | None
-
-
-async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> list[list[Claimed]]:
-    """Claim due rows, partner by partner, and read their disclosures in the same transaction.
-
-    Runs through the store's group commit, so a claim shares its commit with the outcomes being
-    recorded at the same moment, and the worker need not read each disclosure again.
-    """
-    answers: list[list[Claimed]] = []
-    for claim in rounds:
-        items: list[outbox.OutboxItem] = []
-        for partner in await due_partners(conn, claim.now):
-            room = claim.per_partner - claim.inflight.get(partner, 0)
-            if room > 0:
-                items += await outbox.claim(
-                    conn, owner=claim.owner, now=claim.now, lease=claim.lease, limit=room,
-                    partner_id=partner,
-                )  # fmt: skip
-        found = await disclosures.get_many(conn, [i.disclosure_id for i in items]) if items else []
-        answers.append([Claimed(item, d) for item, d in zip(items, found, strict=True)])
-    return answers
 
 
 class EmbeddedQueue:
@@ -174,16 +114,16 @@ class EmbeddedQueue:
 
     async def claim_round(self) -> int:
         """Claim what each partner has room for and start delivering it; returns how many."""
-        claim = ClaimRound(
+        claim = outbox.ClaimRound(
             self.options.owner, self.clock(), self.options.lease, self.options.per_partner,
             dict(self._inflight),
         )  # fmt: skip
-        claimed = await self.store.write(SetWise(claim_rounds, claim))
+        claimed = await self.store.write(SetWise(outbox.claim_rounds, claim))
         for each in claimed:
             self._start(each)
         return len(claimed)
 
-    def _start(self, claimed: Claimed) -> None:
+    def _start(self, claimed: outbox.Claimed) -> None:
         item = claimed.item
         self._inflight[item.partner_id] = self._inflight.get(item.partner_id, 0) + 1
         self._items[item.id] = item
@@ -191,7 +131,7 @@ class EmbeddedQueue:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, claimed: Claimed) -> None:
+    async def _handle(self, claimed: outbox.Claimed) -> None:
         item = claimed.item
         envelope = Envelope(
             item.disclosure_id, item.partner_id, item.envelope, item.digest, attempt=item.attempts

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from adapters.mesh_inbox import (
     DeliveryFailed,
@@ -24,15 +23,14 @@ from adapters.mesh_inbox import (
     ReceiptArrived,
     TransportAcknowledged,
 )
-from gateway.delivery import records
 from gateway.delivery.deadlines import TRANSPORT_ACKNOWLEDGED
 from gateway.errors import NotFoundError
 from gateway.policy_cache import PolicyCache
 from gateway.receipt_intake import ReceiptIntake
 from gateway.receipts import ReceiptError
+from gateway.store import delivery_records
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import disclosure_events, disclosures
 
 log = structlog.get_logger("gateway.delivery.mesh")
 
@@ -58,13 +56,17 @@ class MeshEvents:
             try:
                 await self.intake.accept(event.body, via="mesh")
             except (ReceiptError, NotFoundError) as exc:  # refused and audited by the intake
-                log.warning("mesh_receipt_refused", code=exc.code,
-                            mesh_message_id=event.mesh_message_id)  # fmt: skip
+                log.warning(
+                    "mesh_receipt_refused", code=exc.code, mesh_message_id=event.mesh_message_id
+                )
             return
         id_ = event.local_id or await self._by_mesh_id(event.mesh_message_id)
         if id_ is None:
-            log.warning("mesh_event_unmatched", action=type(event).__name__,
-                        mesh_message_id=event.mesh_message_id)  # fmt: skip
+            log.warning(
+                "mesh_event_unmatched",
+                action=type(event).__name__,
+                mesh_message_id=event.mesh_message_id,
+            )
             return
         if isinstance(event, TransportAcknowledged):
             await self._acknowledged(id_, event)
@@ -73,42 +75,34 @@ class MeshEvents:
 
     async def _acknowledged(self, id_: str, event: TransportAcknowledged) -> None:
         async with self.store.transaction() as conn:
-            if await records.current_status(conn, id_) is not Status.DISPATCHED:
+            if await delivery_records.current_status(conn, id_) is not Status.DISPATCHED:
                 return
-            if await records.count_events(conn, id_, TRANSPORT_ACKNOWLEDGED):
+            if await delivery_records.count_events(conn, id_, TRANSPORT_ACKNOWLEDGED):
                 return
-            await records.add_event(
-                conn, id_, TRANSPORT_ACKNOWLEDGED, at=self.clock(),
+            await delivery_records.add_event(
+                conn,
+                id_,
+                TRANSPORT_ACKNOWLEDGED,
+                at=self.clock(),
                 detail={"mesh_message_id": event.mesh_message_id, "via": "mesh"},
-            )  # fmt: skip
+            )
         log.info("mesh_transport_acknowledged", disclosure_id=id_)
 
     async def _failed(self, id_: str, event: DeliveryFailed) -> None:
         async with self.store.transaction() as conn:
-            moved = await records.fail(conn, id_, reason=event.reason, at=self.clock())
+            moved = await delivery_records.fail(conn, id_, reason=event.reason, at=self.clock())
         if moved:
-            log.warning("mesh_delivery_failed", disclosure_id=id_, reason=event.reason,
-                        code=event.status_code)  # fmt: skip
+            log.warning(
+                "mesh_delivery_failed",
+                disclosure_id=id_,
+                reason=event.reason,
+                code=event.status_code,
+            )
 
     async def _dispatched_events(self) -> list[tuple[str, str, Mapping[str, Any]]]:
         """(disclosure id, partner, dispatched event detail) of dispatched ones, newest first."""
-        query = (
-            select(
-                disclosure_events.c.disclosure_id,
-                disclosures.c.partner_id,
-                disclosure_events.c.detail,
-            )
-            .join(disclosures, disclosures.c.id == disclosure_events.c.disclosure_id)
-            .where(
-                disclosure_events.c.type == "dispatched",
-                disclosures.c.status == str(Status.DISPATCHED),
-            )
-            .order_by(disclosure_events.c.id.desc())
-            .limit(self.limit)
-        )
         async with self.store.read() as conn:
-            rows = await conn.execute(query)
-            return [(r.disclosure_id, r.partner_id, r.detail or {}) for r in rows]
+            return await delivery_records.dispatch_details(conn, self.limit)
 
     async def _by_mesh_id(self, mesh_message_id: str | None) -> str | None:
         if not mesh_message_id:
@@ -124,13 +118,8 @@ class MeshEvents:
         if not events:
             return []
         async with self.store.read() as conn:
-            done = set(
-                await conn.scalars(
-                    select(disclosure_events.c.disclosure_id).where(
-                        disclosure_events.c.disclosure_id.in_([e[0] for e in events]),
-                        disclosure_events.c.type == TRANSPORT_ACKNOWLEDGED,
-                    )
-                )
+            done = await delivery_records.with_event(
+                conn, [e[0] for e in events], TRANSPORT_ACKNOWLEDGED
             )
         found: dict[str, Dispatched] = {}
         for id_, partner, detail in events:

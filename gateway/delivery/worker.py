@@ -21,14 +21,14 @@ import structlog
 from agreements.model import channel_target
 from gateway import audit
 from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult, Envelope
-from gateway.delivery import records, retries
+from gateway.delivery import retries
 from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.queue.retry import RetryPolicy
 from gateway.receipt_intake import ReceiptIntake
 from gateway.receipts import ReceiptError
-from gateway.store import disclosures, status_moves
+from gateway.store import delivery_records, disclosures, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.group_commit import SetWise
@@ -229,7 +229,7 @@ class DeliveryWorker:
     async def fail(self, envelope: Envelope, reason: str, last_reason: str | None = None) -> None:
         """Record `failed` with the reason and dead-letter the envelope in the outbox."""
         async with self.store.transaction() as conn:
-            await records.fail(
+            await delivery_records.fail(
                 conn,
                 envelope.message_id,
                 reason=reason,
@@ -253,9 +253,12 @@ class DeliveryWorker:
         """A failed attempt that will be tried again after `delay` (an event, not a move)."""
         now = self.clock()
         async with self.store.transaction() as conn:
-            if await records.current_status(conn, envelope.message_id) is not Status.QUEUED:
+            if (
+                await delivery_records.current_status(conn, envelope.message_id)
+                is not Status.QUEUED
+            ):
                 return
-            await records.add_event(
+            await delivery_records.add_event(
                 conn,
                 envelope.message_id,
                 "delivery_retry",
@@ -274,10 +277,10 @@ class DeliveryWorker:
         """Keep a queued envelope back (agreement suspended) and look again after `delay`."""
         now = self.clock()
         async with self.store.transaction() as conn:
-            if await records.last_event_type(conn, envelope.message_id) != "delivery_held":
-                await records.add_event(
+            if await delivery_records.last_event_type(conn, envelope.message_id) != "delivery_held":
+                await delivery_records.add_event(
                     conn, envelope.message_id, "delivery_held", at=now, detail={"reason": reason}
                 )
-            await records.reschedule(conn, envelope.message_id, available_at=now + delay)
+            await delivery_records.reschedule(conn, envelope.message_id, available_at=now + delay)
             if refund:
-                await records.refund_attempt(conn, envelope.message_id)
+                await delivery_records.refund_attempt(conn, envelope.message_id)

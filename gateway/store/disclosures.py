@@ -14,14 +14,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, insert, select
+from sqlalchemy import Select, bindparam, delete, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import audit
+from gateway import audit_entry
 from gateway.errors import NotFoundError
 from gateway.protection import Protection
-from gateway.store import status_moves
+from gateway.store import audit_log, status_moves
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import (
     Disclosure,
@@ -119,7 +119,7 @@ class Accepted:
     new: NewDisclosure
     envelope: bytes
     digest: str
-    actor: audit.Actor
+    actor: audit_entry.Actor
     at: datetime
 
 
@@ -129,7 +129,7 @@ async def record_accepted(
     *,
     envelope: bytes,
     digest: str,
-    actor: audit.Actor,
+    actor: audit_entry.Actor,
     at: datetime,
 ) -> None:
     """Record an allowed disclosure: row, events, outbox envelope and audit entry, atomically."""
@@ -165,24 +165,24 @@ def record_accepted_setwise(conn: Connection, items: Sequence[Accepted]) -> list
         )
         details = {**_summary(new), "digest": digest}
         entries.append(
-            audit.pending_row(
+            audit_entry.pending_row(
                 item.actor, "disclosure.accepted", at=at, targets=_targets(new), details=details
             )
         )
-    audit.insert_with_entries_sync(
+    audit_log.insert_with_entries_sync(
         conn, [(disclosures, rows), (disclosure_events, events), (outbox, queued)], entries
     )
     return [None] * len(items)
 
 
 async def record_denied(
-    conn: AsyncConnection, new: NewDisclosure, *, actor: audit.Actor, at: datetime
+    conn: AsyncConnection, new: NewDisclosure, *, actor: audit_entry.Actor, at: datetime
 ) -> None:
     """Record a policy refusal with its reason codes (no envelope exists)."""
     require_transaction(conn)
     await conn.execute(insert(disclosures).values(_row(new, Status.DENIED, at, None)))
     await _events(conn, new.id, at, Event(at, "denied", {"reasons": list(new.decision_reasons)}))
-    await audit.append(
+    await audit_log.append(
         conn, actor, "disclosure.denied", at=at, targets=_targets(new), details=_summary(new)
     )
 
@@ -193,7 +193,7 @@ async def record_held(
     *,
     request: bytes,
     protection: Protection,
-    actor: audit.Actor,
+    actor: audit_entry.Actor,
     at: datetime,
 ) -> None:
     """Hold a disclosure for approval; the request is stored only sealed under the data key."""
@@ -204,7 +204,7 @@ async def record_held(
         insert(held_records).values(disclosure_id=new.id, ciphertext=sealed, created_at=at)
     )
     await _events(conn, new.id, at, Event(at, "held", {"reasons": list(new.decision_reasons)}))
-    await audit.append(
+    await audit_log.append(
         conn, actor, "disclosure.held", at=at, targets=_targets(new), details=_summary(new)
     )
 
@@ -225,7 +225,7 @@ async def transition(
     new_status: Status,
     *,
     event_type: str,
-    actor: audit.Actor,
+    actor: audit_entry.Actor,
     at: datetime,
     detail: Mapping[str, Any] | None = None,
     changes: Mapping[str, Any] | None = None,
@@ -250,7 +250,7 @@ async def transition_if_allowed(
     new_status: Status,
     *,
     event_type: str,
-    actor: audit.Actor,
+    actor: audit_entry.Actor,
     at: datetime,
     detail: Mapping[str, Any] | None = None,
     changes: Mapping[str, Any] | None = None,
@@ -276,7 +276,7 @@ async def release_approved(
     fields_sent: tuple[str, ...],
     fields_removed: tuple[str, ...],
     key_ids: tuple[str, ...],
-    actor: audit.Actor,
+    actor: audit_entry.Actor,
     at: datetime,
 ) -> None:
     """An approved hold leaves: queued with its envelope in the outbox, held record destroyed."""
@@ -337,3 +337,18 @@ async def timeline(conn: AsyncConnection, id_: str) -> list[Event]:
         .order_by(disclosure_events.c.at, disclosure_events.c.id)
     )
     return [Event(r.at, r.type, r.detail) for r in await conn.execute(query)]
+
+
+async def about_subject(
+    conn: AsyncConnection, *, nhs_index: str | None, local_index: str | None
+) -> list[Disclosure]:
+    """Every disclosure about the person with either blind index, oldest first."""
+    matches = []
+    if nhs_index:
+        matches.append(disclosures.c.subject_nhs_index == nhs_index)
+    if local_index:
+        matches.append(disclosures.c.subject_local_index == local_index)
+    if not matches:
+        return []
+    query = select(disclosures).where(or_(*matches)).order_by(disclosures.c.created_at)
+    return [Disclosure.from_row(row._mapping) for row in await conn.execute(query)]

@@ -9,14 +9,16 @@ transaction already serialises them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store import disclosures
 from gateway.store.database import require_transaction
+from gateway.store.disclosure_model import Disclosure
 from gateway.store.tables import outbox
 
 PENDING, PUBLISHED, DELIVERED = "pending", "published", "delivered"
@@ -179,3 +181,71 @@ async def extend_leases(
         .values(lease_until=until)
     )
     return int(result.rowcount)
+
+
+async def due_partners(conn: AsyncConnection, now: datetime) -> list[str]:
+    """Partners with at least one envelope due now and not leased."""
+    query = (
+        select(outbox.c.partner_id)
+        .where(
+            and_(
+                outbox.c.state == PENDING,
+                outbox.c.available_at <= now,
+                or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+            )
+        )
+        .distinct()
+    )
+    return [str(p) for p in await conn.scalars(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRound:
+    """Claim for `owner` what each partner has room for (`per_partner` less `inflight`)."""
+
+    owner: str
+    now: datetime
+    lease: timedelta
+    per_partner: int
+    inflight: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased outbox row and its disclosure as stored at the claim (None if there is none)."""
+
+    item: OutboxItem
+    disclosure: Disclosure | None
+
+
+async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> list[list[Claimed]]:
+    """Claim due rows, partner by partner, and read their disclosures in the same transaction.
+
+    Runs through the store's group commit, so a claim shares its commit with the outcomes being
+    recorded at the same moment, and the worker need not read each disclosure again.
+    """
+    answers: list[list[Claimed]] = []
+    for round_ in rounds:
+        items: list[OutboxItem] = []
+        for partner in await due_partners(conn, round_.now):
+            room = round_.per_partner - round_.inflight.get(partner, 0)
+            if room > 0:
+                items += await claim(
+                    conn,
+                    owner=round_.owner,
+                    now=round_.now,
+                    lease=round_.lease,
+                    limit=room,
+                    partner_id=partner,
+                )
+        found = await disclosures.get_many(conn, [i.disclosure_id for i in items]) if items else []
+        answers.append([Claimed(item, d) for item, d in zip(items, found, strict=True)])
+    return answers
+
+
+async def pending_count(conn: AsyncConnection) -> int:
+    """Outbox rows not yet published or delivered (the outbox depth gauge)."""
+    return int(
+        await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.state == PENDING))
+        or 0
+    )

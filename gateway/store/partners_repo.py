@@ -146,7 +146,15 @@ async def mirror_council_key(
     await upsert(conn, council_keys, values, keys=("kid",), keep=("created_at",))
 
 
-async def council_jwks(conn: AsyncConnection) -> dict[str, Any]:
-    """Every mirrored council public key, as a JWKS."""
-    rows = await conn.execute(select(council_keys.c.jwk).order_by(council_keys.c.created_at))
+async def council_jwks(conn: AsyncConnection, *, use: str | None = None) -> dict[str, Any]:
+    """Every mirrored council public key (of this `use`, if given), as a JWKS."""
+    query = select(council_keys.c.jwk).order_by(council_keys.c.created_at)
+    if use is not None:
+        query = query.where(council_keys.c.use == use)
+    rows = await conn.execute(query)
     return {"keys": [dict(r.jwk) for r in rows]}
+
+
+async def all_keys(conn: AsyncConnection) -> list[PartnerKey]:
+    """Every registered partner key, whatever its status."""
+    return [PartnerKey.from_row(r._mapping) for r in await conn.execute(partner_keys.select())]

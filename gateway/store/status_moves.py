@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import Delete, Select, Update, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import audit
+from gateway import audit_entry
 from gateway.errors import NotFoundError
+from gateway.store import audit_log
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import Status, can_transition
 from gateway.store.tables import disclosure_events, disclosures, held_records
@@ -41,7 +42,7 @@ class Move:
     id: str
     to: Status
     event_type: str
-    actor: audit.Actor
+    actor: audit_entry.Actor
     at: datetime
     detail: Mapping[str, Any] = field(default_factory=dict)
     changes: Mapping[str, Any] = field(default_factory=dict)
@@ -93,7 +94,7 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
         targets = {"disclosure": move.id, "partner": partner[move.id]}
         details = {"from": str(current), "to": str(to), **detail}
         entries.append(
-            audit.pending_row(
+            audit_entry.pending_row(
                 move.actor,
                 f"disclosure.{move.event_type}",
                 at=move.at,
@@ -106,7 +107,7 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
     if rejected:
         await conn.execute(_destroy_held(), {"ids": rejected})
     if events:
-        await audit.insert_with_entries(conn, [(disclosure_events, events)], entries)
+        await audit_log.insert_with_entries(conn, [(disclosure_events, events)], entries)
     return results
 
 

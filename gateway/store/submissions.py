@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.audit import Actor
+from gateway.audit_entry import Actor
 from gateway.protection import Protection
 from gateway.store import disclosures, idempotency, optouts
 from gateway.store.database import Store

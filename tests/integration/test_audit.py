@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
 from gateway.audit_verify import verify
+from gateway.store import audit_log as audit_sql
 from gateway.store.database import Store
 from gateway.store.tables import audit_checkpoints, audit_head, audit_log
 from tests.integration.store_support import ADMIN, CLIENT, T0, checkpoint_keys, open_store
@@ -57,82 +57,62 @@ async def test_a_sealed_chain_verifies(database_url: str) -> None:
     assert report.signatures_checked
 
 
-async def test_pending_entries_are_reported_until_sealed(database_url: str) -> None:
+async def _append(store: Store, action: str, **details: int) -> None:
+    async def work(conn: AsyncConnection) -> None:
+        await audit.append(conn, CLIENT, action, at=T0, details=details)
+
+    await store.write(work)
+
+
+async def test_entries_are_chained_where_appended_on_sqlite_and_staged_on_postgresql(
+    database_url: str,
+) -> None:
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
-            await audit.append(conn, CLIENT, "disclosure.denied", at=T0)
+        await asyncio.gather(*(_append(store, a) for a in ("disclosure.denied", "x.done")))
         before = await verify(store)
         sealer = audit.AuditSealer(store, clock=lambda: T0)
-        assert await sealer.seal_now() == 1
+        sealed = await sealer.seal_now()
         after = await verify(store)
-    assert (before.pending, before.entries, before.oldest_pending_at) == (1, 0, T0)
-    assert (after.pending, after.entries) == (0, 1)
+    assert before.ok, before.broken
+    if database_url.startswith("sqlite"):  # the write lock is the chain lock: chained at once
+        assert (before.pending, before.entries, sealed) == (0, 2, 0)
+    else:
+        assert (before.pending, before.entries, before.oldest_pending_at) == (2, 0, T0)
+        assert sealed == 2
+    assert (after.pending, after.entries, after.ok) == (0, 2, True)
 
 
-async def test_a_sealer_that_delegates_steps_in_when_work_is_left_waiting(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+async def test_the_background_sealer_chains_staged_entries_and_signs_checkpoints_due(
+    database_url: str,
 ) -> None:
-    """While another process is meant to seal, this one still seals what it leaves overdue."""
-    monkeypatch.setattr(audit, "OVERDUE_CHECK_SECONDS", 0.05)
-    monkeypatch.setattr(audit, "OVERDUE_SECONDS", 0.3)
+    signer, verifier = checkpoint_keys()
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:  # staged (pending), for a sealer to chain
-            await audit.append(conn, CLIENT, "disclosure.denied", at=T0)
-        sealer = audit.AuditSealer(store, clock=lambda: T0 + timedelta(seconds=1), interval=0.02)
-        sealer.delegated = lambda: True  # the other process never does it
+        sealer = audit.AuditSealer(store, clock=lambda: T0, signer=signer, interval=0.02)
         sealer.start()
         try:
-            for _ in range(100):
-                if not (await verify(store)).pending:
+            for i in range(audit.CHECKPOINT_EVERY):
+                await _append(store, "x.done", n=i)
+            for _ in range(200):  # while it runs, not at stop()
+                report = await verify(store, verifier)
+                if report.pending == 0 and report.checkpoints == 1:
                     break
                 await asyncio.sleep(0.05)
-            running = await verify(store)  # before stop(), which seals whatever is left
         finally:
             await sealer.stop()
-    assert (running.pending, running.entries, running.ok) == (0, 1, True)
-
-
-async def test_a_sealer_that_delegates_leaves_fresh_work_to_the_other_process(
-    database_url: str,
-) -> None:
-    async with open_store(database_url) as store:
-        async with store.transaction() as conn:
-            await audit.append(conn, CLIENT, "disclosure.denied", at=T0)
-        sealer = audit.AuditSealer(store, clock=lambda: T0, interval=0.02)  # not overdue
-        sealer.delegated = lambda: True
-        sealer.start()
-        await asyncio.sleep(audit.OVERDUE_CHECK_SECONDS + 0.3)  # past a check
-        assert (await verify(store)).pending == 1
-        sealer.delegated = None
-        await sealer.stop()  # still seals on the way out
-        assert (await verify(store)).pending == 0
-
-
-def _append_each(conn: Connection, items: Sequence[str]) -> list[None]:
-    rows = [audit.pending_row(CLIENT, action, at=T0) for action in items]
-    audit.append_rows_sync(conn, rows)
-    return [None] * len(items)
-
-
-async def test_sqlite_writer_chains_entries_in_the_transaction_that_appends_them(
-    database_url: str,
-) -> None:
-    async with open_store(database_url) as store:
-        await asyncio.gather(
-            *(store.submit_sync(_append_each, a) for a in ("disclosure.denied", "x.done"))
-        )
-        report = await verify(store)
+    assert (report.pending, report.entries, report.checkpoints) == (0, audit.CHECKPOINT_EVERY, 1)
     assert report.ok, report.broken
-    inline = database_url.startswith("sqlite")  # PostgreSQL stages them for the sealer
-    assert (report.pending, report.entries) == ((0, 2) if inline else (2, 0))
 
 
-async def test_pending_and_inline_entries_form_one_chain(sqlite_url: str) -> None:
-    """Entries staged through aiosqlite and entries chained by the writer thread interleave."""
+async def test_entries_an_earlier_version_left_staged_join_the_chain(sqlite_url: str) -> None:
+    """Staged entries (as older versions wrote them on SQLite) and inline ones form one chain."""
     async with open_store(sqlite_url) as store:
-        async with store.transaction() as conn:
-            await audit.append(conn, CLIENT, "disclosure.denied", at=T0, details={"n": 1})
-        await store.submit_sync(_append_each, "disclosure.accepted")  # chained at once
+
+        async def staged(conn: AsyncConnection) -> None:
+            row = audit.pending_row(CLIENT, "disclosure.denied", at=T0, details={"n": 1})
+            await conn.run_sync(audit_sql.insert_pending, [row])
+
+        await store.write(staged)
+        await _append(store, "disclosure.accepted")  # chained at once
         sealer = audit.AuditSealer(store, clock=lambda: T0)
         assert await sealer.seal_now() == 1
         report = await verify(store)
@@ -141,13 +121,16 @@ async def test_pending_and_inline_entries_form_one_chain(sqlite_url: str) -> Non
 
 
 async def test_checkpoints_are_signed_for_entries_chained_inline(database_url: str) -> None:
-    """The writer thread chains without a signer; the sealer signs every checkpoint due."""
+    """Entries chained without a signer; the sealer signs every checkpoint due."""
     signer, verifier = checkpoint_keys()
     async with open_store(database_url) as store:
         for i in range(N):
-            await store.submit_sync(_append_each, f"x.done-{i}")
-        async with store.transaction() as conn:
+            await _append(store, f"x.done-{i}")
+
+        async def seal(conn: AsyncConnection) -> None:
             await audit.seal(conn, at=T0, signer=signer, checkpoint_every=5)
+
+        await store.write(seal)
         report = await verify(store, verifier)
     assert report.ok, report.broken
     assert (report.entries, report.checkpoints, report.last_checkpoint_seq) == (N, 2, 10)

@@ -18,12 +18,11 @@ from sqlalchemy import select
 
 from agreements.model import RetryOverride
 from gateway.cli.admin import main as admin_main
-from gateway.delivery import records
 from gateway.delivery.dead_letters import list_dead_letters
 from gateway.delivery.service import DeliveryOptions
 from gateway.jose import b64url_digest
 from gateway.partner_sim import FaultRates, ReceiptMode
-from gateway.store import partners_repo
+from gateway.store import delivery_records, partners_repo
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import audit_log, outbox
 from tests.integration.delivery_support import TEMPLATE_AGREEMENT, Rig, utc_now, wait_until
@@ -323,7 +322,7 @@ async def test_duplicate_of_a_receipted_disclosure_is_not_sent_again(rig: Rig) -
     await rig.wait_for([id_], Status.RECEIPTED)
     # As after a crash between the broker's confirm and the relay's mark: the row is due again.
     async with rig.store.transaction() as conn:
-        await records.reschedule(conn, id_, available_at=utc_now())
+        await delivery_records.reschedule(conn, id_, available_at=utc_now())
     rig.service.notify()  # type: ignore[union-attr]
 
     service = rig.service

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.cli.admin import main as admin_main
-from gateway.delivery import records
+from gateway.store import delivery_records
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import outbox
 from tests.integration.delivery_support import Rig, utc_now
@@ -45,7 +45,7 @@ async def failed(rig: Rig, partner: str, count: int, reason: str) -> list[str]:
     ids = await rig.submit(partner, count)
     async with rig.store.transaction() as conn:
         for id_ in ids:
-            assert await records.fail(conn, id_, reason=reason, at=utc_now(), attempts=6)
+            assert await delivery_records.fail(conn, id_, reason=reason, at=utc_now(), attempts=6)
     return ids
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.delivery.embedded import ClaimRound, claim_rounds
 from gateway.errors import NotFoundError
 from gateway.store import disclosures, outbox, receipts, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
 from gateway.store.group_commit import SetWise
+from gateway.store.outbox import ClaimRound, claim_rounds
 from gateway.store.tables import held_records
 from gateway.store.tables import outbox as outbox_table
 from tests.integration.store_support import (

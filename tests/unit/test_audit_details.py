@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import audit
+from gateway import audit_entry as audit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CLIENT = audit.Actor(audit.ActorKind.CLIENT, "c")

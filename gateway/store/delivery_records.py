@@ -7,16 +7,17 @@ the envelope's outbox state always change together. Details carry codes and numb
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import audit
+from gateway import audit_entry
 from gateway.errors import NotFoundError
-from gateway.store import disclosures
+from gateway.store import audit_log, disclosures
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import disclosure_events, outbox
@@ -39,7 +40,7 @@ async def add_event(
     *,
     at: datetime,
     detail: Mapping[str, Any],
-    actor: audit.Actor = audit.SYSTEM,
+    actor: audit_entry.Actor = audit_entry.SYSTEM,
     changes: Mapping[str, Any] | None = None,
 ) -> None:
     """An event that does not move the status (retry, hold, transport receipt), audited."""
@@ -56,7 +57,7 @@ async def add_event(
         select(disclosure_rows.c.partner_id).where(disclosure_rows.c.id == id_)
     )
     targets = {"disclosure": id_, "partner": str(partner)}
-    await audit.append(
+    await audit_log.append(
         conn, actor, f"disclosure.{event_type}", at=at, targets=targets, details=detail
     )
 
@@ -69,7 +70,7 @@ async def move(
     event_type: str,
     at: datetime,
     detail: Mapping[str, Any],
-    actor: audit.Actor = audit.SYSTEM,
+    actor: audit_entry.Actor = audit_entry.SYSTEM,
     changes: Mapping[str, Any] | None = None,
 ) -> bool:
     """Transition when the status machine allows it now; False (and no write) when it does not.
@@ -95,7 +96,7 @@ async def fail(
     at: datetime,
     attempts: int | None = None,
     last_reason: str | None = None,
-    actor: audit.Actor = audit.SYSTEM,
+    actor: audit_entry.Actor = audit_entry.SYSTEM,
 ) -> bool:
     """`failed` with its reason, and the envelope dead-lettered in the outbox (replayable)."""
     detail: dict[str, Any] = {"reason": reason}
@@ -165,3 +166,137 @@ async def count_events(conn: AsyncConnection, id_: str, event_type: str) -> int:
         disclosure_events.c.disclosure_id == id_, disclosure_events.c.type == event_type
     )
     return len((await conn.execute(query)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class FailedWithEnvelope:
+    """A failed disclosure whose envelope the outbox still holds (a dead letter)."""
+
+    disclosure_id: str
+    partner_id: str
+    agreement_id: str
+    attempts: int
+    failed_at: datetime
+
+
+async def failed_with_envelope(
+    conn: AsyncConnection, *, partner: str | None, limit: int
+) -> list[FailedWithEnvelope]:
+    """Failed disclosures with their envelope in the outbox, oldest failure first."""
+    rows = disclosure_rows.c
+    query = (
+        select(rows.id, rows.partner_id, rows.agreement_id, rows.attempts, rows.updated_at)
+        .join(outbox, outbox.c.disclosure_id == rows.id)
+        .where(rows.status == str(Status.FAILED))
+        .order_by(rows.updated_at, rows.id)
+        .limit(limit)
+    )
+    if partner is not None:
+        query = query.where(rows.partner_id == partner)
+    return [FailedWithEnvelope(*row) for row in await conn.execute(query)]
+
+
+async def latest_failure_reasons(
+    conn: AsyncConnection, ids: Sequence[str], failure_events: Sequence[str]
+) -> dict[str, str | None]:
+    """Each disclosure's newest failure reason (the event's `reason`, else its type)."""
+    if not ids:
+        return {}
+    events = disclosure_events.c
+    query = (
+        select(events.disclosure_id, events.type, events.detail)
+        .where(events.disclosure_id.in_(ids), events.type.in_(failure_events))
+        .order_by(events.id)
+    )
+    found: dict[str, str | None] = {}
+    for row in await conn.execute(query):  # the newest failure wins
+        detail = row.detail or {}
+        found[row.disclosure_id] = detail.get("reason") or str(row.type)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayState:
+    """What a replay must know of one disclosure."""
+
+    status: Status
+    partner_id: str
+    has_envelope: bool
+
+
+async def replay_state(conn: AsyncConnection, id_: str) -> ReplayState | None:
+    """The disclosure's status, partner and whether its envelope is still in the outbox."""
+    query = (
+        select(disclosure_rows.c.status, disclosure_rows.c.partner_id, outbox.c.id)
+        .outerjoin(outbox, outbox.c.disclosure_id == disclosure_rows.c.id)
+        .where(disclosure_rows.c.id == id_)
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else ReplayState(Status(row[0]), row[1], row[2] is not None)
+
+
+async def settle_replayed(
+    conn: AsyncConnection, *, published: Sequence[str], due: Sequence[str], at: datetime
+) -> None:
+    """Replayed rows whose parked copy moved are published; the others are due now."""
+    pending = outbox.c.state == PENDING
+    if published:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.disclosure_id.in_(published), pending)
+            .values(state="published", published_at=at)
+        )
+    if due:
+        await conn.execute(
+            update(outbox).where(outbox.c.disclosure_id.in_(due), pending).values(available_at=at)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingReceipt:
+    """A disclosure handed to its channel and waiting for a receipt since `since`."""
+
+    disclosure_id: str
+    agreement_id: str
+    since: datetime
+
+
+async def dispatched_since(
+    conn: AsyncConnection, *, before: datetime, limit: int
+) -> list[AwaitingReceipt]:
+    """The oldest disclosures still `dispatched` that were last moved before `before`."""
+    rows = disclosure_rows.c
+    query = (
+        select(rows.id, rows.agreement_id, rows.updated_at)
+        .where(rows.status == str(Status.DISPATCHED), rows.updated_at <= before)
+        .order_by(rows.updated_at)
+        .limit(limit)
+    )
+    return [AwaitingReceipt(*row) for row in await conn.execute(query)]
+
+
+async def with_event(conn: AsyncConnection, ids: Sequence[str], event_type: str) -> set[str]:
+    """Which of these disclosures have an event of this type."""
+    if not ids:
+        return set()
+    events = disclosure_events.c
+    query = select(events.disclosure_id).where(
+        events.disclosure_id.in_(ids), events.type == event_type
+    )
+    return set(await conn.scalars(query))
+
+
+async def dispatch_details(
+    conn: AsyncConnection, limit: int
+) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(disclosure id, partner, `dispatched` event detail) of disclosures still dispatched,
+    newest event first."""
+    events, rows = disclosure_events.c, disclosure_rows.c
+    query = (
+        select(events.disclosure_id, rows.partner_id, events.detail)
+        .join(disclosure_rows, rows.id == events.disclosure_id)
+        .where(events.type == "dispatched", rows.status == str(Status.DISPATCHED))
+        .order_by(events.id.desc())
+        .limit(limit)
+    )
+    return [(r.disclosure_id, r.partner_id, r.detail or {}) for r in await conn.execute(query)]

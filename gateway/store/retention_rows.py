@@ -1,0 +1,62 @@
+"""The rows retention removes: envelopes and held records past `retain_until`, metadata past
+the records schedule, and old idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.disclosure_model import Status
+from gateway.store.tables import disclosures, held_records, idempotency_keys, outbox
+
+PURGEABLE = (str(Status.RECEIPTED), str(Status.FAILED))
+FINISHED = (*PURGEABLE, str(Status.DENIED), str(Status.REJECTED))
+
+
+async def envelopes_due(conn: AsyncConnection, now: datetime, limit: int | None) -> list[str]:
+    """Finished disclosures past `retain_until` whose envelope is still kept."""
+    due = and_(
+        disclosures.c.retain_until <= now,
+        disclosures.c.status.in_(PURGEABLE),
+        disclosures.c.envelope_purged_at.is_(None),
+    )
+    return await _ids(conn, due, limit)
+
+
+async def metadata_due(conn: AsyncConnection, cutoff: datetime, limit: int | None) -> list[str]:
+    """Finished disclosures made before `cutoff` (the records schedule)."""
+    due = and_(disclosures.c.created_at <= cutoff, disclosures.c.status.in_(FINISHED))
+    return await _ids(conn, due, limit)
+
+
+async def _ids(conn: AsyncConnection, where: ColumnElement[bool], limit: int | None) -> list[str]:
+    query = select(disclosures.c.id).where(where).order_by(disclosures.c.id).limit(limit)
+    if limit is not None and conn.dialect.name == "postgresql":
+        # A concurrent run, or a worker holding a row, is stepped around, never waited on.
+        query = query.with_for_update(skip_locked=True)
+    return [str(row.id) for row in await conn.execute(query)]
+
+
+async def purge_envelopes(conn: AsyncConnection, ids: Sequence[str], now: datetime) -> None:
+    """Delete the envelopes and held records; stamp `envelope_purged_at`."""
+    await conn.execute(delete(outbox).where(outbox.c.disclosure_id.in_(ids)))
+    await conn.execute(delete(held_records).where(held_records.c.disclosure_id.in_(ids)))
+    await conn.execute(
+        update(disclosures).where(disclosures.c.id.in_(ids)).values(envelope_purged_at=now)
+    )
+
+
+async def delete_metadata(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    """Delete the disclosure rows; events, outbox, receipts, approvals go with them (CASCADE)."""
+    await conn.execute(delete(disclosures).where(disclosures.c.id.in_(ids)))
+
+
+async def delete_idempotency_keys(conn: AsyncConnection, before: datetime) -> int:
+    """Forget idempotency keys made before `before`; returns how many."""
+    result = await conn.execute(
+        delete(idempotency_keys).where(idempotency_keys.c.created_at < before)
+    )
+    return int(result.rowcount)
