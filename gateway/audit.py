@@ -75,9 +75,12 @@ async def record(
     signer: CheckpointSigner | None = None,
 ) -> None:
     """Standalone append (admin actions): appended and chained before this returns."""
-    async with store.transaction() as conn:
+
+    async def work(conn: AsyncConnection) -> None:
         await append(conn, actor, action, at=at, targets=targets, details=details)
         await seal(conn, at=at, signer=signer)
+
+    await store.write(work)
 
 
 async def checkpoint(store: Store, signer: CheckpointSigner, *, at: datetime) -> int:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from gateway import audit
 from gateway.queue.messages import ReplayReport
 from gateway.store import delivery_records
@@ -118,16 +120,18 @@ async def replay(
         ids = [d.disclosure_id for d in await list_dead_letters(store, partner=partner)]
     now = clock()
     due = now + REPLAY_GRACE if broker is not None else now
-    partners: dict[str, list[str]] = {}
-    async with store.transaction() as conn:
+
+    async def work(conn: AsyncConnection) -> tuple[dict[str, str], dict[str, list[str]]]:
+        refused: dict[str, str] = {}
+        partners: dict[str, list[str]] = {}
         for id_ in dict.fromkeys(ids):
             row = await delivery_records.replay_state(conn, id_)
             if row is None:
-                result.refused[id_] = "not_found"
+                refused[id_] = "not_found"
             elif row.status is not Status.FAILED:
-                result.refused[id_] = "not_failed"
+                refused[id_] = "not_failed"
             elif not row.has_envelope:
-                result.refused[id_] = "envelope_purged"
+                refused[id_] = "envelope_purged"
             else:
                 await delivery_records.move(
                     conn,
@@ -141,7 +145,10 @@ async def replay(
                 )
                 await delivery_records.reschedule(conn, id_, available_at=due, reset_attempts=True)
                 partners.setdefault(row.partner_id, []).append(id_)
-        await audit.seal(conn, at=now)
+        await audit.seal(conn, at=now)  # chained now: an admin's CLI runs no sealer
+        return refused, partners
+
+    result.refused, partners = await store.write(work)
     if broker is None:
         result.from_outbox = [i for group in partners.values() for i in group]
         return result
@@ -156,7 +163,10 @@ async def replay(
 
 async def _settle_outbox(store: Store, result: ReplayResult, now: datetime) -> None:
     """Rows whose parked copy moved are published; the others are due for the relay now."""
-    async with store.transaction() as conn:
+
+    async def work(conn: AsyncConnection) -> None:
         await delivery_records.settle_replayed(
             conn, published=result.from_broker, due=result.from_outbox, at=now
         )
+
+    await store.write(work)

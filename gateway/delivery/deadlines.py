@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agreements.model import DEFAULT_RECEIPT_DEADLINES, channel_target
 from gateway.policy_cache import PolicyCache
@@ -89,7 +90,7 @@ class ReceiptDeadlines:
         return report
 
     async def _overdue(self, id_: str, now: datetime, report: DeadlineReport) -> None:
-        async with self.store.transaction() as conn:
+        async def work(conn: AsyncConnection) -> tuple[str | None, int]:
             resends = await delivery_records.count_events(conn, id_, RESEND_EVENT)
             if resends < self.resend_limit:
                 moved = await delivery_records.move(
@@ -100,20 +101,25 @@ class ReceiptDeadlines:
                     at=now,
                     detail={"reason": "receipt_deadline_passed", "resend": resends + 1},
                 )
-                if moved and await delivery_records.reschedule(
+                if not moved:
+                    return None, resends
+                if await delivery_records.reschedule(
                     conn, id_, available_at=now, reset_attempts=True
                 ):
-                    report.resent.append(id_)
-                    log.info("receipt_overdue_resend", disclosure_id=id_, resend=resends + 1)
-                    return
-                if not moved:
-                    return
+                    return "resent", resends
                 # The envelope is gone (purged): nothing can be sent again.
-            if await delivery_records.fail(
+            failed = await delivery_records.fail(
                 conn, id_, reason=RECEIPT_OVERDUE, at=now, attempts=None
-            ):
-                report.failed.append(id_)
-                log.warning("receipt_overdue", disclosure_id=id_, resends=resends)
+            )
+            return ("failed" if failed else None), resends
+
+        outcome, resends = await self.store.write(work)
+        if outcome == "resent":
+            report.resent.append(id_)
+            log.info("receipt_overdue_resend", disclosure_id=id_, resend=resends + 1)
+        elif outcome == "failed":
+            report.failed.append(id_)
+            log.warning("receipt_overdue", disclosure_id=id_, resends=resends)
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
         """Scan every `interval` seconds until `stop` is set."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.application.channel import Envelope
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Held, Transient, Verdict
@@ -84,12 +85,15 @@ class EmbeddedQueue:
             held = list(self._items)
             if not held:
                 continue
+            until = self.clock() + self.options.lease
+
+            async def renew(
+                conn: AsyncConnection, held: list[int] = held, until: datetime = until
+            ) -> int:
+                return await outbox.extend_leases(conn, held, owner=self.options.owner, until=until)
+
             try:
-                async with self.store.transaction() as conn:
-                    kept = await outbox.extend_leases(
-                        conn, held, owner=self.options.owner,
-                        until=self.clock() + self.options.lease,
-                    )  # fmt: skip
+                kept = await self.store.write(renew)
             except Exception as exc:  # a database blip: the next round tries again
                 log.error("embedded_lease_renewal_failed", error_type=type(exc).__name__)
                 continue
@@ -168,8 +172,12 @@ class EmbeddedQueue:
                 await self.worker.give_up(envelope, verdict.reason)
                 return
             await self.worker.note_retry(envelope, verdict.reason, step.tier.delay)
-            async with self.store.transaction() as conn:
-                await outbox.release(conn, item.id, owner=owner, available_at=now + step.tier.delay)
+            due = now + step.tier.delay
+
+            async def release(conn: AsyncConnection) -> None:
+                await outbox.release(conn, item.id, owner=owner, available_at=due)
+
+            await self.store.write(release)
         elif isinstance(verdict, Failed):
             pass  # recorded failed, and the row dead, by the worker in one transaction
 
@@ -185,7 +193,10 @@ class EmbeddedQueue:
         if not left:
             return
         now = self.clock()
-        async with self.store.transaction() as conn:
+
+        async def release(conn: AsyncConnection) -> None:
             for item in left:
                 await outbox.release(conn, item.id, owner=self.options.owner, available_at=now)
+
+        await self.store.write(release)
         log.info("embedded_released_on_stop", count=len(left))

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mesh_inbox import (
     DeliveryFailed,
@@ -74,23 +75,32 @@ class MeshEvents:
             await self._failed(id_, event)
 
     async def _acknowledged(self, id_: str, event: TransportAcknowledged) -> None:
-        async with self.store.transaction() as conn:
+        now = self.clock()
+
+        async def work(conn: AsyncConnection) -> bool:
             if await delivery_records.current_status(conn, id_) is not Status.DISPATCHED:
-                return
+                return False
             if await delivery_records.count_events(conn, id_, TRANSPORT_ACKNOWLEDGED):
-                return
+                return False
             await delivery_records.add_event(
                 conn,
                 id_,
                 TRANSPORT_ACKNOWLEDGED,
-                at=self.clock(),
+                at=now,
                 detail={"mesh_message_id": event.mesh_message_id, "via": "mesh"},
             )
-        log.info("mesh_transport_acknowledged", disclosure_id=id_)
+            return True
+
+        if await self.store.write(work):
+            log.info("mesh_transport_acknowledged", disclosure_id=id_)
 
     async def _failed(self, id_: str, event: DeliveryFailed) -> None:
-        async with self.store.transaction() as conn:
-            moved = await delivery_records.fail(conn, id_, reason=event.reason, at=self.clock())
+        now = self.clock()
+
+        async def work(conn: AsyncConnection) -> bool:
+            return await delivery_records.fail(conn, id_, reason=event.reason, at=now)
+
+        moved = await self.store.write(work)
         if moved:
             log.warning(
                 "mesh_delivery_failed",

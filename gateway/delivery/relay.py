@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.queue.messages import OutgoingMessage
 from gateway.queue.rabbit import RabbitTransport
@@ -127,11 +128,14 @@ class OutboxRelay:
         await asyncio.gather(*(self.store.write(SetWise(outbox.mark_each, m)) for m in marks))
         unconfirmed = [item for item in items if item.disclosure_id not in confirmed]
         if unconfirmed:
-            async with self.store.transaction() as conn:
+
+            async def release(conn: AsyncConnection) -> None:
                 for item in unconfirmed:
                     await outbox.release(
                         conn, item.id, owner=o.owner, available_at=now + o.unconfirmed_backoff
                     )
+
+            await self.store.write(release)
         self.published += len(done)
         if len(done) < len(items):
             log.warning("relay_unpublished", count=len(items) - len(done))

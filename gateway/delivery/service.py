@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
@@ -68,11 +69,15 @@ async def reclaim_dead_leases(store: Store, now: datetime) -> int:
     Without this they would wait for the lease to run out (minutes, for the embedded queue).
     Owners on other hosts are left to their leases.
     """
-    released = 0
-    async with store.transaction() as conn:
+
+    async def work(conn: AsyncConnection) -> int:
+        released = 0
         for owner in await outbox.lease_owners(conn, now=now):
             if _dead_local_owner(owner):
                 released += await outbox.release_owner(conn, owner)
+        return released
+
+    released = await store.write(work)
     if released:
         log.warning("leases_reclaimed", count=released)
     return released

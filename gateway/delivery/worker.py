@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agreements.model import channel_target
 from gateway import audit
@@ -228,15 +229,19 @@ class DeliveryWorker:
 
     async def fail(self, envelope: Envelope, reason: str, last_reason: str | None = None) -> None:
         """Record `failed` with the reason and dead-letter the envelope in the outbox."""
-        async with self.store.transaction() as conn:
+        now = self.clock()
+
+        async def work(conn: AsyncConnection) -> None:
             await delivery_records.fail(
                 conn,
                 envelope.message_id,
                 reason=reason,
-                at=self.clock(),
+                at=now,
                 attempts=envelope.attempt,
                 last_reason=last_reason,
             )
+
+        await self.store.write(work)
 
     async def give_up(self, envelope: Envelope, last_reason: str) -> None:
         """The attempts ran out: `failed` with `delivery_attempts_exhausted`."""
@@ -252,7 +257,8 @@ class DeliveryWorker:
     async def note_retry(self, envelope: Envelope, reason: str, delay: timedelta) -> None:
         """A failed attempt that will be tried again after `delay` (an event, not a move)."""
         now = self.clock()
-        async with self.store.transaction() as conn:
+
+        async def work(conn: AsyncConnection) -> None:
             if (
                 await delivery_records.current_status(conn, envelope.message_id)
                 is not Status.QUEUED
@@ -271,12 +277,15 @@ class DeliveryWorker:
                 changes={"attempts": envelope.attempt, "next_attempt_at": now + delay},
             )
 
+        await self.store.write(work)
+
     async def hold(
         self, envelope: Envelope, reason: str, delay: timedelta, *, refund: bool = False
     ) -> None:
         """Keep a queued envelope back (agreement suspended) and look again after `delay`."""
         now = self.clock()
-        async with self.store.transaction() as conn:
+
+        async def work(conn: AsyncConnection) -> None:
             if await delivery_records.last_event_type(conn, envelope.message_id) != "delivery_held":
                 await delivery_records.add_event(
                     conn, envelope.message_id, "delivery_held", at=now, detail={"reason": reason}
@@ -284,3 +293,5 @@ class DeliveryWorker:
             await delivery_records.reschedule(conn, envelope.message_id, available_at=now + delay)
             if refund:
                 await delivery_records.refund_attempt(conn, envelope.message_id)
+
+        await self.store.write(work)
