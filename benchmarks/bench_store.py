@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gateway.audit import Actor, ActorKind, AuditSealer
 from gateway.audit_verify import verify
+from gateway.background import Loops
 from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.database import Store
@@ -83,8 +84,9 @@ async def run(
 ) -> None:
     store = await Store.open(url, pool_size=writers + 2)
     await store.upgrade()
-    sealer = AuditSealer(store, clock=now, interval=0.05)
-    sealer.start()
+    sealer = AuditSealer(store, clock=now)
+    loops = Loops()
+    loops.start("audit-sealer", 0.05, sealer.seal_if_due, failed="audit_seal_failed")
     counter = [0]
     cpu = time.process_time()
     start = time.perf_counter()
@@ -98,7 +100,8 @@ async def run(
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu  # this process, every thread (the driver's included)
     drain_start = time.perf_counter()
-    await sealer.stop()
+    await loops.stop()
+    await sealer.seal_now()
     drain = time.perf_counter() - drain_start
     report = await verify(store)
     await store.close()

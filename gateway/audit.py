@@ -3,8 +3,6 @@ the sealer that chains what was staged (how appends stay fast: `gateway.store.au
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -14,7 +12,6 @@ import structlog
 from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit_entry import (
@@ -102,8 +99,8 @@ async def checkpoint(store: Store, signer: CheckpointSigner, *, at: datetime) ->
 
 
 class AuditSealer:
-    """Background task: every `interval` seconds, chains staged entries and signs the
-    checkpoints due; a look with a read first, so an idle store takes no write lock."""
+    """Chains staged entries and signs the checkpoints due; run every `interval` seconds by
+    the process's loops, looking with a read first so an idle store takes no write lock."""
 
     def __init__(
         self,
@@ -113,8 +110,8 @@ class AuditSealer:
         signer: CheckpointSigner | None = None,
         interval: float = 0.1,
     ) -> None:
-        self._store, self._clock, self._signer, self._interval = store, clock, signer, interval
-        self._task: asyncio.Task[None] | None = None
+        self._store, self._clock, self._signer = store, clock, signer
+        self.interval = interval
 
     async def seal_now(self) -> int:
         """Seal everything committed so far; returns how many entries were chained."""
@@ -130,27 +127,9 @@ class AuditSealer:
             if sealed < SEAL_BATCH:
                 return total
 
-    def start(self) -> None:
-        """Run in the background (call from a running event loop)."""
-        self._task = asyncio.create_task(self._run(), name="audit-sealer")
-
-    async def stop(self) -> None:
-        """Stop, then seal whatever is left so nothing stays unchained after shutdown."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.seal_now()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                if await self._due():
-                    await self.seal_now()
-            except (SQLAlchemyError, OSError) as exc:  # an outage must not kill the sealer
-                log.warning("audit_seal_failed", error=type(exc).__name__)
+    async def seal_if_due(self) -> int:
+        """Seal when entries are staged or a checkpoint is due (the periodic step)."""
+        return await self.seal_now() if await self._due() else 0
 
     async def _due(self) -> bool:
         """Entries are staged, or a checkpoint has fallen due."""

@@ -9,7 +9,6 @@ process within that time. Client tokens are looked up by hash and remembered for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
@@ -56,7 +55,6 @@ class PolicyCache:
         self._source: tuple[object, ...] | None = None  # the rows the snapshot was parsed from
         self._clients: dict[str, tuple[Client | None, float]] = {}
         self._lookups: dict[str, asyncio.Future[Client | None]] = {}
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def interval(self) -> float:
@@ -144,24 +142,3 @@ class PolicyCache:
         self._lookups.pop(digest, None)
         if not lookup.cancelled():
             lookup.exception()  # its waiters were told; do not also log it as never retrieved
-
-    def start(self) -> None:
-        """Refresh in the background until `stop`."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="policy-refresh")
-
-    async def stop(self) -> None:
-        """Stop the background refresh."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.refresh()
-            except Exception:  # a database blip must not kill the refresher
-                log.exception("policy_refresh_failed")

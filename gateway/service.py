@@ -18,6 +18,7 @@ from adapters.webhook import WebhookChannel
 from gateway import audit
 from gateway.application.channel import Channel
 from gateway.application.submit import SubmitDisclosures
+from gateway.background import Loops
 from gateway.clients import Client
 from gateway.delivery.service import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import DisclosureReport, disclosure_report
@@ -97,6 +98,7 @@ class Gateway:
         self.metrics = Metrics()
         self.keyring = CouncilKeyring(settings.keys_dir)
         self.protection = Protection.from_dir(settings.keys_dir)
+        self.loops = Loops()
         self.policy = PolicyCache(store, interval=policy_refresh or settings.policy_refresh_seconds)
         self.sealer = audit.AuditSealer(
             store, clock=clock, signer=KeyringCheckpointSigner(self.keyring, clock)
@@ -156,8 +158,18 @@ class Gateway:
 
     async def start(self) -> None:
         """Start the background work: policy refresh, audit sealing, and delivery if built."""
-        self.policy.start()
-        self.sealer.start()
+        self.loops.start(
+            "policy-refresh",
+            self.policy.interval,
+            self.policy.refresh,
+            failed="policy_refresh_failed",
+        )
+        self.loops.start(
+            "audit-sealer",
+            self.sealer.interval,
+            self.sealer.seal_if_due,
+            failed="audit_seal_failed",
+        )
         if self.delivery is not None:
             await self.delivery.start()
 
@@ -169,8 +181,8 @@ class Gateway:
         finally:
             for channel in self.channels.values():
                 await channel.close()
-            await self.policy.stop()
-            await self.sealer.stop()
+            await self.loops.stop()
+            await self.sealer.seal_now()  # nothing stays unchained after shutdown
             await self.store.close()
 
     async def authenticate(self, token: str) -> Client | None:

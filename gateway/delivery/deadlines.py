@@ -9,8 +9,6 @@ transport receipt and is not chased: a resend could not help, MESH deduplicates 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -120,13 +118,3 @@ class ReceiptDeadlines:
         elif outcome == "failed":
             report.failed.append(id_)
             log.warning("receipt_overdue", disclosure_id=id_, resends=resends)
-
-    async def run(self, stop: asyncio.Event, interval: float) -> None:
-        """Scan every `interval` seconds until `stop` is set."""
-        while not stop.is_set():
-            try:
-                await self.scan_once()
-            except Exception as exc:  # a database blip must not end the scanner
-                log.error("deadline_scan_failed", error_type=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)

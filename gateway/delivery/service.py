@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
 from gateway.application.channel import Channel
+from gateway.background import every
 from gateway.delivery.broker import BrokerDelivery, topology_for
 from gateway.delivery.deadlines import ReceiptDeadlines
 from gateway.delivery.embedded import EmbeddedOptions, EmbeddedQueue
@@ -176,7 +177,13 @@ class DeliveryService:
             )
             self._spawn("embedded-queue", self.embedded.run(self._stop))
         self._spawn(
-            "receipt-deadlines", self.deadlines.run(self._stop, self.options.deadline_interval)
+            "receipt-deadlines",
+            every(
+                self.options.deadline_interval,
+                self.deadlines.scan_once,
+                stop=self._stop,
+                failed="deadline_scan_failed",
+            ),
         )
         mesh = self.channels.get("mesh")
         if isinstance(mesh, MeshChannel):

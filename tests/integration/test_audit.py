@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit
 from gateway.audit_verify import verify
+from gateway.background import Loops
 from gateway.store import audit_log as audit_sql
 from gateway.store.database import Store
 from gateway.store.tables import audit_checkpoints, audit_head, audit_log
@@ -87,8 +88,9 @@ async def test_the_background_sealer_chains_staged_entries_and_signs_checkpoints
 ) -> None:
     signer, verifier = checkpoint_keys()
     async with open_store(database_url) as store:
-        sealer = audit.AuditSealer(store, clock=lambda: T0, signer=signer, interval=0.02)
-        sealer.start()
+        sealer = audit.AuditSealer(store, clock=lambda: T0, signer=signer)
+        loops = Loops()
+        loops.start("audit-sealer", 0.02, sealer.seal_if_due, failed="audit_seal_failed")
         try:
             for i in range(audit.CHECKPOINT_EVERY):
                 await _append(store, "x.done", n=i)
@@ -98,7 +100,7 @@ async def test_the_background_sealer_chains_staged_entries_and_signs_checkpoints
                     break
                 await asyncio.sleep(0.05)
         finally:
-            await sealer.stop()
+            await loops.stop()
     assert (report.pending, report.entries, report.checkpoints) == (0, audit.CHECKPOINT_EVERY, 1)
     assert report.ok, report.broken
 
