@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from agreements.catalog_errors import CatalogProblem
 from agreements.dictionary import ValueType, lookup
-from agreements.errors import CatalogProblem
 from agreements.law import NEEDS_POLICY_DOCUMENT, SCHEDULE_1_FOR_ARTICLE_9, Article6
 from agreements.model import (
     Agreement,

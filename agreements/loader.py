@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from agreements.catalog_errors import CatalogError, CatalogProblem
 from agreements.checks import agreement_problems
-from agreements.errors import CatalogError, CatalogProblem
 from agreements.model import Agreement, Catalog, Partner
 
 PARTNERS_FILE = "partners.yaml"

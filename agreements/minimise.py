@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from agreements.catalog_errors import MinimisationError
 from agreements.dictionary import DICTIONARY
-from agreements.errors import MinimisationError
 from agreements.model import Agreement, Transform
 from agreements.transforms import REMOVE, apply
 

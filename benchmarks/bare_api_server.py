@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.keys import CouncilKeyring
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
-from gateway.sealing import AgreementRef, EnvelopeClaims, seal
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, seal
 
 PARTNER = "bare-partner"
 
@@ -41,7 +41,7 @@ def app() -> web.Application:
         at = datetime.now(UTC)
         claims = EnvelopeClaims(
             iss="medway-council", aud=PARTNER, jti=str(uuid.uuid4()), iat=at,
-            agreement=AgreementRef(body["agreement"], 1), purpose=body["purpose"],
+            agreement=EnvelopeAgreement(body["agreement"], 1), purpose=body["purpose"],
             subject=body["subject"], data=body["record"], retain_until=date(2030, 1, 1),
             onward_sharing="prohibited",
         )  # fmt: skip

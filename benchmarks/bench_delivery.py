@@ -46,7 +46,7 @@ from gateway.partner_keys import PartnerKey
 from gateway.policy_cache import PolicyCache
 from gateway.receipt_intake import ReceiptIntake
 from gateway.receipts import verify_receipt
-from gateway.sealing import AgreementRef, EnvelopeClaims, SealedEnvelope, seal
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, SealedEnvelope, seal
 from gateway.settings import load_settings
 from gateway.store import agreements_repo, disclosures, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
@@ -100,7 +100,7 @@ def claims(message_id: str) -> EnvelopeClaims:
     """A short synthetic record (~1 KB envelope)."""
     return EnvelopeClaims(
         iss=COUNCIL, aud=PARTNER, jti=message_id, iat=now(),
-        agreement=AgreementRef("BENCH-DOM", 2), purpose="direct_care",
+        agreement=EnvelopeAgreement("BENCH-DOM", 2), purpose="direct_care",
         subject={"local_id": "MC-A-SYN-0001"},
         data={"identity": {"name": "Ada Testperson", "date_of_birth": "1950-01-01"},
               "needs": {"personal_care": "synthetic text " * 10}},
@@ -253,7 +253,7 @@ async def through_service(
     async def accept(id_: str) -> None:  # as the API would: each request its own task
         sealed = seal(claims(id_), signer, partner.enc)
         new = new_disclosure(id_, sealed.encryption_kid)
-        accepted = disclosures.Accepted(new, sealed.body, sealed.digest, CLIENT, now())
+        accepted = disclosures.AcceptedDisclosure(new, sealed.body, sealed.digest, CLIENT, now())
         await store.write(SetWise(record_accepted, accepted))  # as submitting does
         service.notify()
 

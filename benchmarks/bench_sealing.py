@@ -22,7 +22,7 @@ from gateway import jose
 from gateway.jose import b64url_digest
 from gateway.keys import CouncilKeyring, PartnerKey, generate_partner_keys, public_jwk
 from gateway.sealing import (
-    AgreementRef,
+    EnvelopeAgreement,
     EnvelopeClaims,
     make_receipt,
     open_envelope,
@@ -71,7 +71,7 @@ def claims(partner: str) -> EnvelopeClaims:
         aud=partner,
         jti="d-bench",
         iat=NOW,
-        agreement=AgreementRef("isa-bench", 1),
+        agreement=EnvelopeAgreement("isa-bench", 1),
         purpose="direct_care",
         subject={"nhs_number": "9990000000"},
         data=record,

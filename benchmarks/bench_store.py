@@ -74,7 +74,7 @@ async def grouped_writer(
     """As the pipeline persists: each writer waits for the group commit holding its disclosure."""
     while time.perf_counter() < deadline:
         new = disclosure(prot, counter[0])
-        accepted = disclosures.Accepted(new, ENVELOPE, "bench", ACTOR, now())
+        accepted = disclosures.AcceptedDisclosure(new, ENVELOPE, "bench", ACTOR, now())
         await store.write(SetWise(record_accepted, accepted))
         counter[0] += 1
 

@@ -28,7 +28,7 @@ from agreements.samples import adult_record, child_record
 from gateway import approvals, audit
 from gateway.audit_verify import JwksCheckpointVerifier, verify
 from gateway.catalog_sync import apply
-from gateway.delivery.service import DeliveryOptions
+from gateway.delivery.engine import DeliveryOptions
 from gateway.http.app import create_app
 from gateway.partner_keys import PartnerKey
 from gateway.partner_sim import FaultRates, PartnerConfig, PartnerSimulator, ReceiptMode

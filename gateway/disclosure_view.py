@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import NotFoundError
-from gateway.store import disclosures, receipts
+from gateway.store import disclosures, receipt_rows
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Disclosure, Event
-from gateway.store.receipts import StoredReceipt
+from gateway.store.disclosure_model import Disclosure, DisclosureEvent
+from gateway.store.receipt_rows import StoredReceipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class DisclosureReport:
     """What GET /v1/disclosures/{id} shows its client."""
 
     disclosure: Disclosure
-    events: tuple[Event, ...]
+    events: tuple[DisclosureEvent, ...]
     receipt: StoredReceipt | None
 
 
@@ -27,5 +27,5 @@ async def disclosure_report(store: Store, disclosure_id: str, client: str) -> Di
         if found is None:
             raise NotFoundError("no such disclosure")
         events = await disclosures.timeline(conn, disclosure_id)
-        receipt = await receipts.for_disclosure(conn, disclosure_id)
+        receipt = await receipt_rows.for_disclosure(conn, disclosure_id)
     return DisclosureReport(found, tuple(events), receipt)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from agreements.errors import CatalogError
+from agreements.catalog_errors import CatalogError
 from agreements.loader import parse_agreement
 from agreements.model import Agreement, Partner
 from gateway.catalog_sync import partner_from_record

@@ -17,7 +17,7 @@ from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.receipts import ReceiptError, verify_receipt
-from gateway.store import disclosures, receipts, status_moves
+from gateway.store import disclosures, receipt_rows, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.group_commit import SetWise
@@ -51,7 +51,7 @@ class ReceiptRecorded:
 class _Recording:
     """A verified receipt, the status move it makes, and the status it was checked against."""
 
-    receipt: receipts.StoredReceipt
+    receipt: receipt_rows.StoredReceipt
     move: status_moves.Move
     seen_status: Status
 
@@ -64,7 +64,7 @@ async def record_receipts(
     A replayed receipt id changes nothing; a move the status machine refuses (a receipt racing
     another, or a deadline) leaves the status as it is.
     """
-    fresh = await receipts.record_many(conn, [item.receipt for item in items])
+    fresh = await receipt_rows.record_many(conn, [item.receipt for item in items])
     moves = [item.move for item, is_fresh in zip(items, fresh, strict=True) if is_fresh]
     results = iter(await status_moves.apply(conn, moves))
     answers: list[tuple[bool, Status]] = []
@@ -125,7 +125,7 @@ class ReceiptIntake:
             raise
         target = Status.RECEIPTED if verified.status == "received" else Status.FAILED
         actor = audit.Actor(audit.ActorKind.PARTNER, disclosure.partner_id)
-        stored = receipts.StoredReceipt(
+        stored = receipt_rows.StoredReceipt(
             receipt_id=verified.receipt_id,
             disclosure_id=disclosure.id,
             status=verified.status,

@@ -18,7 +18,7 @@ from gateway.receipts import ReceiptError, VerifiedReceipt, make_receipt, verify
 from gateway.signer import Signer
 
 __all__ = [
-    "AgreementRef",
+    "EnvelopeAgreement",
     "EnvelopeClaims",
     "EnvelopeError",
     "ReceiptError",
@@ -42,7 +42,7 @@ class EnvelopeError(GatewayError):
 
 
 @dataclass(frozen=True, slots=True)
-class AgreementRef:
+class EnvelopeAgreement:
     """The agreement (and its exact version) a disclosure was made under."""
 
     id: str
@@ -57,7 +57,7 @@ class EnvelopeClaims:
     aud: str
     jti: str
     iat: datetime
-    agreement: AgreementRef
+    agreement: EnvelopeAgreement
     purpose: str
     subject: Mapping[str, Any]
     data: Mapping[str, Any]
@@ -111,7 +111,7 @@ class EnvelopeClaims:
             aud=claims["aud"],
             jti=claims["jti"],
             iat=datetime.fromtimestamp(claims["iat"], UTC),
-            agreement=AgreementRef(agreement["id"], agreement["version"]),
+            agreement=EnvelopeAgreement(agreement["id"], agreement["version"]),
             purpose=claims["purpose"],
             subject=claims["subject"],
             data=claims["data"],

@@ -20,7 +20,7 @@ from gateway.application.channel import Channel
 from gateway.application.submit import SubmitDisclosures
 from gateway.background import Loops
 from gateway.clients import Client
-from gateway.delivery.service import DeliveryOptions, DeliveryService
+from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
 from gateway.metrics import Metrics

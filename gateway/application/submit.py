@@ -37,11 +37,11 @@ from gateway.logging import bound_context
 from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
 from gateway.protection import Protection
-from gateway.sealing import AgreementRef, EnvelopeClaims, SealedEnvelope
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, SealedEnvelope
 from gateway.store.disclosure_model import NewDisclosure, SubjectIndexes
-from gateway.store.disclosures import Accepted
+from gateway.store.disclosures import AcceptedDisclosure
 from gateway.store.idempotency import IdempotencyKeyReusedError
-from gateway.store.submissions import Hold, KeptReply, Refusal, Write
+from gateway.store.submissions import Hold, KeptReply, PolicyRefusal, Write
 
 log = structlog.get_logger("gateway.submit")
 
@@ -198,7 +198,7 @@ class SubmitDisclosures:
         )
         log.info("decision", outcome=str(decision.outcome), reasons=list(decision.reasons))
         if decision.outcome is Outcome.DENIED or agreement is None or partner is None:
-            return Denied(new.id, decision.reasons), Refusal(new, actor, now)
+            return Denied(new.id, decision.reasons), PolicyRefusal(new, actor, now)
         if decision.outcome is Outcome.NEEDS_APPROVAL:
             return Held(new.id), Hold(new, command.to_held(), actor, now)
         assert key is not None  # decide() denied a partner without a valid key
@@ -211,7 +211,7 @@ class SubmitDisclosures:
             fields_removed=removed,
             key_ids=(sealed.signing_kid, sealed.encryption_kid),
         )
-        return Queued(new.id), Accepted(accepted, sealed.body, sealed.digest, actor, now)
+        return Queued(new.id), AcceptedDisclosure(accepted, sealed.body, sealed.digest, actor, now)
 
     def seal_for(
         self,
@@ -238,7 +238,7 @@ class SubmitDisclosures:
             aud=partner.id,
             jti=disclosure_id,
             iat=now,
-            agreement=AgreementRef(agreement.id, agreement.version),
+            agreement=EnvelopeAgreement(agreement.id, agreement.version),
             purpose=command.purpose,
             subject=minimised.subject,
             data=minimised.data,

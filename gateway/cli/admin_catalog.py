@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from agreements.errors import CatalogError
+from agreements.catalog_errors import CatalogError
 from agreements.loader import load_catalog
 from agreements.model import Catalog
 from gateway import catalog_sync

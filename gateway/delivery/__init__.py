@@ -3,6 +3,6 @@
 `DeliveryService` is what a gateway process starts; the rest is exposed for tests and tools.
 """
 
-from gateway.delivery.service import DeliveryOptions, DeliveryService
+from gateway.delivery.engine import DeliveryOptions, DeliveryService
 
 __all__ = ["DeliveryOptions", "DeliveryService"]

@@ -16,7 +16,7 @@ import structlog
 
 from gateway.application.channel import Envelope
 from gateway.delivery import retries
-from gateway.delivery.worker import ATTEMPTS_EXHAUSTED, DeliveryWorker, Failed, Finished, Held
+from gateway.delivery.worker import ATTEMPTS_EXHAUSTED, DeliveryWorker, Failed, Finished, OnHold
 from gateway.jose import b64url_digest
 from gateway.policy_cache import PolicyCache
 from gateway.queue.messages import (
@@ -118,7 +118,7 @@ class BrokerDelivery:
             return Ack()
         if isinstance(verdict, Failed):
             return DeadLetter(verdict.reason)
-        if isinstance(verdict, Held):
+        if isinstance(verdict, OnHold):
             await self.worker.hold(envelope, verdict.reason, self.hold_recheck)
             return Ack()
         # The agreement's own retries, as on the embedded queue (its tiers declared first).

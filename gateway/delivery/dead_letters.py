@@ -38,7 +38,7 @@ class DeadLetterQueues(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class FailedDelivery:
     """One failed disclosure that can be replayed."""
 
     disclosure_id: str
@@ -85,7 +85,7 @@ class ReplayResult:
 
 async def list_dead_letters(
     store: Store, *, partner: str | None = None, limit: int = 1000
-) -> list[DeadLetter]:
+) -> list[FailedDelivery]:
     """Failed disclosures with their envelope still in the outbox, oldest failure first."""
     async with store.read() as conn:
         rows = await delivery_records.failed_with_envelope(conn, partner=partner, limit=limit)
@@ -93,7 +93,7 @@ async def list_dead_letters(
             conn, [r.disclosure_id for r in rows], FAILURE_EVENTS
         )
     return [
-        DeadLetter(
+        FailedDelivery(
             r.disclosure_id,
             r.partner_id,
             r.agreement_id,

@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.application.channel import Envelope
-from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Held, Transient, Verdict
+from gateway.delivery.worker import DeliveryWorker, Failed, Finished, OnHold, Transient, Verdict
 from gateway.queue.retry import GiveUp
 from gateway.store import outbox
 from gateway.store.database import Store
@@ -163,7 +163,7 @@ class EmbeddedQueue:
             await self.store.write(
                 SetWise(outbox.mark_each, outbox.Mark(item.id, owner, state, now))
             )
-        elif isinstance(verdict, Held):
+        elif isinstance(verdict, OnHold):
             await self.worker.hold(envelope, verdict.reason, self.options.hold_recheck, refund=True)
         elif isinstance(verdict, Transient):
             policy = self.worker.retry_policy(verdict.agreement_id)

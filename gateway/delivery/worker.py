@@ -66,13 +66,13 @@ class Failed:
 
 
 @dataclass(frozen=True, slots=True)
-class Held:
+class OnHold:
     """Not sent: the agreement is suspended; look again later without spending an attempt."""
 
     reason: str
 
 
-Verdict = Finished | Transient | Failed | Held
+Verdict = Finished | Transient | Failed | OnHold
 
 
 def _safe_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,7 +146,7 @@ class DeliveryWorker:
             return Transient(reason, agreement_id=found.agreement_id)
         status = str(agreement.status)
         if status in HOLD_STATUSES:
-            return Held(HOLD_STATUSES[status])
+            return OnHold(HOLD_STATUSES[status])
         if status in FAIL_STATUSES:
             await self.fail(envelope, FAIL_STATUSES[status])
             return Failed(FAIL_STATUSES[status])

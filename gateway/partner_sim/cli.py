@@ -14,7 +14,7 @@ from gateway.errors import ConfigurationError
 from gateway.logging import configure_logging
 from gateway.partner_sim.config import DEFAULT_COUNCIL_JWKS, PartnerConfig, ReceiptMode
 from gateway.partner_sim.faults import FaultRates
-from gateway.partner_sim.keys import PUBLIC_ENC, PUBLIC_SIG, KeyType
+from gateway.partner_sim.key_pairs import PUBLIC_ENC, PUBLIC_SIG, KeyType
 from gateway.partner_sim.simulator import PartnerSimulator
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway.errors import ConfigurationError
 from gateway.partner_sim.council_jwks import JwksSource
 from gateway.partner_sim.faults import FaultRates
-from gateway.partner_sim.keys import KeyType
+from gateway.partner_sim.key_pairs import KeyType
 from gateway.partner_sim.receipt_poster import DEFAULT_RECEIPT_RETRY
 from gateway.queue.retry import RetryPolicy
 

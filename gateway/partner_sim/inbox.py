@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway import jose
 from gateway.partner_sim.council_jwks import CouncilJwks
-from gateway.partner_sim.keys import PartnerKeyPair
+from gateway.partner_sim.key_pairs import PartnerKeyPair
 from gateway.partner_sim.ledger import GivenReceipt, field_paths
 from gateway.receipts import ReceiptStatus, make_receipt
 from gateway.sealing import EnvelopeError, open_envelope

@@ -18,14 +18,19 @@ import structlog
 from aiohttp import web
 
 from gateway import jose
-from gateway.partner_sim.app import create_app
 from gateway.partner_sim.config import PartnerConfig, ReceiptMode
 from gateway.partner_sim.council_jwks import CouncilJwks, provider_for
 from gateway.partner_sim.faults import Fault, FaultPolicy, FaultRates
 from gateway.partner_sim.inbox import SIMULATED_REJECTION, Inbox
-from gateway.partner_sim.keys import KeyType, PartnerKeyPair, generate_keys, load_or_create_keys
+from gateway.partner_sim.key_pairs import (
+    KeyType,
+    PartnerKeyPair,
+    generate_keys,
+    load_or_create_keys,
+)
 from gateway.partner_sim.ledger import GivenReceipt, Ledger, LedgerEntry
 from gateway.partner_sim.receipt_poster import ReceiptPoster
+from gateway.partner_sim.web import create_app
 
 log = structlog.get_logger("gateway.partner_sim")
 

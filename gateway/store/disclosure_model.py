@@ -89,7 +89,7 @@ class NewDisclosure:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class DisclosureEvent:
     """One step in a disclosure's timeline."""
 
     at: datetime

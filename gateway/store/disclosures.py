@@ -25,7 +25,7 @@ from gateway.store import audit_log, status_moves
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import (
     Disclosure,
-    Event,
+    DisclosureEvent,
     IllegalTransitionError,
     NewDisclosure,
     Status,
@@ -87,13 +87,13 @@ def _summary(new: NewDisclosure) -> dict[str, Any]:
     }
 
 
-def _event_rows(id_: str, at: datetime, *events: Event) -> list[dict[str, Any]]:
+def _event_rows(id_: str, at: datetime, *events: DisclosureEvent) -> list[dict[str, Any]]:
     return [
         {"disclosure_id": id_, "at": at, "type": e.type, "detail": dict(e.detail)} for e in events
     ]
 
 
-async def _events(conn: AsyncConnection, id_: str, at: datetime, *events: Event) -> None:
+async def _events(conn: AsyncConnection, id_: str, at: datetime, *events: DisclosureEvent) -> None:
     await conn.execute(insert(disclosure_events), _event_rows(id_, at, *events))
 
 
@@ -113,7 +113,7 @@ def _outbox_row(
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
+class AcceptedDisclosure:
     """One allowed disclosure ready to record: its metadata, envelope and who submitted it."""
 
     new: NewDisclosure
@@ -133,10 +133,10 @@ async def record_accepted(
     at: datetime,
 ) -> None:
     """Record an allowed disclosure: row, events, outbox envelope and audit entry, atomically."""
-    await record_accepted_many(conn, [Accepted(new, envelope, digest, actor, at)])
+    await record_accepted_many(conn, [AcceptedDisclosure(new, envelope, digest, actor, at)])
 
 
-async def record_accepted_many(conn: AsyncConnection, items: Sequence[Accepted]) -> None:
+async def record_accepted_many(conn: AsyncConnection, items: Sequence[AcceptedDisclosure]) -> None:
     """Record several allowed disclosures in the caller's transaction (group commit).
 
     Rows go table by table for the whole batch, so a batch costs about as many statements as a
@@ -146,7 +146,7 @@ async def record_accepted_many(conn: AsyncConnection, items: Sequence[Accepted])
     await conn.run_sync(record_accepted_setwise, items)
 
 
-def record_accepted_setwise(conn: Connection, items: Sequence[Accepted]) -> list[None]:
+def record_accepted_setwise(conn: Connection, items: Sequence[AcceptedDisclosure]) -> list[None]:
     """`record_accepted_many` on a sync connection: the group commit's executor (one None each).
 
     On SQLite the group commit runs it in the store's writer thread, the whole transaction in
@@ -157,7 +157,9 @@ def record_accepted_setwise(conn: Connection, items: Sequence[Accepted]) -> list
     for item in items:
         new, at, digest = item.new, item.at, item.digest
         # One event per status change: "accepted" is the move into `queued`.
-        accepted = Event(at, "accepted", {"reasons": list(new.decision_reasons), "digest": digest})
+        accepted = DisclosureEvent(
+            at, "accepted", {"reasons": list(new.decision_reasons), "digest": digest}
+        )
         rows.append(_row(new, Status.QUEUED, at, digest))
         events.extend(_event_rows(new.id, at, accepted))
         queued.append(
@@ -181,7 +183,9 @@ async def record_denied(
     """Record a policy refusal with its reason codes (no envelope exists)."""
     require_transaction(conn)
     await conn.execute(insert(disclosures).values(_row(new, Status.DENIED, at, None)))
-    await _events(conn, new.id, at, Event(at, "denied", {"reasons": list(new.decision_reasons)}))
+    await _events(
+        conn, new.id, at, DisclosureEvent(at, "denied", {"reasons": list(new.decision_reasons)})
+    )
     await audit_log.append(
         conn, actor, "disclosure.denied", at=at, targets=_targets(new), details=_summary(new)
     )
@@ -203,7 +207,9 @@ async def record_held(
     await conn.execute(
         insert(held_records).values(disclosure_id=new.id, ciphertext=sealed, created_at=at)
     )
-    await _events(conn, new.id, at, Event(at, "held", {"reasons": list(new.decision_reasons)}))
+    await _events(
+        conn, new.id, at, DisclosureEvent(at, "held", {"reasons": list(new.decision_reasons)})
+    )
     await audit_log.append(
         conn, actor, "disclosure.held", at=at, targets=_targets(new), details=_summary(new)
     )
@@ -329,14 +335,14 @@ async def get_for_client(conn: AsyncConnection, id_: str, client: str) -> Disclo
     return Disclosure.from_row(row._mapping) if row else None
 
 
-async def timeline(conn: AsyncConnection, id_: str) -> list[Event]:
+async def timeline(conn: AsyncConnection, id_: str) -> list[DisclosureEvent]:
     """The disclosure's events, oldest first."""
     query = (
         select(disclosure_events)
         .where(disclosure_events.c.disclosure_id == id_)
         .order_by(disclosure_events.c.at, disclosure_events.c.id)
     )
-    return [Event(r.at, r.type, r.detail) for r in await conn.execute(query)]
+    return [DisclosureEvent(r.at, r.type, r.detail) for r in await conn.execute(query)]
 
 
 async def about_subject(

@@ -19,7 +19,7 @@ from gateway.store.group_commit import SetWise
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
+class PolicyRefusal:
     """A disclosure refused by policy (no envelope exists)."""
 
     new: NewDisclosure
@@ -37,7 +37,7 @@ class Hold:
     at: datetime
 
 
-Write = disclosures.Accepted | Refusal | Hold
+Write = disclosures.AcceptedDisclosure | PolicyRefusal | Hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class _KeyTakenError(Exception):
 
 
 async def record_accepted(
-    conn: AsyncConnection, items: Sequence[disclosures.Accepted]
+    conn: AsyncConnection, items: Sequence[disclosures.AcceptedDisclosure]
 ) -> list[None]:
     """The set-wise executor of accepted disclosures (group commit)."""
     await disclosures.record_accepted_many(conn, items)
@@ -81,7 +81,7 @@ class SubmissionLedger:
 
     async def record(self, write: Write, keep: KeptReply | None) -> Mapping[str, Any] | None:
         """Write it (and the key's reply): None, or the reply a concurrent request kept first."""
-        if keep is None and isinstance(write, disclosures.Accepted):
+        if keep is None and isinstance(write, disclosures.AcceptedDisclosure):
             # The hot path, written set-wise with whatever else is being accepted meanwhile.
             await self._store.write(SetWise(record_accepted, write))
             return None
@@ -109,9 +109,9 @@ class SubmissionLedger:
         return None
 
     async def _write(self, conn: AsyncConnection, write: Write) -> None:
-        if isinstance(write, disclosures.Accepted):
+        if isinstance(write, disclosures.AcceptedDisclosure):
             await disclosures.record_accepted_many(conn, [write])
-        elif isinstance(write, Refusal):
+        elif isinstance(write, PolicyRefusal):
             await disclosures.record_denied(conn, write.new, actor=write.actor, at=write.at)
         else:
             await disclosures.record_held(

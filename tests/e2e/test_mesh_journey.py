@@ -20,7 +20,7 @@ import pytest
 from adapters.mesh import MeshChannel
 from gateway.application.commands import Queued
 from gateway.clients import Client
-from gateway.delivery.service import DeliveryOptions, DeliveryService
+from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.http.schemas import DisclosureSubmission
 from gateway.receipts import make_receipt
 from gateway.sealing import open_envelope

@@ -30,12 +30,12 @@ from gateway.partner_keys import PartnerKey
 from gateway.partner_sim import FaultRates, PartnerConfig, PartnerSimulator, ReceiptMode
 from gateway.policy_cache import PolicyCache
 from gateway.receipt_intake import ReceiptIntake
-from gateway.sealing import AgreementRef, EnvelopeClaims, seal
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, seal
 from gateway.settings import Settings, load_settings
 from gateway.store import agreements_repo, disclosures, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Event, NewDisclosure, Status, SubjectIndexes
+from gateway.store.disclosure_model import DisclosureEvent, NewDisclosure, Status, SubjectIndexes
 
 COUNCIL = "medway-council"
 CLIENT = audit.Actor(audit.ActorKind.CLIENT, "mosaic-adults")
@@ -219,7 +219,7 @@ class Rig:
         recipient = PartnerKey.from_jwk(partner_id, enc, use="enc")
         claims = EnvelopeClaims(
             iss=COUNCIL, aud=partner_id, jti=message_id, iat=now,
-            agreement=AgreementRef(self.agreements[partner_id], TEMPLATE_AGREEMENT.version),
+            agreement=EnvelopeAgreement(self.agreements[partner_id], TEMPLATE_AGREEMENT.version),
             purpose="direct_care", subject={"local_id": "MC-A-SYN-0001"},
             data={"identity": {"name": "Ada Testperson"}}, retain_until=date(2030, 1, 1),
             onward_sharing="prohibited",
@@ -286,7 +286,7 @@ class Rig:
         assert found is not None
         return found.status
 
-    async def timeline(self, id_: str) -> list[Event]:
+    async def timeline(self, id_: str) -> list[DisclosureEvent]:
         async with self.store.read() as conn:
             return await disclosures.timeline(conn, id_)
 

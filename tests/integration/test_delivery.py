@@ -19,7 +19,7 @@ from sqlalchemy import select
 from agreements.model import RetryOverride
 from gateway.cli.admin import main as admin_main
 from gateway.delivery.dead_letters import list_dead_letters
-from gateway.delivery.service import DeliveryOptions
+from gateway.delivery.engine import DeliveryOptions
 from gateway.jose import b64url_digest
 from gateway.partner_sim import FaultRates, ReceiptMode
 from gateway.store import delivery_records, partners_repo

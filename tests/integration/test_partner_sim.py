@@ -31,7 +31,7 @@ from gateway.partner_sim import (
 from gateway.partner_sim.faults import decide
 from gateway.queue.retry import RetryPolicy
 from gateway.receipts import VerifiedReceipt, verify_receipt
-from gateway.sealing import AgreementRef, EnvelopeClaims, SealedEnvelope, seal
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, SealedEnvelope, seal
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 COUNCIL = "medway-council"
@@ -60,7 +60,7 @@ class Council:
             aud=sim.config.partner_id,
             jti=message_id,
             iat=now(),
-            agreement=AgreementRef("isa-lac-health", 2),
+            agreement=EnvelopeAgreement("isa-lac-health", 2),
             purpose="looked_after_children_health",
             subject={"nhs_number": NHS_NUMBER},
             data={"name": "Ada Testperson", "health": {"diagnoses": ["Asthma-synthetic"]}},

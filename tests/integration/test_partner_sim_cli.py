@@ -23,7 +23,7 @@ from adapters.webhook import WebhookChannel
 from gateway.application.channel import DeliveryOutcome, Envelope
 from gateway.cli.main import main
 from gateway.keys import CouncilKeyring, PartnerKey
-from gateway.partner_sim.keys import (
+from gateway.partner_sim.key_pairs import (
     PRIVATE_ENC,
     PRIVATE_SIG,
     PUBLIC_ENC,
@@ -33,7 +33,7 @@ from gateway.partner_sim.keys import (
     load_or_create_keys,
 )
 from gateway.receipts import verify_receipt
-from gateway.sealing import AgreementRef, EnvelopeClaims, open_envelope, seal
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, open_envelope, seal
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 GATEWAY = Path(sys.executable).parent / "gateway"
@@ -49,7 +49,7 @@ def claims(partner_id: str, message_id: str) -> EnvelopeClaims:
         aud=partner_id,
         jti=message_id,
         iat=now(),
-        agreement=AgreementRef("isa-domcare", 1),
+        agreement=EnvelopeAgreement("isa-domcare", 1),
         purpose="care_assessment",
         subject={"local_id": "SYN-000123"},
         data={"needs": {"personal_care": "synthetic"}},

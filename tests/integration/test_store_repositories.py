@@ -16,7 +16,7 @@ from gateway.store import (
     idempotency,
     optouts,
     partners_repo,
-    receipts,
+    receipt_rows,
 )
 from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.partners_repo import Partner, PartnerKey
@@ -126,10 +126,12 @@ async def test_receipts_approvals_idempotency_optouts(database_url: str, tmp_pat
     new = new_disclosure(prot)
     async with open_store(database_url) as store, store.transaction() as conn:
         await disclosures.record_accepted(conn, new, envelope=b"x", digest="d", actor=CLIENT, at=T0)
-        receipt = receipts.StoredReceipt("r-1", new.id, "received", None, "eyJ.x.y", T0, "kp-sig-1")
-        assert await receipts.record(conn, receipt)
-        assert not await receipts.record(conn, receipt)  # replay: nothing changes
-        assert await receipts.for_disclosure(conn, new.id) == receipt
+        receipt = receipt_rows.StoredReceipt(
+            "r-1", new.id, "received", None, "eyJ.x.y", T0, "kp-sig-1"
+        )
+        assert await receipt_rows.record(conn, receipt)
+        assert not await receipt_rows.record(conn, receipt)  # replay: nothing changes
+        assert await receipt_rows.for_disclosure(conn, new.id) == receipt
 
         facts = {"requester": "DC 1234", "offence": "s47", "necessity": "risk of harm"}
         await approvals.record(

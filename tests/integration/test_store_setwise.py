@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.errors import NotFoundError
-from gateway.store import disclosures, outbox, receipts, status_moves
+from gateway.store import disclosures, outbox, receipt_rows, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
 from gateway.store.group_commit import SetWise
@@ -161,18 +161,18 @@ async def test_receipts_repeated_in_a_batch_or_replayed_are_not_fresh(
     async with open_store(database_url) as store:
         first, second = await _accepted(store, tmp_path, 2)
 
-        def receipt(rid: str, disclosure: str) -> receipts.StoredReceipt:
-            return receipts.StoredReceipt(rid, disclosure, "received", None, "eyJ.x.y", T0, "k")
+        def receipt(rid: str, disclosure: str) -> receipt_rows.StoredReceipt:
+            return receipt_rows.StoredReceipt(rid, disclosure, "received", None, "eyJ.x.y", T0, "k")
 
         async with store.transaction() as conn:
-            assert await receipts.record(conn, receipt("r-old", first))
+            assert await receipt_rows.record(conn, receipt("r-old", first))
         batch = [receipt("r-1", first), receipt("r-old", first), receipt("r-1", first)]
         batch.append(receipt("r-2", second))
         async with store.transaction() as conn:
-            assert await receipts.record_many(conn, batch) == [True, False, False, True]
-            assert await receipts.record_many(conn, []) == []
+            assert await receipt_rows.record_many(conn, batch) == [True, False, False, True]
+            assert await receipt_rows.record_many(conn, []) == []
         async with store.read() as conn:
-            assert await receipts.for_disclosure(conn, second) == batch[3]
+            assert await receipt_rows.for_disclosure(conn, second) == batch[3]
 
 
 async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(

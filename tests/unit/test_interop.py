@@ -16,7 +16,7 @@ from jwcrypto import jws as cjws
 from gateway import jose
 from gateway.keys import CouncilKeyring, PartnerKey, generate_partner_keys, public_jwk
 from gateway.sealing import (
-    AgreementRef,
+    EnvelopeAgreement,
     EnvelopeClaims,
     make_receipt,
     open_envelope,
@@ -35,7 +35,7 @@ def claims_for(partner: str, size: int = 2048) -> EnvelopeClaims:
         aud=partner,
         jti="d-7",
         iat=T0,
-        agreement=AgreementRef("isa-discharge", "2.1"),
+        agreement=EnvelopeAgreement("isa-discharge", "2.1"),
         purpose="hospital_discharge",
         subject={"nhs_number": "9990007777", "local_id": "MC-000123"},
         data={"needs": {"personal_care": "synthetic"}, "padding": "p" * size},

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agreements.errors import MinimisationError
+from agreements.catalog_errors import MinimisationError
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.minimise import Minimised, minimise
 from agreements.model import Agreement, FieldRule, Transform

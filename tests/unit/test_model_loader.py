@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agreements.errors import CatalogError, CatalogProblem
+from agreements.catalog_errors import CatalogError, CatalogProblem
 from agreements.loader import (
     default_catalog_dir,
     load_catalog,

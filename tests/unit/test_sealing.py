@@ -20,7 +20,7 @@ from gateway.keys import (
     public_jwk,
 )
 from gateway.sealing import (
-    AgreementRef,
+    EnvelopeAgreement,
     EnvelopeClaims,
     EnvelopeError,
     SealedEnvelope,
@@ -41,7 +41,7 @@ def claims_for(partner: str, size: int, *, jti: str = "d-0001") -> EnvelopeClaim
         aud=partner,
         jti=jti,
         iat=T0,
-        agreement=AgreementRef("isa-lac-health", 3),
+        agreement=EnvelopeAgreement("isa-lac-health", 3),
         purpose="looked_after_children_health",
         subject={"nhs_number": NHS_NUMBER},
         data={"name": {"given": "Ada", "family": "Testperson"}, "notes": "n" * size},

@@ -19,7 +19,7 @@ from joserfc.jwk import ECKey
 
 from gateway import jose
 from gateway.keys import CouncilKeyring, PartnerKey, generate_partner_keys, public_jwk
-from gateway.sealing import AgreementRef, EnvelopeClaims, EnvelopeError, open_envelope, seal
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, EnvelopeError, open_envelope, seal
 
 T0 = datetime(2025, 5, 6, 10, 30, tzinfo=UTC)
 NHS_NUMBER = "9990004321"  # synthetic
@@ -48,7 +48,7 @@ class World:
             aud="partner-a",
             jti="d-42",
             iat=T0,
-            agreement=AgreementRef("isa-mash", 1),
+            agreement=EnvelopeAgreement("isa-mash", 1),
             purpose="safeguarding_children",
             subject={"nhs_number": NHS_NUMBER},
             data={"concern": "synthetic text"},

@@ -26,9 +26,9 @@ from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.protection import Protection
 from gateway.sealing import EnvelopeClaims, SealedEnvelope
-from gateway.store.disclosures import Accepted
+from gateway.store.disclosures import AcceptedDisclosure
 from gateway.store.idempotency import IdempotencyKeyReusedError
-from gateway.store.submissions import Hold, KeptReply, Refusal, Write
+from gateway.store.submissions import Hold, KeptReply, PolicyRefusal, Write
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 CATALOG = load_catalog(default_catalog_dir())
@@ -141,7 +141,7 @@ async def test_an_allowed_disclosure_is_sealed_queued_and_written_once(rig: Rig)
     result = await rig.submit(EVERYTHING, lac())
     assert isinstance(result, Queued)
     [write] = rig.records.writes
-    assert isinstance(write, Accepted)
+    assert isinstance(write, AcceptedDisclosure)
     assert write.new.id == result.id
     assert write.envelope == b"jwe:" + result.id.encode()
     assert write.new.fields_sent  # minimised before sealing
@@ -164,7 +164,7 @@ async def test_a_refusal_is_recorded_with_every_reason_and_nothing_is_sealed(rig
     assert isinstance(result, Denied)
     assert set(result.reasons) >= {"client_not_authorised", "purpose_not_permitted"}
     [write] = rig.records.writes
-    assert isinstance(write, Refusal)
+    assert isinstance(write, PolicyRefusal)
     assert write.new.decision_reasons[: len(result.reasons)] == result.reasons
     assert rig.sealer.sealed == []
     assert rig.woken == []
