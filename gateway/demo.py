@@ -25,7 +25,7 @@ from rich.table import Table
 
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
-from gateway import approvals, audit
+from gateway import audit
 from gateway.audit_verify import JwksCheckpointVerifier, verify
 from gateway.catalog_sync import apply
 from gateway.delivery.service import DeliveryOptions
@@ -262,9 +262,7 @@ async def run_demo(
             for case in cases:
                 if case.approve and case.disclosure_id:
                     why = "Necessary and proportionate (demo)"
-                    await approvals.approve(
-                        gateway, case.disclosure_id, actor=DEMO.name, reason=why
-                    )
+                    await gateway.approvals.approve(case.disclosure_id, actor=DEMO, reason=why)
             views = await _wait(session, url, tokens, cases, wait_seconds)
         console.print(_table(cases, views))
         await gateway.sealer.seal_now()

@@ -16,6 +16,7 @@ from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
 from adapters.webhook import WebhookChannel
 from gateway import audit
+from gateway.application.approval_decisions import ApprovalDecisions
 from gateway.application.channel import Channel
 from gateway.application.council_key_rotation import ensure_signing_key
 from gateway.application.submit import SubmitDisclosures
@@ -114,6 +115,14 @@ class Gateway:
             clock=clock,
             deliverable_channels=DELIVERABLE_CHANNELS,
             on_accepted=None if self.delivery is None else self.delivery.notify,
+        )
+        self.approvals = ApprovalDecisions(
+            store=store,
+            policy=self.policy,
+            sealer=self.submit,
+            protection=self.protection,
+            clock=clock,
+            deliverable_channels=DELIVERABLE_CHANNELS,
         )
 
     @classmethod

@@ -8,7 +8,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from gateway import approvals
 from gateway.cli.common import print_json, print_table
 from gateway.cli.context import ActorOption, JsonFlag, ReasonOption, admin_actor, check_reason
 from gateway.service import Gateway
@@ -54,7 +53,7 @@ def list_command(as_json: JsonFlag = False) -> None:
 
     Example: gateway-admin approvals list --json
     """
-    items = [_summary(item) for item in _with_gateway(approvals.pending)]
+    items = [_summary(item) for item in _with_gateway(lambda gw: gw.approvals.pending())]
     if as_json:
         print_json(items)
         return
@@ -73,7 +72,7 @@ def show_command(disclosure_id: IdArgument, as_json: JsonFlag = False) -> None:
 
     Example: gateway-admin approvals show 6f1c...
     """
-    held = _with_gateway(lambda gw: approvals.show(gw, disclosure_id))
+    held = _with_gateway(lambda gw: gw.approvals.show(disclosure_id))
     data = {
         **_summary(held.disclosure),
         "annex_b": held.annex_b,
@@ -102,9 +101,9 @@ def approve_command(
     Example: gateway-admin approvals approve 6f1c... --actor "J Smith, Caldicott Guardian"
     --reason "Necessary and proportionate; Sch 2 para 2 applies"
     """
-    who = admin_actor(actor).name
+    who = admin_actor(actor)
     why = check_reason(reason)
-    done = _with_gateway(lambda gw: approvals.approve(gw, disclosure_id, actor=who, reason=why))
+    done = _with_gateway(lambda gw: gw.approvals.approve(disclosure_id, actor=who, reason=why))
     _report(done, as_json)
 
 
@@ -117,9 +116,9 @@ def reject_command(
 
     Example: gateway-admin approvals reject 6f1c... --reason "Not necessary"
     """
-    who = admin_actor(actor).name
+    who = admin_actor(actor)
     why = check_reason(reason)
-    done = _with_gateway(lambda gw: approvals.reject(gw, disclosure_id, actor=who, reason=why))
+    done = _with_gateway(lambda gw: gw.approvals.reject(disclosure_id, actor=who, reason=why))
     _report(done, as_json)
 
 
