@@ -49,17 +49,21 @@ def _example(action: str, reason: str) -> str:
 
 
 def suspend(
-    agreement_id: AgreementId, reason: ReasonOption, actor: ActorOption = None,
+    agreement_id: AgreementId,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     json_output: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Stop all disclosures under an agreement at once (for example after a partner's breach)."""
     _change("suspend", agreement_id, reason, actor, json_output)
 
 
 def resume(
-    agreement_id: AgreementId, reason: ReasonOption, actor: ActorOption = None,
+    agreement_id: AgreementId,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     json_output: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Let a suspended agreement permit disclosures again."""
     _change("resume", agreement_id, reason, actor, json_output)
 

@@ -59,10 +59,16 @@ def list_command(as_json: JsonFlag = False) -> None:
         return
     columns = ("id", "agreement", "partner", "purpose", "requested by", "held since")
     rows = [
-        [i["id"], i["agreement"]["id"], i["partner"], i["purpose"],
-         f"{i['requested_by']['user']} ({i['requested_by']['role']})", i["created_at"]]
+        [
+            i["id"],
+            i["agreement"]["id"],
+            i["partner"],
+            i["purpose"],
+            f"{i['requested_by']['user']} ({i['requested_by']['role']})",
+            i["created_at"],
+        ]
         for i in items
-    ]  # fmt: skip
+    ]
     print_table(f"{len(items)} held disclosure(s)", columns, rows)
 
 
@@ -93,9 +99,11 @@ def show_command(disclosure_id: IdArgument, as_json: JsonFlag = False) -> None:
 
 @approvals_app.command("approve")
 def approve_command(
-    disclosure_id: IdArgument, reason: ReasonOption, actor: ActorOption = None,
+    disclosure_id: IdArgument,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     as_json: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Approve: seal for the partner, queue it, destroy the held copy (audited).
 
     Example: gateway-admin approvals approve 6f1c... --actor "J Smith, Caldicott Guardian"
@@ -109,9 +117,11 @@ def approve_command(
 
 @approvals_app.command("reject")
 def reject_command(
-    disclosure_id: IdArgument, reason: ReasonOption, actor: ActorOption = None,
+    disclosure_id: IdArgument,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     as_json: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Reject: record the decision and destroy the held copy (audited).
 
     Example: gateway-admin approvals reject 6f1c... --reason "Not necessary"

@@ -83,10 +83,16 @@ def list_command(json_output: JsonFlag = False) -> None:
         print_json(rows)
         return
     table = [
-        (r["kid"], r["alg"], r["status"], "yes" if r["published"] else "no",
-         r["created_at"][:16], (r["published_until"] or "")[:16])
+        (
+            r["kid"],
+            r["alg"],
+            r["status"],
+            "yes" if r["published"] else "no",
+            r["created_at"][:16],
+            (r["published_until"] or "")[:16],
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     print_table(
         f"{len(rows)} council key(s)",
         ("kid", "alg", "status", "published", "created", "published until"),

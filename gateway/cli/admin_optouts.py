@@ -147,8 +147,9 @@ def _lines(parsed: OptOutFile) -> str:
 
 def _report_invalid(lines: list[int], json_output: bool) -> None:
     if json_output:
-        print_json({"imported": False, "invalid_lines": lines[:MAX_LISTED],
-                    "invalid_count": len(lines)})  # fmt: skip
+        print_json(
+            {"imported": False, "invalid_lines": lines[:MAX_LISTED], "invalid_count": len(lines)}
+        )
     shown = ", ".join(str(n) for n in lines[:SHOWN_LINES])
     more = len(lines) - SHOWN_LINES
     Console(stderr=True).print(

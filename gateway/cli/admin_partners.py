@@ -140,8 +140,10 @@ def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
         print_json(data)
         return
     facts = [(k, data[k]) for k in ("id", "name", "kind", "status", "channel")]
-    facts += [(f"  {k}", json.dumps(v) if not isinstance(v, str) else v)
-              for k, v in data["target"].items()]  # fmt: skip
+    facts += [
+        (f"  {k}", json.dumps(v) if not isinstance(v, str) else v)
+        for k, v in data["target"].items()
+    ]
     facts += [(k, data[k]) for k in PARTNER_CONTACTS]  # blank when the catalog gives none
     print_table(data["id"], ("", ""), facts)
     _print_keys(data["id"], data["keys"])
@@ -154,10 +156,17 @@ def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
 
 def _print_keys(partner_id: str, keys: list[dict[str, Any]]) -> None:
     rows = [
-        (k["kid"], k["use"], k["alg"], k["status"], k["not_after"] or "",
-         "yes" if k["usable_now"] else "no", k["revoked_reason"] or "")
+        (
+            k["kid"],
+            k["use"],
+            k["alg"],
+            k["status"],
+            k["not_after"] or "",
+            "yes" if k["usable_now"] else "no",
+            k["revoked_reason"] or "",
+        )
         for k in keys
-    ]  # fmt: skip
+    ]
     print_table(
         f"keys of {partner_id}",
         ("kid", "use", "alg", "status", "not after", "usable now", "revoked because"),
