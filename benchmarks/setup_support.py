@@ -15,9 +15,10 @@ from typing import Any
 
 from agreements.loader import default_catalog_dir, load_catalog
 from gateway import audit
+from gateway.application.client_systems import add_client
+from gateway.application.partner_key_admin import add_partner_key
 from gateway.catalog_sync import apply
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
-from gateway.provisioning import add_client, add_partner_key
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 
@@ -58,18 +59,18 @@ async def seed(
     try:
         catalog = load_catalog(default_catalog_dir())
         await apply(gateway.store, catalog, actor=BENCH, at=now)
-        async with gateway.store.transaction() as conn:
-            for partner_id in catalog.partners:
-                enc, sig = generate_partner_keys("ec")
-                keys[partner_id] = (enc, sig)
-                for jwk, use in ((enc, "enc"), (sig, "sig")):
-                    key = PartnerKey.from_jwk(
-                        partner_id, public_jwk(jwk), use=use, not_before=now - timedelta(days=1)
-                    )
-                    await add_partner_key(conn, key, actor=BENCH, at=now)
-            token = await add_client(
-                conn, "bench-client", frozenset(catalog.agreements), actor=BENCH, at=now
-            )
+        for partner_id in catalog.partners:
+            enc, sig = generate_partner_keys("ec")
+            keys[partner_id] = (enc, sig)
+            for jwk, use in ((enc, "enc"), (sig, "sig")):
+                key = PartnerKey.from_jwk(
+                    partner_id, public_jwk(jwk), use=use, not_before=now - timedelta(days=1)
+                )
+                await add_partner_key(gateway.store, key, actor=BENCH, at=now)
+        issued = await add_client(
+            gateway.store, "bench-client", catalog.agreements, actor=BENCH, at=now
+        )
+        token = issued.token
     finally:
         await gateway.close()
     env = {

@@ -25,17 +25,18 @@ from rich.table import Table
 
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
-from gateway import approvals, audit
+from gateway import audit
+from gateway.application.client_systems import add_client
+from gateway.application.optout_list import import_optout_list
+from gateway.application.partner_key_admin import add_partner_key
 from gateway.audit_verify import JwksCheckpointVerifier, verify
 from gateway.catalog_sync import apply
 from gateway.delivery.engine import DeliveryOptions
 from gateway.http.app import create_app
 from gateway.partner_keys import PartnerKey
 from gateway.partner_sim import FaultRates, PartnerConfig, PartnerSimulator, ReceiptMode
-from gateway.provisioning import add_client, add_partner_key
 from gateway.service import Gateway
 from gateway.settings import load_settings
-from gateway.store import optouts
 
 DEMO = audit.Actor(audit.ActorKind.ADMIN, "demo-ig-officer")
 SIMULATED = {  # partner -> (how it behaves, receipts, faults)
@@ -170,22 +171,26 @@ async def _provision(
     now = gateway.clock()
     catalog = load_catalog(catalog_dir)
     await apply(gateway.store, catalog, actor=DEMO, at=now)
-    async with gateway.store.transaction() as conn:
-        for pid, sim in sims.items():
-            enc, sig = sim.public_keys()
-            for jwk, use in ((enc, "enc"), (sig, "sig")):
-                key = PartnerKey.from_jwk(pid, jwk, use=use, not_before=now - timedelta(minutes=1))  # type: ignore[arg-type]
-                await add_partner_key(conn, key, actor=DEMO, at=now)
-        tokens = {
-            "mosaic-adults": await add_client(
-                conn, "mosaic-adults", frozenset(catalog.agreements), actor=DEMO, at=now
-            ),
-            "education-system": await add_client(
-                conn, "education-system", frozenset({"KM-DFE-CIN-013"}), actor=DEMO, at=now
-            ),
-        }
-        index = gateway.protection.blind_index("nhs_number", OPTED_OUT)
-        await optouts.replace_list(conn, [index], version="demo", at=now)
+    store = gateway.store
+    for pid, sim in sims.items():
+        enc, sig = sim.public_keys()
+        for jwk, use in ((enc, "enc"), (sig, "sig")):
+            key = PartnerKey.from_jwk(pid, jwk, use=use, not_before=now - timedelta(minutes=1))  # type: ignore[arg-type]
+            await add_partner_key(store, key, actor=DEMO, at=now)
+    clients = {"mosaic-adults": catalog.agreements, "education-system": ["KM-DFE-CIN-013"]}
+    tokens = {
+        name: (await add_client(store, name, agreements, actor=DEMO, at=now)).token
+        for name, agreements in clients.items()
+    }
+    await import_optout_list(
+        store,
+        [OPTED_OUT],
+        protection=gateway.protection,
+        list_version="demo",
+        invalid_lines=0,
+        actor=DEMO,
+        at=now,
+    )
     await gateway.policy.refresh()
     return tokens
 
@@ -262,9 +267,7 @@ async def run_demo(
             for case in cases:
                 if case.approve and case.disclosure_id:
                     why = "Necessary and proportionate (demo)"
-                    await approvals.approve(
-                        gateway, case.disclosure_id, actor=DEMO.name, reason=why
-                    )
+                    await gateway.approvals.approve(case.disclosure_id, actor=DEMO, reason=why)
             views = await _wait(session, url, tokens, cases, wait_seconds)
         console.print(_table(cases, views))
         await gateway.sealer.seal_now()

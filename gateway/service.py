@@ -16,7 +16,9 @@ from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
 from adapters.webhook import WebhookChannel
 from gateway import audit
+from gateway.application.approval_decisions import ApprovalDecisions
 from gateway.application.channel import Channel
+from gateway.application.council_key_rotation import ensure_signing_key
 from gateway.application.submit import SubmitDisclosures
 from gateway.background import Loops
 from gateway.clients import Client
@@ -29,7 +31,7 @@ from gateway.protection import Protection
 from gateway.receipt_intake import ReceiptIntake
 from gateway.sealing import CouncilSealer
 from gateway.settings import Settings
-from gateway.store import outbox, partners_repo
+from gateway.store import outbox
 from gateway.store.database import Store
 from gateway.store.submissions import SubmissionLedger
 
@@ -56,28 +58,6 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     if os.environ.get("GATEWAY_MESH_MAILBOX"):
         channels["mesh"] = MeshChannel(load_mesh_config())
     return channels
-
-
-async def ensure_council_key(
-    store: Store, keyring: CouncilKeyring, now: datetime, alg: str = DEFAULT_SIGNING_ALG
-) -> None:
-    """First start: make a signing key; always mirror the published keys into the store."""
-    if not any(key.status == "active" for key in keyring.list()):
-        key = keyring.generate(alg, now)
-        await audit.record(
-            store,
-            audit.SYSTEM,
-            "council_key.generated",
-            at=now,
-            targets={"kid": key.kid},
-            details={"alg": alg},
-        )
-    published = keyring.jwks(now)["keys"]
-    async with store.transaction() as conn:
-        for jwk in published:
-            await partners_repo.mirror_council_key(
-                conn, kid=jwk["kid"], alg=jwk["alg"], public_jwk=jwk, status="active", at=now
-            )
 
 
 class Gateway:
@@ -136,6 +116,14 @@ class Gateway:
             deliverable_channels=DELIVERABLE_CHANNELS,
             on_accepted=None if self.delivery is None else self.delivery.notify,
         )
+        self.approvals = ApprovalDecisions(
+            store=store,
+            policy=self.policy,
+            sealer=self.submit,
+            protection=self.protection,
+            clock=clock,
+            deliverable_channels=DELIVERABLE_CHANNELS,
+        )
 
     @classmethod
     async def open(cls, settings: Settings, *, deliver: bool = False, **kwargs: Any) -> Gateway:
@@ -149,7 +137,9 @@ class Gateway:
             if deliver:
                 kwargs.setdefault("channels", build_channels(settings))
             gateway = cls(settings, store, **kwargs)
-            await ensure_council_key(store, gateway.keyring, gateway.clock())
+            await ensure_signing_key(
+                store, gateway.keyring, DEFAULT_SIGNING_ALG, at=gateway.clock()
+            )
             await gateway.policy.refresh()
         except BaseException:
             await store.close()

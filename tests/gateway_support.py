@@ -11,10 +11,10 @@ from typing import Any
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
 from gateway import audit
+from gateway.application.client_systems import add_client as register_client
+from gateway.application.partner_key_admin import add_partner_key
 from gateway.catalog_sync import apply
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
-from gateway.provisioning import add_client as provisioning_add_client
-from gateway.provisioning import add_partner_key
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 
@@ -52,14 +52,13 @@ async def register_partner_key(
         use=use,
         not_before=at - timedelta(days=1),  # type: ignore[arg-type]
     )
-    async with gateway.store.transaction() as conn:
-        await add_partner_key(conn, key, actor=ADMIN, at=at)
+    await add_partner_key(gateway.store, key, actor=ADMIN, at=at)
 
 
 async def add_client(gateway: Gateway, name: str, agreements: frozenset[str], at: datetime) -> str:
     """Register a client system and return its token."""
-    async with gateway.store.transaction() as conn:
-        return await provisioning_add_client(conn, name, agreements, actor=ADMIN, at=at)
+    issued = await register_client(gateway.store, name, agreements, actor=ADMIN, at=at)
+    return issued.token
 
 
 async def build_harness(
@@ -84,7 +83,7 @@ async def build_harness(
     everything = frozenset(catalog.agreements)
     harness.tokens["case-system"] = await add_client(gateway, "case-system", everything, now)
     harness.tokens["education"] = await add_client(
-        gateway, "education", frozenset({"KM-DFE-CIN-011"}), now
+        gateway, "education", frozenset({"KM-DFE-CIN-013"}), now
     )
     await gateway.policy.refresh()
     return harness

@@ -12,14 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway import audit
-from gateway.agreement_lifecycle import (
-    AgreementNotFoundError,
-    DueItem,
-    StatusAction,
-    due_report,
-    next_status,
-)
+from gateway.agreement_lifecycle import DueItem, StatusAction
+from gateway.application.agreement_register import agreements_due, change_agreement_status
 from gateway.cli.common import EXIT_ATTENTION, print_json, print_table
 from gateway.cli.context import (
     ActorOption,
@@ -31,11 +25,8 @@ from gateway.cli.context import (
     run_async,
     usage,
 )
-from gateway.partner_keys import PartnerKey, PartnerKeyError
-from gateway.store import agreements_repo, partners_repo
 
 AgreementId = Annotated[str, typer.Argument(help="The agreement id, e.g. KM-NHS-LAC-001.")]
-PAST = {"suspend": "suspended", "resume": "resumed", "terminate": "terminated"}
 EFFECT = {
     "suspend": "new disclosures are refused within seconds; queued ones are held until resumed",
     "resume": "disclosures may flow again within seconds",
@@ -58,17 +49,21 @@ def _example(action: str, reason: str) -> str:
 
 
 def suspend(
-    agreement_id: AgreementId, reason: ReasonOption, actor: ActorOption = None,
+    agreement_id: AgreementId,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     json_output: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Stop all disclosures under an agreement at once (for example after a partner's breach)."""
     _change("suspend", agreement_id, reason, actor, json_output)
 
 
 def resume(
-    agreement_id: AgreementId, reason: ReasonOption, actor: ActorOption = None,
+    agreement_id: AgreementId,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     json_output: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Let a suspended agreement permit disclosures again."""
     _change("resume", agreement_id, reason, actor, json_output)
 
@@ -94,19 +89,17 @@ def _change(
     why = check_reason(reason)
 
     async def work(ctx: AdminContext) -> dict[str, Any]:
-        async with ctx.store.transaction() as conn:
-            stored = await agreements_repo.get(conn, agreement_id)
-            if stored is None:
-                raise AgreementNotFoundError(f"no agreement {agreement_id!r} is stored")
-            target = next_status(action, stored.status)
-            await agreements_repo.set_status(conn, stored.id, stored.version, target.value)
-            details = {"version": stored.version, "from": stored.status, "to": target.value,
-                       "reason": why}  # fmt: skip
-            await audit.append(conn, ctx.actor, f"agreement.{PAST[action]}", at=ctx.now,
-                               targets={"agreement": stored.id, "partner": stored.partner_id},
-                               details=details)  # fmt: skip
-            await audit.seal(conn, at=ctx.now)
-        return {"id": stored.id, "actor": ctx.actor.name, **details}
+        change = await change_agreement_status(
+            ctx.store, agreement_id, action, why, actor=ctx.actor, at=ctx.now
+        )
+        return {
+            "id": change.id,
+            "actor": ctx.actor.name,
+            "version": change.version,
+            "from": change.from_status,
+            "to": change.to_status,
+            "reason": change.reason,
+        }
 
     result = run_async(work, actor=actor)
     if json_output:
@@ -136,14 +129,7 @@ def due(
     moment = datetime.combine(parse_date(as_of, "--as-of"), time(12), tzinfo=UTC) if as_of else None
 
     async def work(ctx: AdminContext) -> list[DueItem]:
-        now = moment or ctx.now
-        async with ctx.store.read() as conn:
-            current = await agreements_repo.current(conn)
-            keys = {
-                partner: _domain_keys(await partners_repo.keys_of(conn, partner))
-                for partner in {a.partner_id for a in current}
-            }
-        return due_report(current, keys, now=now, days=days)
+        return await agreements_due(ctx.store, now=moment or ctx.now, days=days)
 
     items = run_async(work)
     if json_output:
@@ -159,14 +145,3 @@ def due(
         )
     if check and items:
         raise typer.Exit(EXIT_ATTENTION)
-
-
-def _domain_keys(rows: list[partners_repo.PartnerKey]) -> list[PartnerKey]:
-    """Stored keys that still load; a key that no longer validates is not usable."""
-    keys = []
-    for row in rows:
-        try:
-            keys.append(PartnerKey.from_store(row))
-        except PartnerKeyError:
-            continue
-    return keys

@@ -13,12 +13,12 @@ import typer
 from agreements.loader import validate_paths
 from agreements.model import AgreementStatus
 from gateway.agreement_lifecycle import AgreementNotFoundError
+from gateway.application.agreement_register import agreement_versions, current_agreements
 from gateway.catalog_sync import diff_documents
 from gateway.cli.admin_agreement_status import register as register_status
 from gateway.cli.admin_catalog import print_changes, render
 from gateway.cli.common import EXIT_REFUSED, console, print_json, print_table
 from gateway.cli.context import AdminContext, JsonFlag, run_async
-from gateway.store import agreements_repo
 from gateway.store.agreements_repo import StoredAgreement
 
 agreements_app = typer.Typer(
@@ -91,8 +91,7 @@ def list_command(
     """List the agreements in force (the newest version of each) with their status and dates."""
 
     async def work(ctx: AdminContext) -> list[StoredAgreement]:
-        async with ctx.store.read() as conn:
-            return await agreements_repo.current(conn)
+        return await current_agreements(ctx.store)
 
     rows = [
         summary(a)
@@ -104,14 +103,6 @@ def list_command(
         return
     columns = ("id", "version", "title", "partner", "status", "effective_to", "review_due")
     print_table(f"{len(rows)} agreement(s)", columns, [[row[c] for c in columns] for row in rows])
-
-
-async def _versions(ctx: AdminContext, agreement_id: str) -> list[StoredAgreement]:
-    async with ctx.store.read() as conn:
-        found = await agreements_repo.versions(conn, agreement_id)
-    if not found:
-        raise AgreementNotFoundError(f"no agreement {agreement_id!r} is stored")
-    return found
 
 
 def _pick(found: list[StoredAgreement], version: int | None) -> StoredAgreement:
@@ -135,7 +126,7 @@ def show(
     """Everything about one agreement version: terms, lawful basis, field rules, who applied it."""
 
     async def work(ctx: AdminContext) -> list[StoredAgreement]:
-        return await _versions(ctx, agreement_id)
+        return await agreement_versions(ctx.store, agreement_id)
 
     found = run_async(work)
     stored = _pick(found, version)
@@ -183,7 +174,7 @@ def diff(
     """Field by field, what changed between two stored versions of an agreement."""
 
     async def work(ctx: AdminContext) -> list[StoredAgreement]:
-        return await _versions(ctx, agreement_id)
+        return await agreement_versions(ctx.store, agreement_id)
 
     found = run_async(work)
     before, after = _pick(found, v1), _pick(found, v2)

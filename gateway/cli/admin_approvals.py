@@ -8,7 +8,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from gateway import approvals
 from gateway.cli.common import print_json, print_table
 from gateway.cli.context import ActorOption, JsonFlag, ReasonOption, admin_actor, check_reason
 from gateway.service import Gateway
@@ -54,16 +53,22 @@ def list_command(as_json: JsonFlag = False) -> None:
 
     Example: gateway-admin approvals list --json
     """
-    items = [_summary(item) for item in _with_gateway(approvals.pending)]
+    items = [_summary(item) for item in _with_gateway(lambda gw: gw.approvals.pending())]
     if as_json:
         print_json(items)
         return
     columns = ("id", "agreement", "partner", "purpose", "requested by", "held since")
     rows = [
-        [i["id"], i["agreement"]["id"], i["partner"], i["purpose"],
-         f"{i['requested_by']['user']} ({i['requested_by']['role']})", i["created_at"]]
+        [
+            i["id"],
+            i["agreement"]["id"],
+            i["partner"],
+            i["purpose"],
+            f"{i['requested_by']['user']} ({i['requested_by']['role']})",
+            i["created_at"],
+        ]
         for i in items
-    ]  # fmt: skip
+    ]
     print_table(f"{len(items)} held disclosure(s)", columns, rows)
 
 
@@ -73,7 +78,7 @@ def show_command(disclosure_id: IdArgument, as_json: JsonFlag = False) -> None:
 
     Example: gateway-admin approvals show 6f1c...
     """
-    held = _with_gateway(lambda gw: approvals.show(gw, disclosure_id))
+    held = _with_gateway(lambda gw: gw.approvals.show(disclosure_id))
     data = {
         **_summary(held.disclosure),
         "annex_b": held.annex_b,
@@ -94,32 +99,36 @@ def show_command(disclosure_id: IdArgument, as_json: JsonFlag = False) -> None:
 
 @approvals_app.command("approve")
 def approve_command(
-    disclosure_id: IdArgument, reason: ReasonOption, actor: ActorOption = None,
+    disclosure_id: IdArgument,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     as_json: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Approve: seal for the partner, queue it, destroy the held copy (audited).
 
     Example: gateway-admin approvals approve 6f1c... --actor "J Smith, Caldicott Guardian"
     --reason "Necessary and proportionate; Sch 2 para 2 applies"
     """
-    who = admin_actor(actor).name
+    who = admin_actor(actor)
     why = check_reason(reason)
-    done = _with_gateway(lambda gw: approvals.approve(gw, disclosure_id, actor=who, reason=why))
+    done = _with_gateway(lambda gw: gw.approvals.approve(disclosure_id, actor=who, reason=why))
     _report(done, as_json)
 
 
 @approvals_app.command("reject")
 def reject_command(
-    disclosure_id: IdArgument, reason: ReasonOption, actor: ActorOption = None,
+    disclosure_id: IdArgument,
+    reason: ReasonOption,
+    actor: ActorOption = None,
     as_json: JsonFlag = False,
-) -> None:  # fmt: skip
+) -> None:
     """Reject: record the decision and destroy the held copy (audited).
 
     Example: gateway-admin approvals reject 6f1c... --reason "Not necessary"
     """
-    who = admin_actor(actor).name
+    who = admin_actor(actor)
     why = check_reason(reason)
-    done = _with_gateway(lambda gw: approvals.reject(gw, disclosure_id, actor=who, reason=why))
+    done = _with_gateway(lambda gw: gw.approvals.reject(disclosure_id, actor=who, reason=why))
     _report(done, as_json)
 
 

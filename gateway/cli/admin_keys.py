@@ -11,7 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway import audit
+from gateway.application.council_key_rotation import (
+    generate_council_key,
+    retire_council_key,
+    rotate_council_key,
+)
 from gateway.cli.common import print_json, print_table
 from gateway.cli.context import (
     ActorOption,
@@ -23,7 +27,6 @@ from gateway.cli.context import (
 )
 from gateway.keys import CouncilKey, CouncilKeyring
 from gateway.settings import load_settings
-from gateway.store import partners_repo
 
 keys_app = typer.Typer(
     name="keys",
@@ -39,26 +42,6 @@ class SigningAlg(StrEnum):
 
     ES256 = "ES256"
     ED25519 = "Ed25519"
-
-
-async def _mirror_and_audit(
-    ctx: AdminContext, action: str, key: CouncilKey, details: dict[str, Any]
-) -> None:
-    """Mirror every key's public half into the store, and audit the change, in one transaction."""
-    async with ctx.store.transaction() as conn:
-        for each in ctx.keyring().list():
-            await partners_repo.mirror_council_key(
-                conn,
-                kid=each.kid,
-                alg=each.alg,
-                public_jwk=each.public_jwk,
-                status=each.status,
-                at=each.created_at,
-                published_until=each.published_until,
-            )
-        await audit.append(conn, ctx.actor, action, at=ctx.now, targets={"kid": key.kid},
-                           details={"alg": key.alg, "status": key.status, **details})  # fmt: skip
-        await audit.seal(conn, at=ctx.now)
 
 
 def _describe(key: CouncilKey) -> dict[str, Any]:
@@ -83,9 +66,9 @@ def generate(
     """A new signing key: active if there is none, else pending (published ahead of rotation)."""
 
     async def work(ctx: AdminContext) -> CouncilKey:
-        key = ctx.keyring().generate(alg.value, ctx.now)
-        await _mirror_and_audit(ctx, "council_key.generated", key, {})
-        return key
+        return await generate_council_key(
+            ctx.store, ctx.keyring(), alg.value, actor=ctx.actor, at=ctx.now
+        )
 
     _report(run_async(work, actor=actor), "generated", json_output)
 
@@ -100,10 +83,16 @@ def list_command(json_output: JsonFlag = False) -> None:
         print_json(rows)
         return
     table = [
-        (r["kid"], r["alg"], r["status"], "yes" if r["published"] else "no",
-         r["created_at"][:16], (r["published_until"] or "")[:16])
+        (
+            r["kid"],
+            r["alg"],
+            r["status"],
+            "yes" if r["published"] else "no",
+            r["created_at"][:16],
+            (r["published_until"] or "")[:16],
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     print_table(
         f"{len(rows)} council key(s)",
         ("kid", "alg", "status", "published", "created", "published until"),
@@ -123,10 +112,7 @@ def rotate(
     keep = parse_duration(overlap, "--overlap")
 
     async def work(ctx: AdminContext) -> CouncilKey:
-        key = ctx.keyring().rotate(ctx.now, keep)
-        await _mirror_and_audit(ctx, "council_key.rotated", key,
-                                {"overlap_seconds": int(keep.total_seconds())})  # fmt: skip
-        return key
+        return await rotate_council_key(ctx.store, ctx.keyring(), keep, actor=ctx.actor, at=ctx.now)
 
     _report(run_async(work, actor=actor), "rotated to", json_output)
 
@@ -140,8 +126,6 @@ def retire(
     """Withdraw a superseded or pending key for good: unpublished, private key file deleted."""
 
     async def work(ctx: AdminContext) -> CouncilKey:
-        key = ctx.keyring().retire(kid, ctx.now)
-        await _mirror_and_audit(ctx, "council_key.retired", key, {})
-        return key
+        return await retire_council_key(ctx.store, ctx.keyring(), kid, actor=ctx.actor, at=ctx.now)
 
     _report(run_async(work, actor=actor), "retired", json_output)

@@ -8,19 +8,24 @@ replaced by its blind index (HMAC under the gateway's own key) before it reaches
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from gateway import audit
+from gateway.application.optout_list import (
+    OptOutListImport,
+    OptOutListStatus,
+    import_optout_list,
+    optout_list_status,
+)
 from gateway.cli.common import EXIT_REFUSED, fail, print_json, print_table
 from gateway.cli.context import ActorOption, AdminContext, JsonFlag, run_async
-from gateway.store import optouts
 
 optouts_app = typer.Typer(
     name="optouts",
@@ -109,30 +114,26 @@ def import_command(
     if list_version is not None and not 0 < len(list_version) <= 60:
         raise fail("--list-version must be 1 to 60 characters")
 
-    async def work(ctx: AdminContext) -> dict[str, Any]:
-        protection = ctx.protection()
-        indexes = _hash_all(parsed.numbers, lambda n: protection.blind_index("nhs_number", n))
-        version = list_version or ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        async with ctx.store.transaction() as conn:
-            previous, previous_count = await optouts.current_version(conn)
-            count = await optouts.replace_list(conn, indexes, version=version, at=ctx.now)
-            details = {"list_version": version, "count": count,
-                       "invalid_lines": len(parsed.invalid_lines),
-                       "previous_version": previous, "previous_count": previous_count}  # fmt: skip
-            targets = {"list": "national_data_opt_out"}
-            await audit.append(
-                conn, ctx.actor, "optouts.imported", at=ctx.now, targets=targets, details=details
+    async def work(ctx: AdminContext) -> OptOutListImport:
+        with _progress_bar(len(parsed.numbers)) as progress:
+            return await import_optout_list(
+                ctx.store,
+                parsed.numbers,
+                protection=ctx.protection(),
+                list_version=list_version,
+                invalid_lines=len(parsed.invalid_lines),
+                actor=ctx.actor,
+                at=ctx.now,
+                progress=progress,
             )
-            await audit.seal(conn, at=ctx.now)
-        return details
 
     result = run_async(work, actor=actor)
     if json_output:
-        print_json({**result, "skipped_lines": parsed.invalid_lines[:MAX_LISTED]})
+        print_json({**asdict(result), "skipped_lines": parsed.invalid_lines[:MAX_LISTED]})
         return
     typer.echo(
-        f"opt-out list {result['list_version']} loaded: {result['count']} NHS number(s) "
-        f"(replacing {result['previous_version'] or 'no list'}, {result['previous_count']})"
+        f"opt-out list {result.list_version} loaded: {result.count} NHS number(s) "
+        f"(replacing {result.previous_version or 'no list'}, {result.previous_count})"
     )
     if parsed.invalid_lines:
         typer.echo(f"skipped {len(parsed.invalid_lines)} invalid line(s): " + _lines(parsed))
@@ -146,8 +147,9 @@ def _lines(parsed: OptOutFile) -> str:
 
 def _report_invalid(lines: list[int], json_output: bool) -> None:
     if json_output:
-        print_json({"imported": False, "invalid_lines": lines[:MAX_LISTED],
-                    "invalid_count": len(lines)})  # fmt: skip
+        print_json(
+            {"imported": False, "invalid_lines": lines[:MAX_LISTED], "invalid_count": len(lines)}
+        )
     shown = ", ".join(str(n) for n in lines[:SHOWN_LINES])
     more = len(lines) - SHOWN_LINES
     Console(stderr=True).print(
@@ -159,29 +161,25 @@ def _report_invalid(lines: list[int], json_output: bool) -> None:
     )
 
 
-def _hash_all(numbers: list[str], index: Callable[[str], str]) -> list[str]:
-    """Blind-index every number, with a progress bar at a terminal for long lists."""
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar for hashing long lists, at a terminal only."""
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task("hashing NHS numbers", total=len(numbers))
-        found = []
-        for i, number in enumerate(numbers, start=1):
-            found.append(index(number))
-            if i % 1000 == 0:
-                progress.update(task, completed=i)
-        return found
+        task = progress.add_task("hashing NHS numbers", total=total)
+        yield lambda done: progress.update(task, completed=done)
 
 
 @optouts_app.command("status", epilog="Example: gateway-admin optouts status --json")
 def status(json_output: JsonFlag = False) -> None:
     """Which opt-out list is loaded, and how many numbers it holds."""
 
-    async def work(ctx: AdminContext) -> tuple[str | None, int]:
-        async with ctx.store.read() as conn:
-            return await optouts.current_version(conn)
+    async def work(ctx: AdminContext) -> OptOutListStatus:
+        return await optout_list_status(ctx.store)
 
-    version, count = run_async(work)
+    loaded = run_async(work)
     if json_output:
-        print_json({"list_version": version, "count": count})
+        print_json(asdict(loaded))
     else:
-        print_table("national data opt-out", ("list version", "NHS numbers"), [(version, count)])
+        rows = [(loaded.list_version, loaded.count)]
+        print_table("national data opt-out", ("list version", "NHS numbers"), rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -10,9 +11,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import audit
+from gateway.application.partner_directory import list_partners, partner_profile
+from gateway.application.partner_key_admin import (
+    RevokedPartnerKey,
+    add_partner_key,
+    partner_keys,
+    revoke_partner_key,
+    usable_at,
+)
 from gateway.catalog_sync import PARTNER_CONTACTS
 from gateway.cli.admin_agreements import summary
 from gateway.cli.common import fail, print_json, print_table
@@ -26,9 +33,9 @@ from gateway.cli.context import (
     run_async,
     usage,
 )
-from gateway.errors import ConflictError, NotFoundError
 from gateway.partner_keys import PartnerKey, PartnerKeyError
-from gateway.store import agreements_repo, partners_repo
+from gateway.store.partners_repo import Partner
+from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
 
 partners_app = typer.Typer(
     name="partners",
@@ -56,24 +63,8 @@ class KeyUseChoice(StrEnum):
     SIG = "sig"
 
 
-class PartnerNotFoundError(NotFoundError):
-    """No partner with this id is stored (apply the catalog that defines it)."""
-
-    code = "partner_not_found"
-
-
-class PartnerKeyNotFoundError(NotFoundError):
-    """The partner has no key with this kid."""
-
-    code = "partner_key_not_found"
-
-
-def key_dict(row: partners_repo.PartnerKey, now: datetime) -> dict[str, Any]:
+def key_dict(row: StoredPartnerKey, now: datetime) -> dict[str, Any]:
     """A stored key's public facts, and whether it may be used now."""
-    try:
-        usable = PartnerKey.from_store(row).usable_at(now)
-    except PartnerKeyError:
-        usable = False
     return {
         "kid": row.kid,
         "use": row.use,
@@ -81,16 +72,9 @@ def key_dict(row: partners_repo.PartnerKey, now: datetime) -> dict[str, Any]:
         "status": row.status,
         "not_before": row.not_before.isoformat(),
         "not_after": row.not_after.isoformat() if row.not_after else None,
-        "usable_now": usable,
+        "usable_now": usable_at(row, now),
         "revoked_reason": row.revoked_reason,
     }
-
-
-async def _partner(conn: AsyncConnection, partner_id: str) -> partners_repo.Partner:
-    partner = await partners_repo.get_partner(conn, partner_id)
-    if partner is None:
-        raise PartnerNotFoundError(f"no partner {partner_id!r} is stored")
-    return partner
 
 
 @partners_app.command("list", epilog="Example: gateway-admin partners list --json")
@@ -98,12 +82,8 @@ def list_command(json_output: JsonFlag = False) -> None:
     """Every partner, its channel, and whether it has a usable encryption key now."""
 
     async def work(ctx: AdminContext) -> list[dict[str, Any]]:
-        async with ctx.store.read() as conn:
-            found = []
-            for partner in await partners_repo.all_partners(conn):
-                keys = [key_dict(k, ctx.now) for k in await partners_repo.keys_of(conn, partner.id)]
-                found.append(_partner_dict(partner, keys))
-            return found
+        listed = await list_partners(ctx.store)
+        return [_partner_dict(p.partner, [key_dict(k, ctx.now) for k in p.keys]) for p in listed]
 
     rows = run_async(work)
     if json_output:
@@ -126,7 +106,7 @@ def list_command(json_output: JsonFlag = False) -> None:
     )
 
 
-def _partner_dict(partner: partners_repo.Partner, keys: list[dict[str, Any]]) -> dict[str, Any]:
+def _partner_dict(partner: Partner, keys: list[dict[str, Any]]) -> dict[str, Any]:
     def usable(use: str) -> int:
         return sum(1 for k in keys if k["use"] == use and k["usable_now"])
 
@@ -148,13 +128,11 @@ def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
     """One partner: channel settings, contacts, keys, and the agreements that name it."""
 
     async def work(ctx: AdminContext) -> dict[str, Any]:
-        async with ctx.store.read() as conn:
-            partner = await _partner(conn, partner_id)
-            keys = [key_dict(k, ctx.now) for k in await partners_repo.keys_of(conn, partner_id)]
-            current = await agreements_repo.current(conn)
-        shown = _partner_dict(partner, keys)
+        profile = await partner_profile(ctx.store, partner_id)
+        keys = [key_dict(k, ctx.now) for k in profile.keys]
+        shown = _partner_dict(profile.partner, keys)
         shown["keys"] = keys
-        shown["agreements"] = [summary(a) for a in current if a.partner_id == partner_id]
+        shown["agreements"] = [summary(a) for a in profile.agreements]
         return shown
 
     data = run_async(work)
@@ -162,8 +140,10 @@ def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
         print_json(data)
         return
     facts = [(k, data[k]) for k in ("id", "name", "kind", "status", "channel")]
-    facts += [(f"  {k}", json.dumps(v) if not isinstance(v, str) else v)
-              for k, v in data["target"].items()]  # fmt: skip
+    facts += [
+        (f"  {k}", json.dumps(v) if not isinstance(v, str) else v)
+        for k, v in data["target"].items()
+    ]
     facts += [(k, data[k]) for k in PARTNER_CONTACTS]  # blank when the catalog gives none
     print_table(data["id"], ("", ""), facts)
     _print_keys(data["id"], data["keys"])
@@ -176,10 +156,17 @@ def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
 
 def _print_keys(partner_id: str, keys: list[dict[str, Any]]) -> None:
     rows = [
-        (k["kid"], k["use"], k["alg"], k["status"], k["not_after"] or "",
-         "yes" if k["usable_now"] else "no", k["revoked_reason"] or "")
+        (
+            k["kid"],
+            k["use"],
+            k["alg"],
+            k["status"],
+            k["not_after"] or "",
+            "yes" if k["usable_now"] else "no",
+            k["revoked_reason"] or "",
+        )
         for k in keys
-    ]  # fmt: skip
+    ]
     print_table(
         f"keys of {partner_id}",
         ("kid", "use", "alg", "status", "not after", "usable now", "revoked because"),
@@ -243,21 +230,7 @@ def keys_add(
             raise fail(exc.message) from None
 
     async def work(ctx: AdminContext) -> dict[str, Any]:
-        async with ctx.store.transaction() as conn:
-            await _partner(conn, partner_id)
-            if any(k.kid == key.kid for k in await partners_repo.keys_of(conn, partner_id)):
-                raise ConflictError(
-                    f"{partner_id} already has a key with kid {key.kid!r} (a revoked key is "
-                    "never registered again; give the new key a new kid)",
-                    code="partner_key_exists",
-                )
-            row = key.to_store(registered_at=ctx.now)
-            await partners_repo.add_key(conn, row, at=ctx.now)
-            await audit.append(conn, ctx.actor, "partner_key.added", at=ctx.now,
-                               targets={"partner": partner_id, "kid": key.kid},
-                               details={"use": row.use, "alg": row.alg,
-                                        "not_after": _iso(row.not_after)})  # fmt: skip
-            await audit.seal(conn, at=ctx.now)
+        row = await add_partner_key(ctx.store, key, actor=ctx.actor, at=ctx.now)
         return key_dict(row, ctx.now)
 
     added = run_async(work, actor=actor)
@@ -267,18 +240,12 @@ def keys_add(
     typer.echo(f"registered {added['use']} key {added['kid']} ({added['alg']}) for {partner_id}")
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 @keys_app.command("list", epilog="Example: gateway-admin partners keys list kent-police --json")
 def keys_list(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
     """Every key the partner registered, revoked and expired ones included."""
 
     async def work(ctx: AdminContext) -> list[dict[str, Any]]:
-        async with ctx.store.read() as conn:
-            await _partner(conn, partner_id)
-            return [key_dict(k, ctx.now) for k in await partners_repo.keys_of(conn, partner_id)]
+        return [key_dict(k, ctx.now) for k in await partner_keys(ctx.store, partner_id)]
 
     keys = run_async(work)
     if json_output:
@@ -302,32 +269,17 @@ def keys_revoke(
     """Revoke a partner key for good: never encrypted to, never accepted on a receipt again."""
     why = check_reason(reason)
 
-    async def work(ctx: AdminContext) -> dict[str, Any]:
-        async with ctx.store.transaction() as conn:
-            await _partner(conn, partner_id)
-            keys = {k.kid: k for k in await partners_repo.keys_of(conn, partner_id)}
-            if kid not in keys:
-                raise PartnerKeyNotFoundError(f"{partner_id} has no key with kid {kid!r}")
-            if keys[kid].status == "revoked":
-                raise ConflictError(
-                    f"key {kid!r} of {partner_id} is already revoked",
-                    code="partner_key_already_revoked",
-                )
-            await partners_repo.revoke_key(conn, partner_id, kid, why)
-            await audit.append(conn, ctx.actor, "partner_key.revoked", at=ctx.now,
-                               targets={"partner": partner_id, "kid": kid},
-                               details={"use": keys[kid].use, "reason": why})  # fmt: skip
-            await audit.seal(conn, at=ctx.now)
-            left = await partners_repo.usable_keys(conn, partner_id, "enc", at=ctx.now)
-        return {"partner": partner_id, "kid": kid, "use": keys[kid].use,
-                "usable_enc_keys": len(left)}  # fmt: skip
+    async def work(ctx: AdminContext) -> RevokedPartnerKey:
+        return await revoke_partner_key(
+            ctx.store, partner_id, kid, why, actor=ctx.actor, at=ctx.now
+        )
 
     result = run_async(work, actor=actor)
     if json_output:
-        print_json(result)
+        print_json(dataclasses.asdict(result))
     else:
-        typer.echo(f"revoked {result['use']} key {kid} of {partner_id}")
-    if result["usable_enc_keys"] == 0:
+        typer.echo(f"revoked {result.use} key {kid} of {partner_id}")
+    if result.usable_enc_keys == 0:
         Console(stderr=True).print(
             f"warning: {partner_id} now has no valid encryption key; disclosures to it are "
             "denied (partner_key_missing) until a new key is added",

@@ -1,4 +1,4 @@
-"""Approval decisions on held disclosures, with the ICO Annex B facts."""
+"""Approval decisions on held disclosures, with the ICO Annex B facts, and what awaits one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.tables import approvals
+from gateway.store.disclosure_model import Disclosure, Status
+from gateway.store.tables import approvals, disclosures
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +46,13 @@ async def for_disclosure(conn: AsyncConnection, disclosure_id: str) -> list[Appr
         Approval(r.disclosure_id, r.facts, r.decision, r.actor, r.reason, r.decided_at)
         for r in await conn.execute(query)
     ]
+
+
+async def awaiting_decision(conn: AsyncConnection) -> list[Disclosure]:
+    """Every disclosure held for an approver's decision, oldest first."""
+    query = (
+        select(disclosures)
+        .where(disclosures.c.status == Status.PENDING_APPROVAL.value)
+        .order_by(disclosures.c.created_at)
+    )
+    return [Disclosure.from_row(row._mapping) for row in await conn.execute(query)]

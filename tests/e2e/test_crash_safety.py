@@ -23,11 +23,12 @@ from sqlalchemy import select
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record
 from gateway import audit
+from gateway.application.client_systems import add_client
+from gateway.application.partner_key_admin import add_partner_key
 from gateway.catalog_sync import apply
 from gateway.demo import catalog_with_endpoints
 from gateway.partner_keys import PartnerKey
 from gateway.partner_sim import PartnerConfig, PartnerSimulator
-from gateway.provisioning import add_client, add_partner_key
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import build_topology
 from gateway.service import Gateway
@@ -65,13 +66,13 @@ async def _seed(tmp: Path, database_url: str, sim_url: str, sim: PartnerSimulato
         catalog = load_catalog(catalog_with_endpoints(tmp, {PARTNER: sim_url + "/in"}))
         await apply(gateway.store, catalog, actor=ACTOR, at=now)
         enc, sig = sim.public_keys()
-        async with gateway.store.transaction() as conn:
-            for jwk, use in ((enc, "enc"), (sig, "sig")):
-                key = PartnerKey.from_jwk(PARTNER, jwk, use=use, not_before=now - timedelta(1))  # type: ignore[arg-type]
-                await add_partner_key(conn, key, actor=ACTOR, at=now)
-            return await add_client(
-                conn, "crash-client", frozenset({"KM-DOM-006"}), actor=ACTOR, at=now
-            )
+        for jwk, use in ((enc, "enc"), (sig, "sig")):
+            key = PartnerKey.from_jwk(PARTNER, jwk, use=use, not_before=now - timedelta(1))
+            await add_partner_key(gateway.store, key, actor=ACTOR, at=now)
+        issued = await add_client(
+            gateway.store, "crash-client", ["KM-DOM-006"], actor=ACTOR, at=now
+        )
+        return issued.token
     finally:
         await gateway.close()
 

@@ -11,13 +11,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from gateway import approvals
+from gateway.application.approval_decisions import ApprovalRefusedError
+from gateway.audit import Actor, ActorKind
 from gateway.cli.admin import main as admin_main
 from gateway.store import approvals as approvals_repo
 from gateway.store.tables import held_records, outbox
 from tests.gateway_support import Harness, adult_submission
 
 Client = TestClient[Any, Any]
+GUARDIAN = Actor(ActorKind.ADMIN, "J Example (Caldicott Guardian)")
 ANNEX_B = {
     "requesting_officer": "DC 1234 Example",
     "rank": "Detective Constable",
@@ -60,13 +62,11 @@ async def test_approve_seals_queues_and_destroys_the_held_copy(
 ) -> None:
     disclosure_id = await _held(api, harness)
     assert await _count(harness, held_records, disclosure_id) == 1
-    shown = await approvals.show(harness.gateway, disclosure_id)
+    shown = await harness.gateway.approvals.show(disclosure_id)
     assert shown.annex_b is not None
     assert shown.annex_b["rank"] == "Detective Constable"
     assert shown.would_send
-    done = await approvals.approve(
-        harness.gateway, disclosure_id, actor="J Example (Caldicott Guardian)", reason="Sch2 p2"
-    )
+    done = await harness.gateway.approvals.approve(disclosure_id, actor=GUARDIAN, reason="Sch2 p2")
     assert done.status.value == "queued"
     assert done.approver == "J Example (Caldicott Guardian)"
     assert await _count(harness, held_records, disclosure_id) == 0
@@ -84,12 +84,12 @@ async def test_approve_seals_queues_and_destroys_the_held_copy(
 
 async def test_reject_records_and_destroys(api: Client, harness: Harness) -> None:
     disclosure_id = await _held(api, harness)
-    done = await approvals.reject(harness.gateway, disclosure_id, actor="J Example", reason="no")
+    done = await harness.gateway.approvals.reject(disclosure_id, actor=GUARDIAN, reason="no")
     assert done.status.value == "rejected"
     assert await _count(harness, held_records, disclosure_id) == 0
     assert await _count(harness, outbox, disclosure_id) == 0
-    with pytest.raises(approvals.ApprovalRefusedError):
-        await approvals.approve(harness.gateway, disclosure_id, actor="x", reason="again")
+    with pytest.raises(ApprovalRefusedError):
+        await harness.gateway.approvals.approve(disclosure_id, actor=GUARDIAN, reason="again")
 
 
 async def test_cli_lists_and_approves(

@@ -1,0 +1,160 @@
+"""Partners' public keys: registered by an administrator, revoked for good, listed.
+
+Every key is validated as a `PartnerKey` before it gets here (type, curve, size, no private
+parts). A kid is registered once per partner: a revoked key is never registered again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gateway.application.admin_ports import AuditTrail, StorePort, chained_entry
+from gateway.audit import Actor
+from gateway.errors import ConflictError, NotFoundError
+from gateway.partner_keys import PartnerKey, PartnerKeyError
+from gateway.store import partners_repo
+from gateway.store.partners_repo import Partner
+from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
+from gateway.store.unit_of_work import Connection
+
+
+class PartnerNotFoundError(NotFoundError):
+    """No partner with this id is stored (apply the catalog that defines it)."""
+
+    code = "partner_not_found"
+
+
+class PartnerKeyNotFoundError(NotFoundError):
+    """The partner has no key with this kid."""
+
+    code = "partner_key_not_found"
+
+
+class PartnerKeyExistsError(ConflictError):
+    """The partner already has a key with this kid (revoked ones included)."""
+
+    code = "partner_key_exists"
+
+
+class PartnerKeyAlreadyRevokedError(ConflictError):
+    """The key is revoked already."""
+
+    code = "partner_key_already_revoked"
+
+
+class PartnerKeyRecords(Protocol):
+    """Partners and their key rows (`gateway.store.partners_repo`)."""
+
+    async def get_partner(self, conn: Connection, id_: str) -> Partner | None: ...
+
+    async def keys_of(self, conn: Connection, partner_id: str) -> list[StoredPartnerKey]: ...
+
+    async def add_key(self, conn: Connection, key: StoredPartnerKey, *, at: datetime) -> None: ...
+
+    async def revoke_key(
+        self, conn: Connection, partner_id: str, kid: str, reason: str
+    ) -> bool: ...
+
+    async def usable_keys(
+        self, conn: Connection, partner_id: str, use: str, *, at: datetime
+    ) -> list[StoredPartnerKey]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedPartnerKey:
+    """A key just revoked, and how many encryption keys the partner has left to use."""
+
+    partner: str
+    kid: str
+    use: str
+    usable_enc_keys: int
+
+
+def usable_at(row: StoredPartnerKey, when: datetime) -> bool:
+    """Active, in its validity window, and still valid as a key (rules may have tightened)."""
+    try:
+        return PartnerKey.from_store(row).usable_at(when)
+    except PartnerKeyError:
+        return False
+
+
+async def add_partner_key(
+    store: StorePort,
+    key: PartnerKey,
+    *,
+    actor: Actor,
+    at: datetime,
+    partners: PartnerKeyRecords = partners_repo,
+    audit_entry: AuditTrail = chained_entry,
+) -> StoredPartnerKey:
+    """Register a partner's public key; without `not_before` it is valid from `at`."""
+    row = key.to_store(registered_at=at)
+
+    async def work(conn: Connection) -> None:
+        await _partner(conn, partners, key.partner_id)
+        if any(k.kid == key.kid for k in await partners.keys_of(conn, key.partner_id)):
+            raise PartnerKeyExistsError(
+                f"{key.partner_id} already has a key with kid {key.kid!r} (a revoked key is "
+                "never registered again; give the new key a new kid)"
+            )
+        await partners.add_key(conn, row, at=at)
+        targets = {"partner": key.partner_id, "kid": key.kid}
+        details = {"use": row.use, "alg": row.alg, "not_after": _iso(row.not_after)}
+        await audit_entry(conn, actor, "partner_key.added", at=at, targets=targets, details=details)
+
+    await store.write(work)
+    return row
+
+
+async def revoke_partner_key(
+    store: StorePort,
+    partner_id: str,
+    kid: str,
+    reason: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    partners: PartnerKeyRecords = partners_repo,
+    audit_entry: AuditTrail = chained_entry,
+) -> RevokedPartnerKey:
+    """Revoke a key for good: never encrypted to, never accepted on a receipt again."""
+
+    async def work(conn: Connection) -> RevokedPartnerKey:
+        await _partner(conn, partners, partner_id)
+        keys = {k.kid: k for k in await partners.keys_of(conn, partner_id)}
+        if kid not in keys:
+            raise PartnerKeyNotFoundError(f"{partner_id} has no key with kid {kid!r}")
+        if keys[kid].status == "revoked":
+            raise PartnerKeyAlreadyRevokedError(f"key {kid!r} of {partner_id} is already revoked")
+        await partners.revoke_key(conn, partner_id, kid, reason)
+        targets = {"partner": partner_id, "kid": kid}
+        details = {"use": keys[kid].use, "reason": reason}
+        await audit_entry(
+            conn, actor, "partner_key.revoked", at=at, targets=targets, details=details
+        )
+        left = await partners.usable_keys(conn, partner_id, "enc", at=at)
+        return RevokedPartnerKey(partner_id, kid, keys[kid].use, len(left))
+
+    return await store.write(work)
+
+
+async def partner_keys(
+    store: StorePort, partner_id: str, *, partners: PartnerKeyRecords = partners_repo
+) -> list[StoredPartnerKey]:
+    """Every key the partner registered, revoked and expired ones included, oldest first."""
+    async with store.read() as conn:
+        await _partner(conn, partners, partner_id)
+        return await partners.keys_of(conn, partner_id)
+
+
+async def _partner(conn: Connection, partners: PartnerKeyRecords, partner_id: str) -> Partner:
+    partner = await partners.get_partner(conn, partner_id)
+    if partner is None:
+        raise PartnerNotFoundError(f"no partner {partner_id!r} is stored")
+    return partner
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
