@@ -24,7 +24,6 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under ./var/")
     broker_url: str = Field("", description="amqp://...; empty = embedded queue on the database")
     keys_dir: Path = Field(DEFAULT_VAR / "keys", description="Private keys, mode 0600")
-    catalog_dir: Path | None = Field(None, description="Agreements catalog to load at start-up")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
