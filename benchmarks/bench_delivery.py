@@ -295,11 +295,11 @@ async def register(store: Store, partner: Partner) -> None:
     template = load_catalog(default_catalog_dir()).agreements["KM-DOM-006"]
     agreement = template.model_copy(update={"id": "BENCH-DOM", "partner": PARTNER})
     async with store.transaction() as conn:
-        await partners_repo.save_partner(conn, partners_repo.Partner(
+        await partners_repo.save_partner(conn, partners_repo.StoredPartner(
             PARTNER, "Benchmark partner", "care_provider", "webhook", {"endpoint": partner.url},
         ), at=at)  # fmt: skip
         for key in (partner.enc, partner.sig):
-            await partners_repo.add_key(conn, partners_repo.PartnerKey(
+            await partners_repo.add_key(conn, partners_repo.StoredPartnerKey(
                 partner_id=PARTNER, kid=key.kid, use=key.use, alg=key.alg, jwk=dict(key.jwk),
                 not_before=at - timedelta(days=1),
             ), at=at)  # fmt: skip

@@ -149,10 +149,10 @@ class CatalogRefusedError(GatewayError):
 # --- converting between the policy model and the store's rows (the one place that does it) ---
 
 
-def partner_record(partner: Partner) -> partners_repo.Partner:
+def partner_record(partner: Partner) -> partners_repo.StoredPartner:
     """The stored form of a catalog partner: channel type, its settings as the target, contacts."""
     target = partner.channel.model_dump(mode="json", exclude_defaults=True, exclude={"type"})
-    return partners_repo.Partner(
+    return partners_repo.StoredPartner(
         partner.id,
         partner.name,
         partner.kind.value,
@@ -165,7 +165,7 @@ def partner_record(partner: Partner) -> partners_repo.Partner:
     )
 
 
-def partner_from_record(record: partners_repo.Partner) -> Partner:
+def partner_from_record(record: partners_repo.StoredPartner) -> Partner:
     """A stored partner as the policy model, its contacts (ODS code, ICO number...) included."""
     channel = ChannelSpec.model_validate({"type": record.channel, **record.target})
     contacts = {name: getattr(record, name) for name in PARTNER_CONTACTS}
@@ -261,7 +261,7 @@ def _rule_terms(rule: Mapping[str, Any]) -> dict[str, Any]:
 def plan(
     catalog: Catalog,
     stored_agreements: Iterable[StoredAgreement],
-    stored_partners: Iterable[partners_repo.Partner],
+    stored_partners: Iterable[partners_repo.StoredPartner],
 ) -> Plan:
     """What applying `catalog` would do, given the newest stored version of each agreement."""
     newest = {s.id: s for s in stored_agreements}
@@ -281,13 +281,13 @@ def _by_id(items: Mapping[str, Any]) -> list[Any]:
     return [items[key] for key in sorted(items)]
 
 
-def _partner_document(record: partners_repo.Partner) -> dict[str, Any]:
+def _partner_document(record: partners_repo.StoredPartner) -> dict[str, Any]:
     return {"name": record.name, "kind": record.kind, "channel": record.channel,
             "target": dict(record.target),
             **{name: getattr(record, name) for name in PARTNER_CONTACTS}}  # fmt: skip
 
 
-def _plan_partner(partner: Partner, stored: partners_repo.Partner | None) -> PartnerChange:
+def _plan_partner(partner: Partner, stored: partners_repo.StoredPartner | None) -> PartnerChange:
     wanted = _partner_document(partner_record(partner))
     if stored is None:
         return PartnerChange(partner.id, "new_partner")

@@ -14,7 +14,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from gateway import jose
 from gateway.errors import GatewayError
-from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
+from gateway.store.partners_repo import StoredPartnerKey
 
 KeyUse = Literal["enc", "sig"]
 KeyStatus = Literal["active", "revoked"]

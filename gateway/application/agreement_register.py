@@ -22,7 +22,7 @@ from gateway.audit import Actor
 from gateway.partner_keys import PartnerKey, PartnerKeyError
 from gateway.store import agreements_repo, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
-from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
+from gateway.store.partners_repo import StoredPartnerKey
 from gateway.store.unit_of_work import Connection
 
 PAST_TENSE = {"suspend": "suspended", "resume": "resumed", "terminate": "terminated"}

@@ -9,17 +9,16 @@ from gateway.application.admin_ports import StorePort
 from gateway.application.partner_key_admin import PartnerNotFoundError
 from gateway.store import agreements_repo, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
-from gateway.store.partners_repo import Partner
-from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
+from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
 from gateway.store.unit_of_work import Connection
 
 
 class PartnerRecords(Protocol):
-    """Partner rows and their keys (`gateway.store.partners_repo`)."""
+    """StoredPartner rows and their keys (`gateway.store.partners_repo`)."""
 
-    async def all_partners(self, conn: Connection) -> list[Partner]: ...
+    async def all_partners(self, conn: Connection) -> list[StoredPartner]: ...
 
-    async def get_partner(self, conn: Connection, id_: str) -> Partner | None: ...
+    async def get_partner(self, conn: Connection, id_: str) -> StoredPartner | None: ...
 
     async def keys_of(self, conn: Connection, partner_id: str) -> list[StoredPartnerKey]: ...
 
@@ -34,7 +33,7 @@ class CurrentAgreements(Protocol):
 class PartnerListing:
     """A partner and every key it registered."""
 
-    partner: Partner
+    partner: StoredPartner
     keys: list[StoredPartnerKey]
 
 
@@ -42,7 +41,7 @@ class PartnerListing:
 class PartnerProfile:
     """A partner, its keys, and the agreements in force that name it."""
 
-    partner: Partner
+    partner: StoredPartner
     keys: list[StoredPartnerKey]
     agreements: list[StoredAgreement]
 

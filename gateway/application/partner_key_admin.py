@@ -15,8 +15,7 @@ from gateway.audit import Actor
 from gateway.errors import ConflictError, NotFoundError
 from gateway.partner_keys import PartnerKey, PartnerKeyError
 from gateway.store import partners_repo
-from gateway.store.partners_repo import Partner
-from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
+from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
 from gateway.store.unit_of_work import Connection
 
 
@@ -47,7 +46,7 @@ class PartnerKeyAlreadyRevokedError(ConflictError):
 class PartnerKeyRecords(Protocol):
     """Partners and their key rows (`gateway.store.partners_repo`)."""
 
-    async def get_partner(self, conn: Connection, id_: str) -> Partner | None: ...
+    async def get_partner(self, conn: Connection, id_: str) -> StoredPartner | None: ...
 
     async def keys_of(self, conn: Connection, partner_id: str) -> list[StoredPartnerKey]: ...
 
@@ -149,7 +148,7 @@ async def partner_keys(
         return await partners.keys_of(conn, partner_id)
 
 
-async def _partner(conn: Connection, partners: PartnerKeyRecords, partner_id: str) -> Partner:
+async def _partner(conn: Connection, partners: PartnerKeyRecords, partner_id: str) -> StoredPartner:
     partner = await partners.get_partner(conn, partner_id)
     if partner is None:
         raise PartnerNotFoundError(f"no partner {partner_id!r} is stored")

@@ -34,12 +34,11 @@ from gateway.cli.context import (
     usage,
 )
 from gateway.partner_keys import PartnerKey, PartnerKeyError
-from gateway.store.partners_repo import Partner
-from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
+from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
 
 partners_app = typer.Typer(
     name="partners",
-    help="Partner organisations and their registered public keys.",
+    help="StoredPartner organisations and their registered public keys.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -106,7 +105,7 @@ def list_command(json_output: JsonFlag = False) -> None:
     )
 
 
-def _partner_dict(partner: Partner, keys: list[dict[str, Any]]) -> dict[str, Any]:
+def _partner_dict(partner: StoredPartner, keys: list[dict[str, Any]]) -> dict[str, Any]:
     def usable(use: str) -> int:
         return sum(1 for k in keys if k["use"] == use and k["usable_now"])
 

@@ -15,7 +15,7 @@ from gateway.store.upsert import upsert
 
 
 @dataclass(frozen=True, slots=True)
-class Partner:
+class StoredPartner:
     """A receiving organisation and how to reach it."""
 
     id: str
@@ -30,13 +30,13 @@ class Partner:
     dpo_contact: str | None = None  # their data protection officer, e.g. for an incident
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> Partner:
+    def from_row(cls, row: RowMapping) -> StoredPartner:
         """Build from a `partners` row."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True, slots=True)
-class PartnerKey:
+class StoredPartnerKey:
     """A partner's public key (sig: verifies receipts; enc: we encrypt to it)."""
 
     partner_id: str
@@ -50,52 +50,52 @@ class PartnerKey:
     revoked_reason: str | None = None
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> PartnerKey:
+    def from_row(cls, row: RowMapping) -> StoredPartnerKey:
         """Build from a `partner_keys` row."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-async def save_partner(conn: AsyncConnection, partner: Partner, *, at: datetime) -> None:
+async def save_partner(conn: AsyncConnection, partner: StoredPartner, *, at: datetime) -> None:
     """Create or update a partner."""
-    values = {name: getattr(partner, name) for name in Partner.__dataclass_fields__}
+    values = {name: getattr(partner, name) for name in StoredPartner.__dataclass_fields__}
     values.update(target=dict(partner.target), created_at=at, updated_at=at)
     await upsert(conn, partners, values, keys=("id",), keep=("created_at",))
 
 
-async def get_partner(conn: AsyncConnection, id_: str) -> Partner | None:
+async def get_partner(conn: AsyncConnection, id_: str) -> StoredPartner | None:
     """One partner."""
     row = (await conn.execute(select(partners).where(partners.c.id == id_))).first()
     if row is None:
         return None
-    return Partner.from_row(row._mapping)
+    return StoredPartner.from_row(row._mapping)
 
 
-async def all_partners(conn: AsyncConnection) -> list[Partner]:
+async def all_partners(conn: AsyncConnection) -> list[StoredPartner]:
     """Every partner, by id."""
     rows = await conn.execute(select(partners).order_by(partners.c.id))
-    return [Partner.from_row(r._mapping) for r in rows]
+    return [StoredPartner.from_row(r._mapping) for r in rows]
 
 
-async def keys_of(conn: AsyncConnection, partner_id: str) -> list[PartnerKey]:
+async def keys_of(conn: AsyncConnection, partner_id: str) -> list[StoredPartnerKey]:
     """Every key a partner registered, revoked and expired ones included, oldest first."""
     query = (
         select(partner_keys)
         .where(partner_keys.c.partner_id == partner_id)
         .order_by(partner_keys.c.not_before, partner_keys.c.kid)
     )
-    return [PartnerKey.from_row(r._mapping) for r in await conn.execute(query)]
+    return [StoredPartnerKey.from_row(r._mapping) for r in await conn.execute(query)]
 
 
-async def add_key(conn: AsyncConnection, key: PartnerKey, *, at: datetime) -> None:
+async def add_key(conn: AsyncConnection, key: StoredPartnerKey, *, at: datetime) -> None:
     """Register (or update) a partner's public key."""
-    values = {name: getattr(key, name) for name in PartnerKey.__dataclass_fields__}
+    values = {name: getattr(key, name) for name in StoredPartnerKey.__dataclass_fields__}
     values.update(jwk=dict(key.jwk), created_at=at)
     await upsert(conn, partner_keys, values, keys=("partner_id", "kid"), keep=("created_at",))
 
 
 async def usable_keys(
     conn: AsyncConnection, partner_id: str, use: str, *, at: datetime
-) -> list[PartnerKey]:
+) -> list[StoredPartnerKey]:
     """Active keys valid at `at`, newest first; revoked keys are never returned."""
     query = (
         select(partner_keys)
@@ -108,7 +108,7 @@ async def usable_keys(
         )
         .order_by(partner_keys.c.not_before.desc())
     )
-    return [PartnerKey.from_row(r._mapping) for r in await conn.execute(query)]
+    return [StoredPartnerKey.from_row(r._mapping) for r in await conn.execute(query)]
 
 
 async def revoke_key(conn: AsyncConnection, partner_id: str, kid: str, reason: str) -> bool:
@@ -155,6 +155,8 @@ async def council_jwks(conn: AsyncConnection, *, use: str | None = None) -> dict
     return {"keys": [dict(r.jwk) for r in rows]}
 
 
-async def all_keys(conn: AsyncConnection) -> list[PartnerKey]:
+async def all_keys(conn: AsyncConnection) -> list[StoredPartnerKey]:
     """Every registered partner key, whatever its status."""
-    return [PartnerKey.from_row(r._mapping) for r in await conn.execute(partner_keys.select())]
+    return [
+        StoredPartnerKey.from_row(r._mapping) for r in await conn.execute(partner_keys.select())
+    ]

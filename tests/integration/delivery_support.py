@@ -139,7 +139,7 @@ class Rig:
         async with self.store.transaction() as conn:
             await partners_repo.save_partner(
                 conn,
-                partners_repo.Partner(
+                partners_repo.StoredPartner(
                     partner_id,
                     f"Test partner {partner_id}",
                     "care_provider",
@@ -152,7 +152,7 @@ class Rig:
                 key = PartnerKey.from_jwk(partner_id, jwk, use=use)  # type: ignore[arg-type]
                 await partners_repo.add_key(
                     conn,
-                    partners_repo.PartnerKey(
+                    partners_repo.StoredPartnerKey(
                         partner_id=partner_id, kid=key.kid, use=use, alg=key.alg,
                         jwk=dict(key.jwk), not_before=now - timedelta(days=1),
                     ),

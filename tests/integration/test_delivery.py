@@ -302,7 +302,7 @@ async def test_permanent_refusal_fails_at_once(rig: Rig) -> None:
     async with rig.store.transaction() as conn:
         await partners_repo.save_partner(
             conn,
-            partners_repo.Partner("strict", "Strict", "care_provider", "webhook",
+            partners_repo.StoredPartner("strict", "Strict", "care_provider", "webhook",
                                   {"endpoint": f"{sim.base_url}/nowhere"}),
             at=utc_now(),
         )  # fmt: skip

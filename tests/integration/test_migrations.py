@@ -44,7 +44,7 @@ async def test_partner_contacts_downgrade_and_upgrade_keep_partners_and_keys(
 ) -> None:
     """0002 adds the contact columns to partners; its downgrade drops just those (SQLite: with
     partner_keys naming the partner, so the table cannot be copied and swapped)."""
-    partner = partners_repo.Partner(
+    partner = partners_repo.StoredPartner(
         "test-trust",
         "Test NHS Trust",
         "nhs_trust",
@@ -53,7 +53,7 @@ async def test_partner_contacts_downgrade_and_upgrade_keep_partners_and_keys(
         ods_code="ZZ9",
         dpo_contact="dpo@test-trust.example",
     )
-    key = partners_repo.PartnerKey(
+    key = partners_repo.StoredPartnerKey(
         "test-trust", "tt-enc-1", "enc", "ECDH-ES+A256KW", {"kty": "EC"}, T0
     )
     store = await Store.open(database_url)

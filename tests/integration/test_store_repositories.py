@@ -19,7 +19,7 @@ from gateway.store import (
     receipt_rows,
 )
 from gateway.store.agreements_repo import StoredAgreement
-from gateway.store.partners_repo import Partner, PartnerKey
+from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
 from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
 
 
@@ -63,13 +63,15 @@ async def test_agreement_versions_are_all_kept(database_url: str) -> None:
 async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
     jwk = {"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": "kp-enc-1"}
     async with open_store(database_url) as store, store.transaction() as conn:
-        partner = Partner("kent-police", "Kent Police", "police", "webhook", {"url": "https://x"})
+        partner = StoredPartner(
+            "kent-police", "Kent Police", "police", "webhook", {"url": "https://x"}
+        )
         await partners_repo.save_partner(conn, partner, at=T0)
-        renamed = Partner("kent-police", "Kent Police (renamed)", "police", "webhook", {},
+        renamed = StoredPartner("kent-police", "Kent Police (renamed)", "police", "webhook", {},
                           dpo_contact="dpo@kent-police.example")  # fmt: skip
         await partners_repo.save_partner(conn, renamed, at=T0)
         for kid, start in (("kp-enc-1", T0), ("kp-enc-2", T0 + timedelta(days=1))):
-            key = PartnerKey(
+            key = StoredPartnerKey(
                 "kent-police", kid, "enc", "ECDH-ES+A256KW", {**jwk, "kid": kid}, start
             )
             await partners_repo.add_key(conn, key, at=T0)

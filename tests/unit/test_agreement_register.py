@@ -14,10 +14,9 @@ from gateway.application.agreement_register import (
     agreements_due,
     change_agreement_status,
 )
-from gateway.partner_keys import PartnerKey as DomainPartnerKey
-from gateway.partner_keys import generate_partner_keys, public_jwk
+from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.store.agreements_repo import StoredAgreement
-from gateway.store.partners_repo import PartnerKey
+from gateway.store.partners_repo import StoredPartnerKey
 from gateway.store.unit_of_work import Connection
 from tests.unit.admin_fakes import ADMIN, NOW, FakeAuditTrail, FakeStore
 
@@ -65,9 +64,9 @@ class FakeAgreements:
 
 @dataclass
 class FakeKeys:
-    rows: dict[str, list[PartnerKey]] = field(default_factory=dict)
+    rows: dict[str, list[StoredPartnerKey]] = field(default_factory=dict)
 
-    async def keys_of(self, conn: Connection, partner_id: str) -> list[PartnerKey]:
+    async def keys_of(self, conn: Connection, partner_id: str) -> list[StoredPartnerKey]:
         return self.rows.get(partner_id, [])
 
 
@@ -123,7 +122,7 @@ async def test_a_refused_change_writes_nothing(agreement_id: str, error: type[Ex
 async def test_due_lists_dates_and_skips_keys_that_no_longer_load() -> None:
     agreements = FakeAgreements([version(1, ends=NOW.date() + timedelta(days=10))])
     private, _ = generate_partner_keys("ec")
-    good = DomainPartnerKey.from_jwk("kent-police", public_jwk(private), use="enc")
+    good = PartnerKey.from_jwk("kent-police", public_jwk(private), use="enc")
     broken = dataclasses.replace(good.to_store(registered_at=NOW), jwk={"kty": "oct"})
     keys = FakeKeys({"kent-police": [broken]})
     store = FakeStore()

@@ -20,8 +20,7 @@ from gateway.application.partner_key_admin import (
     usable_at,
 )
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
-from gateway.store.partners_repo import Partner
-from gateway.store.partners_repo import PartnerKey as StoredPartnerKey
+from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
 from gateway.store.unit_of_work import Connection
 from tests.unit.admin_fakes import ADMIN, NOW, FakeAuditTrail, FakeStore
 
@@ -34,8 +33,10 @@ class FakePartners:
 
     rows: list[StoredPartnerKey] = field(default_factory=list)
 
-    async def get_partner(self, conn: Connection, id_: str) -> Partner | None:
-        return Partner(POLICE, "Kent Police", "police", "webhook", {}) if id_ == POLICE else None
+    async def get_partner(self, conn: Connection, id_: str) -> StoredPartner | None:
+        return (
+            StoredPartner(POLICE, "Kent Police", "police", "webhook", {}) if id_ == POLICE else None
+        )
 
     async def keys_of(self, conn: Connection, partner_id: str) -> list[StoredPartnerKey]:
         return [k for k in self.rows if k.partner_id == partner_id]
