@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import migrate
-from gateway.store.engine import WRITE_OPTION, create_engine, is_sqlite
+from gateway.store.dialects import WRITE_OPTION, create_engine, is_sqlite
 from gateway.store.group_commit import Execute, GroupCommitter, SetWise, Work, run_each
 
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.engine import WRITE_OPTION
+from gateway.store.dialects import WRITE_OPTION
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 0x6761_7465_0001  # pg advisory lock key: one upgrader at a time

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, inspect, select
 
 from gateway.store import migrate, partners_repo
 from gateway.store.database import Store
-from gateway.store.engine import WRITE_OPTION
+from gateway.store.dialects import WRITE_OPTION
 from gateway.store.migrate import current_revision, head_revision
 from gateway.store.tables import audit_head, metadata, partner_keys, partners
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gateway.store.engine import json_text
+from gateway.store.dialects import json_text
 
 
 def test_json_columns_are_compact_and_read_back_equal() -> None:
