@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import typer
@@ -83,11 +83,6 @@ def invoke(app: typer.Typer, argv: Sequence[str] | None) -> int:
         )
         return EXIT_REFUSED
     return int(result) if isinstance(result, int) else EXIT_OK
-
-
-def as_rows(items: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> list[list[Any]]:
-    """Pick columns out of dicts for a table."""
-    return [[item.get(key) for key in keys] for item in items]
 
 
 Runner = Callable[[Sequence[str] | None], int]

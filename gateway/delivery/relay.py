@@ -93,13 +93,6 @@ class OutboxRelay:
         finally:
             await _finish(pending)
 
-    async def relay_once(self) -> int:
-        """Claim one batch, publish it, mark what was confirmed; returns rows claimed."""
-        items = await self._claim()
-        if items:
-            await self._publish(items)
-        return len(items)
-
     async def _claim(self) -> list[outbox.OutboxItem]:
         o = self.options
         # Claims and marks share their commits with whatever else is being written now.
