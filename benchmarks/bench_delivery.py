@@ -38,13 +38,13 @@ from setup_support import fresh_postgres
 from adapters.webhook import WebhookChannel
 from agreements.loader import default_catalog_dir, load_catalog
 from gateway import audit
+from gateway.application.receipt_intake import ReceiptIntake
 from gateway.delivery import DeliveryService
 from gateway.keys import CouncilKeyring
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey
 from gateway.policy_cache import PolicyCache
-from gateway.receipt_intake import ReceiptIntake
 from gateway.receipts import verify_receipt
 from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, SealedEnvelope, seal
 from gateway.settings import load_settings
@@ -53,6 +53,7 @@ from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NewDisclosure, Status, SubjectIndexes
 from gateway.store.group_commit import SetWise
+from gateway.store.receipt_ledger import ReceiptLedger
 from gateway.store.submissions import record_accepted
 
 COUNCIL, PARTNER = "medway-council", "bench-partner"
@@ -233,7 +234,9 @@ async def through_service(
     policy = PolicyCache(store, interval=3600)
     await policy.refresh()
     metrics, started_at, done = Metrics(), dict[str, float](), asyncio.Event()
-    intake = TimedIntake(store=store, policy=policy, org_id=COUNCIL, metrics=metrics, clock=now)
+    intake = TimedIntake(
+        records=ReceiptLedger(store), policy=policy, org_id=COUNCIL, metrics=metrics, clock=now
+    )
 
     def receipted(id_: str) -> None:
         figures.latencies.append(time.perf_counter() - started_at[id_])

@@ -19,6 +19,7 @@ from gateway import audit
 from gateway.application.approval_decisions import ApprovalDecisions
 from gateway.application.channel import Channel
 from gateway.application.council_key_rotation import ensure_signing_key
+from gateway.application.receipt_intake import ReceiptIntake
 from gateway.application.submit import SubmitDisclosures
 from gateway.background import Loops
 from gateway.clients import Client
@@ -28,11 +29,11 @@ from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.protection import Protection
-from gateway.receipt_intake import ReceiptIntake
 from gateway.sealing import CouncilSealer
 from gateway.settings import Settings
 from gateway.store import outbox
 from gateway.store.database import Store
+from gateway.store.receipt_ledger import ReceiptLedger
 from gateway.store.submissions import SubmissionLedger
 
 log = structlog.get_logger("gateway.service")
@@ -84,7 +85,7 @@ class Gateway:
             store, clock=clock, signer=KeyringCheckpointSigner(self.keyring, clock)
         )
         self.receipts = ReceiptIntake(
-            store=store,
+            records=ReceiptLedger(store),
             policy=self.policy,
             org_id=settings.org_id,
             metrics=self.metrics,

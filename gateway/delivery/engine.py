@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
 from gateway.application.channel import Channel
+from gateway.application.receipt_intake import ReceiptIntake
 from gateway.background import every
 from gateway.delivery.broker import BrokerDelivery, topology_for
 from gateway.delivery.deadlines import ReceiptDeadlines
@@ -32,7 +33,6 @@ from gateway.delivery.worker import DeliveryWorker
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.queue.rabbit import RabbitTransport
-from gateway.receipt_intake import ReceiptIntake
 from gateway.settings import Settings
 from gateway.store import outbox
 from gateway.store.database import Store

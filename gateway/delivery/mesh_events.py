@@ -24,10 +24,10 @@ from adapters.mesh_inbox import (
     ReceiptArrived,
     TransportAcknowledged,
 )
+from gateway.application.receipt_intake import ReceiptIntake
 from gateway.delivery.deadlines import TRANSPORT_ACKNOWLEDGED
 from gateway.errors import NotFoundError
 from gateway.policy_cache import PolicyCache
-from gateway.receipt_intake import ReceiptIntake
 from gateway.receipts import ReceiptError
 from gateway.store import delivery_records
 from gateway.store.database import Store

@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agreements.model import channel_target
 from gateway import audit
 from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult, Envelope
+from gateway.application.receipt_intake import ReceiptIntake
 from gateway.delivery import retries
 from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.queue.retry import RetryPolicy
-from gateway.receipt_intake import ReceiptIntake
 from gateway.receipts import ReceiptError
 from gateway.store import delivery_records, disclosures, status_moves
 from gateway.store.database import Store

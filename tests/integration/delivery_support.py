@@ -22,6 +22,7 @@ from agreements.loader import default_catalog_dir, load_catalog
 from agreements.model import Agreement, RetryOverride
 from gateway import audit
 from gateway.application.channel import Channel
+from gateway.application.receipt_intake import ReceiptIntake
 from gateway.delivery import DeliveryOptions, DeliveryService
 from gateway.errors import GatewayError
 from gateway.keys import CouncilKeyring
@@ -29,13 +30,13 @@ from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey
 from gateway.partner_sim import FaultRates, PartnerConfig, PartnerSimulator, ReceiptMode
 from gateway.policy_cache import PolicyCache
-from gateway.receipt_intake import ReceiptIntake
 from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, seal
 from gateway.settings import Settings, load_settings
 from gateway.store import agreements_repo, disclosures, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.database import Store
 from gateway.store.disclosure_model import DisclosureEvent, NewDisclosure, Status, SubjectIndexes
+from gateway.store.receipt_ledger import ReceiptLedger
 
 COUNCIL = "medway-council"
 CLIENT = audit.Actor(audit.ActorKind.CLIENT, "mosaic-adults")
@@ -100,7 +101,11 @@ class Rig:
         policy = PolicyCache(store, interval=3600)
         metrics = Metrics()
         intake = ReceiptIntake(
-            store=store, policy=policy, org_id=COUNCIL, metrics=metrics, clock=utc_now
+            records=ReceiptLedger(store),
+            policy=policy,
+            org_id=COUNCIL,
+            metrics=metrics,
+            clock=utc_now,
         )
         channels: dict[str, Channel] = {
             "webhook": WebhookChannel(

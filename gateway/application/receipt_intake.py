@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 from joserfc import jws
 from joserfc.errors import JoseError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import audit
+from gateway.application.submit import PolicyView
+from gateway.audit_entry import Actor, ActorKind
 from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
-from gateway.policy_cache import PolicyCache
 from gateway.receipts import ReceiptError, verify_receipt
-from gateway.store import disclosures, receipt_rows, status_moves
-from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
-from gateway.store.group_commit import SetWise
+from gateway.store.receipt_rows import StoredReceipt
+from gateway.store.status_moves import Move
 
 log = structlog.get_logger("gateway.receipts")
 
@@ -47,34 +46,25 @@ class ReceiptRecorded:
     duplicate: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Recording:
-    """A verified receipt, the status move it makes, and the status it was checked against."""
+class ReceiptRecords(Protocol):
+    """What taking a receipt reads and writes (the store's ReceiptLedger; fakes in unit tests)."""
 
-    receipt: receipt_rows.StoredReceipt
-    move: status_moves.Move
-    seen_status: Status
+    async def disclosure(self, message_id: str) -> Disclosure | None: ...
+
+    async def record(
+        self, receipt: StoredReceipt, move: Move, seen: Status
+    ) -> tuple[bool, Status]: ...
+
+    async def refused(
+        self, *, message_id: str, partner: str | None, code: str, via: str, at: datetime
+    ) -> None: ...
 
 
-async def record_receipts(
-    conn: AsyncConnection, items: Sequence[_Recording]
-) -> list[tuple[bool, Status]]:
-    """Store verified receipts and move their disclosures; (fresh, status now) for each.
+class PartnerKeys(Protocol):
+    """The policy in force, for the partners' registered keys."""
 
-    A replayed receipt id changes nothing; a move the status machine refuses (a receipt racing
-    another, or a deadline) leaves the status as it is.
-    """
-    fresh = await receipt_rows.record_many(conn, [item.receipt for item in items])
-    moves = [item.move for item, is_fresh in zip(items, fresh, strict=True) if is_fresh]
-    results = iter(await status_moves.apply(conn, moves))
-    answers: list[tuple[bool, Status]] = []
-    for item, is_fresh in zip(items, fresh, strict=True):
-        if not is_fresh:
-            answers.append((False, item.seen_status))
-            continue
-        result = next(results)
-        answers.append((True, item.move.to if result.moved else result.before))
-    return answers
+    @property
+    def snapshot(self) -> PolicyView: ...
 
 
 class ReceiptIntake:
@@ -83,13 +73,13 @@ class ReceiptIntake:
     def __init__(
         self,
         *,
-        store: Store,
-        policy: PolicyCache,
+        records: ReceiptRecords,
+        policy: PartnerKeys,
         org_id: str,
         metrics: Metrics,
         clock: Callable[[], datetime],
     ) -> None:
-        self._store, self._policy, self._org_id = store, policy, org_id
+        self._records, self._policy, self._org_id = records, policy, org_id
         self._metrics, self._clock = metrics, clock
 
     async def accept(
@@ -104,8 +94,7 @@ class ReceiptIntake:
         message_id = claimed_message_id(token)
         disclosure = known if known is not None and known.id == message_id else None
         if disclosure is None:
-            async with self._store.read() as conn:
-                disclosure = await disclosures.get(conn, message_id)
+            disclosure = await self._records.disclosure(message_id)
         if disclosure is None or disclosure.digest is None:
             await self._refused(message_id, None, "receipt_unknown_message", via)
             raise NotFoundError("no disclosure with that message id")
@@ -124,8 +113,8 @@ class ReceiptIntake:
             await self._refused(message_id, disclosure.partner_id, exc.code, via)
             raise
         target = Status.RECEIPTED if verified.status == "received" else Status.FAILED
-        actor = audit.Actor(audit.ActorKind.PARTNER, disclosure.partner_id)
-        stored = receipt_rows.StoredReceipt(
+        actor = Actor(ActorKind.PARTNER, disclosure.partner_id)
+        stored = StoredReceipt(
             receipt_id=verified.receipt_id,
             disclosure_id=disclosure.id,
             status=verified.status,
@@ -137,7 +126,7 @@ class ReceiptIntake:
         detail = {"receipt_id": verified.receipt_id, "via": via}
         if verified.reason:
             detail["reason"] = "receipt_rejected"
-        move = status_moves.Move(
+        move = Move(
             disclosure.id,
             target,
             event_type="receipted" if target is Status.RECEIPTED else "receipt_rejected",
@@ -145,11 +134,7 @@ class ReceiptIntake:
             at=now,
             detail=detail,
         )
-        # Receipts arriving together (many deliveries in flight) share one commit and are
-        # written set-wise: a few statements for the whole batch.
-        fresh, status = await self._store.write(
-            SetWise(record_receipts, _Recording(stored, move, disclosure.status))
-        )
+        fresh, status = await self._records.record(stored, move, disclosure.status)
         self._metrics.receipts.labels("replayed" if not fresh else verified.status).inc()
         if fresh and status is Status.RECEIPTED:
             self._metrics.delivery_seconds.observe((now - disclosure.created_at).total_seconds())
@@ -164,14 +149,6 @@ class ReceiptIntake:
     async def _refused(self, message_id: str, partner: str | None, code: str, via: str) -> None:
         self._metrics.receipts.labels("refused").inc()
         log.warning("receipt_refused", code=code, partner=partner)
-        targets = {"disclosure": message_id[:64]}
-        if partner:
-            targets["partner"] = partner
-        await audit.record(
-            self._store,
-            audit.SYSTEM,
-            "receipt.refused",
-            at=self._clock(),
-            targets=targets,
-            details={"code": code, "via": via},
+        await self._records.refused(
+            message_id=message_id, partner=partner, code=code, via=via, at=self._clock()
         )
