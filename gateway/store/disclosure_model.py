@@ -6,12 +6,11 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import RowMapping
 
 from gateway.errors import GatewayError
-from gateway.protection import Protection
 
 
 class Status(enum.StrEnum):
@@ -41,6 +40,23 @@ def can_transition(current: Status, new: Status) -> bool:
     return new in TRANSITIONS.get(current, frozenset())
 
 
+class AtRestKeys(Protocol):
+    """The gateway's own keys for what is stored: blind indexes and sealed held records
+    (`gateway.protection.Protection` implements this)."""
+
+    def blind_index(self, kind: Literal["nhs_number", "local_id"], value: str) -> str:
+        """A keyed hash of a subject identifier."""
+        ...
+
+    def seal_at_rest(self, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt under the data key, bound to `aad`."""
+        ...
+
+    def open_at_rest(self, sealed: bytes, aad: bytes) -> bytes:
+        """Decrypt what `seal_at_rest` sealed with the same `aad`."""
+        ...
+
+
 class IllegalTransitionError(GatewayError):
     """The disclosure's current status does not allow the requested move."""
 
@@ -56,7 +72,7 @@ class SubjectIndexes:
 
     @classmethod
     def of(
-        cls, protection: Protection, *, nhs_number: str | None, local_id: str | None
+        cls, protection: AtRestKeys, *, nhs_number: str | None, local_id: str | None
     ) -> SubjectIndexes:
         """Blind-index whichever identifiers the request carried."""
         return cls(

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit_entry
 from gateway.errors import NotFoundError
-from gateway.protection import Protection
 from gateway.store import audit_log, status_moves
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import (
+    AtRestKeys,
     Disclosure,
     DisclosureEvent,
     IllegalTransitionError,
@@ -196,7 +196,7 @@ async def record_held(
     new: NewDisclosure,
     *,
     request: bytes,
-    protection: Protection,
+    protection: AtRestKeys,
     actor: audit_entry.Actor,
     at: datetime,
 ) -> None:
@@ -215,7 +215,7 @@ async def record_held(
     )
 
 
-async def held_request(conn: AsyncConnection, id_: str, protection: Protection) -> bytes:
+async def held_request(conn: AsyncConnection, id_: str, protection: AtRestKeys) -> bytes:
     """The held request, decrypted, for the approver's decision and then the pipeline."""
     sealed = await conn.scalar(
         select(held_records.c.ciphertext).where(held_records.c.disclosure_id == id_)

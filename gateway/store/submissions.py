@@ -11,10 +11,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit_entry import Actor
-from gateway.protection import Protection
 from gateway.store import disclosures, idempotency, optouts
 from gateway.store.database import Store
-from gateway.store.disclosure_model import NewDisclosure
+from gateway.store.disclosure_model import AtRestKeys, NewDisclosure
 from gateway.store.group_commit import SetWise
 
 
@@ -65,7 +64,7 @@ async def record_accepted(
 class SubmissionLedger:
     """The store side of the submit use case."""
 
-    def __init__(self, store: Store, protection: Protection) -> None:
+    def __init__(self, store: Store, protection: AtRestKeys) -> None:
         self._store, self._protection = store, protection
 
     async def opted_out(self, nhs_index: str) -> bool:
