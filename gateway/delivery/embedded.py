@@ -119,9 +119,12 @@ class EmbeddedQueue:
     async def claim_round(self) -> int:
         """Claim what each partner has room for and start delivering it; returns how many."""
         claim = outbox.ClaimRound(
-            self.options.owner, self.clock(), self.options.lease, self.options.per_partner,
+            self.options.owner,
+            self.clock(),
+            self.options.lease,
+            self.options.per_partner,
             dict(self._inflight),
-        )  # fmt: skip
+        )
         claimed = await self.store.write(SetWise(outbox.claim_rounds, claim))
         for each in claimed:
             self._start(each)
@@ -146,8 +149,11 @@ class EmbeddedQueue:
         except asyncio.CancelledError:
             raise  # stopping: `drain` gives the row back (it stays in `_items`)
         except Exception as exc:  # never lose the row: its lease runs out and it comes back
-            log.error("embedded_delivery_failed", disclosure_id=item.disclosure_id,
-                      error_type=type(exc).__name__)  # fmt: skip
+            log.error(
+                "embedded_delivery_failed",
+                disclosure_id=item.disclosure_id,
+                error_type=type(exc).__name__,
+            )
             self._items.pop(item.id, None)
         else:
             self._items.pop(item.id, None)

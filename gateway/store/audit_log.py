@@ -162,16 +162,11 @@ async def append_many(
 
 
 def chains_inline(conn: AsyncConnection | Connection) -> bool:
-    """True on SQLite's writer thread, where entries are chained in the appending transaction.
+    """True on SQLite: entries are chained in the transaction that appends them.
 
     Every SQLite write transaction here begins IMMEDIATE, so it already holds the database's one
-    write lock, in whatever process: reading the chain head and moving it cannot race, which is
-    all the pending table and the sealer exist for. On the writer thread (`Store.submit_sync`)
-    the three extra statements cost next to nothing, and writing each entry once instead of
-    three times (pending, read back, chained) takes a fifth off the store's cost per accepted
-    disclosure. Through aiosqlite each statement is three thread hand-offs, so there, as on
-    PostgreSQL, entries are staged in `audit_pending` for the sealer, which also signs the
-    checkpoints due wherever the entries were chained.
+    write lock, which makes reading and moving the chain head safe; on PostgreSQL entries are
+    staged in `audit_pending` for the sealer.
     """
     return conn.dialect.name == "sqlite"
 

@@ -80,9 +80,15 @@ async def move(
     """
     try:
         _before, moved = await disclosures.transition_if_allowed(
-            conn, id_, to, event_type=event_type, actor=actor, at=at, detail=detail,
+            conn,
+            id_,
+            to,
+            event_type=event_type,
+            actor=actor,
+            at=at,
+            detail=detail,
             changes=changes,
-        )  # fmt: skip
+        )
     except NotFoundError:  # purged meanwhile: nothing left to record
         return False
     return moved
@@ -107,9 +113,15 @@ async def fail(
     if last_reason is not None and last_reason != reason:
         detail["last_reason"] = last_reason
     moved = await move(
-        conn, id_, Status.FAILED, event_type="failed", at=at, detail=detail, actor=actor,
+        conn,
+        id_,
+        Status.FAILED,
+        event_type="failed",
+        at=at,
+        detail=detail,
+        actor=actor,
         changes=changes,
-    )  # fmt: skip
+    )
     if moved:
         await set_outbox_state(conn, id_, DEAD)
     return moved

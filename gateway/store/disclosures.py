@@ -147,11 +147,8 @@ async def record_accepted_many(conn: AsyncConnection, items: Sequence[AcceptedDi
 
 
 def record_accepted_setwise(conn: Connection, items: Sequence[AcceptedDisclosure]) -> list[None]:
-    """`record_accepted_many` on a sync connection: the group commit's executor (one None each).
-
-    On SQLite the group commit runs it in the store's writer thread, the whole transaction in
-    one hand-off (`Store.submit_sync`).
-    """
+    """`record_accepted_many` on a sync connection: the whole batch in one hand-off to the
+    driver (one None each)."""
     require_transaction(conn)
     rows, events, queued, entries = [], [], [], []
     for item in items:
@@ -242,9 +239,15 @@ async def transition(
     Refuses moves the status machine does not allow.
     """
     current, moved = await transition_if_allowed(
-        conn, id_, new_status, event_type=event_type, actor=actor, at=at, detail=detail,
+        conn,
+        id_,
+        new_status,
+        event_type=event_type,
+        actor=actor,
+        at=at,
+        detail=detail,
         changes=changes,
-    )  # fmt: skip
+    )
     if not moved:
         raise IllegalTransitionError(f"disclosure {id_}: {current} -> {new_status} not allowed")
     return current

@@ -29,7 +29,7 @@ async def insert_all(conn: AsyncConnection, writes: Writes) -> None:
 
 
 def insert_all_sync(conn: Connection, writes: Writes) -> None:
-    """`insert_all` on a sync connection (the SQLite writer thread, or under `run_sync`)."""
+    """`insert_all` on a sync connection (under `run_sync`)."""
     # A batch (group commit) goes table by table as executemany: one statement shape per table,
     # cached, whatever the batch size; a single disclosure goes as one combined statement.
     if conn.dialect.name != "postgresql" or any(len(rows) > 1 for _table, rows in writes):
