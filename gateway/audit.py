@@ -11,8 +11,6 @@ from typing import Any
 import structlog
 from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit_entry import (
     CHECKPOINT_EVERY,
@@ -31,8 +29,9 @@ from gateway.audit_entry import (
     pending_row,
 )
 from gateway.store import audit_log as sql
-from gateway.store.audit_log import append, append_many, seal, seal_sync, sign_checkpoint
+from gateway.store.audit_log import append, append_many, seal
 from gateway.store.database import Store
+from gateway.store.unit_of_work import Connection
 
 __all__ = [
     "CHECKPOINT_EVERY",
@@ -72,9 +71,12 @@ async def record(
     signer: CheckpointSigner | None = None,
 ) -> None:
     """Standalone append (admin actions): appended and chained before this returns."""
+    # Built, and its details checked, before it joins a group commit: a bad entry fails here
+    # rather than failing the batch it would have shared.
+    entry = pending_row(actor, action, at=at, targets=targets, details=details)
 
-    async def work(conn: AsyncConnection) -> None:
-        await append(conn, actor, action, at=at, targets=targets, details=details)
+    async def work(conn: Connection) -> None:
+        await sql.append_rows(conn, [entry])
         await seal(conn, at=at, signer=signer)
 
     await store.write(work)
@@ -82,20 +84,7 @@ async def record(
 
 async def checkpoint(store: Store, signer: CheckpointSigner, *, at: datetime) -> int:
     """Seal what is pending and sign a checkpoint at the head now; returns its seq (0: empty)."""
-
-    def sign_head(conn: Connection) -> int:
-        while seal_sync(conn, at=at, signer=signer) == SEAL_BATCH:
-            pass
-        head = sql.read_head_sync(conn)
-        if head.seq == 0 or sql.last_checkpoint_seq(conn) == head.seq:
-            return head.seq
-        sign_checkpoint(conn, signer, head.seq, head.hash, at)
-        return head.seq
-
-    async def work(conn: AsyncConnection) -> int:
-        return await conn.run_sync(sign_head)
-
-    return await store.write(work)
+    return await store.write(functools.partial(sql.checkpoint_head, signer=signer, at=at))
 
 
 class AuditSealer:
@@ -117,11 +106,7 @@ class AuditSealer:
         """Seal everything committed so far; returns how many entries were chained."""
         total = 0
         while True:
-            seal_all = functools.partial(seal_sync, at=self._clock(), signer=self._signer)
-
-            async def work(conn: AsyncConnection, seal_all: Any = seal_all) -> int:
-                return int(await conn.run_sync(seal_all))
-
+            work = functools.partial(seal, at=self._clock(), signer=self._signer)
             sealed = await self._store.write(work)
             total += sealed
             if sealed < SEAL_BATCH:
@@ -140,7 +125,7 @@ class AuditSealer:
             if self._signer is None:
                 return False
             head = await sql.read_head(conn)
-            last = await conn.run_sync(sql.last_checkpoint_seq)
+            last = await sql.last_checkpoint(conn)
         return head.seq >= (last // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY
 
 

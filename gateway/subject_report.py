@@ -6,13 +6,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from gateway import audit
 from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure
+from gateway.store.unit_of_work import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +54,7 @@ async def subject_report(
     local_index = protection.blind_index("local_id", local_id) if local_id else None
     by = [name for name, given in (("nhs_number", nhs_number), ("local_id", local_id)) if given]
 
-    async def work(conn: AsyncConnection) -> list[Disclosure]:
+    async def work(conn: Connection) -> list[Disclosure]:
         found = await disclosures.about_subject(conn, nhs_index=nhs_index, local_index=local_index)
         details = {"by": by, "results": len(found)}
         await audit.append(conn, actor, "subject_report.run", at=at, details=details)

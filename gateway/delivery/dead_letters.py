@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from gateway import audit
 from gateway.queue.messages import ReplayReport
 from gateway.store import delivery_records
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
+from gateway.store.unit_of_work import Connection
 
 FAILURE_EVENTS = ("failed", "receipt_rejected")
 REPLAY_GRACE = timedelta(seconds=60)
@@ -121,7 +120,7 @@ async def replay(
     now = clock()
     due = now + REPLAY_GRACE if broker is not None else now
 
-    async def work(conn: AsyncConnection) -> tuple[dict[str, str], dict[str, list[str]]]:
+    async def work(conn: Connection) -> tuple[dict[str, str], dict[str, list[str]]]:
         refused: dict[str, str] = {}
         partners: dict[str, list[str]] = {}
         for id_ in dict.fromkeys(ids):
@@ -164,7 +163,7 @@ async def replay(
 async def _settle_outbox(store: Store, result: ReplayResult, now: datetime) -> None:
     """Rows whose parked copy moved are published; the others are due for the relay now."""
 
-    async def work(conn: AsyncConnection) -> None:
+    async def work(conn: Connection) -> None:
         await delivery_records.settle_replayed(
             conn, published=result.from_broker, due=result.from_outbox, at=now
         )

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agreements.model import DEFAULT_RECEIPT_DEADLINES, channel_target
 from gateway.policy_cache import PolicyCache
 from gateway.store import delivery_records
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
+from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery.deadlines")
 
@@ -88,7 +88,7 @@ class ReceiptDeadlines:
         return report
 
     async def _overdue(self, id_: str, now: datetime, report: DeadlineReport) -> None:
-        async def work(conn: AsyncConnection) -> tuple[str | None, int]:
+        async def work(conn: Connection) -> tuple[str | None, int]:
             resends = await delivery_records.count_events(conn, id_, RESEND_EVENT)
             if resends < self.resend_limit:
                 moved = await delivery_records.move(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.application.channel import Envelope
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, OnHold, Transient, Verdict
@@ -24,6 +23,7 @@ from gateway.queue.retry import GiveUp
 from gateway.store import outbox
 from gateway.store.database import Store
 from gateway.store.group_commit import SetWise
+from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery.embedded")
 CLAIM_GATHER_SECONDS = 0.005
@@ -88,7 +88,7 @@ class EmbeddedQueue:
             until = self.clock() + self.options.lease
 
             async def renew(
-                conn: AsyncConnection, held: list[int] = held, until: datetime = until
+                conn: Connection, held: list[int] = held, until: datetime = until
             ) -> int:
                 return await outbox.extend_leases(conn, held, owner=self.options.owner, until=until)
 
@@ -180,7 +180,7 @@ class EmbeddedQueue:
             await self.worker.note_retry(envelope, verdict.reason, step.tier.delay)
             due = now + step.tier.delay
 
-            async def release(conn: AsyncConnection) -> None:
+            async def release(conn: Connection) -> None:
                 await outbox.release(conn, item.id, owner=owner, available_at=due)
 
             await self.store.write(release)
@@ -200,7 +200,7 @@ class EmbeddedQueue:
             return
         now = self.clock()
 
-        async def release(conn: AsyncConnection) -> None:
+        async def release(conn: Connection) -> None:
             for item in left:
                 await outbox.release(conn, item.id, owner=self.options.owner, available_at=now)
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
@@ -36,6 +35,7 @@ from gateway.queue.rabbit import RabbitTransport
 from gateway.settings import Settings
 from gateway.store import outbox
 from gateway.store.database import Store
+from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -71,7 +71,7 @@ async def reclaim_dead_leases(store: Store, now: datetime) -> int:
     Owners on other hosts are left to their leases.
     """
 
-    async def work(conn: AsyncConnection) -> int:
+    async def work(conn: Connection) -> int:
         released = 0
         for owner in await outbox.lease_owners(conn, now=now):
             if _dead_local_owner(owner):

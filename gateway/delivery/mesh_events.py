@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mesh_inbox import (
     DeliveryFailed,
@@ -32,6 +31,7 @@ from gateway.receipts import ReceiptError
 from gateway.store import delivery_records
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
+from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery.mesh")
 
@@ -77,7 +77,7 @@ class MeshEvents:
     async def _acknowledged(self, id_: str, event: TransportAcknowledged) -> None:
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> bool:
+        async def work(conn: Connection) -> bool:
             if await delivery_records.current_status(conn, id_) is not Status.DISPATCHED:
                 return False
             if await delivery_records.count_events(conn, id_, TRANSPORT_ACKNOWLEDGED):
@@ -97,7 +97,7 @@ class MeshEvents:
     async def _failed(self, id_: str, event: DeliveryFailed) -> None:
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> bool:
+        async def work(conn: Connection) -> bool:
             return await delivery_records.fail(conn, id_, reason=event.reason, at=now)
 
         moved = await self.store.write(work)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.queue.messages import OutgoingMessage
 from gateway.queue.rabbit import RabbitTransport
 from gateway.store import outbox
 from gateway.store.database import Store
 from gateway.store.group_commit import SetWise
+from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery.relay")
 
@@ -122,7 +122,7 @@ class OutboxRelay:
         unconfirmed = [item for item in items if item.disclosure_id not in confirmed]
         if unconfirmed:
 
-            async def release(conn: AsyncConnection) -> None:
+            async def release(conn: Connection) -> None:
                 for item in unconfirmed:
                     await outbox.release(
                         conn, item.id, owner=o.owner, available_at=now + o.unconfirmed_backoff

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agreements.model import channel_target
 from gateway import audit
@@ -33,6 +32,7 @@ from gateway.store import delivery_records, disclosures, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.group_commit import SetWise
+from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -231,7 +231,7 @@ class DeliveryWorker:
         """Record `failed` with the reason and dead-letter the envelope in the outbox."""
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Connection) -> None:
             await delivery_records.fail(
                 conn,
                 envelope.message_id,
@@ -258,7 +258,7 @@ class DeliveryWorker:
         """A failed attempt that will be tried again after `delay` (an event, not a move)."""
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Connection) -> None:
             if (
                 await delivery_records.current_status(conn, envelope.message_id)
                 is not Status.QUEUED
@@ -285,7 +285,7 @@ class DeliveryWorker:
         """Keep a queued envelope back (agreement suspended) and look again after `delay`."""
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Connection) -> None:
             if await delivery_records.last_event_type(conn, envelope.message_id) != "delivery_held":
                 await delivery_records.add_event(
                     conn, envelope.message_id, "delivery_held", at=now, detail={"reason": reason}

@@ -107,6 +107,11 @@ def hash_at(conn: Connection, seq: int) -> str:
     return str(conn.scalar(select(audit_log.c.hash).where(audit_log.c.seq == seq)))
 
 
+async def last_checkpoint(conn: AsyncConnection) -> int:
+    """The seq of the newest checkpoint, 0 if none."""
+    return await conn.run_sync(last_checkpoint_seq)
+
+
 def last_checkpoint_seq(conn: Connection) -> int:
     """The seq of the newest checkpoint, 0 if none."""
     value = conn.scalar(select(func.max(audit_checkpoints.c.seq)))
@@ -207,6 +212,23 @@ def insert_with_entries_sync(
         insert_all_sync(conn, [*writes, (audit_pending, rows)])
 
 
+async def checkpoint_head(conn: AsyncConnection, signer: CheckpointSigner, *, at: datetime) -> int:
+    """Seal everything pending and sign a checkpoint at the head; returns its seq (0: empty).
+
+    Signs nothing when the head already has a checkpoint.
+    """
+    return await conn.run_sync(_checkpoint_head_sync, signer, at)
+
+
+def _checkpoint_head_sync(conn: Connection, signer: CheckpointSigner, at: datetime) -> int:
+    while seal_sync(conn, at=at, signer=signer) == SEAL_BATCH:
+        pass
+    head = read_head_sync(conn)
+    if head.seq and last_checkpoint_seq(conn) != head.seq:
+        _sign_checkpoint(conn, signer, head.seq, head.hash, at)
+    return head.seq
+
+
 async def seal(
     conn: AsyncConnection,
     *,
@@ -233,7 +255,7 @@ def seal_sync(
     checkpoint_every: int = CHECKPOINT_EVERY,
     limit: int = SEAL_BATCH,
 ) -> int:
-    """`seal` on a sync connection (the background sealer's, on SQLite's writer thread)."""
+    """`seal` on a sync connection: the whole seal in one hand-off to the driver's thread."""
     lock_chain(conn)
     pending = read_pending(conn, limit)
     if pending:
@@ -250,10 +272,10 @@ def _sign_due_checkpoints(
     head = read_head_sync(conn)
     first = (last_checkpoint_seq(conn) // every + 1) * every
     for seq in range(first, head.seq + 1, every):
-        sign_checkpoint(conn, signer, seq, hash_at(conn, seq), at)
+        _sign_checkpoint(conn, signer, seq, hash_at(conn, seq), at)
 
 
-def sign_checkpoint(
+def _sign_checkpoint(
     conn: Connection, signer: CheckpointSigner, seq: int, hash_: str, at: datetime
 ) -> None:
     token = signer.sign_compact(checkpoint_payload(seq, hash_, at), typ=CHECKPOINT_TYP)
