@@ -88,28 +88,25 @@ class JwksCheckpointVerifier:
 async def verify(store: Store, verifier: CheckpointVerifier | None = None) -> VerifyReport:
     """Check the whole chain and every checkpoint; a verifier also checks their signatures."""
     report = VerifyReport(signatures_checked=verifier is not None)
-    async with store.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":  # one snapshot, so a live sealer cannot confuse us
-            await conn.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
-            head = await sql.read_head(conn)
-            report.pending, report.oldest_pending_at = await sql.pending_summary(conn)
-            hashes: dict[int, str] = {}
-            checkpoints = await sql.read_checkpoints(conn)
-            wanted = {int(cp.seq) for cp in checkpoints}
-            seq, prev = 0, GENESIS
-            while report.broken is None:
-                page = await sql.read_entries(conn, seq, PAGE)
-                if not page:
+    async with sql.snapshot(store) as conn:
+        head = await sql.read_head(conn)
+        report.pending, report.oldest_pending_at = await sql.pending_summary(conn)
+        hashes: dict[int, str] = {}
+        checkpoints = await sql.read_checkpoints(conn)
+        wanted = {int(cp.seq) for cp in checkpoints}
+        seq, prev = 0, GENESIS
+        while report.broken is None:
+            page = await sql.read_entries(conn, seq, PAGE)
+            if not page:
+                break
+            for row in page:
+                report.broken = _check_link(row, seq + 1, prev)
+                if report.broken is not None:
                     break
-                for row in page:
-                    report.broken = _check_link(row, seq + 1, prev)
-                    if report.broken is not None:
-                        break
-                    seq, prev = int(row.seq), str(row.hash)
-                    if seq in wanted:
-                        hashes[seq] = prev
-            report.entries = seq
+                seq, prev = int(row.seq), str(row.hash)
+                if seq in wanted:
+                    hashes[seq] = prev
+        report.entries = seq
     report.head_seq, report.head_hash = head.seq, head.hash
     if report.broken is None:
         report.broken = _check_head(head, seq, prev)

@@ -18,7 +18,8 @@ every checkpoint due.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ from gateway.audit_entry import (
     link,
     pending_row,
 )
+from gateway.store.database import Store
 from gateway.store.multi_insert import Writes, insert_all_sync
 from gateway.store.tables import audit_checkpoints, audit_head, audit_log, audit_pending
 
@@ -116,6 +118,16 @@ def last_checkpoint_seq(conn: Connection) -> int:
     """The seq of the newest checkpoint, 0 if none."""
     value = conn.scalar(select(func.max(audit_checkpoints.c.seq)))
     return int(value or 0)
+
+
+@asynccontextmanager
+async def snapshot(store: Store) -> AsyncIterator[AsyncConnection]:
+    """A read transaction that sees one state of the chain, however long it is walked."""
+    async with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # so a live sealer cannot confuse the walk
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            yield conn
 
 
 async def read_entries(conn: AsyncConnection, after_seq: int, limit: int) -> list[Any]:
