@@ -106,8 +106,10 @@ def due_report(
                 items.append(DueItem(kind, agreement.id, when, left, agreement.status, detail))
     for partner_id in sorted({a.partner_id for a in live}):
         items += _key_items(partner_id, enc_keys.get(partner_id, ()), now=now, days=days)
-    return sorted(items, key=lambda i: (i.days_left if i.days_left is not None else -10**6,
-                                        i.subject, i.kind))  # fmt: skip
+    return sorted(
+        items,
+        key=lambda i: (i.days_left if i.days_left is not None else -(10**6), i.subject, i.kind),
+    )
 
 
 def _date_detail(kind: str, left: int) -> str:

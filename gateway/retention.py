@@ -16,16 +16,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from gateway import audit
 from gateway.store import retention_rows
 from gateway.store.database import Store
+from gateway.store.unit_of_work import Connection
 
 IDEMPOTENCY_TTL = timedelta(days=1)
 BATCH = 500
-Due = Callable[[AsyncConnection, int | None], Awaitable[list[str]]]
-Purge = Callable[[AsyncConnection, Sequence[str]], Awaitable[None]]
+Due = Callable[[Connection, int | None], Awaitable[list[str]]]
+Purge = Callable[[Connection, Sequence[str]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -55,13 +54,13 @@ async def run(
     report = RetentionReport(dry_run=dry_run)
     cutoff = now - metadata_retention
 
-    async def envelopes(conn: AsyncConnection, limit: int | None) -> list[str]:
+    async def envelopes(conn: Connection, limit: int | None) -> list[str]:
         return await retention_rows.envelopes_due(conn, now, limit)
 
-    async def metadata(conn: AsyncConnection, limit: int | None) -> list[str]:
+    async def metadata(conn: Connection, limit: int | None) -> list[str]:
         return await retention_rows.metadata_due(conn, cutoff, limit)
 
-    async def purge(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    async def purge(conn: Connection, ids: Sequence[str]) -> None:
         await retention_rows.purge_envelopes(conn, ids, now)
 
     if dry_run:
@@ -82,7 +81,7 @@ async def run(
         while ids := await _batch(store, due, action, audited, batch, now=now, actor=actor):
             done.extend(ids)
 
-    async def forget_keys(conn: AsyncConnection) -> int:
+    async def forget_keys(conn: Connection) -> int:
         return await retention_rows.delete_idempotency_keys(conn, now - IDEMPOTENCY_TTL)
 
     report.idempotency_keys_deleted = await store.write(forget_keys)
@@ -101,7 +100,7 @@ async def _batch(
 ) -> list[str]:
     """One batch in one short unit of work, each purge audited."""
 
-    async def work(conn: AsyncConnection) -> list[str]:
+    async def work(conn: Connection) -> list[str]:
         ids = await due(conn, size)
         if ids:
             await action(conn, ids)

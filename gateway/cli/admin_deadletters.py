@@ -90,9 +90,11 @@ async def _replay(
         if settings.broker_url:
             partners = await _partners_of(store, ids, partner)
             topology = build_topology(
-                settings.broker_prefix, partners, settings.retry_policy,
+                settings.broker_prefix,
+                partners,
+                settings.retry_policy,
                 delivery_limit=settings.delivery_limit,
-            )  # fmt: skip
+            )
             transport = await RabbitTransport.connect(
                 settings.broker_url, topology, connection_name="gatehouse-admin"
             )
