@@ -143,12 +143,12 @@ class SignerSource(Protocol):
 
 
 class CouncilSealer:
-    """Seals with the council key active at the claims' `iat` (the submit use case's Sealer)."""
+    """Seals in the event loop with the council key active at the claims' `iat`."""
 
     def __init__(self, keys: SignerSource) -> None:
         self._keys = keys
 
-    def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
+    async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
         """Sign, then encrypt for `recipient`."""
         return seal(claims, self._keys.active_signer(claims.iat), recipient)
 

@@ -51,7 +51,7 @@ class PolicySource(Protocol):
 class EnvelopeSealer(Protocol):
     """Minimises and seals for the partner as the submit use case does (`SubmitDisclosures`)."""
 
-    def seal_for(
+    async def seal_for(
         self,
         command: SubmitDisclosure,
         *,
@@ -192,7 +192,7 @@ class ApprovalDecisions:
                 "cannot approve now: " + ", ".join(decision.reasons or ("agreement_not_found",))
             )
         assert key is not None
-        sealed, (sent, removed) = self._sealer.seal_for(
+        sealed, (sent, removed) = await self._sealer.seal_for(
             sub, agreement=agreement, partner=partner, key=key, disclosure_id=found.id, now=now
         )
         approval = self._decision(found.id, sub, "approved", actor=actor, reason=reason, at=now)

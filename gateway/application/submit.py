@@ -81,7 +81,7 @@ class SubmissionRecords(Protocol):
 class Sealer(Protocol):
     """Signs with the council key in force and encrypts for the partner's key."""
 
-    def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope: ...
+    async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope: ...
 
 
 def lawful_basis_summary(agreement: Agreement) -> str:
@@ -202,7 +202,7 @@ class SubmitDisclosures:
         if decision.outcome is Outcome.NEEDS_APPROVAL:
             return Held(new.id), Hold(new, command.to_held(), actor, now)
         assert key is not None  # decide() denied a partner without a valid key
-        sealed, (sent, removed) = self.seal_for(
+        sealed, (sent, removed) = await self.seal_for(
             command, agreement=agreement, partner=partner, key=key, disclosure_id=new.id, now=now
         )
         accepted = dataclasses.replace(
@@ -213,7 +213,7 @@ class SubmitDisclosures:
         )
         return Queued(new.id), AcceptedDisclosure(accepted, sealed.body, sealed.digest, actor, now)
 
-    def seal_for(
+    async def seal_for(
         self,
         command: SubmitDisclosure,
         *,
@@ -246,7 +246,7 @@ class SubmitDisclosures:
             onward_sharing=str(agreement.onward_sharing),
         )
         with self._stage("seal"):
-            sealed = self._sealer.seal(claims, key)
+            sealed = await self._sealer.seal(claims, key)
         return sealed, (minimised.sent, minimised.removed)
 
     @staticmethod

@@ -72,7 +72,7 @@ class FakePolicy:
 
 
 class FakeSealer:
-    def seal_for(
+    async def seal_for(
         self,
         command: SubmitDisclosure,
         *,

@@ -67,7 +67,7 @@ class FakeRecords:
 class FakeSealer:
     sealed: list[EnvelopeClaims] = field(default_factory=list)
 
-    def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
+    async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
         self.sealed.append(claims)
         return SealedEnvelope(b"jwe:" + claims.jti.encode(), "digest", "council-kid", recipient.kid)
 
