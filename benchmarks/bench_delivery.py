@@ -297,21 +297,50 @@ async def register(store: Store, partner: Partner) -> None:
     at = now()
     template = load_catalog(default_catalog_dir()).agreements["KM-DOM-006"]
     agreement = template.model_copy(update={"id": "BENCH-DOM", "partner": PARTNER})
-    async with store.transaction() as conn:
-        await partners_repo.save_partner(conn, partners_repo.StoredPartner(
-            PARTNER, "Benchmark partner", "care_provider", "webhook", {"endpoint": partner.url},
-        ), at=at)  # fmt: skip
+
+    async def work(conn: Any) -> None:
+        await partners_repo.save_partner(
+            conn,
+            partners_repo.StoredPartner(
+                PARTNER,
+                "Benchmark partner",
+                "care_provider",
+                "webhook",
+                {"endpoint": partner.url},
+            ),
+            at=at,
+        )
         for key in (partner.enc, partner.sig):
-            await partners_repo.add_key(conn, partners_repo.StoredPartnerKey(
-                partner_id=PARTNER, kid=key.kid, use=key.use, alg=key.alg, jwk=dict(key.jwk),
-                not_before=at - timedelta(days=1),
-            ), at=at)  # fmt: skip
-        await agreements_repo.save(conn, StoredAgreement(
-            id=agreement.id, version=agreement.version, status="active", partner_id=PARTNER,
-            effective_from=agreement.effective_from, effective_to=agreement.effective_to,
-            review_due=agreement.review_due, document=agreement.to_document(),
-            content_hash=agreement.content_hash(), applied_by="bench", applied_at=at,
-        ))  # fmt: skip
+            await partners_repo.add_key(
+                conn,
+                partners_repo.StoredPartnerKey(
+                    partner_id=PARTNER,
+                    kid=key.kid,
+                    use=key.use,
+                    alg=key.alg,
+                    jwk=dict(key.jwk),
+                    not_before=at - timedelta(days=1),
+                ),
+                at=at,
+            )
+        await agreements_repo.save(
+            conn,
+            StoredAgreement(
+                id=agreement.id,
+                version=agreement.version,
+                status="active",
+                partner_id=PARTNER,
+                effective_from=agreement.effective_from,
+                effective_to=agreement.effective_to,
+                review_due=agreement.review_due,
+                document=agreement.to_document(),
+                content_hash=agreement.content_hash(),
+                applied_by="bench",
+                applied_at=at,
+            ),
+        )
+
+    await store.write(work)
 
 
 async def drop_topology(topology: Any) -> None:

@@ -1,8 +1,9 @@
 """Whole disclosures persisted per second (disclosure + event + outbox + audit, one transaction).
 
-Runs on SQLite (a temporary file) and on PostgreSQL (a database it creates and drops), with 1 and
-with 16 concurrent writers, while the audit sealer chains entries in the background as it would in
-the service. Afterwards it drains the sealer, verifies the whole chain, and prints the figures.
+Runs on SQLite (a temporary file) and on PostgreSQL (a database it creates and drops), with 1,
+16 and 64 concurrent writers through `Store.write`, while the audit sealer chains entries in the
+background as it would in the service. Afterwards it drains the sealer, verifies the whole
+chain, and prints the figures.
 
     .venv/bin/python benchmarks/bench_store.py [--seconds 3] [--skip-postgres]
 """
@@ -59,19 +60,8 @@ def disclosure(prot: Protection, n: int) -> NewDisclosure:
 
 
 async def writer(store: Store, prot: Protection, deadline: float, counter: list[int]) -> None:
-    while time.perf_counter() < deadline:
-        new = disclosure(prot, counter[0])
-        async with store.transaction() as conn:
-            await disclosures.record_accepted(
-                conn, new, envelope=ENVELOPE, digest="bench", actor=ACTOR, at=now()
-            )
-        counter[0] += 1
-
-
-async def grouped_writer(
-    store: Store, prot: Protection, deadline: float, counter: list[int]
-) -> None:
-    """As the pipeline persists: each writer waits for the group commit holding its disclosure."""
+    """As submitting persists: each writer waits for the commit holding its disclosure (with
+    one writer, every commit holds one disclosure)."""
     while time.perf_counter() < deadline:
         new = disclosure(prot, counter[0])
         accepted = disclosures.AcceptedDisclosure(new, ENVELOPE, "bench", ACTOR, now())
@@ -79,9 +69,7 @@ async def grouped_writer(
         counter[0] += 1
 
 
-async def run(
-    url: str, writers: int, seconds: float, prot: Protection, *, grouped: bool = False
-) -> None:
+async def run(url: str, writers: int, seconds: float, prot: Protection) -> None:
     store = await Store.open(url, pool_size=writers + 2)
     await store.upgrade()
     sealer = AuditSealer(store, clock=now)
@@ -91,12 +79,7 @@ async def run(
     cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
-    if grouped:
-        await asyncio.gather(
-            *(grouped_writer(store, prot, deadline, counter) for _ in range(writers))
-        )
-    else:
-        await asyncio.gather(*(writer(store, prot, deadline, counter) for _ in range(writers)))
+    await asyncio.gather(*(writer(store, prot, deadline, counter) for _ in range(writers)))
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu  # this process, every thread (the driver's included)
     drain_start = time.perf_counter()
@@ -107,7 +90,7 @@ async def run(
     await store.close()
     rate = counter[0] / elapsed
     print(
-        f"{store.dialect:10} writers={writers:2} {'group commit' if grouped else 'one txn each'}"
+        f"{store.dialect:10} writers={writers:2}"
         f"  {counter[0]:6} disclosures in {elapsed:4.1f}s"
         f"  = {rate:7.0f}/s, CPU {cpu / max(counter[0], 1) * 1e6:4.0f} µs each"
         f"   sealer backlog drained in {drain * 1000:5.0f} ms"
@@ -115,9 +98,8 @@ async def run(
     )
 
 
-# One transaction per disclosure (1 and 16 writers), then 16 and 64 concurrent writers through
-# the pipeline's group commit (gateway/group_commit.py), which is how the service persists.
-CASES = ((1, False), (16, False), (16, True), (64, True))
+# One writer (a commit per disclosure), then 16 and 64 sharing commits through Store.write.
+CASES = (1, 16, 64)
 
 
 async def pg_admin(sql: str) -> None:
@@ -137,16 +119,16 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         prot = Protection.from_dir(Path(tmp) / "keys")
-        for writers, grouped in CASES:
-            url = f"sqlite+aiosqlite:///{tmp}/bench-{writers}-{grouped}.db"
-            await run(url, writers, args.seconds, prot, grouped=grouped)
+        for writers in CASES:
+            url = f"sqlite+aiosqlite:///{tmp}/bench-{writers}.db"
+            await run(url, writers, args.seconds, prot)
         if args.skip_postgres:
             return
-        for writers, grouped in CASES:
+        for writers in CASES:
             name = f"gh_bench_{uuid.uuid4().hex[:10]}"
             await pg_admin(f'CREATE DATABASE "{name}"')
             try:
-                await run(f"{PG}/{name}", writers, args.seconds, prot, grouped=grouped)
+                await run(f"{PG}/{name}", writers, args.seconds, prot)
             finally:
                 await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -12,18 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from agreements.loader import load_catalog
 from agreements.model import Agreement, AgreementStatus, Catalog, ChannelSpec, Partner
 from gateway import audit
 from gateway.errors import GatewayError
 from gateway.store import agreements_repo, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.database import Store
+from gateway.store.unit_of_work import Connection
 
 AgreementChangeKind = Literal["new_agreement", "new_version", "unchanged", "refused"]
 PartnerChangeKind = Literal["new_partner", "updated", "unchanged"]
@@ -45,8 +42,12 @@ class FieldChange:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"field": self.field, "change": self.change, "before": self.before,
-                "after": self.after}  # fmt: skip
+        return {
+            "field": self.field,
+            "change": self.change,
+            "before": self.before,
+            "after": self.after,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +255,10 @@ def _diff_rules(before: Sequence[Any], after: Sequence[Any]) -> list[FieldChange
 
 def _rule_terms(rule: Mapping[str, Any]) -> dict[str, Any]:
     """A rule without its path, defaults spelled out so a diff reads plainly."""
-    return {"purposes": list(rule.get("purposes", [])) or ["(all)"],
-            "transform": rule.get("transform", "keep")}  # fmt: skip
+    return {
+        "purposes": list(rule.get("purposes", [])) or ["(all)"],
+        "transform": rule.get("transform", "keep"),
+    }
 
 
 def plan(
@@ -282,9 +285,13 @@ def _by_id(items: Mapping[str, Any]) -> list[Any]:
 
 
 def _partner_document(record: partners_repo.StoredPartner) -> dict[str, Any]:
-    return {"name": record.name, "kind": record.kind, "channel": record.channel,
-            "target": dict(record.target),
-            **{name: getattr(record, name) for name in PARTNER_CONTACTS}}  # fmt: skip
+    return {
+        "name": record.name,
+        "kind": record.kind,
+        "channel": record.channel,
+        "target": dict(record.target),
+        **{name: getattr(record, name) for name in PARTNER_CONTACTS},
+    }
 
 
 def _plan_partner(partner: Partner, stored: partners_repo.StoredPartner | None) -> PartnerChange:
@@ -348,8 +355,12 @@ async def apply(
     at: datetime,
     on_step: Callable[[str], None] | None = None,
 ) -> Plan:
-    """Plan against the store and apply it in ONE transaction, auditing every write."""
-    async with store.transaction() as conn:
+    """Plan against the store and apply it in one unit of work, auditing every write.
+
+    `on_step` is told each partner and agreement id once the whole plan has committed.
+    """
+
+    async def work(conn: Connection) -> Plan:
         current = await agreements_repo.current(conn)
         result = plan(catalog, current, await partners_repo.all_partners(conn))
         if not result.ok:
@@ -359,25 +370,31 @@ async def apply(
                 record = partner_record(catalog.partners[partner_change.id])
                 await partners_repo.save_partner(conn, record, at=at)
                 changed = sorted({c.field for c in partner_change.changes})  # names, no values
-                await audit.append(conn, actor, "partner.saved", at=at,
-                                   targets={"partner": record.id},
-                                   details={"change": partner_change.kind,
-                                            "channel": record.channel,
-                                            "changed_fields": changed[:MAX_AUDITED_FIELDS],
-                                            "changed_fields_total": len(changed)})  # fmt: skip
-            if on_step is not None:
-                on_step(partner_change.id)
+                details = {
+                    "change": partner_change.kind,
+                    "channel": record.channel,
+                    "changed_fields": changed[:MAX_AUDITED_FIELDS],
+                    "changed_fields_total": len(changed),
+                }
+                targets = {"partner": record.id}
+                await audit.append(
+                    conn, actor, "partner.saved", at=at, targets=targets, details=details
+                )
         for change in result.agreements:
             if change.kind in ("new_agreement", "new_version"):
                 await _apply_agreement(conn, catalog.agreements[change.id], change, actor, at)
-            if on_step is not None:
-                on_step(change.id)
         await audit.seal(conn, at=at)
+        return result
+
+    result = await store.write(work)
+    if on_step is not None:
+        for step_id in [*(p.id for p in result.partners), *(a.id for a in result.agreements)]:
+            on_step(step_id)
     return result
 
 
 async def _apply_agreement(
-    conn: AsyncConnection,
+    conn: Connection,
     agreement: Agreement,
     change: AgreementChange,
     actor: audit.Actor,
@@ -401,10 +418,3 @@ async def _apply_agreement(
             "changed_fields_total": len(changed),
         },
     )
-
-
-async def apply_directory(
-    store: Store, directory: Path, *, actor: audit.Actor, at: datetime
-) -> Plan:
-    """Load a catalog directory and apply it (CatalogError or CatalogRefusedError if it cannot)."""
-    return await apply(store, load_catalog(directory), actor=actor, at=at)

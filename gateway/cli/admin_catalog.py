@@ -168,8 +168,9 @@ def print_plan(plan: Plan, *, dry_run: bool) -> None:
     )
     for change in plan.agreements:
         if change.changes and change.kind != "unchanged":
-            print_changes(f"{change.id}: v{change.stored_version} -> v{change.version}",
-                          change.changes)  # fmt: skip
+            print_changes(
+                f"{change.id}: v{change.stored_version} -> v{change.version}", change.changes
+            )
         for warning in change.warnings:
             out.print(
                 f"[yellow]warning:[/] {escape(change.id)}: {escape(warning)}", highlight=False

@@ -122,12 +122,6 @@ class Store:
                 yield conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction outside group commit (being replaced by `write`)."""
-        async with self._transaction() as conn:
-            yield conn
-
-    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads, never taking the SQLite write lock.
 

@@ -37,6 +37,7 @@ from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.database import Store
 from gateway.store.disclosure_model import DisclosureEvent, NewDisclosure, Status, SubjectIndexes
 from gateway.store.receipt_ledger import ReceiptLedger
+from tests.integration.store_support import transaction
 
 COUNCIL = "medway-council"
 CLIENT = audit.Actor(audit.ActorKind.CLIENT, "mosaic-adults")
@@ -141,7 +142,7 @@ class Rig:
         base = await sim.start()
         self.sims[partner_id] = sim
         enc, sig = sim.public_keys()
-        async with self.store.transaction() as conn:
+        async with transaction(self.store) as conn:
             await partners_repo.save_partner(
                 conn,
                 partners_repo.StoredPartner(
@@ -175,7 +176,7 @@ class Rig:
 
     async def save_agreement(self, agreement: Agreement, status: str = "active") -> None:
         """Store an agreement version as an administrator would apply it."""
-        async with self.store.transaction() as conn:
+        async with transaction(self.store) as conn:
             await agreements_repo.save(
                 conn,
                 StoredAgreement(
@@ -191,7 +192,7 @@ class Rig:
     async def set_agreement_status(self, partner_id: str, status: str) -> None:
         """Suspend, resume or terminate a partner's agreement (live at the next refresh)."""
         agreement_id = self.agreements[partner_id]
-        async with self.store.transaction() as conn:
+        async with transaction(self.store) as conn:
             await agreements_repo.set_status(conn, agreement_id, TEMPLATE_AGREEMENT.version, status)
         await self.policy.refresh()
 
@@ -251,7 +252,7 @@ class Rig:
                 reason="care package start", retain_until=now + timedelta(days=365),
                 fields_sent=("identity.name",), decision_reasons=("allowed",), key_ids=(kid,),
             )  # fmt: skip
-            async with self.store.transaction() as conn:
+            async with transaction(self.store) as conn:
                 await disclosures.record_accepted(
                     conn, new, envelope=body, digest=digest, actor=CLIENT, at=now
                 )

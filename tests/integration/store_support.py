@@ -28,6 +28,14 @@ LOCAL_ID = "MDW-SYN-000123"
 
 
 @asynccontextmanager
+async def transaction(store: Store) -> AsyncIterator[AsyncConnection]:
+    """Hold one write transaction of the store's own, to call repository functions directly
+    and look at the result inside it (production code writes through `store.write`)."""
+    async with store._transaction() as conn:
+        yield conn
+
+
+@asynccontextmanager
 async def open_store(url: str) -> AsyncIterator[Store]:
     """A migrated store, closed afterwards."""
     store = await Store.open(url)

@@ -18,7 +18,14 @@ from gateway.background import Loops
 from gateway.store import audit_log as audit_sql
 from gateway.store.database import Store
 from gateway.store.tables import audit_checkpoints, audit_head, audit_log
-from tests.integration.store_support import ADMIN, CLIENT, T0, checkpoint_keys, open_store
+from tests.integration.store_support import (
+    ADMIN,
+    CLIENT,
+    T0,
+    checkpoint_keys,
+    open_store,
+    transaction,
+)
 
 REPO = str(Path(__file__).resolve().parents[2])
 N = 12  # entries per test chain; checkpoints every 5 -> at 5 and 10, tail 11..12 unsigned
@@ -29,7 +36,7 @@ async def build_chain(
 ) -> None:
     """Append n entries in separate transactions, sealing with checkpoints every `every`."""
     for i in range(n):
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await audit.append(
                 conn,
                 CLIENT,
@@ -38,7 +45,7 @@ async def build_chain(
                 targets={"disclosure": f"d-{i}"},
                 details={"fields_sent": ["person.name"], "n": i},
             )
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await audit.seal(
                 conn, at=T0 + timedelta(seconds=i), signer=signer, checkpoint_every=every
             )
@@ -48,7 +55,7 @@ async def test_a_sealed_chain_verifies(database_url: str) -> None:
     async with open_store(database_url) as store:
         signer, verifier = checkpoint_keys()
         for i in range(N):
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await audit.append(conn, CLIENT, "x.done", at=T0, details={"n": i})
                 await audit.seal(conn, at=T0, signer=signer, checkpoint_every=5)
         report = await verify(store, verifier)
@@ -158,7 +165,7 @@ async def test_on_demand_checkpoint_signs_the_head(database_url: str) -> None:
 
 
 async def test_free_text_in_details_is_refused(sqlite_url: str) -> None:
-    async with open_store(sqlite_url) as store, store.transaction() as conn:
+    async with open_store(sqlite_url) as store, transaction(store) as conn:
         with pytest.raises(ValueError, match="too long"):
             await audit.append(conn, CLIENT, "x", at=T0, details={"note": "x" * 500})
 
@@ -278,7 +285,7 @@ async def test_verify_reports_the_first_broken_link(database_url: str, tamper, c
         signer, verifier = checkpoint_keys()
         await build_chain(store, signer)
         assert (await verify(store)).ok
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await tamper(conn)
         report = await verify(store, verifier)
     assert not report.ok
@@ -301,8 +308,9 @@ APPENDER = textwrap.dedent(
             if i % 2:
                 await audit.record(store, actor, "test.standalone", at=now(), details={"i": i})
             else:
-                async with store.transaction() as conn:
+                async def work(conn, i=i):
                     await audit.append(conn, actor, "test.pipeline", at=now(), details={"i": i})
+                await store.write(work)
                 await audit.AuditSealer(store, clock=now).seal_now()
         await store.close()
 

@@ -27,6 +27,7 @@ from gateway.store.disclosure_model import Status
 from gateway.store.tables import audit_log, outbox
 from tests.integration.delivery_support import TEMPLATE_AGREEMENT, Rig, utc_now, wait_until
 from tests.integration.rabbit_helpers import delete_topology, unique_prefix
+from tests.integration.store_support import transaction
 from tests.services import AMQP_URL, require_service
 
 MODES = ["embedded", "rabbitmq"]
@@ -299,7 +300,7 @@ async def test_terminated_agreement_fails_without_sending(rig: Rig) -> None:
 async def test_permanent_refusal_fails_at_once(rig: Rig) -> None:
     sim = await rig.add_partner("strict")
     # A partner endpoint that answers 404: a permanent refusal, never retried.
-    async with rig.store.transaction() as conn:
+    async with transaction(rig.store) as conn:
         await partners_repo.save_partner(
             conn,
             partners_repo.StoredPartner("strict", "Strict", "care_provider", "webhook",
@@ -321,7 +322,7 @@ async def test_duplicate_of_a_receipted_disclosure_is_not_sent_again(rig: Rig) -
     [id_] = await rig.submit("dedup")
     await rig.wait_for([id_], Status.RECEIPTED)
     # As after a crash between the broker's confirm and the relay's mark: the row is due again.
-    async with rig.store.transaction() as conn:
+    async with transaction(rig.store) as conn:
         await delivery_records.reschedule(conn, id_, available_at=utc_now())
     rig.service.notify()  # type: ignore[union-attr]
 

@@ -16,6 +16,7 @@ from gateway.store import delivery_records
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import outbox
 from tests.integration.delivery_support import Rig, utc_now
+from tests.integration.store_support import transaction
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def document(out: str, first_key: str) -> Any:
 
 async def failed(rig: Rig, partner: str, count: int, reason: str) -> list[str]:
     ids = await rig.submit(partner, count)
-    async with rig.store.transaction() as conn:
+    async with transaction(rig.store) as conn:
         for id_ in ids:
             assert await delivery_records.fail(conn, id_, reason=reason, at=utc_now(), attempts=6)
     return ids

@@ -17,6 +17,7 @@ from gateway.store.database import Store
 from gateway.store.dialects import WRITE_OPTION
 from gateway.store.migrate import current_revision, head_revision
 from gateway.store.tables import audit_head, metadata, partner_keys, partners
+from tests.integration.store_support import transaction
 
 CONTACTS = {"ods_code", "ico_registration", "contact", "dpo_contact"}
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -59,7 +60,7 @@ async def test_partner_contacts_downgrade_and_upgrade_keep_partners_and_keys(
     store = await Store.open(database_url)
     try:
         await store.upgrade()
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await partners_repo.save_partner(conn, partner, at=T0)
             await partners_repo.add_key(conn, key, at=T0)
 

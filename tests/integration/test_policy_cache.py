@@ -13,6 +13,7 @@ from gateway.policy_cache import PolicyCache
 from gateway.service import Gateway
 from gateway.store import agreements_repo, clients_repo
 from tests.gateway_support import Harness, isolated_settings
+from tests.integration.store_support import transaction
 
 AGREEMENT = "KM-DOM-006"
 
@@ -28,7 +29,7 @@ async def test_unchanged_policy_keeps_its_parsed_snapshot(harness: Harness) -> N
 async def test_a_suspension_shows_at_the_next_refresh(harness: Harness) -> None:
     policy = harness.gateway.policy
     version = (await policy.refresh()).agreements[AGREEMENT].version
-    async with harness.gateway.store.transaction() as conn:
+    async with transaction(harness.gateway.store) as conn:
         assert await agreements_repo.set_status(conn, AGREEMENT, version, "suspended")
     assert str((await policy.refresh()).agreements[AGREEMENT].status) == "suspended"
 

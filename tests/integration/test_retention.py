@@ -15,7 +15,14 @@ from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import audit_log, held_records
 from gateway.store.tables import outbox as outbox_table
-from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
+from tests.integration.store_support import (
+    CLIENT,
+    T0,
+    new_disclosure,
+    open_store,
+    protection,
+    transaction,
+)
 
 YEAR = timedelta(days=365)
 SIX_YEARS = 6 * YEAR
@@ -34,7 +41,7 @@ async def seed(store: Store, tmp_path: Path) -> dict[str, str]:
     for name, (retain_until, status) in cases.items():
         new = new_disclosure(prot, retain_until=retain_until)
         ids[name] = new.id
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_accepted(
                 conn, new, envelope=b"jwe", digest="d", actor=CLIENT, at=T0
             )
@@ -44,7 +51,7 @@ async def seed(store: Store, tmp_path: Path) -> dict[str, str]:
                 )
     held = new_disclosure(prot, retain_until=T0 + timedelta(days=1))
     ids["held"] = held.id
-    async with store.transaction() as conn:
+    async with transaction(store) as conn:
         await disclosures.record_held(
             conn, held, request=b"{}", protection=prot, actor=CLIENT, at=T0
         )

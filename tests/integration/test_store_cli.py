@@ -15,7 +15,7 @@ from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.database import Store
 from gateway.store.tables import audit_log
-from tests.integration.store_support import CLIENT, NHS_NUMBER, T0, new_disclosure
+from tests.integration.store_support import CLIENT, NHS_NUMBER, T0, new_disclosure, transaction
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def seed(url: str, keys: Path) -> str:
     async def work() -> str:
         store = await Store.open(url)
         new = new_disclosure(Protection.from_dir(keys))
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_accepted(
                 conn, new, envelope=b"x", digest="d", actor=CLIENT, at=T0
             )
@@ -48,7 +48,7 @@ def seed(url: str, keys: Path) -> str:
 def tamper(url: str) -> None:
     async def work() -> None:
         store = await Store.open(url)
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await conn.execute(update(audit_log).where(audit_log.c.seq == 1).values(action="x"))
         await store.close()
 

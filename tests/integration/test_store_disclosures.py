@@ -22,6 +22,7 @@ from tests.integration.store_support import (
     new_disclosure,
     open_store,
     protection,
+    transaction,
 )
 
 ENVELOPE = b"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.synthetic.jwe.bytes"
@@ -37,7 +38,7 @@ async def test_record_accepted_writes_row_events_outbox_and_audit(
     prot = protection(tmp_path)
     new = new_disclosure(prot)
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_accepted(
                 conn, new, envelope=ENVELOPE, digest="d1", actor=CLIENT, at=T0
             )
@@ -59,7 +60,7 @@ async def test_outbox_write_is_all_or_nothing(database_url: str, tmp_path: Path)
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
         with pytest.raises(IntegrityError):
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await disclosures.record_accepted(
                     conn,
                     new,
@@ -81,7 +82,7 @@ async def test_caller_failure_after_recording_rolls_everything_back(
     async with open_store(database_url) as store:
 
         async def record_then_crash() -> None:
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await disclosures.record_accepted(
                     conn, new, envelope=ENVELOPE, digest="d1", actor=CLIENT, at=T0
                 )
@@ -106,11 +107,11 @@ async def test_status_machine_allows_only_legal_moves(database_url: str, tmp_pat
     new = new_disclosure(protection(tmp_path))
     later = T0 + timedelta(minutes=1)
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_accepted(
                 conn, new, envelope=ENVELOPE, digest="d", actor=CLIENT, at=T0
             )
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             old = await disclosures.transition(
                 conn,
                 new.id,
@@ -126,13 +127,13 @@ async def test_status_machine_allows_only_legal_moves(database_url: str, tmp_pat
                 conn, new.id, Status.RECEIPTED, event_type="receipted", actor=CLIENT, at=later
             )
         with pytest.raises(IllegalTransitionError) as refused:
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await disclosures.transition(
                     conn, new.id, Status.QUEUED, event_type="replayed", actor=CLIENT, at=later
                 )
         assert refused.value.code == "illegal_transition"
         with pytest.raises(NotFoundError):
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await disclosures.transition(
                     conn, "no-such-id", Status.FAILED, event_type="failed", actor=CLIENT, at=later
                 )
@@ -148,7 +149,7 @@ async def test_status_machine_allows_only_legal_moves(database_url: str, tmp_pat
 async def test_denied_has_no_outbox_row(database_url: str, tmp_path: Path) -> None:
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_denied(conn, new, actor=CLIENT, at=T0)
         async with store.read() as conn:
             stored = await disclosures.get(conn, new.id)
@@ -165,7 +166,7 @@ async def test_held_record_is_sealed_then_released_on_approval(
     new = new_disclosure(prot)
     request = b'{"record": {"person": {"name": "Synthetic Person"}}}'
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_held(
                 conn, new, request=request, protection=prot, actor=CLIENT, at=T0
             )
@@ -173,7 +174,7 @@ async def test_held_record_is_sealed_then_released_on_approval(
             sealed = await conn.scalar(select(held_records.c.ciphertext))
             assert b"Synthetic" not in bytes(sealed)
             assert await disclosures.held_request(conn, new.id, prot) == request
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.release_approved(
                 conn,
                 new.id,
@@ -198,7 +199,7 @@ async def test_rejection_destroys_the_held_record(database_url: str, tmp_path: P
     prot = protection(tmp_path)
     new = new_disclosure(prot)
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_held(
                 conn, new, request=b"{}", protection=prot, actor=CLIENT, at=T0
             )
@@ -212,7 +213,7 @@ async def test_rejection_destroys_the_held_record(database_url: str, tmp_path: P
 async def test_a_client_sees_only_its_own_disclosures(database_url: str, tmp_path: Path) -> None:
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_denied(conn, new, actor=CLIENT, at=T0)
         async with store.read() as conn:
             assert await disclosures.get_for_client(conn, new.id, "mosaic-childrens") is not None

@@ -7,7 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from gateway.store import disclosures, outbox
-from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
+from tests.integration.store_support import (
+    CLIENT,
+    T0,
+    new_disclosure,
+    open_store,
+    protection,
+    transaction,
+)
 
 LEASE = timedelta(seconds=30)
 
@@ -19,19 +26,19 @@ async def test_claim_lease_release_and_publish(database_url: str, tmp_path: Path
         for i in range(3):
             new = new_disclosure(prot)
             ids.append(new.id)
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await disclosures.record_accepted(
                     conn, new, envelope=b"jwe-%d" % i, digest=f"d{i}", actor=CLIENT, at=T0
                 )
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             first = await outbox.claim(conn, owner="relay-a", now=T0, lease=LEASE, limit=2)
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             second = await outbox.claim(conn, owner="relay-b", now=T0, lease=LEASE)
         assert [i.disclosure_id for i in first] == ids[:2]
         assert [i.disclosure_id for i in second] == ids[2:]
         assert first[0].envelope == b"jwe-0"
         assert first[0].attempts == 1
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             # both leases run out (relays died): relay-b takes every row again (attempt 2)
             later = T0 + LEASE + timedelta(seconds=1)
             retaken = await outbox.claim(conn, owner="relay-b", now=later, lease=LEASE, limit=2)
@@ -51,7 +58,7 @@ async def test_claim_lease_release_and_publish(database_url: str, tmp_path: Path
             assert await outbox.release(
                 conn, second[0].id, owner="relay-b", available_at=later + LEASE
             )
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             assert await outbox.claim(conn, owner="relay-c", now=later, lease=LEASE) == []
             published = await outbox.claim(
                 conn, owner="worker", now=later, lease=LEASE, state="published"
@@ -64,7 +71,7 @@ async def test_concurrent_claimers_never_share_a_row(database_url: str, tmp_path
     prot = protection(tmp_path)
     async with open_store(database_url) as store:
         for _ in range(40):
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await disclosures.record_accepted(
                     conn, new_disclosure(prot), envelope=b"x", digest="d", actor=CLIENT, at=T0
                 )
@@ -72,7 +79,7 @@ async def test_concurrent_claimers_never_share_a_row(database_url: str, tmp_path
         async def claimer(name: str) -> list[str]:
             taken: list[str] = []
             while True:
-                async with store.transaction() as conn:
+                async with transaction(store) as conn:
                     items = await outbox.claim(conn, owner=name, now=T0, lease=LEASE, limit=3)
                 if not items:
                     return taken
@@ -88,12 +95,12 @@ async def test_only_the_holder_extends_a_lease(database_url: str, tmp_path: Path
     prot = protection(tmp_path)
     async with open_store(database_url) as store:
         for i in range(2):
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await disclosures.record_accepted(
                     conn, new_disclosure(prot), envelope=b"jwe", digest=f"d{i}", actor=CLIENT,
                     at=T0,
                 )  # fmt: skip
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             held = await outbox.claim(conn, owner="worker-a", now=T0, lease=LEASE, limit=2)
             ids = [item.id for item in held]
             assert (
@@ -104,7 +111,7 @@ async def test_only_the_holder_extends_a_lease(database_url: str, tmp_path: Path
             )
             assert await outbox.extend_leases(conn, [], owner="worker-a", until=T0) == 0
         later = T0 + LEASE * 2  # past the first lease, within the extended one
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             assert await outbox.claim(conn, owner="worker-b", now=later, lease=LEASE) == []
             retaken = await outbox.claim(conn, owner="worker-b", now=T0 + LEASE * 4, lease=LEASE)
         assert sorted(item.id for item in retaken) == sorted(ids)

@@ -20,7 +20,14 @@ from gateway.store import (
 )
 from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
-from tests.integration.store_support import CLIENT, T0, new_disclosure, open_store, protection
+from tests.integration.store_support import (
+    CLIENT,
+    T0,
+    new_disclosure,
+    open_store,
+    protection,
+    transaction,
+)
 
 
 def agreement(version: int, content_hash: str) -> StoredAgreement:
@@ -41,15 +48,15 @@ def agreement(version: int, content_hash: str) -> StoredAgreement:
 
 async def test_agreement_versions_are_all_kept(database_url: str) -> None:
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             assert await agreements_repo.save(conn, agreement(1, "sha256:a"))
             assert not await agreements_repo.save(conn, agreement(1, "sha256:a"))  # same: no-op
             assert await agreements_repo.save(conn, agreement(2, "sha256:b"))
         with pytest.raises(ConflictError) as err:
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await agreements_repo.save(conn, agreement(2, "sha256:changed"))
         assert err.value.code == "agreement_version_exists"
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             assert await agreements_repo.set_status(conn, "isa-police-safeguarding", 1, "expired")
             newest = await agreements_repo.get(conn, "isa-police-safeguarding")
             every = await agreements_repo.versions(conn, "isa-police-safeguarding")
@@ -62,7 +69,7 @@ async def test_agreement_versions_are_all_kept(database_url: str) -> None:
 
 async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
     jwk = {"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": "kp-enc-1"}
-    async with open_store(database_url) as store, store.transaction() as conn:
+    async with open_store(database_url) as store, transaction(store) as conn:
         partner = StoredPartner(
             "kent-police", "Kent Police", "police", "webhook", {"url": "https://x"}
         )
@@ -102,7 +109,7 @@ async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
 
 
 async def test_clients_by_token_hash_rotation_and_suspension(database_url: str) -> None:
-    async with open_store(database_url) as store, store.transaction() as conn:
+    async with open_store(database_url) as store, transaction(store) as conn:
         await clients_repo.create(
             conn, "mosaic", token_hash="a" * 64, allowed_agreements=frozenset({"isa-1"}), at=T0
         )
@@ -126,7 +133,7 @@ async def test_clients_by_token_hash_rotation_and_suspension(database_url: str) 
 async def test_receipts_approvals_idempotency_optouts(database_url: str, tmp_path: Path) -> None:
     prot = protection(tmp_path)
     new = new_disclosure(prot)
-    async with open_store(database_url) as store, store.transaction() as conn:
+    async with open_store(database_url) as store, transaction(store) as conn:
         await disclosures.record_accepted(conn, new, envelope=b"x", digest="d", actor=CLIENT, at=T0)
         receipt = receipt_rows.StoredReceipt(
             "r-1", new.id, "received", None, "eyJ.x.y", T0, "kp-sig-1"

@@ -28,6 +28,7 @@ from tests.integration.store_support import (
     new_disclosure,
     open_store,
     protection,
+    transaction,
 )
 
 LATER = T0 + timedelta(minutes=1)
@@ -36,7 +37,7 @@ LATER = T0 + timedelta(minutes=1)
 async def _accepted(store: Store, tmp_path: Path, n: int) -> list[str]:
     prot = protection(tmp_path)
     ids = []
-    async with store.transaction() as conn:
+    async with transaction(store) as conn:
         for _ in range(n):
             new = new_disclosure(prot)
             await disclosures.record_accepted(
@@ -67,7 +68,7 @@ async def test_a_batch_judges_each_move_against_the_status_the_last_one_left(
             _move(first, Status.RECEIPTED, "receipted"),
             _move(first, Status.DISPATCHED, "dispatched"),  # after its receipt: refused
         ]
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             results = await status_moves.apply(conn, moves)
         assert results == [
             status_moves.Moved(Status.QUEUED, True),
@@ -94,14 +95,14 @@ async def test_a_handover_overtaken_by_its_receipt_is_still_recorded(
 ) -> None:
     async with open_store(database_url) as store:
         (id_,) = await _accepted(store, tmp_path, 1)
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await status_moves.apply(conn, [_move(id_, Status.RECEIPTED, "receipted")])
         audited = await _audit_count(store)
         late = _move(
             id_, Status.DISPATCHED, "dispatched", detail={"status": 202},
             changes={"attempts": 1}, record_if_refused=True,
         )  # fmt: skip
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             (result,) = await status_moves.apply(conn, [late])
         assert result == status_moves.Moved(Status.RECEIPTED, False)
         async with store.read() as conn:
@@ -120,7 +121,7 @@ async def test_a_missing_disclosure_fails_only_its_own_move(
     async with open_store(database_url) as store:
         ids = await _accepted(store, tmp_path, 3)
         with pytest.raises(NotFoundError):
-            async with store.transaction() as conn:
+            async with transaction(store) as conn:
                 await status_moves.apply(conn, [_move("no-such-id", Status.FAILED, "failed")])
         submitted = [_move(i, Status.DISPATCHED, "dispatched") for i in ids]
         submitted.insert(1, _move("no-such-id", Status.DISPATCHED, "dispatched"))
@@ -143,11 +144,11 @@ async def test_rejecting_in_a_batch_destroys_the_held_record(
     prot = protection(tmp_path)
     new = new_disclosure(prot)
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_held(
                 conn, new, request=b"{}", protection=prot, actor=CLIENT, at=T0
             )
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             (result,) = await status_moves.apply(conn, [_move(new.id, Status.REJECTED, "rejected")])
         assert result.moved
         async with store.read() as conn:
@@ -164,11 +165,11 @@ async def test_receipts_repeated_in_a_batch_or_replayed_are_not_fresh(
         def receipt(rid: str, disclosure: str) -> receipt_rows.StoredReceipt:
             return receipt_rows.StoredReceipt(rid, disclosure, "received", None, "eyJ.x.y", T0, "k")
 
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             assert await receipt_rows.record(conn, receipt("r-old", first))
         batch = [receipt("r-1", first), receipt("r-old", first), receipt("r-1", first)]
         batch.append(receipt("r-2", second))
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             assert await receipt_rows.record_many(conn, batch) == [True, False, False, True]
             assert await receipt_rows.record_many(conn, []) == []
         async with store.read() as conn:
@@ -181,7 +182,7 @@ async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(
     async with open_store(database_url) as store:
         await _accepted(store, tmp_path, 3)
         lease = timedelta(minutes=5)
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             mine = await outbox.claim(conn, owner="w1", now=T0, lease=lease, limit=2)
             theirs = await outbox.claim(conn, owner="w2", now=T0, lease=lease, limit=1)
         marks = [outbox.Mark(item.id, "w1", outbox.DELIVERED, LATER) for item in mine]
@@ -201,7 +202,7 @@ async def test_an_embedded_claim_respects_each_partners_room_and_reads_the_discl
 ) -> None:
     prot = protection(tmp_path)
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             for partner in ("alpha", "alpha", "alpha", "beta", "beta"):
                 await disclosures.record_accepted(
                     conn, new_disclosure(prot, partner=partner), envelope=b"jwe", digest="d",

@@ -18,6 +18,7 @@ from tests.integration.store_support import (
     new_disclosure,
     open_store,
     protection,
+    transaction,
 )
 
 OTHER_NHS = "9990005678"
@@ -30,7 +31,7 @@ async def test_report_finds_every_disclosure_about_the_person(
     mine = [new_disclosure(prot), new_disclosure(prot, partner="medway-ft")]
     theirs = new_disclosure(prot, nhs_number=OTHER_NHS, local_id="MDW-SYN-999")
     async with open_store(database_url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_accepted(
                 conn, mine[0], envelope=b"x", digest="d", actor=CLIENT, at=T0
             )
@@ -61,7 +62,7 @@ async def test_no_identifier_in_plain_text_in_the_sqlite_file(tmp_path: Path) ->
     prot = protection(tmp_path)
     request = f'{{"subject": {{"nhs_number": "{NHS_NUMBER}", "local_id": "{LOCAL_ID}"}}}}'.encode()
     async with open_store(url) as store:
-        async with store.transaction() as conn:
+        async with transaction(store) as conn:
             await disclosures.record_accepted(
                 conn, new_disclosure(prot), envelope=b"opaque-jwe", digest="d", actor=CLIENT, at=T0
             )
