@@ -124,6 +124,7 @@ class EmbeddedQueue:
             self.options.lease,
             self.options.per_partner,
             dict(self._inflight),
+            frozenset(self._items),
         )
         claimed = await self.store.write(SetWise(outbox.claim_rounds, claim))
         for each in claimed:

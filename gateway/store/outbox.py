@@ -9,7 +9,7 @@ transaction already serialises them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,8 +45,13 @@ async def claim(
     limit: int = 100,
     state: str = PENDING,
     partner_id: str | None = None,
+    held: Collection[int] = (),
 ) -> list[OutboxItem]:
-    """Lease up to `limit` due rows in `state` to `owner` until now + lease; oldest first."""
+    """Lease up to `limit` due rows in `state` to `owner` until now + lease; oldest first.
+
+    `held`: rows the caller still has in hand, never taken again even if their lease ran out
+    while a renewal waited for its commit.
+    """
     require_transaction(conn)
     due = and_(
         outbox.c.state == state,
@@ -55,6 +60,8 @@ async def claim(
     )
     if partner_id is not None:
         due = and_(due, outbox.c.partner_id == partner_id)
+    if held:
+        due = and_(due, outbox.c.id.not_in(list(held)))
     query = select(outbox).where(due).order_by(outbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -208,6 +215,7 @@ class ClaimRound:
     lease: timedelta
     per_partner: int
     inflight: Mapping[str, int]
+    held: frozenset[int] = frozenset()  # rows the claimer still has in hand
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +245,7 @@ async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> l
                     lease=round_.lease,
                     limit=room,
                     partner_id=partner,
+                    held=round_.held,
                 )
         found = await disclosures.get_many(conn, [i.disclosure_id for i in items]) if items else []
         answers.append([Claimed(item, d) for item, d in zip(items, found, strict=True)])

@@ -218,3 +218,21 @@ async def test_an_embedded_claim_respects_each_partners_room_and_reads_the_discl
             assert each.disclosure.status is Status.QUEUED
         again = await store.write(SetWise(claim_rounds, claim))  # leased rows are not claimed twice
         assert sorted(c.item.partner_id for c in again) == ["alpha", "beta"]
+
+
+async def test_a_claim_never_takes_back_a_row_its_claimer_still_holds(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A lease that ran out while its renewal waited for a commit is not claimed by its holder."""
+    async with open_store(database_url) as store:
+        await _accepted(store, tmp_path, 1)
+        short = timedelta(milliseconds=1)
+        first = ClaimRound("w1", T0, short, per_partner=5, inflight={})
+        [taken] = await store.write(SetWise(claim_rounds, first))
+        later = ClaimRound("w1", LATER, short, per_partner=5, inflight={})
+        held = ClaimRound(
+            "w1", LATER, short, per_partner=5, inflight={}, held=frozenset({taken.item.id})
+        )
+        assert await store.write(SetWise(claim_rounds, held)) == []
+        [again] = await store.write(SetWise(claim_rounds, later))  # the check means something
+        assert again.item.id == taken.item.id
