@@ -15,9 +15,9 @@ from typing import Any
 
 from agreements.loader import default_catalog_dir, load_catalog
 from gateway import audit
+from gateway.application.catalog_apply import apply_catalog
 from gateway.application.client_systems import add_client
 from gateway.application.partner_key_admin import add_partner_key
-from gateway.catalog_sync import apply
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
@@ -58,7 +58,7 @@ async def seed(
     keys: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     try:
         catalog = load_catalog(default_catalog_dir())
-        await apply(gateway.store, catalog, actor=BENCH, at=now)
+        await apply_catalog(gateway.store, catalog, actor=BENCH, at=now)
         for partner_id in catalog.partners:
             enc, sig = generate_partner_keys("ec")
             keys[partner_id] = (enc, sig)

@@ -1,31 +1,27 @@
-"""Put a catalog into force: a pure plan of what changes against the stored versions, then the
-apply of partners and agreements in one audited transaction.
+"""What putting a catalog into force changes: a pure plan against the stored versions, the
+field-by-field diff, and the conversions between the policy model and the store's records.
 
-Used by `gateway-admin catalog apply` and by anything that loads a catalog at start-up. The
-database is the source of truth once applied: every version is kept, a content change must
-carry a higher version, and a status set by an administrator (suspended, terminated) is never
-overwritten by re-applying the same version.
+The use case `gateway.application.catalog_apply` writes the plan. The database is the source of
+truth once applied: every version is kept, a content change must carry a higher version, and a
+status set by an administrator (suspended, terminated) is never overwritten by re-applying the
+same version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from agreements.model import Agreement, AgreementStatus, Catalog, ChannelSpec, Partner
-from gateway import audit
 from gateway.errors import GatewayError
-from gateway.store import agreements_repo, partners_repo
+from gateway.store import partners_repo
 from gateway.store.agreements_repo import StoredAgreement
-from gateway.store.database import Store
-from gateway.store.unit_of_work import Connection
 
 AgreementChangeKind = Literal["new_agreement", "new_version", "unchanged", "refused"]
 PartnerChangeKind = Literal["new_partner", "updated", "unchanged"]
 Change = Literal["added", "removed", "changed"]
-MAX_AUDITED_FIELDS = 40
 # A partner's reference and contact details: stored and diffed, never put in audit details.
 PARTNER_CONTACTS = ("ods_code", "ico_registration", "contact", "dpo_contact")
 _ORDER = {name: index for index, name in enumerate(Agreement.model_fields)}
@@ -342,79 +338,3 @@ def _plan_agreement(
             f"{agreement.status.value}",
         )
     return replace(base, kind="new_version", warnings=warnings), None
-
-
-# --- the apply ---
-
-
-async def apply(
-    store: Store,
-    catalog: Catalog,
-    *,
-    actor: audit.Actor,
-    at: datetime,
-    on_step: Callable[[str], None] | None = None,
-) -> Plan:
-    """Plan against the store and apply it in one unit of work, auditing every write.
-
-    `on_step` is told each partner and agreement id once the whole plan has committed.
-    """
-
-    async def work(conn: Connection) -> Plan:
-        current = await agreements_repo.current(conn)
-        result = plan(catalog, current, await partners_repo.all_partners(conn))
-        if not result.ok:
-            raise CatalogRefusedError(result)
-        for partner_change in result.partners:
-            if partner_change.kind != "unchanged":
-                record = partner_record(catalog.partners[partner_change.id])
-                await partners_repo.save_partner(conn, record, at=at)
-                changed = sorted({c.field for c in partner_change.changes})  # names, no values
-                details = {
-                    "change": partner_change.kind,
-                    "channel": record.channel,
-                    "changed_fields": changed[:MAX_AUDITED_FIELDS],
-                    "changed_fields_total": len(changed),
-                }
-                targets = {"partner": record.id}
-                await audit.append(
-                    conn, actor, "partner.saved", at=at, targets=targets, details=details
-                )
-        for change in result.agreements:
-            if change.kind in ("new_agreement", "new_version"):
-                await _apply_agreement(conn, catalog.agreements[change.id], change, actor, at)
-        await audit.seal(conn, at=at)
-        return result
-
-    result = await store.write(work)
-    if on_step is not None:
-        for step_id in [*(p.id for p in result.partners), *(a.id for a in result.agreements)]:
-            on_step(step_id)
-    return result
-
-
-async def _apply_agreement(
-    conn: Connection,
-    agreement: Agreement,
-    change: AgreementChange,
-    actor: audit.Actor,
-    at: datetime,
-) -> None:
-    record = agreement_record(agreement, applied_by=actor.name, at=at)
-    await agreements_repo.save(conn, record)
-    changed = sorted({c.field for c in change.changes})
-    await audit.append(
-        conn,
-        actor,
-        "agreement.applied",
-        at=at,
-        targets={"agreement": agreement.id, "partner": agreement.partner},
-        details={
-            "version": agreement.version,
-            "previous_version": change.stored_version,
-            "status": record.status,
-            "content_hash": record.content_hash,
-            "changed_fields": changed[:MAX_AUDITED_FIELDS],
-            "changed_fields_total": len(changed),
-        },
-    )

@@ -26,11 +26,11 @@ from rich.table import Table
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
 from gateway import audit
+from gateway.application.catalog_apply import apply_catalog
 from gateway.application.client_systems import add_client
 from gateway.application.optout_list import import_optout_list
 from gateway.application.partner_key_admin import add_partner_key
 from gateway.audit_verify import JwksCheckpointVerifier, verify
-from gateway.catalog_sync import apply
 from gateway.delivery.engine import DeliveryOptions
 from gateway.http.app import create_app
 from gateway.partner_keys import PartnerKey
@@ -170,7 +170,7 @@ async def _provision(
     """What an IG officer does with gateway-admin: catalog, partner keys, clients, opt-outs."""
     now = gateway.clock()
     catalog = load_catalog(catalog_dir)
-    await apply(gateway.store, catalog, actor=DEMO, at=now)
+    await apply_catalog(gateway.store, catalog, actor=DEMO, at=now)
     store = gateway.store
     for pid, sim in sims.items():
         enc, sig = sim.public_keys()

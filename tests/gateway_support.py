@@ -11,9 +11,9 @@ from typing import Any
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
 from gateway import audit
+from gateway.application.catalog_apply import apply_catalog
 from gateway.application.client_systems import add_client as register_client
 from gateway.application.partner_key_admin import add_partner_key
-from gateway.catalog_sync import apply
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
@@ -71,7 +71,7 @@ async def build_harness(
     """Open a gateway on `settings`, apply the catalog, register keys and two clients."""
     gateway = await Gateway.open(settings, clock=lambda: now)
     catalog = load_catalog(catalog_dir or default_catalog_dir())
-    await apply(gateway.store, catalog, actor=ADMIN, at=now)
+    await apply_catalog(gateway.store, catalog, actor=ADMIN, at=now)
     harness = Harness(gateway)
     for partner_id in catalog.partners:
         if partner_id in without_keys:

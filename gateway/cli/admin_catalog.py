@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from agreements.catalog_errors import CatalogError
 from agreements.loader import load_catalog
 from agreements.model import Catalog
-from gateway import catalog_sync
+from gateway.application.catalog_apply import apply_catalog, plan_catalog
 from gateway.catalog_sync import CatalogRefusedError, FieldChange, Plan
 from gateway.cli.common import EXIT_REFUSED, console, print_json, print_table
 from gateway.cli.context import ActorOption, AdminContext, JsonFlag, run_async
-from gateway.store import agreements_repo, partners_repo
 
 catalog_app = typer.Typer(
     name="catalog",
@@ -56,25 +52,16 @@ def apply_command(
 ) -> None:
     """Validate a catalog, show every change, and apply it all in one audited transaction."""
     catalog = _load(directory, json_output)
-    total = len(catalog.partners) + len(catalog.agreements)
 
-    with _progress(total, quiet=json_output or dry_run) as step:
+    async def work(ctx: AdminContext) -> Plan:
+        if dry_run:
+            return await plan_catalog(ctx.store, catalog)
+        return await apply_catalog(ctx.store, catalog, actor=ctx.actor, at=ctx.now)
 
-        async def work(ctx: AdminContext) -> Plan:
-            if dry_run:
-                async with ctx.store.read() as conn:
-                    current = await agreements_repo.current(conn)
-                    return catalog_sync.plan(
-                        catalog, current, await partners_repo.all_partners(conn)
-                    )
-            return await catalog_sync.apply(
-                ctx.store, catalog, actor=ctx.actor, at=ctx.now, on_step=step
-            )
-
-        try:
-            plan = run_async(work, actor=actor)
-        except CatalogRefusedError as exc:
-            plan = exc.plan
+    try:
+        plan = run_async(work, actor=actor)
+    except CatalogRefusedError as exc:
+        plan = exc.plan
 
     applied = plan.ok and not dry_run
     if json_output:
@@ -100,28 +87,6 @@ def _load(directory: Path, json_output: bool) -> Catalog:
                 [(p["file"], p["field"], p["rule"], p["message"]) for p in problems],
             )
         raise typer.Exit(EXIT_REFUSED) from None
-
-
-@contextmanager
-def _progress(total: int, *, quiet: bool) -> Iterator[Any]:
-    """A progress bar on stderr for people at a terminal; silent for scripts."""
-    err = Console(stderr=True)
-    progress = Progress(
-        TextColumn("applying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-        transient=True,
-        disable=quiet or not err.is_terminal,
-    )
-    with progress:
-        task = progress.add_task("", total=total)
-
-        def step(name: str) -> None:
-            progress.update(task, advance=1, description=name)
-
-        yield step
 
 
 def render(value: Any) -> str:

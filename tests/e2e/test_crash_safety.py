@@ -23,9 +23,9 @@ from sqlalchemy import select
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record
 from gateway import audit
+from gateway.application.catalog_apply import apply_catalog
 from gateway.application.client_systems import add_client
 from gateway.application.partner_key_admin import add_partner_key
-from gateway.catalog_sync import apply
 from gateway.demo import catalog_with_endpoints
 from gateway.partner_keys import PartnerKey
 from gateway.partner_sim import PartnerConfig, PartnerSimulator
@@ -64,7 +64,7 @@ async def _seed(tmp: Path, database_url: str, sim_url: str, sim: PartnerSimulato
     try:
         now = gateway.clock()
         catalog = load_catalog(catalog_with_endpoints(tmp, {PARTNER: sim_url + "/in"}))
-        await apply(gateway.store, catalog, actor=ACTOR, at=now)
+        await apply_catalog(gateway.store, catalog, actor=ACTOR, at=now)
         enc, sig = sim.public_keys()
         for jwk, use in ((enc, "enc"), (sig, "sig")):
             key = PartnerKey.from_jwk(PARTNER, jwk, use=use, not_before=now - timedelta(1))
