@@ -7,10 +7,11 @@ Only synthetic data: the records are a handful of made-up fields about "Ada Test
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from agreements.model import Agreement, RetryOverride
 from gateway import audit
 from gateway.application.channel import Channel
 from gateway.application.receipt_intake import ReceiptIntake
+from gateway.catalog_sync import agreement_record
 from gateway.delivery import DeliveryOptions, DeliveryService
 from gateway.errors import GatewayError
 from gateway.keys import CouncilKeyring
@@ -33,11 +35,10 @@ from gateway.policy_cache import PolicyCache
 from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, seal
 from gateway.settings import Settings, load_settings
 from gateway.store import agreements_repo, disclosures, partners_repo
-from gateway.store.agreements_repo import StoredAgreement
 from gateway.store.database import Store
 from gateway.store.disclosure_model import DisclosureEvent, NewDisclosure, Status, SubjectIndexes
 from gateway.store.receipt_ledger import ReceiptLedger
-from tests.integration.store_support import transaction
+from gateway.store.unit_of_work import Connection
 
 COUNCIL = "medway-council"
 CLIENT = audit.Actor(audit.ActorKind.CLIENT, "mosaic-adults")
@@ -142,28 +143,24 @@ class Rig:
         base = await sim.start()
         self.sims[partner_id] = sim
         enc, sig = sim.public_keys()
-        async with transaction(self.store) as conn:
-            await partners_repo.save_partner(
-                conn,
-                partners_repo.StoredPartner(
-                    partner_id,
-                    f"Test partner {partner_id}",
-                    "care_provider",
-                    "webhook",
-                    {"endpoint": f"{base}/in"},
-                ),
-                at=now,
-            )
-            for jwk, use in ((enc, "enc"), (sig, "sig")):
-                key = PartnerKey.from_jwk(partner_id, jwk, use=use)  # type: ignore[arg-type]
-                await partners_repo.add_key(
-                    conn,
-                    partners_repo.StoredPartnerKey(
-                        partner_id=partner_id, kid=key.kid, use=use, alg=key.alg,
-                        jwk=dict(key.jwk), not_before=now - timedelta(days=1),
-                    ),
-                    at=now,
-                )  # fmt: skip
+        endpoint = {"endpoint": f"{base}/in"}
+        partner = partners_repo.StoredPartner(
+            partner_id, f"Test partner {partner_id}", "care_provider", "webhook", endpoint
+        )
+        keys = [
+            PartnerKey.from_jwk(partner_id, jwk, use=use)  # type: ignore[arg-type]
+            for jwk, use in ((enc, "enc"), (sig, "sig"))
+        ]
+
+        async def save_partner(conn: Connection) -> None:
+            await partners_repo.save_partner(conn, partner, at=now)
+            for key in keys:
+                stored = partners_repo.StoredPartnerKey(
+                    partner_id, key.kid, key.use, key.alg, dict(key.jwk), now - timedelta(days=1)
+                )
+                await partners_repo.add_key(conn, stored, at=now)
+
+        await self.store.write(save_partner)
         agreement = TEMPLATE_AGREEMENT.model_copy(
             update={
                 "id": f"TEST-{partner_id}", "partner": partner_id, "retry": retry,
@@ -176,24 +173,20 @@ class Rig:
 
     async def save_agreement(self, agreement: Agreement, status: str = "active") -> None:
         """Store an agreement version as an administrator would apply it."""
-        async with transaction(self.store) as conn:
-            await agreements_repo.save(
-                conn,
-                StoredAgreement(
-                    id=agreement.id, version=agreement.version, status=status,
-                    partner_id=agreement.partner, effective_from=agreement.effective_from,
-                    effective_to=agreement.effective_to, review_due=agreement.review_due,
-                    document=agreement.to_document(), content_hash=agreement.content_hash(),
-                    applied_by="test", applied_at=utc_now(),
-                ),
-            )  # fmt: skip
+        stored = replace(
+            agreement_record(agreement, applied_by="test", at=utc_now()), status=status
+        )
+        await self.store.write(lambda conn: agreements_repo.save(conn, stored))
         await self.policy.refresh()
 
     async def set_agreement_status(self, partner_id: str, status: str) -> None:
         """Suspend, resume or terminate a partner's agreement (live at the next refresh)."""
         agreement_id = self.agreements[partner_id]
-        async with transaction(self.store) as conn:
-            await agreements_repo.set_status(conn, agreement_id, TEMPLATE_AGREEMENT.version, status)
+        await self.store.write(
+            lambda conn: agreements_repo.set_status(
+                conn, agreement_id, TEMPLATE_AGREEMENT.version, status
+            )
+        )
         await self.policy.refresh()
 
     async def receipts_endpoint(self) -> str:
@@ -252,10 +245,16 @@ class Rig:
                 reason="care package start", retain_until=now + timedelta(days=365),
                 fields_sent=("identity.name",), decision_reasons=("allowed",), key_ids=(kid,),
             )  # fmt: skip
-            async with transaction(self.store) as conn:
-                await disclosures.record_accepted(
-                    conn, new, envelope=body, digest=digest, actor=CLIENT, at=now
+            await self.store.write(
+                functools.partial(
+                    disclosures.record_accepted,
+                    new=new,
+                    envelope=body,
+                    digest=digest,
+                    actor=CLIENT,
+                    at=now,
                 )
+            )
             self.sealed[id_] = body
             ids.append(id_)
         if self.service is not None:

@@ -18,7 +18,6 @@ from tests.gateway_support import (
     isolated_settings,
     lac_submission,
 )
-from tests.integration.store_support import transaction
 
 Client = TestClient[Any, Any]
 
@@ -74,8 +73,10 @@ async def test_chunked_body_over_the_limit_is_413(api: Client, harness: Harness)
 async def test_national_data_opt_out_denies(api: Client, harness: Harness) -> None:
     opted_out = "9990000026"
     index = harness.gateway.protection.blind_index("nhs_number", opted_out)
-    async with transaction(harness.gateway.store) as conn:
-        await optouts.replace_list(conn, [index], version="2026-11", at=harness.gateway.clock())
+    at = harness.gateway.clock()
+    await harness.gateway.store.write(
+        lambda conn: optouts.replace_list(conn, [index], version="2026-11", at=at)
+    )
     headers = {"Authorization": f"Bearer {harness.token()}"}
     body = adult_submission(agreement="KM-ICB-COM-004", purpose="commissioning")
     resp = await api.post("/v1/disclosures", json=body, headers=headers)

@@ -27,7 +27,6 @@ from gateway.store.disclosure_model import Status
 from gateway.store.tables import audit_log, outbox
 from tests.integration.delivery_support import TEMPLATE_AGREEMENT, Rig, utc_now, wait_until
 from tests.integration.rabbit_helpers import delete_topology, unique_prefix
-from tests.integration.store_support import transaction
 from tests.services import AMQP_URL, require_service
 
 MODES = ["embedded", "rabbitmq"]
@@ -300,13 +299,10 @@ async def test_terminated_agreement_fails_without_sending(rig: Rig) -> None:
 async def test_permanent_refusal_fails_at_once(rig: Rig) -> None:
     sim = await rig.add_partner("strict")
     # A partner endpoint that answers 404: a permanent refusal, never retried.
-    async with transaction(rig.store) as conn:
-        await partners_repo.save_partner(
-            conn,
-            partners_repo.StoredPartner("strict", "Strict", "care_provider", "webhook",
-                                  {"endpoint": f"{sim.base_url}/nowhere"}),
-            at=utc_now(),
-        )  # fmt: skip
+    endpoint = {"endpoint": f"{sim.base_url}/nowhere"}
+    partner = partners_repo.StoredPartner("strict", "Strict", "care_provider", "webhook", endpoint)
+    at = utc_now()
+    await rig.store.write(lambda conn: partners_repo.save_partner(conn, partner, at=at))
     await rig.policy.refresh()
     await rig.start()
     [id_] = await rig.submit("strict")
@@ -322,8 +318,8 @@ async def test_duplicate_of_a_receipted_disclosure_is_not_sent_again(rig: Rig) -
     [id_] = await rig.submit("dedup")
     await rig.wait_for([id_], Status.RECEIPTED)
     # As after a crash between the broker's confirm and the relay's mark: the row is due again.
-    async with transaction(rig.store) as conn:
-        await delivery_records.reschedule(conn, id_, available_at=utc_now())
+    due = utc_now()
+    await rig.store.write(lambda conn: delivery_records.reschedule(conn, id_, available_at=due))
     rig.service.notify()  # type: ignore[union-attr]
 
     service = rig.service

@@ -15,8 +15,8 @@ from gateway.cli.admin import main as admin_main
 from gateway.store import delivery_records
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import outbox
+from gateway.store.unit_of_work import Connection
 from tests.integration.delivery_support import Rig, utc_now
-from tests.integration.store_support import transaction
 
 
 @pytest.fixture
@@ -44,9 +44,14 @@ def document(out: str, first_key: str) -> Any:
 
 async def failed(rig: Rig, partner: str, count: int, reason: str) -> list[str]:
     ids = await rig.submit(partner, count)
-    async with transaction(rig.store) as conn:
-        for id_ in ids:
-            assert await delivery_records.fail(conn, id_, reason=reason, at=utc_now(), attempts=6)
+    at = utc_now()
+
+    async def fail_them(conn: Connection) -> list[bool]:
+        return [
+            await delivery_records.fail(conn, id_, reason=reason, at=at, attempts=6) for id_ in ids
+        ]
+
+    assert all(await rig.store.write(fail_them))
     return ids
 
 

@@ -13,7 +13,6 @@ from gateway.policy_cache import PolicyCache
 from gateway.service import Gateway
 from gateway.store import agreements_repo, clients_repo
 from tests.gateway_support import Harness, isolated_settings
-from tests.integration.store_support import transaction
 
 AGREEMENT = "KM-DOM-006"
 
@@ -29,8 +28,9 @@ async def test_unchanged_policy_keeps_its_parsed_snapshot(harness: Harness) -> N
 async def test_a_suspension_shows_at_the_next_refresh(harness: Harness) -> None:
     policy = harness.gateway.policy
     version = (await policy.refresh()).agreements[AGREEMENT].version
-    async with transaction(harness.gateway.store) as conn:
-        assert await agreements_repo.set_status(conn, AGREEMENT, version, "suspended")
+    assert await harness.gateway.store.write(
+        lambda conn: agreements_repo.set_status(conn, AGREEMENT, version, "suspended")
+    )
     assert str((await policy.refresh()).agreements[AGREEMENT].status) == "suspended"
 
 
