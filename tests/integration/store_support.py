@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.audit import Actor, ActorKind, JoseCheckpointSigner
 from gateway.audit_verify import JwksCheckpointVerifier
 from gateway.protection import Protection
+from gateway.store import disclosures
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NewDisclosure, SubjectIndexes
 from gateway.store.tables import audit_log, audit_pending
@@ -28,14 +29,6 @@ LOCAL_ID = "MDW-SYN-000123"
 
 
 @asynccontextmanager
-async def transaction(store: Store) -> AsyncIterator[AsyncConnection]:
-    """Hold one write transaction of the store's own, to call repository functions directly
-    and look at the result inside it (production code writes through `store.write`)."""
-    async with store._transaction() as conn:
-        yield conn
-
-
-@asynccontextmanager
 async def open_store(url: str) -> AsyncIterator[Store]:
     """A migrated store, closed afterwards."""
     store = await Store.open(url)
@@ -44,6 +37,22 @@ async def open_store(url: str) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+async def record_accepted(
+    store: Store,
+    new: NewDisclosure,
+    *,
+    envelope: bytes = b"jwe",
+    digest: str = "d",
+    at: datetime = T0,
+) -> None:
+    """Record `new` as accepted from CLIENT, in a unit of work of its own."""
+    await store.write(
+        lambda conn: disclosures.record_accepted(
+            conn, new, envelope=envelope, digest=digest, actor=CLIENT, at=at
+        )
+    )
 
 
 def protection(tmp_path: Path) -> Protection:

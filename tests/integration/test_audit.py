@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import textwrap
 from datetime import timedelta
@@ -24,7 +25,6 @@ from tests.integration.store_support import (
     T0,
     checkpoint_keys,
     open_store,
-    transaction,
 )
 
 REPO = str(Path(__file__).resolve().parents[2])
@@ -36,28 +36,31 @@ async def build_chain(
 ) -> None:
     """Append n entries in separate transactions, sealing with checkpoints every `every`."""
     for i in range(n):
-        async with transaction(store) as conn:
-            await audit.append(
-                conn,
-                CLIENT,
-                "disclosure.accepted",
-                at=T0 + timedelta(seconds=i),
-                targets={"disclosure": f"d-{i}"},
-                details={"fields_sent": ["person.name"], "n": i},
-            )
-        async with transaction(store) as conn:
-            await audit.seal(
-                conn, at=T0 + timedelta(seconds=i), signer=signer, checkpoint_every=every
-            )
+        at = T0 + timedelta(seconds=i)
+        entry = functools.partial(
+            audit.append,
+            actor=CLIENT,
+            action="disclosure.accepted",
+            at=at,
+            targets={"disclosure": f"d-{i}"},
+            details={"fields_sent": ["person.name"], "n": i},
+        )
+        await store.write(entry)
+        await store.write(
+            functools.partial(audit.seal, at=at, signer=signer, checkpoint_every=every)
+        )
 
 
 async def test_a_sealed_chain_verifies(database_url: str) -> None:
     async with open_store(database_url) as store:
         signer, verifier = checkpoint_keys()
         for i in range(N):
-            async with transaction(store) as conn:
-                await audit.append(conn, CLIENT, "x.done", at=T0, details={"n": i})
+
+            async def append_and_seal(conn: AsyncConnection, n: int = i) -> None:
+                await audit.append(conn, CLIENT, "x.done", at=T0, details={"n": n})
                 await audit.seal(conn, at=T0, signer=signer, checkpoint_every=5)
+
+            await store.write(append_and_seal)
         report = await verify(store, verifier)
     assert report.ok, report.broken
     assert (report.entries, report.head_seq, report.checkpoints) == (N, N, 2)
@@ -165,9 +168,11 @@ async def test_on_demand_checkpoint_signs_the_head(database_url: str) -> None:
 
 
 async def test_free_text_in_details_is_refused(sqlite_url: str) -> None:
-    async with open_store(sqlite_url) as store, transaction(store) as conn:
+    async with open_store(sqlite_url) as store:
         with pytest.raises(ValueError, match="too long"):
-            await audit.append(conn, CLIENT, "x", at=T0, details={"note": "x" * 500})
+            await store.write(
+                lambda conn: audit.append(conn, CLIENT, "x", at=T0, details={"note": "x" * 500})
+            )
 
 
 async def _edit(conn) -> None:  # type: ignore[no-untyped-def]
@@ -285,8 +290,7 @@ async def test_verify_reports_the_first_broken_link(database_url: str, tamper, c
         signer, verifier = checkpoint_keys()
         await build_chain(store, signer)
         assert (await verify(store)).ok
-        async with transaction(store) as conn:
-            await tamper(conn)
+        await store.write(tamper)
         report = await verify(store, verifier)
     assert not report.ok
     assert report.broken is not None

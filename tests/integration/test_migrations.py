@@ -11,13 +11,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import migrate, partners_repo
 from gateway.store.database import Store
 from gateway.store.dialects import WRITE_OPTION
 from gateway.store.migrate import current_revision, head_revision
 from gateway.store.tables import audit_head, metadata, partner_keys, partners
-from tests.integration.store_support import transaction
 
 CONTACTS = {"ods_code", "ico_registration", "contact", "dpo_contact"}
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -60,9 +60,12 @@ async def test_partner_contacts_downgrade_and_upgrade_keep_partners_and_keys(
     store = await Store.open(database_url)
     try:
         await store.upgrade()
-        async with transaction(store) as conn:
+
+        async def save_partner_and_key(conn: AsyncConnection) -> None:
             await partners_repo.save_partner(conn, partner, at=T0)
             await partners_repo.add_key(conn, key, at=T0)
+
+        await store.write(save_partner_and_key)
 
         await _downgrade(store, "0001")
         assert await current_revision(store.engine) == "0001"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,16 +13,16 @@ from gateway.audit import AuditSealer
 from gateway.audit_verify import verify
 from gateway.store import disclosures, outbox
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Status
+from gateway.store.disclosure_model import NewDisclosure, Status
 from gateway.store.tables import audit_log, held_records
 from gateway.store.tables import outbox as outbox_table
+from gateway.store.unit_of_work import Connection
 from tests.integration.store_support import (
     CLIENT,
     T0,
     new_disclosure,
     open_store,
     protection,
-    transaction,
 )
 
 YEAR = timedelta(days=365)
@@ -41,21 +42,24 @@ async def seed(store: Store, tmp_path: Path) -> dict[str, str]:
     for name, (retain_until, status) in cases.items():
         new = new_disclosure(prot, retain_until=retain_until)
         ids[name] = new.id
-        async with transaction(store) as conn:
-            await disclosures.record_accepted(
-                conn, new, envelope=b"jwe", digest="d", actor=CLIENT, at=T0
-            )
-            if status is not Status.QUEUED:
-                await disclosures.transition(
-                    conn, new.id, status, event_type=str(status), actor=CLIENT, at=T0
-                )
+        await store.write(functools.partial(_accepted_then, new=new, status=status))
     held = new_disclosure(prot, retain_until=T0 + timedelta(days=1))
     ids["held"] = held.id
-    async with transaction(store) as conn:
-        await disclosures.record_held(
+    await store.write(
+        lambda conn: disclosures.record_held(
             conn, held, request=b"{}", protection=prot, actor=CLIENT, at=T0
         )
+    )
     return ids
+
+
+async def _accepted_then(conn: Connection, *, new: NewDisclosure, status: Status) -> None:
+    """Record `new` as accepted, then move it to `status` in the same transaction."""
+    await disclosures.record_accepted(conn, new, envelope=b"jwe", digest="d", actor=CLIENT, at=T0)
+    if status is not Status.QUEUED:
+        await disclosures.transition(
+            conn, new.id, status, event_type=str(status), actor=CLIENT, at=T0
+        )
 
 
 async def test_retention_purges_exactly_what_is_due(database_url: str, tmp_path: Path) -> None:

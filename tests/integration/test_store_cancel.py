@@ -8,7 +8,7 @@ import sqlite3
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tests.integration.store_support import open_store, transaction
+from tests.integration.store_support import open_store
 
 
 def _can_write(url: str) -> bool:
@@ -30,7 +30,8 @@ async def test_a_cancelled_write_transaction_lets_go_of_the_write_lock(sqlite_ur
         for attempt in range(40):
 
             async def work() -> None:
-                async with transaction(store) as conn:
+                # The store's own transaction, held open here so this test can cancel it mid-way.
+                async with store._transaction() as conn:
                     for _ in range(50):
                         await conn.execute(text("SELECT 1"))
 

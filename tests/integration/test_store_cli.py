@@ -12,10 +12,9 @@ from sqlalchemy import update
 
 from gateway.cli.admin import main
 from gateway.protection import Protection
-from gateway.store import disclosures
 from gateway.store.database import Store
 from gateway.store.tables import audit_log
-from tests.integration.store_support import CLIENT, NHS_NUMBER, T0, new_disclosure, transaction
+from tests.integration.store_support import NHS_NUMBER, new_disclosure, record_accepted
 
 
 @pytest.fixture
@@ -35,10 +34,7 @@ def seed(url: str, keys: Path) -> str:
     async def work() -> str:
         store = await Store.open(url)
         new = new_disclosure(Protection.from_dir(keys))
-        async with transaction(store) as conn:
-            await disclosures.record_accepted(
-                conn, new, envelope=b"x", digest="d", actor=CLIENT, at=T0
-            )
+        await record_accepted(store, new, envelope=b"x")
         await store.close()
         return new.id
 
@@ -48,8 +44,11 @@ def seed(url: str, keys: Path) -> str:
 def tamper(url: str) -> None:
     async def work() -> None:
         store = await Store.open(url)
-        async with transaction(store) as conn:
-            await conn.execute(update(audit_log).where(audit_log.c.seq == 1).values(action="x"))
+        await store.write(
+            lambda conn: conn.execute(
+                update(audit_log).where(audit_log.c.seq == 1).values(action="x")
+            )
+        )
         await store.close()
 
     asyncio.run(work())

@@ -15,6 +15,7 @@ from gateway.store.database import NotInTransactionError
 from gateway.store.disclosure_model import IllegalTransitionError, Status
 from gateway.store.tables import disclosure_events, held_records, outbox
 from gateway.store.tables import disclosures as disclosures_table
+from gateway.store.unit_of_work import Connection
 from tests.integration.store_support import (
     CLIENT,
     T0,
@@ -22,7 +23,7 @@ from tests.integration.store_support import (
     new_disclosure,
     open_store,
     protection,
-    transaction,
+    record_accepted,
 )
 
 ENVELOPE = b"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.synthetic.jwe.bytes"
@@ -38,10 +39,7 @@ async def test_record_accepted_writes_row_events_outbox_and_audit(
     prot = protection(tmp_path)
     new = new_disclosure(prot)
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            await disclosures.record_accepted(
-                conn, new, envelope=ENVELOPE, digest="d1", actor=CLIENT, at=T0
-            )
+        await record_accepted(store, new, envelope=ENVELOPE, digest="d1")
         async with store.read() as conn:
             stored = await disclosures.get(conn, new.id)
             events = await disclosures.timeline(conn, new.id)
@@ -60,15 +58,7 @@ async def test_outbox_write_is_all_or_nothing(database_url: str, tmp_path: Path)
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
         with pytest.raises(IntegrityError):
-            async with transaction(store) as conn:
-                await disclosures.record_accepted(
-                    conn,
-                    new,
-                    envelope=None,
-                    digest="d1",
-                    actor=CLIENT,
-                    at=T0,  # type: ignore[arg-type]
-                )
+            await record_accepted(store, new, envelope=None)  # type: ignore[arg-type]
         async with store.read() as conn:
             for table in (disclosures_table, disclosure_events, outbox):
                 assert await count(conn, table) == 0, table.name
@@ -81,15 +71,14 @@ async def test_caller_failure_after_recording_rolls_everything_back(
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
 
-        async def record_then_crash() -> None:
-            async with transaction(store) as conn:
-                await disclosures.record_accepted(
-                    conn, new, envelope=ENVELOPE, digest="d1", actor=CLIENT, at=T0
-                )
-                raise RuntimeError("crash before commit")
+        async def record_then_crash(conn: Connection) -> None:
+            await disclosures.record_accepted(
+                conn, new, envelope=ENVELOPE, digest="d1", actor=CLIENT, at=T0
+            )
+            raise RuntimeError("crash before commit")
 
         with pytest.raises(RuntimeError, match="crash"):
-            await record_then_crash()
+            await store.write(record_then_crash)
         async with store.read() as conn:
             assert await disclosures.get(conn, new.id) is None
             assert await count(conn, outbox) == 0
@@ -107,11 +96,9 @@ async def test_status_machine_allows_only_legal_moves(database_url: str, tmp_pat
     new = new_disclosure(protection(tmp_path))
     later = T0 + timedelta(minutes=1)
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            await disclosures.record_accepted(
-                conn, new, envelope=ENVELOPE, digest="d", actor=CLIENT, at=T0
-            )
-        async with transaction(store) as conn:
+        await record_accepted(store, new, envelope=ENVELOPE)
+
+        async def dispatch_then_receipt(conn: Connection) -> Status:
             old = await disclosures.transition(
                 conn,
                 new.id,
@@ -122,21 +109,25 @@ async def test_status_machine_allows_only_legal_moves(database_url: str, tmp_pat
                 detail={"channel": "webhook"},
                 changes={"attempts": 1},
             )
-            assert old is Status.QUEUED
             await disclosures.transition(
                 conn, new.id, Status.RECEIPTED, event_type="receipted", actor=CLIENT, at=later
             )
+            return old
+
+        assert await store.write(dispatch_then_receipt) is Status.QUEUED
         with pytest.raises(IllegalTransitionError) as refused:
-            async with transaction(store) as conn:
-                await disclosures.transition(
+            await store.write(
+                lambda conn: disclosures.transition(
                     conn, new.id, Status.QUEUED, event_type="replayed", actor=CLIENT, at=later
                 )
+            )
         assert refused.value.code == "illegal_transition"
         with pytest.raises(NotFoundError):
-            async with transaction(store) as conn:
-                await disclosures.transition(
+            await store.write(
+                lambda conn: disclosures.transition(
                     conn, "no-such-id", Status.FAILED, event_type="failed", actor=CLIENT, at=later
                 )
+            )
         async with store.read() as conn:
             stored = await disclosures.get(conn, new.id)
             events = await disclosures.timeline(conn, new.id)
@@ -149,8 +140,7 @@ async def test_status_machine_allows_only_legal_moves(database_url: str, tmp_pat
 async def test_denied_has_no_outbox_row(database_url: str, tmp_path: Path) -> None:
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            await disclosures.record_denied(conn, new, actor=CLIENT, at=T0)
+        await store.write(lambda conn: disclosures.record_denied(conn, new, actor=CLIENT, at=T0))
         async with store.read() as conn:
             stored = await disclosures.get(conn, new.id)
             assert await count(conn, outbox) == 0
@@ -166,16 +156,17 @@ async def test_held_record_is_sealed_then_released_on_approval(
     new = new_disclosure(prot)
     request = b'{"record": {"person": {"name": "Synthetic Person"}}}'
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            await disclosures.record_held(
+        await store.write(
+            lambda conn: disclosures.record_held(
                 conn, new, request=request, protection=prot, actor=CLIENT, at=T0
             )
+        )
         async with store.read() as conn:
             sealed = await conn.scalar(select(held_records.c.ciphertext))
             assert b"Synthetic" not in bytes(sealed)
             assert await disclosures.held_request(conn, new.id, prot) == request
-        async with transaction(store) as conn:
-            await disclosures.release_approved(
+        await store.write(
+            lambda conn: disclosures.release_approved(
                 conn,
                 new.id,
                 envelope=ENVELOPE,
@@ -187,6 +178,7 @@ async def test_held_record_is_sealed_then_released_on_approval(
                 actor=CLIENT,
                 at=T0,
             )
+        )
         async with store.read() as conn:
             stored = await disclosures.get(conn, new.id)
             assert await count(conn, held_records) == 0
@@ -199,13 +191,16 @@ async def test_rejection_destroys_the_held_record(database_url: str, tmp_path: P
     prot = protection(tmp_path)
     new = new_disclosure(prot)
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
+
+        async def hold_then_reject(conn: Connection) -> None:
             await disclosures.record_held(
                 conn, new, request=b"{}", protection=prot, actor=CLIENT, at=T0
             )
             await disclosures.transition(
                 conn, new.id, Status.REJECTED, event_type="rejected", actor=CLIENT, at=T0
             )
+
+        await store.write(hold_then_reject)
         async with store.read() as conn:
             assert await count(conn, held_records) == 0
 
@@ -213,8 +208,7 @@ async def test_rejection_destroys_the_held_record(database_url: str, tmp_path: P
 async def test_a_client_sees_only_its_own_disclosures(database_url: str, tmp_path: Path) -> None:
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            await disclosures.record_denied(conn, new, actor=CLIENT, at=T0)
+        await store.write(lambda conn: disclosures.record_denied(conn, new, actor=CLIENT, at=T0))
         async with store.read() as conn:
             assert await disclosures.get_for_client(conn, new.id, "mosaic-childrens") is not None
             assert await disclosures.get_for_client(conn, new.id, "liquidlogic-adults") is None

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.store import disclosures, outbox
+from gateway.store import outbox
+from gateway.store.database import Store
+from gateway.store.unit_of_work import Connection
 from tests.integration.store_support import (
-    CLIENT,
     T0,
     new_disclosure,
     open_store,
     protection,
-    transaction,
+    record_accepted,
 )
 
 LEASE = timedelta(seconds=30)
@@ -26,66 +28,68 @@ async def test_claim_lease_release_and_publish(database_url: str, tmp_path: Path
         for i in range(3):
             new = new_disclosure(prot)
             ids.append(new.id)
-            async with transaction(store) as conn:
-                await disclosures.record_accepted(
-                    conn, new, envelope=b"jwe-%d" % i, digest=f"d{i}", actor=CLIENT, at=T0
-                )
-        async with transaction(store) as conn:
-            first = await outbox.claim(conn, owner="relay-a", now=T0, lease=LEASE, limit=2)
-        async with transaction(store) as conn:
-            second = await outbox.claim(conn, owner="relay-b", now=T0, lease=LEASE)
+            await record_accepted(store, new, envelope=b"jwe-%d" % i, digest=f"d{i}")
+        first = await store.write(
+            lambda conn: outbox.claim(conn, owner="relay-a", now=T0, lease=LEASE, limit=2)
+        )
+        second = await store.write(
+            lambda conn: outbox.claim(conn, owner="relay-b", now=T0, lease=LEASE)
+        )
         assert [i.disclosure_id for i in first] == ids[:2]
         assert [i.disclosure_id for i in second] == ids[2:]
         assert first[0].envelope == b"jwe-0"
         assert first[0].attempts == 1
-        async with transaction(store) as conn:
-            # both leases run out (relays died): relay-b takes every row again (attempt 2)
-            later = T0 + LEASE + timedelta(seconds=1)
+        # both leases run out (relays died): relay-b takes every row again (attempt 2)
+        later = T0 + LEASE + timedelta(seconds=1)
+
+        async def relays_move_on(
+            conn: Connection,
+        ) -> tuple[list[outbox.OutboxItem], int, int, bool]:
             retaken = await outbox.claim(conn, owner="relay-b", now=later, lease=LEASE, limit=2)
-            assert [(i.disclosure_id, i.attempts) for i in retaken] == [(ids[0], 2), (ids[1], 2)]
-            assert (
-                await outbox.mark(
-                    conn, [first[0].id], owner="relay-a", state="published", now=later
-                )
-                == 0
+            stale = await outbox.mark(
+                conn, [first[0].id], owner="relay-a", state="published", now=later
             )
-            assert (
-                await outbox.mark(
-                    conn, [i.id for i in retaken], owner="relay-b", state="published", now=later
-                )
-                == 2
+            marked = await outbox.mark(
+                conn, [i.id for i in retaken], owner="relay-b", state="published", now=later
             )
-            assert await outbox.release(
+            released = await outbox.release(
                 conn, second[0].id, owner="relay-b", available_at=later + LEASE
             )
-        async with transaction(store) as conn:
-            assert await outbox.claim(conn, owner="relay-c", now=later, lease=LEASE) == []
+            return retaken, stale, marked, released
+
+        retaken, stale, marked, released = await store.write(relays_move_on)
+        assert [(i.disclosure_id, i.attempts) for i in retaken] == [(ids[0], 2), (ids[1], 2)]
+        assert (stale, marked, released) == (0, 2, True)
+
+        async def after(conn: Connection) -> tuple[list[outbox.OutboxItem], int, bool]:
+            pending = await outbox.claim(conn, owner="relay-c", now=later, lease=LEASE)
             published = await outbox.claim(
                 conn, owner="worker", now=later, lease=LEASE, state="published"
             )
-            assert len(published) == 2
-            assert await outbox.requeue(conn, ids[0], now=later)
+            return pending, len(published), await outbox.requeue(conn, ids[0], now=later)
+
+        assert await store.write(after) == ([], 2, True)
 
 
 async def test_concurrent_claimers_never_share_a_row(database_url: str, tmp_path: Path) -> None:
     prot = protection(tmp_path)
-    async with open_store(database_url) as store:
+    async with contextlib.AsyncExitStack() as stack:
+        # A store each, as relays in separate processes have: their claims race across connections.
+        stores = [await stack.enter_async_context(open_store(database_url)) for _ in range(4)]
         for _ in range(40):
-            async with transaction(store) as conn:
-                await disclosures.record_accepted(
-                    conn, new_disclosure(prot), envelope=b"x", digest="d", actor=CLIENT, at=T0
-                )
+            await record_accepted(stores[0], new_disclosure(prot), envelope=b"x")
 
-        async def claimer(name: str) -> list[str]:
+        async def claimer(store: Store, name: str) -> list[str]:
             taken: list[str] = []
             while True:
-                async with transaction(store) as conn:
-                    items = await outbox.claim(conn, owner=name, now=T0, lease=LEASE, limit=3)
+                items = await store.write(
+                    lambda conn: outbox.claim(conn, owner=name, now=T0, lease=LEASE, limit=3)
+                )
                 if not items:
                     return taken
                 taken += [i.disclosure_id for i in items]
 
-        results = await asyncio.gather(*(claimer(f"c{i}") for i in range(4)))
+        results = await asyncio.gather(*(claimer(s, f"c{i}") for i, s in enumerate(stores)))
     every = [d for taken in results for d in taken]
     assert len(every) == 40
     assert len(set(every)) == 40
@@ -95,23 +99,28 @@ async def test_only_the_holder_extends_a_lease(database_url: str, tmp_path: Path
     prot = protection(tmp_path)
     async with open_store(database_url) as store:
         for i in range(2):
-            async with transaction(store) as conn:
-                await disclosures.record_accepted(
-                    conn, new_disclosure(prot), envelope=b"jwe", digest=f"d{i}", actor=CLIENT,
-                    at=T0,
-                )  # fmt: skip
-        async with transaction(store) as conn:
+            await record_accepted(store, new_disclosure(prot), digest=f"d{i}")
+
+        async def hold_and_extend(conn: Connection) -> tuple[list[int], list[int]]:
             held = await outbox.claim(conn, owner="worker-a", now=T0, lease=LEASE, limit=2)
             ids = [item.id for item in held]
-            assert (
-                await outbox.extend_leases(conn, ids, owner="worker-b", until=T0 + LEASE * 9) == 0
-            )
-            assert (
-                await outbox.extend_leases(conn, ids, owner="worker-a", until=T0 + LEASE * 3) == 2
-            )
-            assert await outbox.extend_leases(conn, [], owner="worker-a", until=T0) == 0
+            extended = [
+                await outbox.extend_leases(conn, ids, owner="worker-b", until=T0 + LEASE * 9),
+                await outbox.extend_leases(conn, ids, owner="worker-a", until=T0 + LEASE * 3),
+                await outbox.extend_leases(conn, [], owner="worker-a", until=T0),
+            ]
+            return ids, extended
+
+        ids, extended = await store.write(hold_and_extend)
+        assert extended == [0, 2, 0]
         later = T0 + LEASE * 2  # past the first lease, within the extended one
-        async with transaction(store) as conn:
-            assert await outbox.claim(conn, owner="worker-b", now=later, lease=LEASE) == []
-            retaken = await outbox.claim(conn, owner="worker-b", now=T0 + LEASE * 4, lease=LEASE)
+        assert (
+            await store.write(
+                lambda conn: outbox.claim(conn, owner="worker-b", now=later, lease=LEASE)
+            )
+            == []
+        )
+        retaken = await store.write(
+            lambda conn: outbox.claim(conn, owner="worker-b", now=T0 + LEASE * 4, lease=LEASE)
+        )
         assert sorted(item.id for item in retaken) == sorted(ids)

@@ -19,14 +19,15 @@ from gateway.store import (
     receipt_rows,
 )
 from gateway.store.agreements_repo import StoredAgreement
+from gateway.store.clients_repo import StoredClient
 from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
+from gateway.store.unit_of_work import Connection
 from tests.integration.store_support import (
     CLIENT,
     T0,
     new_disclosure,
     open_store,
     protection,
-    transaction,
 )
 
 
@@ -48,19 +49,29 @@ def agreement(version: int, content_hash: str) -> StoredAgreement:
 
 async def test_agreement_versions_are_all_kept(database_url: str) -> None:
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            assert await agreements_repo.save(conn, agreement(1, "sha256:a"))
-            assert not await agreements_repo.save(conn, agreement(1, "sha256:a"))  # same: no-op
-            assert await agreements_repo.save(conn, agreement(2, "sha256:b"))
+
+        async def save_versions(conn: Connection) -> list[bool]:
+            return [
+                await agreements_repo.save(conn, agreement(1, "sha256:a")),
+                await agreements_repo.save(conn, agreement(1, "sha256:a")),  # same: no-op
+                await agreements_repo.save(conn, agreement(2, "sha256:b")),
+            ]
+
+        assert await store.write(save_versions) == [True, False, True]
+        changed = agreement(2, "sha256:changed")
         with pytest.raises(ConflictError) as err:
-            async with transaction(store) as conn:
-                await agreements_repo.save(conn, agreement(2, "sha256:changed"))
+            await store.write(lambda conn: agreements_repo.save(conn, changed))
         assert err.value.code == "agreement_version_exists"
-        async with transaction(store) as conn:
+
+        async def expire_the_first(
+            conn: Connection,
+        ) -> tuple[StoredAgreement | None, list[StoredAgreement], list[StoredAgreement]]:
             assert await agreements_repo.set_status(conn, "isa-police-safeguarding", 1, "expired")
             newest = await agreements_repo.get(conn, "isa-police-safeguarding")
             every = await agreements_repo.versions(conn, "isa-police-safeguarding")
-            current = await agreements_repo.current(conn)
+            return newest, every, await agreements_repo.current(conn)
+
+        newest, every, current = await store.write(expire_the_first)
     assert newest is not None
     assert (newest.version, newest.document["version"]) == (2, 2)
     assert [(a.version, a.status) for a in every] == [(1, "expired"), (2, "active")]
@@ -69,7 +80,8 @@ async def test_agreement_versions_are_all_kept(database_url: str) -> None:
 
 async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
     jwk = {"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": "kp-enc-1"}
-    async with open_store(database_url) as store, transaction(store) as conn:
+
+    async def work(conn: Connection) -> StoredPartner | None:
         partner = StoredPartner(
             "kent-police", "Kent Police", "police", "webhook", {"url": "https://x"}
         )
@@ -102,6 +114,10 @@ async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
             conn, kid="c1", alg="ES256", public_jwk=jwk, status="active", at=T0
         )
         assert (await partners_repo.council_jwks(conn))["keys"] == [jwk]
+        return stored
+
+    async with open_store(database_url) as store:
+        stored = await store.write(work)
     assert stored is not None
     assert (stored.name, stored.dpo_contact, stored.contact) == (
         "Kent Police (renamed)", "dpo@kent-police.example", None
@@ -109,7 +125,7 @@ async def test_partner_keys_valid_and_revoked(database_url: str) -> None:
 
 
 async def test_clients_by_token_hash_rotation_and_suspension(database_url: str) -> None:
-    async with open_store(database_url) as store, transaction(store) as conn:
+    async def work(conn: Connection) -> StoredClient | None:
         await clients_repo.create(
             conn, "mosaic", token_hash="a" * 64, allowed_agreements=frozenset({"isa-1"}), at=T0
         )
@@ -121,7 +137,10 @@ async def test_clients_by_token_hash_rotation_and_suspension(database_url: str) 
         assert await clients_repo.set_status(conn, "mosaic", "suspended")
         assert await clients_repo.by_token_hash(conn, "b" * 64) is None
         assert await clients_repo.set_agreements(conn, "mosaic", frozenset({"isa-1", "isa-2"}))
-        client = await clients_repo.get(conn, "mosaic")
+        return await clients_repo.get(conn, "mosaic")
+
+    async with open_store(database_url) as store:
+        client = await store.write(work)
     assert client is not None
     assert (client.status, client.rotated_at, len(client.allowed_agreements)) == (
         "suspended",
@@ -133,7 +152,8 @@ async def test_clients_by_token_hash_rotation_and_suspension(database_url: str) 
 async def test_receipts_approvals_idempotency_optouts(database_url: str, tmp_path: Path) -> None:
     prot = protection(tmp_path)
     new = new_disclosure(prot)
-    async with open_store(database_url) as store, transaction(store) as conn:
+
+    async def work(conn: Connection) -> None:
         await disclosures.record_accepted(conn, new, envelope=b"x", digest="d", actor=CLIENT, at=T0)
         receipt = receipt_rows.StoredReceipt(
             "r-1", new.id, "received", None, "eyJ.x.y", T0, "kp-sig-1"
@@ -166,3 +186,6 @@ async def test_receipts_approvals_idempotency_optouts(database_url: str, tmp_pat
         assert await optouts.is_opted_out(conn, index)
         assert not await optouts.is_opted_out(conn, prot.blind_index("nhs_number", "9990005678"))
         assert await optouts.current_version(conn) == ("2026-03", 1)
+
+    async with open_store(database_url) as store:
+        await store.write(work)

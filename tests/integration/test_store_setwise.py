@@ -21,6 +21,7 @@ from gateway.store.group_commit import SetWise
 from gateway.store.outbox import ClaimRound, claim_rounds
 from gateway.store.tables import held_records
 from gateway.store.tables import outbox as outbox_table
+from gateway.store.unit_of_work import Connection
 from tests.integration.store_support import (
     CLIENT,
     T0,
@@ -28,7 +29,6 @@ from tests.integration.store_support import (
     new_disclosure,
     open_store,
     protection,
-    transaction,
 )
 
 LATER = T0 + timedelta(minutes=1)
@@ -36,15 +36,16 @@ LATER = T0 + timedelta(minutes=1)
 
 async def _accepted(store: Store, tmp_path: Path, n: int) -> list[str]:
     prot = protection(tmp_path)
-    ids = []
-    async with transaction(store) as conn:
-        for _ in range(n):
-            new = new_disclosure(prot)
+    news = [new_disclosure(prot) for _ in range(n)]
+
+    async def work(conn: Connection) -> None:
+        for new in news:
             await disclosures.record_accepted(
                 conn, new, envelope=b"jwe", digest="d", actor=CLIENT, at=T0
             )
-            ids.append(new.id)
-    return ids
+
+    await store.write(work)
+    return [new.id for new in news]
 
 
 def _move(id_: str, to: Status, event: str, **extra: object) -> status_moves.Move:
@@ -68,8 +69,7 @@ async def test_a_batch_judges_each_move_against_the_status_the_last_one_left(
             _move(first, Status.RECEIPTED, "receipted"),
             _move(first, Status.DISPATCHED, "dispatched"),  # after its receipt: refused
         ]
-        async with transaction(store) as conn:
-            results = await status_moves.apply(conn, moves)
+        results = await store.write(lambda conn: status_moves.apply(conn, moves))
         assert results == [
             status_moves.Moved(Status.QUEUED, True),
             status_moves.Moved(Status.QUEUED, True),
@@ -95,15 +95,15 @@ async def test_a_handover_overtaken_by_its_receipt_is_still_recorded(
 ) -> None:
     async with open_store(database_url) as store:
         (id_,) = await _accepted(store, tmp_path, 1)
-        async with transaction(store) as conn:
-            await status_moves.apply(conn, [_move(id_, Status.RECEIPTED, "receipted")])
+        await store.write(
+            lambda conn: status_moves.apply(conn, [_move(id_, Status.RECEIPTED, "receipted")])
+        )
         audited = await _audit_count(store)
         late = _move(
             id_, Status.DISPATCHED, "dispatched", detail={"status": 202},
             changes={"attempts": 1}, record_if_refused=True,
         )  # fmt: skip
-        async with transaction(store) as conn:
-            (result,) = await status_moves.apply(conn, [late])
+        (result,) = await store.write(lambda conn: status_moves.apply(conn, [late]))
         assert result == status_moves.Moved(Status.RECEIPTED, False)
         async with store.read() as conn:
             stored = await disclosures.get(conn, id_)
@@ -120,9 +120,9 @@ async def test_a_missing_disclosure_fails_only_its_own_move(
 ) -> None:
     async with open_store(database_url) as store:
         ids = await _accepted(store, tmp_path, 3)
+        missing = [_move("no-such-id", Status.FAILED, "failed")]
         with pytest.raises(NotFoundError):
-            async with transaction(store) as conn:
-                await status_moves.apply(conn, [_move("no-such-id", Status.FAILED, "failed")])
+            await store.write(lambda conn: status_moves.apply(conn, missing))
         submitted = [_move(i, Status.DISPATCHED, "dispatched") for i in ids]
         submitted.insert(1, _move("no-such-id", Status.DISPATCHED, "dispatched"))
         results = await asyncio.gather(
@@ -144,12 +144,13 @@ async def test_rejecting_in_a_batch_destroys_the_held_record(
     prot = protection(tmp_path)
     new = new_disclosure(prot)
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            await disclosures.record_held(
+        await store.write(
+            lambda conn: disclosures.record_held(
                 conn, new, request=b"{}", protection=prot, actor=CLIENT, at=T0
             )
-        async with transaction(store) as conn:
-            (result,) = await status_moves.apply(conn, [_move(new.id, Status.REJECTED, "rejected")])
+        )
+        rejected = [_move(new.id, Status.REJECTED, "rejected")]
+        (result,) = await store.write(lambda conn: status_moves.apply(conn, rejected))
         assert result.moved
         async with store.read() as conn:
             held = await conn.scalar(select(func.count()).select_from(held_records))
@@ -165,13 +166,13 @@ async def test_receipts_repeated_in_a_batch_or_replayed_are_not_fresh(
         def receipt(rid: str, disclosure: str) -> receipt_rows.StoredReceipt:
             return receipt_rows.StoredReceipt(rid, disclosure, "received", None, "eyJ.x.y", T0, "k")
 
-        async with transaction(store) as conn:
-            assert await receipt_rows.record(conn, receipt("r-old", first))
+        assert await store.write(lambda conn: receipt_rows.record(conn, receipt("r-old", first)))
         batch = [receipt("r-1", first), receipt("r-old", first), receipt("r-1", first)]
         batch.append(receipt("r-2", second))
-        async with transaction(store) as conn:
-            assert await receipt_rows.record_many(conn, batch) == [True, False, False, True]
-            assert await receipt_rows.record_many(conn, []) == []
+
+        fresh = await store.write(lambda conn: receipt_rows.record_many(conn, batch))
+        assert fresh == [True, False, False, True]
+        assert await store.write(lambda conn: receipt_rows.record_many(conn, [])) == []
         async with store.read() as conn:
             assert await receipt_rows.for_disclosure(conn, second) == batch[3]
 
@@ -182,9 +183,12 @@ async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(
     async with open_store(database_url) as store:
         await _accepted(store, tmp_path, 3)
         lease = timedelta(minutes=5)
-        async with transaction(store) as conn:
-            mine = await outbox.claim(conn, owner="w1", now=T0, lease=lease, limit=2)
-            theirs = await outbox.claim(conn, owner="w2", now=T0, lease=lease, limit=1)
+        mine = await store.write(
+            lambda conn: outbox.claim(conn, owner="w1", now=T0, lease=lease, limit=2)
+        )
+        theirs = await store.write(
+            lambda conn: outbox.claim(conn, owner="w2", now=T0, lease=lease, limit=1)
+        )
         marks = [outbox.Mark(item.id, "w1", outbox.DELIVERED, LATER) for item in mine]
         marks.append(outbox.Mark(theirs[0].id, "w1", outbox.DELIVERED, LATER))  # not w1's row
         await asyncio.gather(*(store.write(SetWise(outbox.mark_each, m)) for m in marks))
@@ -202,12 +206,17 @@ async def test_an_embedded_claim_respects_each_partners_room_and_reads_the_discl
 ) -> None:
     prot = protection(tmp_path)
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
-            for partner in ("alpha", "alpha", "alpha", "beta", "beta"):
+        news = [
+            new_disclosure(prot, partner=p) for p in ("alpha", "alpha", "alpha", "beta", "beta")
+        ]
+
+        async def accept_all(conn: Connection) -> None:
+            for new in news:
                 await disclosures.record_accepted(
-                    conn, new_disclosure(prot, partner=partner), envelope=b"jwe", digest="d",
-                    actor=CLIENT, at=T0,
-                )  # fmt: skip
+                    conn, new, envelope=b"jwe", digest="d", actor=CLIENT, at=T0
+                )
+
+        await store.write(accept_all)
         claim = ClaimRound("w1", LATER, timedelta(minutes=5), per_partner=2, inflight={"beta": 1})
         claimed = await store.write(SetWise(claim_rounds, claim))
         by_partner = sorted(c.item.partner_id for c in claimed)

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.audit import AuditSealer
 from gateway.store import disclosures
+from gateway.store.unit_of_work import Connection
 from gateway.subject_report import subject_report
 from tests.integration.store_support import (
     ADMIN,
@@ -18,7 +19,6 @@ from tests.integration.store_support import (
     new_disclosure,
     open_store,
     protection,
-    transaction,
 )
 
 OTHER_NHS = "9990005678"
@@ -31,12 +31,15 @@ async def test_report_finds_every_disclosure_about_the_person(
     mine = [new_disclosure(prot), new_disclosure(prot, partner="medway-ft")]
     theirs = new_disclosure(prot, nhs_number=OTHER_NHS, local_id="MDW-SYN-999")
     async with open_store(database_url) as store:
-        async with transaction(store) as conn:
+
+        async def record_three(conn: Connection) -> None:
             await disclosures.record_accepted(
                 conn, mine[0], envelope=b"x", digest="d", actor=CLIENT, at=T0
             )
             await disclosures.record_denied(conn, mine[1], actor=CLIENT, at=T0)
             await disclosures.record_denied(conn, theirs, actor=CLIENT, at=T0)
+
+        await store.write(record_three)
         by_nhs = await subject_report(store, prot, nhs_number="999 000 1234", actor=ADMIN, at=T0)
         by_local = await subject_report(store, prot, local_id=LOCAL_ID, actor=ADMIN, at=T0)
         nobody = await subject_report(store, prot, nhs_number="9990000000", actor=ADMIN, at=T0)
@@ -62,14 +65,18 @@ async def test_no_identifier_in_plain_text_in_the_sqlite_file(tmp_path: Path) ->
     prot = protection(tmp_path)
     request = f'{{"subject": {{"nhs_number": "{NHS_NUMBER}", "local_id": "{LOCAL_ID}"}}}}'.encode()
     async with open_store(url) as store:
-        async with transaction(store) as conn:
+        accepted, denied, held = (new_disclosure(prot) for _ in range(3))
+
+        async def record_one_of_each(conn: Connection) -> None:
             await disclosures.record_accepted(
-                conn, new_disclosure(prot), envelope=b"opaque-jwe", digest="d", actor=CLIENT, at=T0
+                conn, accepted, envelope=b"opaque-jwe", digest="d", actor=CLIENT, at=T0
             )
-            await disclosures.record_denied(conn, new_disclosure(prot), actor=CLIENT, at=T0)
+            await disclosures.record_denied(conn, denied, actor=CLIENT, at=T0)
             await disclosures.record_held(
-                conn, new_disclosure(prot), request=request, protection=prot, actor=CLIENT, at=T0
+                conn, held, request=request, protection=prot, actor=CLIENT, at=T0
             )
+
+        await store.write(record_one_of_each)
         await subject_report(store, prot, nhs_number=NHS_NUMBER, actor=ADMIN, at=T0)
         await AuditSealer(store, clock=lambda: T0).seal_now()
     data = database_bytes(tmp_path)
