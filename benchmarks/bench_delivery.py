@@ -55,6 +55,7 @@ from gateway.store.disclosure_model import NewDisclosure, Status, SubjectIndexes
 from gateway.store.group_commit import SetWise
 from gateway.store.receipt_ledger import ReceiptLedger
 from gateway.store.submissions import record_accepted
+from gateway.store.unit_of_work import Connection
 
 COUNCIL, PARTNER = "medway-council", "bench-partner"
 AMQP = os.environ.get("GATEHOUSE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -298,7 +299,7 @@ async def register(store: Store, partner: Partner) -> None:
     template = load_catalog(default_catalog_dir()).agreements["KM-DOM-006"]
     agreement = template.model_copy(update={"id": "BENCH-DOM", "partner": PARTNER})
 
-    async def work(conn: Any) -> None:
+    async def work(conn: Connection) -> None:
         await partners_repo.save_partner(
             conn,
             partners_repo.StoredPartner(

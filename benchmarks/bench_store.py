@@ -2,8 +2,10 @@
 
 Runs on SQLite (a temporary file) and on PostgreSQL (a database it creates and drops), with 1,
 16 and 64 concurrent writers through `Store.write`, while the audit sealer chains entries in the
-background as it would in the service. Afterwards it drains the sealer, verifies the whole
-chain, and prints the figures.
+background as it would in the service. The single writer is the baseline of one transaction per
+disclosure: it writes one disclosure per `Store.write` call and waits for it, so each commit
+holds one disclosure; 16 and 64 writers share commits. Afterwards it drains the sealer, verifies
+the whole chain, and prints the figures.
 
     .venv/bin/python benchmarks/bench_store.py [--seconds 3] [--skip-postgres]
 """
@@ -60,8 +62,7 @@ def disclosure(prot: Protection, n: int) -> NewDisclosure:
 
 
 async def writer(store: Store, prot: Protection, deadline: float, counter: list[int]) -> None:
-    """As submitting persists: each writer waits for the commit holding its disclosure (with
-    one writer, every commit holds one disclosure)."""
+    """As submitting persists: one disclosure per `Store.write`, waiting for its commit."""
     while time.perf_counter() < deadline:
         new = disclosure(prot, counter[0])
         accepted = disclosures.AcceptedDisclosure(new, ENVELOPE, "bench", ACTOR, now())
@@ -98,7 +99,7 @@ async def run(url: str, writers: int, seconds: float, prot: Protection) -> None:
     )
 
 
-# One writer (a commit per disclosure), then 16 and 64 sharing commits through Store.write.
+# One writer (one disclosure per commit: the baseline), then 16 and 64 sharing commits.
 CASES = (1, 16, 64)
 
 
