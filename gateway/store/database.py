@@ -116,6 +116,7 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """The write transaction a lane's writer commits a batch in; everyone else calls `write`."""
         async with self._write_lock, self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with _released_if_cancelled(conn), conn.begin():
