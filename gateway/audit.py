@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from joserfc import jws
-from joserfc.jwk import ECKey, OKPKey
 
+from gateway.audit_anchor import CheckpointAnchor
 from gateway.audit_entry import (
     CHECKPOINT_EVERY,
+    CHECKPOINT_MAX_AGE,
     CHECKPOINT_TYP,
     GENESIS,
     SEAL_BATCH,
@@ -35,6 +35,7 @@ from gateway.store.unit_of_work import Connection
 
 __all__ = [
     "CHECKPOINT_EVERY",
+    "CHECKPOINT_MAX_AGE",
     "CHECKPOINT_TYP",
     "GENESIS",
     "SEAL_BATCH",
@@ -44,7 +45,6 @@ __all__ = [
     "AuditSealer",
     "CheckpointSigner",
     "CheckpointVerifier",
-    "JoseCheckpointSigner",
     "PendingEntry",
     "append",
     "append_many",
@@ -82,14 +82,30 @@ async def record(
     await store.write(work)
 
 
-async def checkpoint(store: Store, signer: CheckpointSigner, *, at: datetime) -> int:
-    """Seal what is pending and sign a checkpoint at the head now; returns its seq (0: empty)."""
-    return await store.write(functools.partial(sql.checkpoint_head, signer=signer, at=at))
+async def checkpoint(
+    store: Store,
+    signer: CheckpointSigner,
+    *,
+    at: datetime,
+    anchor: CheckpointAnchor | None = None,
+) -> int:
+    """Seal what is pending and sign a checkpoint at the head now; returns its seq (0: empty).
+
+    With an anchor, the checkpoint (and any the anchor lacks) is appended to it afterwards.
+    """
+    seq = await store.write(functools.partial(sql.checkpoint_head, signer=signer, at=at))
+    if anchor is not None:
+        await anchor.catch_up(store)
+    return seq
 
 
 class AuditSealer:
     """Chains staged entries and signs the checkpoints due; run every `interval` seconds by
-    the process's loops, looking with a read first so an idle store takes no write lock."""
+    the process's loops, looking with a read first so an idle store takes no write lock.
+
+    With an `anchor`, each checkpoint is appended there once it has committed (and at start,
+    any the anchor missed when a process stopped in between).
+    """
 
     def __init__(
         self,
@@ -97,10 +113,16 @@ class AuditSealer:
         *,
         clock: Callable[[], datetime],
         signer: CheckpointSigner | None = None,
+        anchor: CheckpointAnchor | None = None,
         interval: float = 0.1,
     ) -> None:
-        self._store, self._clock, self._signer = store, clock, signer
+        self._store, self._clock = store, clock
+        self._signer = None if signer is None else _Noting(signer, self._note_signed)
+        self._anchor, self._anchor_due = anchor, anchor is not None
         self.interval = interval
+
+    def _note_signed(self) -> None:
+        self._anchor_due = self._anchor is not None
 
     async def seal_now(self) -> int:
         """Seal everything committed so far; returns how many entries were chained."""
@@ -110,14 +132,24 @@ class AuditSealer:
             sealed = await self._store.write(work)
             total += sealed
             if sealed < SEAL_BATCH:
-                return total
+                break
+        if self._anchor is not None and self._anchor_due:
+            self._anchor_due = False
+            try:
+                await self._anchor.catch_up(self._store)
+            except BaseException:
+                self._anchor_due = True  # tried again on the next step
+                raise
+        return total
 
     async def seal_if_due(self) -> int:
         """Seal when entries are staged or a checkpoint is due (the periodic step)."""
         return await self.seal_now() if await self._due() else 0
 
     async def _due(self) -> bool:
-        """Entries are staged, or a checkpoint has fallen due."""
+        """Entries are staged, a checkpoint has fallen due, or the anchor is behind."""
+        if self._anchor_due:
+            return True
         async with self._store.read() as conn:
             staged, _oldest = await sql.pending_summary(conn)
             if staged:
@@ -126,21 +158,25 @@ class AuditSealer:
                 return False
             head = await sql.read_head(conn)
             last = await sql.last_checkpoint(conn)
+            oldest = await sql.oldest_unchecked_at(conn)
+        if oldest is not None and oldest <= self._clock() - CHECKPOINT_MAX_AGE:
+            return True
         return head.seq >= (last // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY
 
 
-class JoseCheckpointSigner:
-    """A CheckpointSigner on a joserfc private key (ES256 by default, or EdDSA)."""
+class _Noting:
+    """A CheckpointSigner that tells the sealer it signed, so the anchor is brought up to date."""
 
-    def __init__(self, key: ECKey | OKPKey, kid: str, alg: str = "ES256") -> None:
-        self._key, self._kid, self._alg = key, kid, alg
+    def __init__(self, signer: CheckpointSigner, signed: Callable[[], None]) -> None:
+        self._signer, self._signed = signer, signed
 
     @property
     def kid(self) -> str:
-        """The signing key's id."""
-        return self._kid
+        """The wrapped signer's key id."""
+        return self._signer.kid
 
     def sign_compact(self, payload: bytes, *, typ: str | None = CHECKPOINT_TYP) -> str:
-        """A compact JWS over `payload`, typed so it cannot pass for another token."""
-        header = {"alg": self._alg, "kid": self._kid, **({"typ": typ} if typ else {})}
-        return jws.serialize_compact(header, payload, self._key, algorithms=[self._alg])
+        """Sign, and note it."""
+        token = self._signer.sign_compact(payload, typ=typ)
+        self._signed()
+        return token

@@ -13,13 +13,15 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
 
 GENESIS = "0" * 64
 CHECKPOINT_EVERY = 1000
+# The sealer also signs whenever the oldest entry not under a checkpoint is this old.
+CHECKPOINT_MAX_AGE = timedelta(hours=1)
 SEAL_BATCH = 5000
 CHECKPOINT_TYP = "gatehouse-audit-checkpoint+jws"
 MAX_DETAIL_TEXT = 200  # details are codes and names; a long string smells of free text

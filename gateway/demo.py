@@ -274,6 +274,7 @@ async def run_demo(
         report = await verify(
             gateway.store,
             JwksCheckpointVerifier(gateway.keyring.verification_keys(gateway.clock())),
+            now=gateway.clock(),
         )
         console.print(
             f"audit chain: {'verified' if report.ok else 'BROKEN'} "

@@ -30,10 +30,14 @@ from joserfc.util import json_b64decode
 
 from gateway.errors import GatewayError
 
-# Council signatures (envelopes, audit checkpoints). RFC 9864's fully specified name Ed25519.
-COUNCIL_SIGNING_ALGS: Final = ("ES256", "Ed25519")
-# Partner receipts also accept the older, polymorphic "EdDSA" that most libraries still emit.
-RECEIPT_SIGNING_ALGS: Final = ("ES256", "Ed25519", "EdDSA")
+# What we sign with and publish: Ed25519 keys as RFC 8037's "EdDSA", the name every JOSE
+# library accepts (Authlib and others refuse RFC 9864's newer "Ed25519").
+SIGNING_ALGS: Final = ("ES256", "EdDSA")
+# What we accept when verifying (council tokens, audit checkpoints, partner receipts): both
+# names for Ed25519, so tokens signed before or by libraries using RFC 9864 still verify.
+COUNCIL_SIGNING_ALGS: Final = ("ES256", "EdDSA", "Ed25519")
+RECEIPT_SIGNING_ALGS: Final = COUNCIL_SIGNING_ALGS
+_ALG_ALIASES: Final = {"Ed25519": "EdDSA"}
 KEY_WRAP_ALGS: Final = ("ECDH-ES+A256KW", "RSA-OAEP-256")
 CONTENT_ENCRYPTION: Final = "A256GCM"
 MIN_RSA_BITS: Final = 3072
@@ -77,7 +81,8 @@ class _SizedJWSRegistry(jws.JWSRegistry):
         """Only the names on our allow-list; no library 'recommended' fallback."""
         if not self.allowed or name not in self.allowed or name not in self.algorithms:
             raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
-        # joserfc warns that "EdDSA" is deprecated (RFC 9864); we accept it on receipts on purpose.
+        # Bypasses the base get_alg, which warns that "EdDSA" is deprecated (RFC 9864): it is
+        # the name we publish, since most JOSE libraries know no other.
         return self.algorithms[name]
 
 
@@ -158,8 +163,13 @@ def _import(jwk: Mapping[str, Any]) -> JoseKey:
     kty = jwk.get("kty")
     if kty not in {"EC", "OKP", "RSA"}:
         raise JoseFailure("key type must be EC, OKP or RSA", "key_type")
+    members = dict(jwk)
+    if members.get("alg") in ("EdDSA", "Ed25519"):
+        # joserfc holds a key to its JWK's alg; either name of Ed25519 must verify with it
+        # (`_alg_matches_key` checks the curve).
+        del members["alg"]
     try:
-        key = import_key(dict(jwk), key_type=kty)
+        key = import_key(members, key_type=kty)
     except (JoseError, ValueError, TypeError, KeyError):
         raise JoseFailure("not a valid JWK", "key_invalid") from None
     if not isinstance(key, ECKey | OKPKey | RSAKey):  # pragma: no cover - kty checked above
@@ -167,12 +177,17 @@ def _import(jwk: Mapping[str, Any]) -> JoseKey:
     return key
 
 
+def canonical_alg(name: str) -> str:
+    """The name we sign and publish under: "Ed25519" is spelled "EdDSA"; others unchanged."""
+    return _ALG_ALIASES.get(name, name)
+
+
 def signing_alg_for(key: JoseKey) -> str:
-    """The JWS alg we use with a signing key: ES256 for P-256, Ed25519 for Ed25519."""
+    """The JWS alg we use with a signing key: ES256 for P-256, EdDSA for Ed25519."""
     if isinstance(key, ECKey) and key.curve_name == "P-256":
         return "ES256"
     if isinstance(key, OKPKey) and key.curve_name == "Ed25519":
-        return "Ed25519"
+        return "EdDSA"
     raise JoseFailure("signing keys must be EC P-256 or Ed25519", "key_type")
 
 
@@ -201,10 +216,8 @@ def rsa_bits(key: RSAKey) -> int:
 
 
 def _alg_matches_key(alg: str, key: JoseKey) -> bool:
-    if alg == "EdDSA":
-        return isinstance(key, OKPKey) and key.curve_name == "Ed25519"
     try:
-        return signing_alg_for(key) == alg
+        return signing_alg_for(key) == canonical_alg(alg)
     except JoseFailure:
         return False
 
@@ -264,7 +277,8 @@ def verify_compact(
     jwk = find_jwk(jwks, kid)
     if jwk is None:
         raise JoseFailure("the signing key is not in the key set", "unknown_key")
-    if jwk.get("use", "sig") != "sig" or jwk.get("alg", header["alg"]) != header["alg"]:
+    declared = canonical_alg(str(jwk.get("alg", header["alg"])))
+    if jwk.get("use", "sig") != "sig" or declared != canonical_alg(header["alg"]):
         raise JoseFailure("the key is not for this algorithm", "algorithm_not_allowed")
     return verify_jws(token, import_public_jwk(jwk), algorithms)
 

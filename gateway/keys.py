@@ -96,12 +96,16 @@ class CouncilKey:
             name: datetime.fromisoformat(data[name]) if data.get(name) else None
             for name in ("activated_at", "published_until", "retired_at")
         }
+        # Keys made before Ed25519 was published as "EdDSA" say "Ed25519": read them as EdDSA.
+        public = dict(data["public_jwk"])
+        if "alg" in public:
+            public["alg"] = jose.canonical_alg(public["alg"])
         return cls(
             kid=data["kid"],
-            alg=data["alg"],
+            alg=jose.canonical_alg(data["alg"]),
             status=data["status"],
             created_at=datetime.fromisoformat(data["created_at"]),
-            public_jwk=data["public_jwk"],
+            public_jwk=public,
             **moments,
         )
 
@@ -141,10 +145,8 @@ class CouncilKeyring:
     def generate(self, alg: str, now: datetime) -> CouncilKey:
         """A new key; it becomes active when there is none, otherwise pending (pre-published)."""
         _require_aware(now)
-        if alg not in jose.COUNCIL_SIGNING_ALGS:
-            raise KeyringError(f"alg must be one of {', '.join(jose.COUNCIL_SIGNING_ALGS)}")
         with self._locked():
-            return self._generate(alg, now)
+            return self._generate(_signing_alg(alg), now)
 
     def _generate(self, alg: str, now: datetime) -> CouncilKey:
         keys = self.list()
@@ -173,8 +175,7 @@ class CouncilKeyring:
         _require_aware(now)
         if overlap < timedelta(0):
             raise KeyringError("overlap must not be negative")
-        if alg is not None and alg not in jose.COUNCIL_SIGNING_ALGS:
-            raise KeyringError(f"alg must be one of {', '.join(jose.COUNCIL_SIGNING_ALGS)}")
+        alg = None if alg is None else _signing_alg(alg)
         with self._locked():
             current = self._active_or_none()
             pending = [k for k in self.list() if k.status == "pending" and alg in (None, k.alg)]
@@ -301,6 +302,14 @@ def _after_rotation(key: CouncilKey, new_kid: str, now: datetime, overlap: timed
 
 def _alg_of(key: CouncilKey | None) -> str:
     return key.alg if key is not None else "ES256"
+
+
+def _signing_alg(alg: str) -> str:
+    """ES256, or EdDSA for an Ed25519 key (either name is accepted)."""
+    canonical = jose.canonical_alg(alg)
+    if canonical not in jose.SIGNING_ALGS:
+        raise KeyringError("alg must be ES256 or EdDSA (Ed25519)")
+    return canonical
 
 
 def _require_aware(now: datetime) -> None:

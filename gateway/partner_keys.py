@@ -125,7 +125,7 @@ class PartnerKey:
 
     @property
     def alg(self) -> str:
-        """The algorithm used with this key (ES256, Ed25519, ECDH-ES+A256KW, RSA-OAEP-256)."""
+        """The algorithm used with this key (ES256, EdDSA, ECDH-ES+A256KW, RSA-OAEP-256)."""
         key = self.public_key()
         return jose.key_wrap_alg_for(key) if self.use == "enc" else jose.signing_alg_for(key)
 
@@ -242,8 +242,8 @@ def public_jwk(private_jwk: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _alg_accepted(declared: str, expected: str, use: KeyUse) -> bool:
-    if use == "sig" and expected == "Ed25519":
-        return declared in ("Ed25519", "EdDSA")
+    if use == "sig":
+        return jose.canonical_alg(declared) == jose.canonical_alg(expected)
     return declared == expected
 
 

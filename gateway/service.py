@@ -21,6 +21,7 @@ from gateway.application.channel import Channel
 from gateway.application.council_key_rotation import ensure_signing_key
 from gateway.application.receipt_intake import ReceiptIntake
 from gateway.application.submit import SubmitDisclosures
+from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority
 from gateway.background import Loops
 from gateway.clients import Client
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
@@ -61,6 +62,14 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     return channels
 
 
+def checkpoint_anchor(settings: Settings) -> CheckpointAnchor | None:
+    """The external audit anchor when GATEWAY_AUDIT_ANCHOR is set (time-stamped if a TSA is)."""
+    if settings.audit_anchor is None:
+        return None
+    tsa = TimeStampAuthority(settings.audit_tsa_url) if settings.audit_tsa_url else None
+    return CheckpointAnchor(AnchorFile(settings.audit_anchor), tsa)
+
+
 class Gateway:
     """Everything a gateway process holds: store, policy, keys, use cases, metrics, and, with
     `channels`, the delivery engine (the worker role)."""
@@ -82,7 +91,10 @@ class Gateway:
         self.loops = Loops()
         self.policy = PolicyCache(store, interval=policy_refresh or settings.policy_refresh_seconds)
         self.sealer = audit.AuditSealer(
-            store, clock=clock, signer=KeyringCheckpointSigner(self.keyring, clock)
+            store,
+            clock=clock,
+            signer=KeyringCheckpointSigner(self.keyring, clock),
+            anchor=checkpoint_anchor(settings),
         )
         self.receipts = ReceiptIntake(
             records=ReceiptLedger(store),

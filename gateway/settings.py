@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(20, ge=1, description="Broker redeliveries before dead letter")
     webhook_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect")
     webhook_total_timeout: float = Field(30.0, gt=0, description="Seconds for a whole POST")
+    audit_anchor: Path | None = Field(
+        None, description="File each signed audit checkpoint is appended to (append-only)"
+    )
+    audit_tsa_url: str = Field(
+        "", description="RFC 3161 time-stamp authority for anchored checkpoints; empty = none"
+    )
     policy_refresh_seconds: float = Field(
         2.0, gt=0, le=3600, description="Seconds between re-reads of agreements, keys, clients"
     )

@@ -17,7 +17,7 @@ class Signer(Protocol):
 
     @property
     def alg(self) -> str:
-        """The JWS alg: ES256 or Ed25519."""
+        """The JWS alg: ES256 or EdDSA (an Ed25519 key)."""
         ...
 
     def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
@@ -42,7 +42,7 @@ class FileSigner:
 
     @property
     def alg(self) -> str:
-        """The JWS alg: ES256 or Ed25519."""
+        """The JWS alg: ES256 or EdDSA (an Ed25519 key)."""
         return self._alg
 
     def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:

@@ -41,7 +41,8 @@ class SigningAlg(StrEnum):
     """Signing algorithms the council may use."""
 
     ES256 = "ES256"
-    ED25519 = "Ed25519"
+    EDDSA = "EdDSA"
+    ED25519 = "Ed25519"  # RFC 9864's name for the same key; the key is published as EdDSA
 
 
 def _describe(key: CouncilKey) -> dict[str, Any]:

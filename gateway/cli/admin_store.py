@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, OKPKey
 
-from gateway import audit, retention
+from gateway import audit, jose, retention
+from gateway.audit_anchor import AnchorError, read_anchor
 from gateway.audit_verify import JwksCheckpointVerifier, VerifyReport, verify
 from gateway.cli.common import EXIT_REFUSED, default_actor, fail, print_json, print_table
 from gateway.protection import Protection
+from gateway.service import checkpoint_anchor
 from gateway.settings import Settings, load_settings
+from gateway.signer import FileSigner
 from gateway.store import partners_repo
 from gateway.store.database import Store
 from gateway.subject_report import subject_report
@@ -80,14 +81,28 @@ def audit_verify(
         Path | None,
         typer.Option(help="JWKS file of the council's public keys (default: the store's mirror)."),
     ] = None,
+    anchors: Annotated[
+        Path | None,
+        typer.Option(help="The external anchor file (GATEWAY_AUDIT_ANCHOR) to check against."),
+    ] = None,
+    tsa_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate of the time-stamp authority, to check its stamps."),
+    ] = None,
 ) -> None:
     """Walk the audit chain and its checkpoints; exit 1 and name the first broken link."""
     settings = load_settings()
     given = json.loads(jwks.read_text()) if jwks else None
+    try:
+        anchored = read_anchor(anchors) if anchors else None
+        tsa_pem = tsa_cert.read_bytes() if tsa_cert else None
+    except (AnchorError, OSError) as exc:
+        raise fail(f"cannot read the anchor: {exc}") from None
 
     async def work(store: Store) -> VerifyReport:
         keys = given if given is not None else await _mirrored_jwks(store)
-        return await verify(store, JwksCheckpointVerifier(keys) if keys["keys"] else None)
+        verifier = JwksCheckpointVerifier(keys) if keys["keys"] else None
+        return await verify(store, verifier, now=_now(), anchors=anchored, tsa_certificate=tsa_pem)
 
     report = _run(settings, work)
     if as_json:
@@ -111,6 +126,7 @@ def _print_report(report: VerifyReport) -> None:
         ("last checkpoint", report.last_checkpoint_seq),
         ("signatures checked", "yes" if report.signatures_checked else "no (no council keys)"),
         ("awaiting sealing", report.pending),
+        ("anchored checkpoints checked", report.anchors_checked),
     ]
     if report.broken:
         rows.append(("BROKEN", f"{report.broken.code} at seq {report.broken.seq}"))
@@ -129,16 +145,15 @@ def audit_checkpoint(
     settings = load_settings()
     try:
         data = json.loads(signing_key.read_text())
-        key = ECKey.import_key(data) if data.get("kty") == "EC" else OKPKey.import_key(data)
-    except (OSError, ValueError, JoseError) as exc:
+        key = jose.import_private_jwk(data)
+        signer = FileSigner(str(data.get("kid") or key.thumbprint()), key)
+    except (OSError, ValueError, jose.JoseFailure) as exc:
         raise fail(
-            f"{signing_key.name}: not a private EC or OKP JWK ({type(exc).__name__})"
+            f"{signing_key.name}: not a private P-256 or Ed25519 JWK ({type(exc).__name__})"
         ) from None
-    alg = "ES256" if data.get("kty") == "EC" else "EdDSA"
-    signer = audit.JoseCheckpointSigner(key, str(data.get("kid", "")), alg)
 
     async def work(store: Store) -> int:
-        return await audit.checkpoint(store, signer, at=_now())
+        return await audit.checkpoint(store, signer, at=_now(), anchor=checkpoint_anchor(settings))
 
     seq = _run(settings, work)
     typer.echo(f"checkpoint signed at seq {seq}" if seq else "the audit log is empty")

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit_entry import (
     CHECKPOINT_EVERY,
+    CHECKPOINT_MAX_AGE,
     CHECKPOINT_TYP,
     SEAL_BATCH,
     Actor,
@@ -41,7 +42,13 @@ from gateway.audit_entry import (
 )
 from gateway.store.database import Store
 from gateway.store.multi_insert import Writes, insert_all_sync
-from gateway.store.tables import audit_checkpoints, audit_head, audit_log, audit_pending
+from gateway.store.tables import (
+    audit_checkpoints,
+    audit_head,
+    audit_log,
+    audit_pending,
+    disclosure_events,
+)
 
 CHAIN_LOCK = 0x6761_7465_0002  # pg advisory lock key of the audit chain
 
@@ -120,6 +127,30 @@ def last_checkpoint_seq(conn: Connection) -> int:
     return int(value or 0)
 
 
+async def oldest_unchecked_at(conn: AsyncConnection) -> datetime | None:
+    """The time of the first chained entry after the newest checkpoint, None if there is none."""
+    return await conn.run_sync(oldest_unchecked_at_sync)
+
+
+def oldest_unchecked_at_sync(conn: Connection) -> datetime | None:
+    """`oldest_unchecked_at` on a sync connection."""
+    seq = last_checkpoint_seq(conn) + 1
+    value = conn.scalar(select(audit_log.c.at).where(audit_log.c.seq == seq))
+    return value if isinstance(value, datetime) else None
+
+
+async def latest_activity_before(conn: AsyncConnection, before: datetime) -> datetime | None:
+    """The newest disclosure event before `before`: each is audited, so a checkpoint is due."""
+    query = (
+        select(disclosure_events.c.at)
+        .where(disclosure_events.c.at < before)
+        .order_by(disclosure_events.c.at.desc())
+        .limit(1)
+    )
+    value = await conn.scalar(query)
+    return value if isinstance(value, datetime) else None
+
+
 @asynccontextmanager
 async def snapshot(store: Store) -> AsyncIterator[AsyncConnection]:
     """A read transaction that sees one state of the chain, however long it is walked."""
@@ -136,9 +167,10 @@ async def read_entries(conn: AsyncConnection, after_seq: int, limit: int) -> lis
     return list(await conn.execute(query.limit(limit)))
 
 
-async def read_checkpoints(conn: AsyncConnection) -> list[Any]:
-    """Every checkpoint in seq order."""
-    return list(await conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)))
+async def read_checkpoints(conn: AsyncConnection, *, after: int = 0) -> list[Any]:
+    """Every checkpoint past seq `after`, in seq order."""
+    query = select(audit_checkpoints).where(audit_checkpoints.c.seq > after)
+    return list(await conn.execute(query.order_by(audit_checkpoints.c.seq)))
 
 
 async def pending_summary(conn: AsyncConnection) -> tuple[int, datetime | None]:
@@ -281,10 +313,15 @@ def seal_sync(
 def _sign_due_checkpoints(
     conn: Connection, signer: CheckpointSigner, at: datetime, every: int
 ) -> None:
+    """At every multiple of `every`, and at the head once the oldest entry after the newest
+    checkpoint is CHECKPOINT_MAX_AGE old: what `audit verify` holds the sealer to."""
     head = read_head_sync(conn)
     first = (last_checkpoint_seq(conn) // every + 1) * every
     for seq in range(first, head.seq + 1, every):
         _sign_checkpoint(conn, signer, seq, hash_at(conn, seq), at)
+    oldest = oldest_unchecked_at_sync(conn)
+    if oldest is not None and oldest <= at - CHECKPOINT_MAX_AGE:
+        _sign_checkpoint(conn, signer, head.seq, head.hash, at)
 
 
 def _sign_checkpoint(

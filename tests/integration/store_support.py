@@ -12,9 +12,10 @@ from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.audit import Actor, ActorKind, JoseCheckpointSigner
+from gateway.audit import Actor, ActorKind
 from gateway.audit_verify import JwksCheckpointVerifier
 from gateway.protection import Protection
+from gateway.signer import FileSigner
 from gateway.store import disclosures
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NewDisclosure, SubjectIndexes
@@ -92,11 +93,11 @@ def new_disclosure(
 
 def checkpoint_keys(
     kid: str = "council-sig-test",
-) -> tuple[JoseCheckpointSigner, JwksCheckpointVerifier]:
+) -> tuple[FileSigner, JwksCheckpointVerifier]:
     """A signer and verifier on a fresh EC P-256 test key."""
     key = ECKey.generate_key("P-256", parameters={"kid": kid})
     jwks = {"keys": [key.as_dict(private=False)]}
-    return JoseCheckpointSigner(key, kid), JwksCheckpointVerifier(jwks)
+    return FileSigner(kid, key), JwksCheckpointVerifier(jwks)
 
 
 async def audit_entries(conn: AsyncConnection) -> int:

