@@ -27,6 +27,7 @@ import aiohttp
 import structlog
 from cryptography import x509
 from rfc3161_client import (
+    HashAlgorithm,
     PKIStatus,
     TimestampRequestBuilder,
     TimeStampResponse,
@@ -154,7 +155,8 @@ class TimeStampAuthority:
 
     async def stamp(self, data: bytes) -> bytes:
         """The authority's signed reply over SHA-256(data), checked to be for exactly that."""
-        request = TimestampRequestBuilder().data(data).nonce(nonce=True).build()
+        builder = TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256)
+        request = builder.nonce(nonce=True).build()
         headers = {"Content-Type": "application/timestamp-query"}
         try:
             async with aiohttp.ClientSession(timeout=self._timeout) as session:
