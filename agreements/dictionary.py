@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+
+from agreements.vocabulary import SubjectIdentifier
 
 
 class Category(enum.StrEnum):
@@ -263,6 +265,7 @@ def _build() -> Mapping[str, FieldDefinition]:
 
 DICTIONARY: Mapping[str, FieldDefinition] = _build()
 """Every known leaf field path, read-only."""
+_SUBJECT_PATHS = frozenset(f"subject.{name}" for name in SubjectIdentifier)
 
 
 def lookup(path: str) -> FieldDefinition | None:
@@ -273,3 +276,21 @@ def lookup(path: str) -> FieldDefinition | None:
 def entries() -> tuple[FieldDefinition, ...]:
     """Every definition, in the dictionary's order (grouped by category)."""
     return tuple(DICTIONARY.values())
+
+
+UNKNOWN = "<unknown>"
+"""What is recorded in place of a client's own name for something not in the catalog."""
+
+
+def recordable_paths(paths: Iterable[str]) -> tuple[tuple[str, ...], int]:
+    """The paths fit to record: dictionary paths (and `subject.<identifier>`) as they are, every
+    other one folded into one `<unknown>` and counted. A client's own key names are free text:
+    they never reach the audit log or the database, and cannot make an entry grow."""
+    known: list[str] = []
+    unknown = 0
+    for path in paths:
+        if path in DICTIONARY or path in _SUBJECT_PATHS:
+            known.append(path)
+        else:
+            unknown += 1
+    return (*known, UNKNOWN) if unknown else tuple(known), unknown

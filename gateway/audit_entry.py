@@ -25,6 +25,9 @@ CHECKPOINT_MAX_AGE = timedelta(hours=1)
 SEAL_BATCH = 5000
 CHECKPOINT_TYP = "gatehouse-audit-checkpoint+jws"
 MAX_DETAIL_TEXT = 200  # details are codes and names; a long string smells of free text
+# Targets and details of one entry together: no request can write more (a backstop: callers
+# record names from the catalog and counts, never what a client sent).
+MAX_ENTRY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +160,16 @@ def pending_row(
 ) -> dict[str, Any]:
     """An entry's row before it is chained, for callers that batch it with their own inserts."""
     check_details(details or {})
+    targets_json, details_json = canonical(dict(targets or {})), canonical(dict(details or {}))
+    if len(targets_json) + len(details_json) > MAX_ENTRY_BYTES:
+        raise ValueError(f"audit entry {action}: larger than {MAX_ENTRY_BYTES} bytes")
     return {
         "at": at,
         "actor_kind": str(actor.kind),
         "actor_name": actor.name,
         "action": action,
-        "targets": canonical(dict(targets or {})),
-        "details": canonical(dict(details or {})),
+        "targets": targets_json,
+        "details": details_json,
     }
 
 

@@ -46,6 +46,12 @@ class Metrics:
             "gatehouse_deliveries", "Delivery attempts", ["partner", "outcome"], registry=r
         )
         self.receipts = Counter("gatehouse_receipts", "Receipts processed", ["outcome"], registry=r)
+        self.receipts_unauthenticated = Counter(
+            "gatehouse_receipts_refused_unauthenticated",
+            "Receipts refused before any registered partner key verified them (never stored)",
+            ["reason"],
+            registry=r,
+        )
         self.delivery_seconds = Histogram(
             "gatehouse_submit_to_receipt_seconds",
             "Time from acceptance to verified receipt",

@@ -24,9 +24,14 @@ _MAX_TEXT = 500
 
 
 class ReceiptError(GatewayError):
-    """A receipt is refused; the code names the check that failed (never a claim value)."""
+    """A receipt is refused; the code names the check that failed (never a claim value).
+
+    `signed`: its signature verified against the partner's registered key, so the refusal is
+    a partner's act worth auditing; otherwise anyone could have sent it.
+    """
 
     code = "receipt_malformed"
+    signed = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,32 @@ def verify_receipt(
         claims = jose.parse_json_object(payload)
     except jose.JoseFailure as exc:
         raise ReceiptError(exc.message, code=f"receipt_{exc.reason}") from None
+    try:
+        return _check_claims(
+            claims,
+            key,
+            partner_id=partner_id,
+            council_id=council_id,
+            message_id=message_id,
+            expected_digest=expected_digest,
+            now=now,
+        )
+    except ReceiptError as exc:
+        exc.signed = True
+        raise
+
+
+def _check_claims(
+    claims: Mapping[str, Any],
+    key: PartnerKey,
+    *,
+    partner_id: str,
+    council_id: str,
+    message_id: str,
+    expected_digest: str,
+    now: datetime,
+) -> VerifiedReceipt:
+    """The checks after the signature verified (the claims are the partner's own)."""
     receipt = _parse(claims, key.kid)
     if claims["iss"] != partner_id:
         raise ReceiptError("receipt is from another partner", code="receipt_wrong_issuer")

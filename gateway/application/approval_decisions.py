@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from agreements.decision import DecisionContext, DisclosureRequest, Outcome, decide
+from agreements.dictionary import recordable_paths
 from agreements.minimise import minimise
 from agreements.model import Agreement, Partner
 from gateway.application.admin_ports import StorePort
@@ -192,9 +193,10 @@ class ApprovalDecisions:
                 "cannot approve now: " + ", ".join(decision.reasons or ("agreement_not_found",))
             )
         assert key is not None
-        sealed, (sent, removed) = await self._sealer.seal_for(
+        sealed, (sent, every_removed) = await self._sealer.seal_for(
             sub, agreement=agreement, partner=partner, key=key, disclosure_id=found.id, now=now
         )
+        removed, _unknown = recordable_paths(every_removed)
         approval = self._decision(found.id, sub, "approved", actor=actor, reason=reason, at=now)
 
         async def work(conn: Connection) -> Disclosure:

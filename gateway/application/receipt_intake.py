@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from joserfc import jws
@@ -81,6 +82,7 @@ class ReceiptIntake:
     ) -> None:
         self._records, self._policy, self._org_id = records, policy, org_id
         self._metrics, self._clock = metrics, clock
+        self._refusal_log = RateLimitedLog(log)
 
     async def accept(
         self, token: bytes, *, via: str = "api", known: Disclosure | None = None
@@ -96,7 +98,7 @@ class ReceiptIntake:
         if disclosure is None:
             disclosure = await self._records.disclosure(message_id)
         if disclosure is None or disclosure.digest is None:
-            await self._refused(message_id, None, "receipt_unknown_message", via)
+            self._unauthenticated("receipt_unknown_message", via)
             raise NotFoundError("no disclosure with that message id")
         keys = self._policy.snapshot.keys.get(disclosure.partner_id, ())
         try:
@@ -110,7 +112,10 @@ class ReceiptIntake:
                 now=now,
             )
         except ReceiptError as exc:
-            await self._refused(message_id, disclosure.partner_id, exc.code, via)
+            if not exc.signed:
+                self._unauthenticated(exc.code, via)
+                raise
+            await self._refused(disclosure, exc.code, via)
             raise
         target = Status.RECEIPTED if verified.status == "received" else Status.FAILED
         actor = Actor(ActorKind.PARTNER, disclosure.partner_id)
@@ -146,9 +151,39 @@ class ReceiptIntake:
         )
         return ReceiptRecorded(verified.receipt_id, disclosure.id, status, duplicate=not fresh)
 
-    async def _refused(self, message_id: str, partner: str | None, code: str, via: str) -> None:
+    def _unauthenticated(self, code: str, via: str) -> None:
+        """Anyone could have sent it: counted and logged (at a limited rate), never stored."""
         self._metrics.receipts.labels("refused").inc()
-        log.warning("receipt_refused", code=code, partner=partner)
+        self._metrics.receipts_unauthenticated.labels(code).inc()
+        self._refusal_log.warning("receipt_refused_unauthenticated", code=code, via=via)
+
+    async def _refused(self, disclosure: Disclosure, code: str, via: str) -> None:
+        """Signed by the partner's registered key and still refused: audited."""
+        self._metrics.receipts.labels("refused").inc()
+        log.warning("receipt_refused", code=code, partner=disclosure.partner_id)
         await self._records.refused(
-            message_id=message_id, partner=partner, code=code, via=via, at=self._clock()
+            message_id=disclosure.id,
+            partner=disclosure.partner_id,
+            code=code,
+            via=via,
+            at=self._clock(),
         )
+
+
+class RateLimitedLog:
+    """At most one line per `interval` seconds per event; the next line says how many were
+    left out, so a flood of junk cannot flood the log."""
+
+    def __init__(self, logger: Any, *, interval: float = 10.0) -> None:
+        self._log, self._interval = logger, interval
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log now, or count it for the next line."""
+        now = time.monotonic()
+        if now - self._last.get(event, -self._interval) < self._interval:
+            self._skipped[event] = self._skipped.get(event, 0) + 1
+            return
+        self._last[event] = now
+        self._log.warning(event, suppressed=self._skipped.pop(event, 0), **fields)

@@ -19,8 +19,10 @@ import structlog
 import uuid_utils
 
 from agreements.decision import Decision, DecisionContext, DisclosureRequest, Outcome, decide
+from agreements.dictionary import UNKNOWN, recordable_paths
 from agreements.minimise import minimise
 from agreements.model import Agreement, OptOutBasis, Partner
+from agreements.vocabulary import Purpose
 from gateway.application.commands import (
     Conflict,
     Denied,
@@ -44,6 +46,9 @@ from gateway.store.idempotency import IdempotencyKeyReusedError
 from gateway.store.submissions import Hold, KeptReply, PolicyRefusal, Write
 
 log = structlog.get_logger("gateway.submit")
+
+
+_PURPOSES = frozenset(str(p) for p in Purpose)
 
 
 class PolicyView(Protocol):
@@ -205,10 +210,12 @@ class SubmitDisclosures:
         sealed, (sent, removed) = await self.seal_for(
             command, agreement=agreement, partner=partner, key=key, disclosure_id=new.id, now=now
         )
+        recorded, unknown = recordable_paths(removed)
         accepted = dataclasses.replace(
             new,
             fields_sent=sent,
-            fields_removed=removed,
+            fields_removed=recorded,
+            unknown_fields_removed=unknown,
             key_ids=(sealed.signing_kid, sealed.encryption_kid),
         )
         return Queued(new.id), AcceptedDisclosure(accepted, sealed.body, sealed.digest, actor, now)
@@ -282,10 +289,12 @@ class SubmitDisclosures:
         return NewDisclosure(
             id=disclosure_id,
             client=client.name,
-            agreement_id=command.agreement[:120],
+            # A client's text is kept only when it names something known (rule: no free text
+            # from a refused request in the database or the audit log).
+            agreement_id=agreement.id if agreement else UNKNOWN,
             agreement_version=agreement.version if agreement else 0,
             partner_id=agreement.partner if agreement else "",
-            purpose=command.purpose[:60],
+            purpose=command.purpose if command.purpose in _PURPOSES else UNKNOWN,
             lawful_basis=lawful_basis_summary(agreement) if agreement else "",
             subject=SubjectIndexes.of(
                 self._protection, nhs_number=command.nhs_number, local_id=command.local_id

@@ -102,6 +102,7 @@ class NewDisclosure:
     decision_reasons: tuple[str, ...] = ()
     approver: str | None = None
     key_ids: tuple[str, ...] = ()
+    unknown_fields_removed: int = 0  # record keys not in the dictionary: counted, never kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ def _targets(new: NewDisclosure) -> dict[str, str]:
 
 def _summary(new: NewDisclosure) -> dict[str, Any]:
     """Audit details: names and codes only (field paths, reason codes, key ids)."""
-    return {
+    summary: dict[str, Any] = {
         "purpose": new.purpose,
         "requested_by": {"user": new.requested_by_user, "role": new.requested_by_role},
         "fields_sent": list(new.fields_sent),
@@ -85,6 +85,9 @@ def _summary(new: NewDisclosure) -> dict[str, Any]:
         "reasons": list(new.decision_reasons),
         "key_ids": list(new.key_ids),
     }
+    if new.unknown_fields_removed:
+        summary["unknown_fields_removed"] = new.unknown_fields_removed
+    return summary
 
 
 def _event_rows(id_: str, at: datetime, *events: DisclosureEvent) -> list[dict[str, Any]]:

@@ -67,8 +67,8 @@ class ReceiptLedger:
     async def refused(
         self, *, message_id: str, partner: str | None, code: str, via: str, at: datetime
     ) -> None:
-        """Audit a refused receipt (names and codes only)."""
-        targets = {"disclosure": message_id[:64]}
+        """Audit a refused receipt its partner signed (names and codes only)."""
+        targets = {"disclosure": message_id}
         if partner:
             targets["partner"] = partner
 

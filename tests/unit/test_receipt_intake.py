@@ -135,13 +135,23 @@ async def test_a_verified_receipt_moves_the_disclosure_once(ledger: FakeLedger) 
     assert ledger.refusals == []
 
 
-async def test_a_receipt_signed_by_an_unregistered_key_is_refused_and_audited(
+async def test_a_receipt_signed_by_an_unregistered_key_is_counted_not_stored(
     ledger: FakeLedger,
 ) -> None:
+    metrics = Metrics()
+    intake = ReceiptIntake(
+        records=ledger,
+        policy=Policy(Snapshot({}, {}, {PARTNER: (REGISTERED,)})),
+        org_id=COUNCIL,
+        metrics=metrics,
+        clock=lambda: NOW,
+    )
     with pytest.raises(ReceiptError) as refused:
-        await _intake(ledger).accept(_receipt(signing_key=STRANGER))
+        await intake.accept(_receipt(signing_key=STRANGER))
     assert ledger.moves == []
-    assert ledger.refusals == [("d-1", PARTNER, refused.value.code)]
+    assert ledger.refusals == []  # anyone could have sent it: nothing permanent
+    counted = metrics.receipts_unauthenticated.labels(refused.value.code)._value.get()
+    assert counted == 1
 
 
 async def test_a_receipt_over_other_bytes_is_refused(ledger: FakeLedger) -> None:
@@ -154,4 +164,4 @@ async def test_a_receipt_over_other_bytes_is_refused(ledger: FakeLedger) -> None
 async def test_a_receipt_for_an_unknown_message_is_not_found(ledger: FakeLedger) -> None:
     with pytest.raises(NotFoundError):
         await _intake(ledger).accept(_receipt(message_id="no-such"))
-    assert ledger.refusals == [("no-such", None, "receipt_unknown_message")]
+    assert ledger.refusals == []

@@ -1,0 +1,190 @@
+"""Unauthenticated input never writes the audit log, and a client's free text on a request is
+stored only normalised: known ids, `<unknown>`, dictionary paths and a count, in a bounded
+entry however large the record."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+
+from gateway.application.receipt_intake import RateLimitedLog
+from gateway.audit_entry import MAX_ENTRY_BYTES
+from gateway.http.app import create_app
+from gateway.receipts import make_receipt
+from gateway.store.tables import audit_log, audit_pending, disclosures, outbox
+from tests.gateway_support import Harness, build_harness, isolated_settings, lac_submission
+
+Client = TestClient[Any, Any]
+JOSE = {"Content-Type": "application/jose"}
+MARKER = "ZZSENDERTEXT"  # a sender's text that must never be stored
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    built = await build_harness(isolated_settings(tmp_path, max_body_bytes=16 * 1024 * 1024))
+    yield built
+    await built.gateway.close()
+
+
+@pytest.fixture
+async def api(harness: Harness, aiohttp_client: Any) -> Client:
+    client: Client = await aiohttp_client(create_app(harness.gateway))
+    return client
+
+
+def _auth(harness: Harness) -> dict[str, str]:
+    return {"Authorization": f"Bearer {harness.token()}"}
+
+
+async def _audit_rows(harness: Harness) -> list[tuple[str, str, str]]:
+    """(action, targets, details) of every entry, chained or staged."""
+    async with harness.gateway.store.read() as conn:
+        return [
+            (row.action, row.targets, row.details)
+            for table in (audit_log, audit_pending)
+            for row in await conn.execute(select(table.c.action, table.c.targets, table.c.details))
+        ]
+
+
+def _b64(value: dict[str, Any]) -> bytes:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=")
+
+
+async def test_refused_unauthenticated_receipts_write_nothing(
+    api: Client, harness: Harness
+) -> None:
+    resp = await api.post("/v1/disclosures", json=lac_submission(), headers=_auth(harness))
+    disclosure_id = (await resp.json())["id"]
+    before = await _audit_rows(harness)
+    stranger_sig = make_receipt(
+        partner_id="medway-ft",
+        council_id="medway-council",
+        message_id=disclosure_id,
+        body_received=b"whatever",
+        status="received",
+        signing_key=harness.partner_keys["kent-police"][1],  # not the trust's key
+        now=harness.gateway.clock(),
+        receipt_id=MARKER,
+    )
+    junk = [
+        # unknown message ids carrying the sender's text
+        _b64({"alg": "ES256", "kid": MARKER}) + b"." + _b64({"message_id": MARKER * 5}) + b".sig",
+        # a real message id, but a signature no registered key makes
+        _b64({"alg": "ES256", "kid": MARKER}) + b"." + _b64({"message_id": disclosure_id}) + b".x",
+        stranger_sig,
+    ]
+    for _ in range(100):
+        for token in junk:
+            resp = await api.post("/v1/receipts", data=token, headers=JOSE)
+            assert resp.status in (404, 422)
+    assert await _audit_rows(harness) == before  # not one entry
+    metrics = harness.gateway.metrics.render().decode()
+    assert (
+        'gatehouse_receipts_refused_unauthenticated_total{reason="receipt_unknown_message"} 100.0'
+        in metrics
+    )
+    assert 'reason="receipt_unknown_key"} 200.0' in metrics
+    assert MARKER not in metrics
+
+
+async def test_a_receipt_the_partner_signed_is_audited_when_refused(
+    api: Client, harness: Harness
+) -> None:
+    resp = await api.post("/v1/disclosures", json=lac_submission(), headers=_auth(harness))
+    disclosure_id = (await resp.json())["id"]
+    token = make_receipt(
+        partner_id="medway-ft",
+        council_id="medway-council",
+        message_id=disclosure_id,
+        body_received=b"not the bytes we sent",
+        status="received",
+        signing_key=harness.partner_keys["medway-ft"][1],
+        now=harness.gateway.clock(),
+        receipt_id="r-1",
+    )
+    assert (await api.post("/v1/receipts", data=token, headers=JOSE)).status == 422
+    refused = [row for row in await _audit_rows(harness) if row[0] == "receipt.refused"]
+    assert len(refused) == 1
+    assert json.loads(refused[0][1]) == {"disclosure": disclosure_id, "partner": "medway-ft"}
+    assert json.loads(refused[0][2])["code"] == "receipt_digest_mismatch"
+
+
+def test_the_refusal_log_is_rate_limited() -> None:
+    lines: list[tuple[str, dict[str, Any]]] = []
+
+    class Sink:
+        def warning(self, event: str, **fields: Any) -> None:
+            lines.append((event, fields))
+
+    limited = RateLimitedLog(Sink(), interval=60)
+    for _ in range(500):
+        limited.warning("receipt_refused_unauthenticated", code="receipt_unknown_key", via="api")
+    assert lines == [
+        (
+            "receipt_refused_unauthenticated",
+            {"suppressed": 0, "code": "receipt_unknown_key", "via": "api"},
+        )
+    ]
+
+
+async def test_a_denied_request_stores_no_client_text(api: Client, harness: Harness) -> None:
+    body = lac_submission(agreement=f"NO-SUCH-{MARKER}", purpose=f"p_{MARKER.lower()}")
+    body["record"] = {**body["record"], f"k_{MARKER}": "x"}
+    resp = await api.post("/v1/disclosures", json=body, headers=_auth(harness))
+    assert resp.status == 403
+    denied = [row for row in await _audit_rows(harness) if row[0] == "disclosure.denied"]
+    assert len(denied) == 1
+    assert MARKER not in json.dumps(denied)
+    assert MARKER.lower() not in json.dumps(denied)
+    assert json.loads(denied[0][1])["agreement"] == "<unknown>@0"
+    assert json.loads(denied[0][2])["purpose"] == "<unknown>"
+    async with harness.gateway.store.read() as conn:
+        row = (await conn.execute(select(disclosures))).one()
+    assert (row.agreement_id, row.purpose) == ("<unknown>", "<unknown>")
+
+
+async def test_a_record_of_very_many_keys_makes_a_bounded_entry_without_a_stall(
+    api: Client, harness: Harness
+) -> None:
+    n = 300_000
+    body = lac_submission()
+    body["record"] = {**body["record"], **{f"k{i}": i for i in range(n)}}
+    raw = json.dumps(body).encode()
+    headers = {**_auth(harness), "Content-Type": "application/json"}
+
+    async def health_latency() -> float:
+        await asyncio.sleep(0.05)  # let the submission start
+        worst = 0.0
+        for _ in range(10):
+            started = time.perf_counter()
+            assert (await api.get("/healthz")).status == 200
+            worst = max(worst, time.perf_counter() - started)
+        return worst
+
+    submitted, worst = await asyncio.gather(
+        api.post("/v1/disclosures", data=io.BytesIO(raw), headers=headers), health_latency()
+    )
+    assert submitted.status == 202
+    disclosure_id = (await submitted.json())["id"]
+    accepted = [row for row in await _audit_rows(harness) if row[0] == "disclosure.accepted"]
+    details = json.loads(accepted[0][2])
+    assert len(accepted[0][1]) + len(accepted[0][2]) < MAX_ENTRY_BYTES
+    assert len(accepted[0][2]) < 4096  # dictionary paths and a count, not 300,000 names
+    assert details["unknown_fields_removed"] == n
+    assert details["fields_removed"][-1] == "<unknown>"
+    assert not any(path.startswith("k") for path in details["fields_removed"])
+    async with harness.gateway.store.read() as conn:
+        assert await conn.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.disclosure_id == disclosure_id)
+        )
+    assert worst < 2.0, f"/healthz took {worst:.2f} s while the request was processed"
