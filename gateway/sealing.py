@@ -63,14 +63,18 @@ class EnvelopeClaims:
     data: Mapping[str, Any]
     retain_until: date
     onward_sharing: str
+    exp: datetime | None = None  # receipts after it are accepted and recorded as late
 
     def to_jwt(self) -> dict[str, Any]:
-        """The JSON claims set (iat as NumericDate, retain_until as an ISO date)."""
+        """The JSON claims set (iat, nbf, exp as NumericDates, retain_until as an ISO date)."""
+        times = {"iat": int(self.iat.timestamp()), "nbf": int(self.iat.timestamp())}
+        if self.exp is not None:
+            times["exp"] = int(self.exp.timestamp())
         return {
             "iss": self.iss,
             "aud": self.aud,
             "jti": self.jti,
-            "iat": int(self.iat.timestamp()),
+            **times,
             "agreement": {"id": self.agreement.id, "version": self.agreement.version},
             "purpose": self.purpose,
             "subject": dict(self.subject),
@@ -98,6 +102,8 @@ class EnvelopeClaims:
             "subject": isinstance(claims["subject"], dict),
             "data": isinstance(claims["data"], dict),
             "onward_sharing": claims.get("onward_sharing") in _ONWARD_SHARING,
+            "nbf": _is_numeric_date(claims.get("nbf", 0)),
+            "exp": _is_numeric_date(claims.get("exp", 0)),
         }
         for name, ok in checks.items():
             if not ok:
@@ -117,6 +123,7 @@ class EnvelopeClaims:
             data=claims["data"],
             retain_until=retain_until,
             onward_sharing=claims["onward_sharing"],
+            exp=datetime.fromtimestamp(claims["exp"], UTC) if "exp" in claims else None,
         )
 
 
@@ -240,7 +247,7 @@ def open_envelope(
         raise EnvelopeError("envelope is for another partner", code="envelope_wrong_audience")
     if expected_issuer is not None and parsed.iss != expected_issuer:
         raise EnvelopeError("envelope is from another issuer", code="envelope_wrong_issuer")
-    if parsed.iat > now + CLOCK_SKEW:
+    if parsed.iat > now + CLOCK_SKEW or claims.get("nbf", 0) > (now + CLOCK_SKEW).timestamp():
         raise EnvelopeError("envelope is issued in the future", code="envelope_not_yet_valid")
     return claims
 
@@ -253,6 +260,10 @@ def _decryption_key(given: Mapping[str, Any] | jose.JoseKey) -> tuple[jose.JoseK
         return jose.import_private_jwk(given), given.get("kid")
     except jose.JoseFailure as exc:
         raise EnvelopeError(exc.message, code="envelope_key_invalid") from None
+
+
+def _is_numeric_date(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**40
 
 
 def _is_text(value: Any) -> bool:

@@ -128,6 +128,7 @@ class Gateway:
             clock=clock,
             deliverable_channels=DELIVERABLE_CHANNELS,
             on_accepted=None if self.delivery is None else self.delivery.notify,
+            envelope_lifetime=settings.envelope_lifetime,
         )
         self.approvals = ApprovalDecisions(
             store=store,

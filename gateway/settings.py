@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(20, ge=1, description="Broker redeliveries before dead letter")
     webhook_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect")
     webhook_total_timeout: float = Field(30.0, gt=0, description="Seconds for a whole POST")
+    envelope_lifetime: timedelta = Field(
+        timedelta(days=30), gt=timedelta(0), description="Envelope exp after sealing (ISO 8601)"
+    )
     audit_anchor: Path | None = Field(
         None, description="File each signed audit checkpoint is appended to (append-only)"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from agreements.decision import DecisionContext, DisclosureRequest, Outcome, decide
@@ -63,6 +63,11 @@ class EnvelopeSealer(Protocol):
         now: datetime,
     ) -> tuple[SealedEnvelope, FieldLists]: ...
 
+    @property
+    def envelope_lifetime(self) -> timedelta:
+        """How long after sealing an envelope expires (its exp)."""
+        ...
+
 
 class HeldRecords(Protocol):
     """Held disclosures and their moves (`gateway.store.disclosures`)."""
@@ -84,6 +89,7 @@ class HeldRecords(Protocol):
         key_ids: tuple[str, ...],
         actor: Actor,
         at: datetime,
+        expires_at: datetime | None = None,
     ) -> None: ...
 
     async def transition(
@@ -212,6 +218,7 @@ class ApprovalDecisions:
                 key_ids=(sealed.signing_kid, sealed.encryption_kid),
                 actor=actor,
                 at=now,
+                expires_at=now + self._sealer.envelope_lifetime,
             )
             return await self._updated(conn, found.id)
 

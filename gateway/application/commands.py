@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,3 +124,26 @@ def result_from_stored(stored: Mapping[str, Any]) -> Queued | Held | Denied:
     if status == "pending_approval":
         return Held(id_)
     return Denied(id_, tuple(stored.get("reasons", ())))
+
+
+def non_json_path(value: Any, path: str = "record") -> str | None:
+    """The path of the first value an envelope cannot carry as JSON (a number too large for a
+    double, NaN or an infinity, or a non-JSON type), or None: refused at submission rather than
+    sealed as something else."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if value is None or isinstance(value, str | int | bool):
+        return None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if not isinstance(key, str):
+                return path
+            if (found := non_json_path(child, f"{path}.{key}")) is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for child in value:
+            if (found := non_json_path(child, f"{path}[*]")) is not None:
+                return found
+        return None
+    return path

@@ -118,6 +118,8 @@ class ReceiptIntake:
             await self._refused(disclosure, exc.code, via)
             raise
         target = Status.RECEIPTED if verified.status == "received" else Status.FAILED
+        # Accepted all the same: the partner holds the data either way, and the record says so.
+        late = disclosure.expires_at is not None and now > disclosure.expires_at
         actor = Actor(ActorKind.PARTNER, disclosure.partner_id)
         stored = StoredReceipt(
             receipt_id=verified.receipt_id,
@@ -127,10 +129,14 @@ class ReceiptIntake:
             token=token.decode("ascii"),
             received_at=now,
             verified_kid=verified.kid,
+            partner_id=disclosure.partner_id,
+            late=late,
         )
-        detail = {"receipt_id": verified.receipt_id, "via": via}
+        detail: dict[str, str] = {"receipt_id": verified.receipt_id, "via": via}
         if verified.reason:
             detail["reason"] = "receipt_rejected"
+        if late:
+            detail["late"] = "envelope_expired"
         move = Move(
             disclosure.id,
             target,
@@ -148,6 +154,7 @@ class ReceiptIntake:
             disclosure_id=disclosure.id,
             status=str(status),
             receipt_id=verified.receipt_id,
+            late=late,
         )
         return ReceiptRecorded(verified.receipt_id, disclosure.id, status, duplicate=not fresh)
 

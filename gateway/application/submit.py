@@ -11,7 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_start
 from typing import Any, Protocol
 
@@ -30,11 +30,13 @@ from gateway.application.commands import (
     Queued,
     SubmitDisclosure,
     SubmitResult,
+    non_json_path,
     result_from_stored,
     result_to_stored,
 )
 from gateway.audit import Actor, ActorKind
 from gateway.clients import Client
+from gateway.errors import GatewayError
 from gateway.logging import bound_context
 from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
@@ -49,6 +51,13 @@ log = structlog.get_logger("gateway.submit")
 
 
 _PURPOSES = frozenset(str(p) for p in Purpose)
+DEFAULT_ENVELOPE_LIFETIME = timedelta(days=30)
+
+
+class SubmissionInvalidError(GatewayError):
+    """The command carries a value no envelope can hold (refused before anything is stored)."""
+
+    code = "value_not_json"
 
 
 class PolicyView(Protocol):
@@ -131,11 +140,13 @@ class SubmitDisclosures:
         deliverable_channels: frozenset[str],
         on_accepted: Callable[[], None] | None = None,
         new_id: Callable[[], str] = new_disclosure_id,
+        envelope_lifetime: timedelta = DEFAULT_ENVELOPE_LIFETIME,
     ) -> None:
         self._org_id, self._records, self._policy = org_id, records, policy
         self._sealer, self._protection, self._metrics = sealer, protection, metrics
         self._clock, self._new_id = clock, new_id
         self._channels, self._on_accepted = deliverable_channels, on_accepted
+        self.envelope_lifetime = envelope_lifetime
 
     async def __call__(
         self,
@@ -146,6 +157,8 @@ class SubmitDisclosures:
         body_digest: str = "",
     ) -> SubmitResult:
         """Run one submission end to end; idempotent per (client, Idempotency-Key)."""
+        if (path := non_json_path(command.record)) is not None:
+            raise SubmissionInvalidError(f"{path[:200]} is not a finite JSON number")
         keep = None
         try:
             if idempotency_key is not None:
@@ -217,6 +230,7 @@ class SubmitDisclosures:
             fields_removed=recorded,
             unknown_fields_removed=unknown,
             key_ids=(sealed.signing_kid, sealed.encryption_kid),
+            expires_at=now + self.envelope_lifetime,
         )
         return Queued(new.id), AcceptedDisclosure(accepted, sealed.body, sealed.digest, actor, now)
 
@@ -251,6 +265,7 @@ class SubmitDisclosures:
             data=minimised.data,
             retain_until=agreement.retain_until(now.date()),
             onward_sharing=str(agreement.onward_sharing),
+            exp=now + self.envelope_lifetime,
         )
         with self._stage("seal"):
             sealed = await self._sealer.seal(claims, key)

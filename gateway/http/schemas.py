@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from gateway.application.commands import SubmitDisclosure
+from gateway.application.commands import SubmitDisclosure, non_json_path
 from gateway.disclosure_view import DisclosureReport
 
 DisclosureStatus = Literal[
@@ -60,6 +61,18 @@ class DisclosureSubmission(_Strict):
     requested_by: RequestedBy
     reason: str = Field(min_length=1, max_length=2000, description="Why this disclosure is made")
     annex_b: AnnexB | None = None
+
+    @field_validator("record")
+    @classmethod
+    def _record_is_json(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """A number JSON cannot carry (1e400, NaN) is refused here, on every path, not sealed
+        as null later; the message names where, never the value."""
+        path = non_json_path(record)
+        if path is not None:
+            raise PydanticCustomError(
+                "value_not_json", "{path} is not a finite JSON number", {"path": path[:200]}
+            )
+        return record
 
     def to_command(self) -> SubmitDisclosure:
         """The application's command for this body."""

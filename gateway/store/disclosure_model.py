@@ -103,6 +103,7 @@ class NewDisclosure:
     approver: str | None = None
     key_ids: tuple[str, ...] = ()
     unknown_fields_removed: int = 0  # record keys not in the dictionary: counted, never kept
+    expires_at: datetime | None = None  # the envelope's exp
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class Disclosure:
     updated_at: datetime
     attempts: int
     next_attempt_at: datetime | None
+    expires_at: datetime | None = None  # the envelope's exp (none before envelopes had one)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Disclosure:

@@ -58,6 +58,7 @@ def _row(new: NewDisclosure, status: Status, at: datetime, digest: str | None) -
         "decision_reasons": list(new.decision_reasons),
         "approver": new.approver,
         "key_ids": list(new.key_ids),
+        "expires_at": new.expires_at,
         "digest": digest,
         "retain_until": new.retain_until,
         "created_at": at,
@@ -290,9 +291,11 @@ async def release_approved(
     key_ids: tuple[str, ...],
     actor: audit_entry.Actor,
     at: datetime,
+    expires_at: datetime | None = None,
 ) -> None:
     """An approved hold leaves: queued with its envelope in the outbox, held record destroyed."""
     changes = {
+        "expires_at": expires_at,
         "digest": digest,
         "approver": approver,
         "fields_sent": list(fields_sent),

@@ -24,6 +24,8 @@ class StoredReceipt:
     token: str
     received_at: datetime
     verified_kid: str
+    partner_id: str
+    late: bool = False
 
 
 _COLUMNS = tuple(StoredReceipt.__dataclass_fields__)
@@ -33,21 +35,28 @@ def _values(receipt: StoredReceipt) -> dict[str, object]:
     return {name: getattr(receipt, name) for name in _COLUMNS}
 
 
+_KEY = ("partner_id", "receipt_id")
+
+
 async def record(conn: AsyncConnection, receipt: StoredReceipt) -> bool:
-    """Store a verified receipt; False when this receipt id was seen before (a replay)."""
-    return await insert_new(conn, receipts, _values(receipt), keys=("receipt_id",))
+    """Store a verified receipt; False when its partner sent this receipt id before (a replay)."""
+    return await insert_new(conn, receipts, _values(receipt), keys=_KEY)
 
 
 async def record_many(conn: AsyncConnection, items: Sequence[StoredReceipt]) -> list[bool]:
-    """`record` for a batch in one statement; a receipt id repeated in the batch is a replay."""
-    first: dict[str, int] = {}
+    """`record` for a batch in one statement; a (partner, receipt id) repeated is a replay."""
+    first: dict[tuple[str, str], int] = {}
     rows = []
     for i, receipt in enumerate(items):
-        if receipt.receipt_id not in first:
-            first[receipt.receipt_id] = i
+        key = (receipt.partner_id, receipt.receipt_id)
+        if key not in first:
+            first[key] = i
             rows.append(_values(receipt))
-    inserted = await insert_new_many(conn, receipts, rows, key="receipt_id")
-    return [r.receipt_id in inserted and first[r.receipt_id] == i for i, r in enumerate(items)]
+    inserted = await insert_new_many(conn, receipts, rows, keys=_KEY)
+    return [
+        (r.partner_id, r.receipt_id) in inserted and first[(r.partner_id, r.receipt_id)] == i
+        for i, r in enumerate(items)
+    ]
 
 
 async def for_disclosure(conn: AsyncConnection, disclosure_id: str) -> StoredReceipt | None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -162,6 +164,7 @@ disclosures = Table(
     _at("updated_at"),
     Column("attempts", Integer, nullable=False, default=0),
     _at("next_attempt_at", nullable=True),
+    _at("expires_at", nullable=True),  # the envelope's exp: a receipt after it is late
     Index("ix_disclosures_retain_until_status", "retain_until", "status"),
     Index("ix_disclosures_created_at", "created_at"),
 )
@@ -209,6 +212,8 @@ outbox = Table(
 receipts = Table(
     "receipts",
     metadata,
+    # A receipt id is the partner's own (its `jti`): unique per partner, not across partners.
+    Column("partner_id", String(120), primary_key=True),
     Column("receipt_id", String(200), primary_key=True),
     Column(
         "disclosure_id",
@@ -222,6 +227,8 @@ receipts = Table(
     Column("token", Text, nullable=False),  # the compact JWS exactly as received
     _at("received_at"),
     Column("verified_kid", String(200), nullable=False),
+    # Received after the envelope's `exp`: accepted, and marked.
+    Column("late", Boolean, nullable=False, server_default=false()),
 )
 
 approvals = Table(

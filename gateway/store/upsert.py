@@ -37,21 +37,27 @@ async def insert_new(
 
 
 async def insert_new_many(
-    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str
-) -> set[Any]:
-    """Insert every row whose `key` does not exist yet; returns the keys this call inserted.
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keys: Sequence[str],
+) -> set[tuple[Any, ...]]:
+    """Insert every row whose key does not exist yet; returns the keys (tuples of `keys`'
+    values) this call inserted.
 
     One statement for the whole list (SQLAlchemy's "insertmanyvalues" with RETURNING).
     """
     if not rows:
         return set()
-    statement = _insert_new_returning(conn.dialect.name, table, key)
-    return set(await conn.scalars(statement, [dict(row) for row in rows]))
+    statement = _insert_new_returning(conn.dialect.name, table, tuple(keys))
+    result = await conn.execute(statement, [dict(row) for row in rows])
+    return {tuple(row) for row in result}
 
 
 @lru_cache(maxsize=64)
-def _insert_new_returning(dialect: str, table: Table, key: str) -> Any:
-    return _insert_new(dialect, table, (key,)).returning(table.c[key])
+def _insert_new_returning(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    return _insert_new(dialect, table, keys).returning(*(table.c[k] for k in keys))
 
 
 @lru_cache(maxsize=64)

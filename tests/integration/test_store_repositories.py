@@ -156,7 +156,7 @@ async def test_receipts_approvals_idempotency_optouts(database_url: str, tmp_pat
     async def work(conn: Connection) -> None:
         await disclosures.record_accepted(conn, new, envelope=b"x", digest="d", actor=CLIENT, at=T0)
         receipt = receipt_rows.StoredReceipt(
-            "r-1", new.id, "received", None, "eyJ.x.y", T0, "kp-sig-1"
+            "r-1", new.id, "received", None, "eyJ.x.y", T0, "kp-sig-1", new.partner_id
         )
         assert await receipt_rows.record(conn, receipt)
         assert not await receipt_rows.record(conn, receipt)  # replay: nothing changes

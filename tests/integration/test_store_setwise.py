@@ -164,7 +164,9 @@ async def test_receipts_repeated_in_a_batch_or_replayed_are_not_fresh(
         first, second = await _accepted(store, tmp_path, 2)
 
         def receipt(rid: str, disclosure: str) -> receipt_rows.StoredReceipt:
-            return receipt_rows.StoredReceipt(rid, disclosure, "received", None, "eyJ.x.y", T0, "k")
+            return receipt_rows.StoredReceipt(
+                rid, disclosure, "received", None, "eyJ.x.y", T0, "k", "kent-police"
+            )
 
         assert await store.write(lambda conn: receipt_rows.record(conn, receipt("r-old", first)))
         batch = [receipt("r-1", first), receipt("r-old", first), receipt("r-1", first)]
