@@ -48,7 +48,12 @@ ROUTES: tuple[Route, ...] = (
             409: (PROBLEM, s.Problem, "Idempotency-Key reused with a different body"),
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
             415: (PROBLEM, s.Problem, "Body is not application/json"),
-            422: (PROBLEM, s.Problem, "Malformed body; `errors` names each field"),
+            422: (
+                PROBLEM,
+                s.Problem,
+                "Malformed body; `errors` names each field (a record value JSON cannot carry, "
+                "such as 1e400, is `value_not_json` with its path), never its value",
+            ),
         },
     ),
     Route(
@@ -70,11 +75,20 @@ ROUTES: tuple[Route, ...] = (
         "A partner posts a signed receipt (compact JWS)",
         request_content_type="application/jose",
         responses={
-            200: (JSON, s.ReceiptAccepted, "Receipt verified and recorded (or a replay)"),
+            200: (
+                JSON,
+                s.ReceiptAccepted,
+                "Receipt verified and recorded (or a replay: the same partner's receipt id; "
+                "a receipt after the envelope's exp is recorded as late)",
+            ),
             400: (PROBLEM, s.Problem, "Not a compact JWS"),
             404: (PROBLEM, s.Problem, "Unknown message id"),
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
-            422: (PROBLEM, s.Problem, "Receipt refused; `code` says why"),
+            422: (
+                PROBLEM,
+                s.Problem,
+                "Receipt refused; `code` says why (audited only when the partner's key signed it)",
+            ),
         },
     ),
     Route(
