@@ -149,7 +149,7 @@ def audit_checkpoint(
         signer = FileSigner(str(data.get("kid") or key.thumbprint()), key)
     except (OSError, ValueError, jose.JoseFailure) as exc:
         raise fail(
-            f"{signing_key.name}: not a private P-256 or Ed25519 JWK ({type(exc).__name__})"
+            f"{signing_key.name}: not a private EC or OKP JWK ({type(exc).__name__})"
         ) from None
 
     async def work(store: Store) -> int:
