@@ -72,6 +72,8 @@ class FakePolicy:
 
 
 class FakeSealer:
+    envelope_lifetime = timedelta(days=30)
+
     async def seal_for(
         self,
         command: SubmitDisclosure,
@@ -115,8 +117,14 @@ class FakeHeld:
         key_ids: tuple[str, ...],
         actor: Any,
         at: datetime,
+        expires_at: datetime | None = None,
     ) -> None:
-        changes = {"approver": approver, "fields_sent": fields_sent, "key_ids": key_ids}
+        changes = {
+            "approver": approver,
+            "fields_sent": fields_sent,
+            "key_ids": key_ids,
+            "expires_at": expires_at,
+        }
         await self.transition(
             conn, id_, Status.QUEUED, event_type="approved", actor=actor, at=at, changes=changes
         )
