@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
-from agreements.decision import DecisionContext, DisclosureRequest, decide
+from agreements.decision import DisclosureRequest, decide
 from agreements.minimise import minimise
-from agreements.model import Agreement, OptOutBasis, Partner
 from gateway.application.admin_ports import AuditTrail, StorePort, chained_entry
 from gateway.application.annex_b import AnnexBRecord, annex_b_record, facts_for_record
+from gateway.application.approval_checks import ApprovalChecks, encryption_key
 from gateway.application.approval_ports import (
     ApproverLookup,
     ClientLookup,
@@ -33,16 +33,13 @@ from gateway.application.commands import SubmitDisclosure
 from gateway.application.four_eyes import (
     ApproverIdentity,
     DecisionRefusedError,
-    approver_refusal,
     granted_fields,
     narrowed,
-    staff_key,
 )
-from gateway.application.submit import PolicyView
 from gateway.audit import Actor, ActorKind
 from gateway.errors import GatewayError, NotFoundError
-from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
 from gateway.protection import Protection
+from gateway.sealing import SealedEnvelope
 from gateway.store import approvals, approvers_repo, clients_repo, disclosures, optouts
 from gateway.store.approvals import Approval
 from gateway.store.approvers_repo import StoredApprover
@@ -80,8 +77,16 @@ class ApprovalDecisions:
         self._store, self._policy, self._sealer = store, policy, sealer
         self._protection, self._clock, self._channels = protection, clock, deliverable_channels
         self._held_records, self._decisions = held, decisions
-        self._approvers, self._clients, self._opt_outs = approvers, clients, opt_outs
         self._audit = audit_entry
+        self._checks = ApprovalChecks(
+            store=store,
+            protection=protection,
+            deliverable_channels=deliverable_channels,
+            approvers=approvers,
+            clients=clients,
+            opt_outs=opt_outs,
+            audit_entry=audit_entry,
+        )
 
     async def pending(self) -> list[Disclosure]:
         """Every disclosure waiting for a decision, oldest first."""
@@ -132,29 +137,14 @@ class ApprovalDecisions:
         snapshot = await self._policy.refresh()
         now = self._clock()
         found, sub = await self._held(disclosure_id)
-        registered = await self._authorised(found, approver, "approve", now)
+        registered = await self._checks.authorised(found, approver, "approve", now)
         agreement = snapshot.agreements.get(found.agreement_id)
         granted = None
         if fields is not None and agreement is not None:
             chosen = granted_fields(fields, agreement.rules_for(found.purpose))
             if isinstance(chosen, DecisionRefusedError):
-                await self._refuse(found, approver, chosen, "approve", now)
+                await self._checks.refuse(found, approver, chosen, "approve", now)
             granted = chosen
-        partner = snapshot.partners.get(found.partner_id)
-        key = _encryption_key(snapshot, found.partner_id, now)
-        decision = decide(
-            DisclosureRequest(
-                agreement_id=found.agreement_id,
-                purpose=found.purpose,
-                subject_identifiers=frozenset(sub.subject),
-                has_approval_facts=sub.annex_b is not None,
-                approval_granted=True,
-            ),
-            agreement,
-            await self._context_now(
-                found, sub, agreement=agreement, partner=partner, key=key, now=now
-            ),
-        )
         record = self._record(
             sub,
             disclosure_id=found.id,
@@ -164,9 +154,23 @@ class ApprovalDecisions:
             at=now,
             granted=granted,
         )
+        partner = snapshot.partners.get(found.partner_id)
+        key = encryption_key(snapshot, found.partner_id, now)
+        decision = decide(
+            DisclosureRequest(
+                agreement_id=found.agreement_id,
+                purpose=found.purpose,
+                subject_identifiers=frozenset(sub.subject),
+                has_approval_facts=sub.annex_b is not None,
+                approval_granted=True,
+            ),
+            agreement,
+            await self._checks.context_now(
+                found, sub, agreement=agreement, partner=partner, key=key, now=now
+            ),
+        )
         if not decision.allowed or agreement is None or partner is None or key is None:
-            reasons = decision.reasons or ("agreement_not_found",)
-            return await self._deny(found.id, record, reasons, approver)
+            return await self._deny(found, record("denied"), decision.reasons)
         sealed, (sent, removed) = await self._sealer.seal_for(
             sub,
             agreement=agreement if granted is None else narrowed(agreement, granted),
@@ -175,27 +179,7 @@ class ApprovalDecisions:
             disclosure_id=found.id,
             now=now,
         )
-        actor = Actor(ActorKind.ADMIN, registered.name)
-        approval = record("approved")
-
-        async def work(conn: Connection) -> Disclosure:
-            await self._decisions.record(conn, approval)
-            await self._held_records.release_approved(
-                conn,
-                found.id,
-                envelope=sealed.body,
-                digest=sealed.digest,
-                approver=registered.name,
-                fields_sent=sent,
-                fields_removed=removed,
-                key_ids=(sealed.signing_kid, sealed.encryption_kid),
-                actor=actor,
-                at=now,
-            )
-            await self._decided(conn, approval, found)
-            return await self._updated(conn, found.id)
-
-        return await self._store.write(work)
+        return await self._release(found, record("approved"), sealed, sent, removed)
 
     async def reject(
         self, disclosure_id: str, *, approver: ApproverIdentity, reason: str
@@ -203,7 +187,7 @@ class ApprovalDecisions:
         """Reject: record the decision, status rejected, held copy destroyed."""
         now = self._clock()
         found, sub = await self._held(disclosure_id)
-        registered = await self._authorised(found, approver, "reject", now)
+        registered = await self._checks.authorised(found, approver, "reject", now)
         rejection = self._record(
             sub,
             disclosure_id=found.id,
@@ -242,95 +226,46 @@ class ApprovalDecisions:
             raw = await self._held_records.held_request(conn, disclosure_id, self._protection)
         return found, SubmitDisclosure.from_held(raw)
 
-    async def _authorised(
-        self, found: Disclosure, approver: ApproverIdentity, attempted: str, now: datetime
-    ) -> StoredApprover:
-        """The registered approver who may decide `found`; a refusal is audited and raised."""
-        async with self._store.read() as conn:
-            registered = await self._approvers.get(conn, staff_key(approver.name))
-        refusal = approver_refusal(
-            approver.name,
-            requested_by=found.requested_by_user,
-            agreement_id=found.agreement_id,
-            registered=registered,
-        )
-        if refusal is not None:
-            await self._refuse(found, approver, refusal, attempted, now)
-        assert registered is not None  # approver_refusal refuses a name nobody registered
-        return registered
-
-    async def _refuse(
+    async def _release(
         self,
         found: Disclosure,
-        approver: ApproverIdentity,
-        refusal: DecisionRefusedError,
-        attempted: str,
-        now: datetime,
-    ) -> NoReturn:
-        """Audit the refused attempt (nothing else changes), then raise it."""
-        details = {"code": refusal.code, "attempted": attempted, "login": approver.login}
+        approval: Approval,
+        sealed: SealedEnvelope,
+        sent: tuple[str, ...],
+        removed: tuple[str, ...],
+    ) -> Disclosure:
+        """Queue the sealed envelope with the decision; the held copy is destroyed."""
 
-        async def work(conn: Connection) -> None:
-            await self._audit(
+        async def work(conn: Connection) -> Disclosure:
+            await self._decisions.record(conn, approval)
+            await self._held_records.release_approved(
                 conn,
-                Actor(ActorKind.ADMIN, approver.name.strip()),
-                "approval.refused",
-                at=now,
-                targets={"disclosure": found.id, "agreement": found.agreement_id},
-                details=details,
+                found.id,
+                envelope=sealed.body,
+                digest=sealed.digest,
+                approver=approval.actor,
+                fields_sent=sent,
+                fields_removed=removed,
+                key_ids=(sealed.signing_kid, sealed.encryption_kid),
+                actor=Actor(ActorKind.ADMIN, approval.actor),
+                at=approval.decided_at,
             )
+            await self._decided(conn, approval, found)
+            return await self._updated(conn, found.id)
 
-        await self._store.write(work)
-        raise refusal
-
-    async def _context_now(
-        self,
-        found: Disclosure,
-        sub: SubmitDisclosure,
-        *,
-        agreement: Agreement | None,
-        partner: Partner | None,
-        key: PartnerKey | None,
-        now: datetime,
-    ) -> DecisionContext:
-        """The client's rights, the opt-out list, keys and channel as they stand now."""
-        # As at submission: the list is consulted only where the agreement declares it applies.
-        check_opt_out = (
-            agreement is not None
-            and agreement.national_data_opt_out == OptOutBasis.APPLIES
-            and sub.nhs_number is not None
-        )
-        async with self._store.read() as conn:
-            client = await self._clients.get(conn, found.client)
-            opted_out = check_opt_out and await self._opt_outs.is_opted_out(
-                conn, self._protection.blind_index("nhs_number", sub.nhs_number or "")
-            )
-        active = client is not None and client.status == "active"
-        return DecisionContext(
-            today=now.date(),
-            client_agreements=client.allowed_agreements if client and active else frozenset(),
-            subject_opted_out=opted_out,
-            partner_has_valid_key=key is not None,
-            partner_channel=str(partner.channel.type) if partner else None,
-            deliverable_channels=self._channels,
-        )
+        return await self._store.write(work)
 
     async def _deny(
-        self,
-        disclosure_id: str,
-        record: Callable[[str], Approval],
-        reasons: tuple[str, ...],
-        approver: ApproverIdentity,
+        self, found: Disclosure, denial: Approval, reasons: tuple[str, ...]
     ) -> Disclosure:
         """Approved, but refused by the decision re-run: denied with the policy's reasons."""
-        denial = record("denied")
+        reasons = reasons or ("agreement_not_found",)
 
         async def work(conn: Connection) -> Disclosure:
             await self._decisions.record(conn, denial)
-            found = await self._updated(conn, disclosure_id)
             await self._held_records.transition(
                 conn,
-                disclosure_id,
+                found.id,
                 Status.DENIED,
                 event_type="denied",
                 actor=Actor(ActorKind.ADMIN, denial.actor),
@@ -339,7 +274,7 @@ class ApprovalDecisions:
                 changes={"approver": denial.actor, "decision_reasons": list(reasons)},
             )
             await self._decided(conn, denial, found, reasons)
-            return await self._updated(conn, disclosure_id)
+            return await self._updated(conn, found.id)
 
         return await self._store.write(work)
 
@@ -398,10 +333,3 @@ class ApprovalDecisions:
             )
 
         return decided
-
-
-def _encryption_key(snapshot: PolicyView, partner_id: str, now: datetime) -> PartnerKey | None:
-    try:
-        return encryption_key_for(snapshot.keys.get(partner_id, ()), partner_id, now)
-    except PartnerKeyError:
-        return None

@@ -13,18 +13,12 @@ from typing import Protocol
 from gateway.agreement_lifecycle import AgreementNotFoundError
 from gateway.application.admin_ports import AuditTrail, StorePort, chained_entry
 from gateway.application.client_systems import AgreementLookup
-from gateway.application.four_eyes import APPROVER_ROLES, MAX_STAFF_ID, staff_key
+from gateway.application.four_eyes import APPROVER_ROLES, approver_name, staff_key
 from gateway.audit import Actor
 from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.store import agreements_repo, approvers_repo
 from gateway.store.approvers_repo import StoredApprover
 from gateway.store.unit_of_work import Connection
-
-
-class ApproverNameInvalidError(GatewayError):
-    """An approver's name is a staff identifier: one line, not blank, at most 128 characters."""
-
-    code = "approver_name_invalid"
 
 
 class ApproverRoleInvalidError(GatewayError):
@@ -55,17 +49,6 @@ class ApproverRecords(Protocol):
     async def remove(self, conn: Connection, name_key: str) -> bool: ...
 
     async def all_approvers(self, conn: Connection) -> list[StoredApprover]: ...
-
-
-def approver_name(text: str) -> str:
-    """The staff identifier as registered (trimmed), or ApproverNameInvalidError."""
-    name = text.strip()
-    if not name or len(name) > MAX_STAFF_ID or not name.isprintable():
-        raise ApproverNameInvalidError(
-            f"an approver's name is the staff identifier the case systems send: one line of "
-            f"1 to {MAX_STAFF_ID} printable characters"
-        )
-    return name
 
 
 async def add_approver(

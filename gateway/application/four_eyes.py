@@ -7,6 +7,7 @@ send them in `requested_by.user`. An approver may narrow the fields to part of t
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,8 +20,26 @@ MAX_STAFF_ID = 128  # as `requested_by.user` in the API
 
 
 def staff_key(name: str) -> str:
-    """A staff identifier as compared: trimmed and case-folded."""
-    return name.strip().casefold()
+    """A staff identifier as compared: trimmed, compatibility-normalised and case-folded."""
+    return unicodedata.normalize("NFKC", name.strip()).casefold()
+
+
+class ApproverNameInvalidError(GatewayError):
+    """An approver's name is a staff identifier: one line, not blank, at most 128 characters."""
+
+    code = "approver_name_invalid"
+
+
+def approver_name(text: str) -> str:
+    """The staff identifier as registered and recorded (trimmed), or ApproverNameInvalidError."""
+    name = text.strip()
+    too_long = len(staff_key(name)) > MAX_STAFF_ID  # normalising may lengthen it
+    if not name or too_long or not name.isprintable():
+        raise ApproverNameInvalidError(
+            f"an approver's name is the staff identifier the case systems send: one line of "
+            f"1 to {MAX_STAFF_ID} printable characters"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +48,10 @@ class ApproverIdentity:
 
     name: str
     login: str
+
+    def __post_init__(self) -> None:
+        approver_name(self.name)
+        approver_name(self.login)
 
 
 class DecisionRefusedError(GatewayError):

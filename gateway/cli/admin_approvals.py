@@ -12,6 +12,7 @@ from gateway.application.annex_b import AnnexBRecord
 from gateway.application.four_eyes import ApproverIdentity
 from gateway.cli.common import default_actor, fail, print_json, print_table
 from gateway.cli.context import JsonFlag, ReasonOption, check_reason, usage
+from gateway.errors import GatewayError
 from gateway.service import Gateway
 from gateway.settings import load_settings
 from gateway.store.disclosure_model import Disclosure, Status
@@ -190,9 +191,10 @@ FieldsOption = Annotated[
 
 
 def _approver(name: str) -> ApproverIdentity:
-    if not name.strip():
-        raise usage("--actor: give your staff identifier as a registered approver")
-    return ApproverIdentity(name.strip(), default_actor())
+    try:
+        return ApproverIdentity(name.strip(), default_actor())
+    except GatewayError as exc:
+        raise usage(f"--actor: {exc.message}") from None
 
 
 @approvals_app.command("approve")

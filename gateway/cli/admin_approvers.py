@@ -10,13 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.application.approver_register import (
-    add_approver,
-    approver_name,
-    list_approvers,
-    remove_approver,
-)
-from gateway.application.four_eyes import APPROVER_ROLES
+from gateway.application.approver_register import add_approver, list_approvers, remove_approver
+from gateway.application.four_eyes import APPROVER_ROLES, approver_name
 from gateway.cli.common import print_json, print_table
 from gateway.cli.context import ActorOption, AdminContext, JsonFlag, run_async, usage
 from gateway.errors import GatewayError
