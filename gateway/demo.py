@@ -2,8 +2,9 @@
 
 Starts the real service in-process (SQLite, embedded queue) with three simulated partners on
 loopback (one flaky, one answering receipts later), registers a client, drives example
-disclosures through the HTTP API — allowed, denied with reasons, held then approved — waits for
-delivery and receipts, and prints the outcome and the audit-chain verification.
+disclosures through the HTTP API — allowed, denied with reasons, held then approved by a
+registered approver who narrows the fields — waits for delivery and receipts, and prints the
+outcome and the audit-chain verification.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from rich.table import Table
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
 from gateway import audit
+from gateway.application.approver_register import add_approver
 from gateway.application.catalog_apply import apply_catalog
 from gateway.application.client_systems import add_client
+from gateway.application.four_eyes import ApproverIdentity
 from gateway.application.optout_list import import_optout_list
 from gateway.application.partner_key_admin import add_partner_key
 from gateway.audit_verify import JwksCheckpointVerifier, verify
@@ -50,9 +53,20 @@ ANNEX_B = {
     "requesting_officer": "DC 4471 Example",
     "rank": "Detective Constable",
     "authorising_officer": "DI 2290 Example (Inspector)",
+    "requester_reference": "46/00000/26",
     "offence_or_prejudice": "Section 9 Theft Act burglary, crime ref 46/00000/26 (synthetic)",
+    "prejudice": "The detection of the offence: the witness cannot be traced otherwise",
     "why_necessary": "To trace a witness's current address; no other source holds it",
+    "data_requested": ["name", "current address"],
 }
+# The Caldicott Guardian decides the police request, and sends only what it asked for.
+APPROVER = ApproverIdentity("demo-caldicott-guardian", DEMO.name)
+APPROVED_FIELDS = (
+    "identity.name",
+    "identity.address.line1",
+    "identity.address.town",
+    "identity.address.postcode",
+)
 
 
 @dataclass
@@ -182,6 +196,14 @@ async def _provision(
         name: (await add_client(store, name, agreements, actor=DEMO, at=now)).token
         for name, agreements in clients.items()
     }
+    await add_approver(
+        store,
+        APPROVER.name,
+        ["KM-POL-S2-011"],
+        role="caldicott_guardian",
+        actor=DEMO,
+        at=now,
+    )
     await import_optout_list(
         store,
         [OPTED_OUT],
@@ -266,8 +288,12 @@ async def run_demo(
                 await _submit(session, url, tokens, case)
             for case in cases:
                 if case.approve and case.disclosure_id:
-                    why = "Necessary and proportionate (demo)"
-                    await gateway.approvals.approve(case.disclosure_id, actor=DEMO, reason=why)
+                    await gateway.approvals.approve(
+                        case.disclosure_id,
+                        approver=APPROVER,
+                        reason="Necessary and proportionate (demo)",
+                        fields=APPROVED_FIELDS,
+                    )
             views = await _wait(session, url, tokens, cases, wait_seconds)
         console.print(_table(cases, views))
         await gateway.sealer.seal_now()

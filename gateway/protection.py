@@ -78,6 +78,10 @@ class Protection:
         """Seal free text for a text column (base64 of `seal_at_rest`)."""
         return base64.b64encode(self.seal_at_rest(text.encode(), aad.encode())).decode("ascii")
 
+    def open_text(self, sealed: str, aad: str) -> str:
+        """Open free text sealed by `seal_text` with the same `aad`."""
+        return self.open_at_rest(base64.b64decode(sealed), aad.encode()).decode()
+
     def seal_at_rest(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt for storage; `aad` (e.g. the disclosure id) must match when opening."""
         nonce = secrets.token_bytes(NONCE_BYTES)

@@ -1,132 +1,63 @@
 """Approving or rejecting a held disclosure (one-off agreements, police and DWP requests).
 
-The held request is opened from its at-rest seal, decided again with the approval granted (the
-agreement may have been suspended meanwhile), minimised and sealed exactly as the submit use
-case does, and released to the outbox in one unit of work with the Annex B record; the held
-copy is deleted.
+Only a registered approver for the agreement decides, never the requester (`four_eyes`); a
+refused attempt changes nothing and is audited. Approval re-runs the whole decision on the policy,
+client, opt-out list and keys in force at that moment: a refusal leaves the disclosure `denied`
+with the policy's reasons. Otherwise the request is minimised (to the approver's narrowing, if
+any) and sealed exactly as the submit use case does, and released to the outbox in one unit of
+work with the Annex B record; the held copy is deleted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from agreements.decision import DecisionContext, DisclosureRequest, Outcome, decide
+from agreements.decision import DisclosureRequest, decide
 from agreements.dictionary import recordable_paths
 from agreements.minimise import minimise
-from agreements.model import Agreement, Partner
-from gateway.application.admin_ports import StorePort
+from gateway.application.admin_ports import AuditTrail, StorePort, chained_entry
+from gateway.application.annex_b import AnnexBRecord, annex_b_record, facts_for_record
+from gateway.application.approval_checks import ApprovalChecks, encryption_key
+from gateway.application.approval_ports import (
+    ApproverLookup,
+    ClientLookup,
+    DecisionRecords,
+    EnvelopeSealer,
+    HeldDisclosure,
+    HeldRecords,
+    OptOutLookup,
+    PolicySource,
+)
 from gateway.application.commands import SubmitDisclosure
-from gateway.application.submit import PolicyView
-from gateway.audit import Actor
+from gateway.application.four_eyes import (
+    ApproverIdentity,
+    DecisionRefusedError,
+    granted_fields,
+    narrowed,
+)
+from gateway.audit import Actor, ActorKind
 from gateway.errors import GatewayError, NotFoundError
-from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
 from gateway.protection import Protection
 from gateway.sealing import SealedEnvelope
-from gateway.store import approvals, disclosures
+from gateway.store import approvals, approvers_repo, clients_repo, disclosures, optouts
 from gateway.store.approvals import Approval
+from gateway.store.approvers_repo import StoredApprover
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.unit_of_work import Connection
 
-SEALED_FACTS = ("offence_or_prejudice", "why_necessary")  # free text: may name people
-FieldLists = tuple[tuple[str, ...], tuple[str, ...]]  # (sent, removed)
+__all__ = ["ApprovalDecisions", "ApprovalRefusedError", "HeldDisclosure"]
 
 
 class ApprovalRefusedError(GatewayError):
-    """The held disclosure cannot be approved now (policy changed, key missing, not held)."""
+    """The disclosure is not held for a decision (decided already, or never held)."""
 
     code = "approval_refused"
 
 
-class PolicySource(Protocol):
-    """The policy in force (`gateway.policy_cache.PolicyCache`)."""
-
-    @property
-    def snapshot(self) -> PolicyView: ...
-
-    async def refresh(self) -> PolicyView: ...
-
-
-class EnvelopeSealer(Protocol):
-    """Minimises and seals for the partner as the submit use case does (`SubmitDisclosures`)."""
-
-    async def seal_for(
-        self,
-        command: SubmitDisclosure,
-        *,
-        agreement: Agreement,
-        partner: Partner,
-        key: PartnerKey,
-        disclosure_id: str,
-        now: datetime,
-    ) -> tuple[SealedEnvelope, FieldLists]: ...
-
-    @property
-    def envelope_lifetime(self) -> timedelta:
-        """How long after sealing an envelope expires (its exp)."""
-        ...
-
-
-class HeldRecords(Protocol):
-    """Held disclosures and their moves (`gateway.store.disclosures`)."""
-
-    async def get(self, conn: Connection, id_: str) -> Disclosure | None: ...
-
-    async def held_request(self, conn: Connection, id_: str, protection: Protection) -> bytes: ...
-
-    async def release_approved(
-        self,
-        conn: Connection,
-        id_: str,
-        *,
-        envelope: bytes,
-        digest: str,
-        approver: str,
-        fields_sent: tuple[str, ...],
-        fields_removed: tuple[str, ...],
-        key_ids: tuple[str, ...],
-        actor: Actor,
-        at: datetime,
-        expires_at: datetime | None = None,
-    ) -> None: ...
-
-    async def transition(
-        self,
-        conn: Connection,
-        id_: str,
-        new_status: Status,
-        *,
-        event_type: str,
-        actor: Actor,
-        at: datetime,
-        detail: Mapping[str, Any] | None = None,
-        changes: Mapping[str, Any] | None = None,
-    ) -> Status: ...
-
-
-class DecisionRecords(Protocol):
-    """Approvers' decisions (`gateway.store.approvals`)."""
-
-    async def record(self, conn: Connection, approval: Approval) -> None: ...
-
-    async def awaiting_decision(self, conn: Connection) -> list[Disclosure]: ...
-
-
-@dataclass(frozen=True)
-class HeldDisclosure:
-    """What an approver sees: the metadata, the Annex B facts, what would be sent."""
-
-    disclosure: Disclosure
-    annex_b: dict[str, Any] | None
-    reason: str
-    would_send: tuple[str, ...]
-    would_remove: tuple[str, ...]
-
-
 class ApprovalDecisions:
-    """The approver's use cases: what is held, one held disclosure, approve, reject."""
+    """The approver's use cases: what is held, one held disclosure, approve, reject, Annex B."""
 
     def __init__(
         self,
@@ -139,10 +70,24 @@ class ApprovalDecisions:
         deliverable_channels: frozenset[str],
         held: HeldRecords = disclosures,
         decisions: DecisionRecords = approvals,
+        approvers: ApproverLookup = approvers_repo,
+        clients: ClientLookup = clients_repo,
+        opt_outs: OptOutLookup = optouts,
+        audit_entry: AuditTrail = chained_entry,
     ) -> None:
         self._store, self._policy, self._sealer = store, policy, sealer
         self._protection, self._clock, self._channels = protection, clock, deliverable_channels
         self._held_records, self._decisions = held, decisions
+        self._audit = audit_entry
+        self._checks = ApprovalChecks(
+            store=store,
+            protection=protection,
+            deliverable_channels=deliverable_channels,
+            approvers=approvers,
+            clients=clients,
+            opt_outs=opt_outs,
+            audit_entry=audit_entry,
+        )
 
     async def pending(self) -> list[Disclosure]:
         """Every disclosure waiting for a decision, oldest first."""
@@ -165,70 +110,94 @@ class ApprovalDecisions:
                 subject=sub.subject,
             )
             sent, removed = result.sent, result.removed
-        facts = dict(sub.annex_b) if sub.annex_b else None
+        facts = sub.annex_b.to_dict() if sub.annex_b else None
         return HeldDisclosure(found, facts, sub.reason, sent, removed)
 
-    async def approve(self, disclosure_id: str, *, actor: Actor, reason: str) -> Disclosure:
-        """Approve: decide again with approval granted, seal, queue, delete the held copy."""
+    async def annex_b(self, disclosure_id: str) -> AnnexBRecord:
+        """The Annex B record: the facts, the decision, who, when, why (opened in memory)."""
+        async with self._store.read() as conn:
+            found = await self._held_records.get(conn, disclosure_id)
+            if found is None:
+                raise NotFoundError(f"no disclosure {disclosure_id}")
+            recorded = await self._decisions.for_disclosure(conn, disclosure_id)
+            held = None
+            if found.status is Status.PENDING_APPROVAL:
+                raw = await self._held_records.held_request(conn, disclosure_id, self._protection)
+                held = SubmitDisclosure.from_held(raw).annex_b
+        return annex_b_record(found, recorded, held, self._protection)
+
+    async def approve(
+        self,
+        disclosure_id: str,
+        *,
+        approver: ApproverIdentity,
+        reason: str,
+        fields: Sequence[str] | None = None,
+    ) -> Disclosure:
+        """Approve: decide again now; seal (narrowed), queue, or leave it denied by policy."""
         snapshot = await self._policy.refresh()
         now = self._clock()
         found, sub = await self._held(disclosure_id)
+        registered = await self._checks.authorised(found, approver, "approve", now)
         agreement = snapshot.agreements.get(found.agreement_id)
+        granted = None
+        if fields is not None and agreement is not None:
+            chosen = granted_fields(fields, agreement.rules_for(found.purpose))
+            if isinstance(chosen, DecisionRefusedError):
+                await self._checks.refuse(found, approver, chosen, "approve", now)
+            granted = chosen
+        record = self._record(
+            sub,
+            disclosure_id=found.id,
+            registered=registered,
+            approver=approver,
+            reason=reason,
+            at=now,
+            granted=granted,
+        )
         partner = snapshot.partners.get(found.partner_id)
-        try:
-            key = encryption_key_for(snapshot.keys.get(found.partner_id, ()), found.partner_id, now)
-        except PartnerKeyError:
-            key = None
-        request = DisclosureRequest(
-            agreement_id=found.agreement_id,
-            purpose=found.purpose,
-            subject_identifiers=frozenset(sub.subject),
-            has_approval_facts=sub.annex_b is not None,
-            approval_granted=True,
+        key = encryption_key(snapshot, found.partner_id, now)
+        decision = decide(
+            DisclosureRequest(
+                agreement_id=found.agreement_id,
+                purpose=found.purpose,
+                subject_identifiers=frozenset(sub.subject),
+                has_approval_facts=sub.annex_b is not None,
+                approval_granted=True,
+            ),
+            agreement,
+            await self._checks.context_now(
+                found, sub, agreement=agreement, partner=partner, key=key, now=now
+            ),
         )
-        context = DecisionContext(
-            today=now.date(),
-            client_agreements=frozenset({found.agreement_id}),
-            partner_has_valid_key=key is not None,
-            partner_channel=str(partner.channel.type) if partner else None,
-            deliverable_channels=self._channels,
-        )
-        decision = decide(request, agreement, context)
-        if decision.outcome is not Outcome.ALLOWED or agreement is None or partner is None:
-            raise ApprovalRefusedError(
-                "cannot approve now: " + ", ".join(decision.reasons or ("agreement_not_found",))
-            )
-        assert key is not None
+        if not decision.allowed or agreement is None or partner is None or key is None:
+            return await self._deny(found, record("denied"), decision.reasons)
         sealed, (sent, every_removed) = await self._sealer.seal_for(
-            sub, agreement=agreement, partner=partner, key=key, disclosure_id=found.id, now=now
+            sub,
+            agreement=agreement if granted is None else narrowed(agreement, granted),
+            partner=partner,
+            key=key,
+            disclosure_id=found.id,
+            now=now,
         )
         removed, _unknown = recordable_paths(every_removed)
-        approval = self._decision(found.id, sub, "approved", actor=actor, reason=reason, at=now)
+        return await self._release(found, record("approved"), sealed, sent, removed)
 
-        async def work(conn: Connection) -> Disclosure:
-            await self._decisions.record(conn, approval)
-            await self._held_records.release_approved(
-                conn,
-                found.id,
-                envelope=sealed.body,
-                digest=sealed.digest,
-                approver=actor.name,
-                fields_sent=sent,
-                fields_removed=removed,
-                key_ids=(sealed.signing_kid, sealed.encryption_kid),
-                actor=actor,
-                at=now,
-                expires_at=now + self._sealer.envelope_lifetime,
-            )
-            return await self._updated(conn, found.id)
-
-        return await self._store.write(work)
-
-    async def reject(self, disclosure_id: str, *, actor: Actor, reason: str) -> Disclosure:
+    async def reject(
+        self, disclosure_id: str, *, approver: ApproverIdentity, reason: str
+    ) -> Disclosure:
         """Reject: record the decision, status rejected, held copy destroyed."""
         now = self._clock()
         found, sub = await self._held(disclosure_id)
-        rejection = self._decision(found.id, sub, "rejected", actor=actor, reason=reason, at=now)
+        registered = await self._checks.authorised(found, approver, "reject", now)
+        rejection = self._record(
+            sub,
+            disclosure_id=found.id,
+            registered=registered,
+            approver=approver,
+            reason=reason,
+            at=now,
+        )("rejected")
 
         async def work(conn: Connection) -> Disclosure:
             await self._decisions.record(conn, rejection)
@@ -237,11 +206,12 @@ class ApprovalDecisions:
                 found.id,
                 Status.REJECTED,
                 event_type="rejected",
-                actor=actor,
+                actor=Actor(ActorKind.ADMIN, registered.name),
                 at=now,
-                detail={"approver": actor.name},
-                changes={"approver": actor.name},
+                detail={"approver": registered.name},
+                changes={"approver": registered.name},
             )
+            await self._decided(conn, rejection, found)
             return await self._updated(conn, found.id)
 
         return await self._store.write(work)
@@ -258,26 +228,111 @@ class ApprovalDecisions:
             raw = await self._held_records.held_request(conn, disclosure_id, self._protection)
         return found, SubmitDisclosure.from_held(raw)
 
+    async def _release(
+        self,
+        found: Disclosure,
+        approval: Approval,
+        sealed: SealedEnvelope,
+        sent: tuple[str, ...],
+        removed: tuple[str, ...],
+    ) -> Disclosure:
+        """Queue the sealed envelope with the decision; the held copy is destroyed."""
+
+        async def work(conn: Connection) -> Disclosure:
+            await self._decisions.record(conn, approval)
+            await self._held_records.release_approved(
+                conn,
+                found.id,
+                envelope=sealed.body,
+                digest=sealed.digest,
+                approver=approval.actor,
+                fields_sent=sent,
+                fields_removed=removed,
+                key_ids=(sealed.signing_kid, sealed.encryption_kid),
+                actor=Actor(ActorKind.ADMIN, approval.actor),
+                at=approval.decided_at,
+                expires_at=approval.decided_at + self._sealer.envelope_lifetime,
+            )
+            await self._decided(conn, approval, found)
+            return await self._updated(conn, found.id)
+
+        return await self._store.write(work)
+
+    async def _deny(
+        self, found: Disclosure, denial: Approval, reasons: tuple[str, ...]
+    ) -> Disclosure:
+        """Approved, but refused by the decision re-run: denied with the policy's reasons."""
+        reasons = reasons or ("agreement_not_found",)
+
+        async def work(conn: Connection) -> Disclosure:
+            await self._decisions.record(conn, denial)
+            await self._held_records.transition(
+                conn,
+                found.id,
+                Status.DENIED,
+                event_type="denied",
+                actor=Actor(ActorKind.ADMIN, denial.actor),
+                at=denial.decided_at,
+                detail={"reasons": list(reasons), "approver": denial.actor},
+                changes={"approver": denial.actor, "decision_reasons": list(reasons)},
+            )
+            await self._decided(conn, denial, found, reasons)
+            return await self._updated(conn, found.id)
+
+        return await self._store.write(work)
+
+    async def _decided(
+        self,
+        conn: Connection,
+        decision: Approval,
+        found: Disclosure,
+        reasons: tuple[str, ...] = (),
+    ) -> None:
+        """The decision's own audit entry: who (and by which login), their role, narrowing."""
+        details: dict[str, Any] = {"login": decision.login, "role": decision.role}
+        if decision.fields_granted is not None:
+            details["fields_granted"] = list(decision.fields_granted)
+        if reasons:
+            details["reasons"] = list(reasons)
+        await self._audit(
+            conn,
+            Actor(ActorKind.ADMIN, decision.actor),
+            f"approval.{decision.decision}",
+            at=decision.decided_at,
+            targets={"disclosure": found.id, "agreement": found.agreement_id},
+            details=details,
+        )
+
     async def _updated(self, conn: Connection, disclosure_id: str) -> Disclosure:
         updated = await self._held_records.get(conn, disclosure_id)
         assert updated is not None
         return updated
 
-    def _decision(
+    def _record(
         self,
-        disclosure_id: str,
         sub: SubmitDisclosure,
-        decision: str,
         *,
-        actor: Actor,
+        disclosure_id: str,
+        registered: StoredApprover,
+        approver: ApproverIdentity,
         reason: str,
         at: datetime,
-    ) -> Approval:
+        granted: tuple[str, ...] | None = None,
+    ) -> Callable[[str], Approval]:
         """The Annex B record of the decision, its free-text facts sealed at rest."""
-        facts: dict[str, Any] = {}
-        if sub.annex_b is not None:
-            facts = {k: v for k, v in sub.annex_b.items() if v is not None}
-            for name in SEALED_FACTS:
-                if name in facts:
-                    facts[name] = {"sealed": self._protection.seal_text(facts[name], disclosure_id)}
-        return Approval(disclosure_id, facts, decision, actor.name, reason, at)
+        facts = facts_for_record(sub.annex_b, disclosure_id, self._protection)
+
+        def decided(decision: str) -> Approval:
+            return Approval(
+                disclosure_id,
+                facts,
+                decision,
+                registered.name,
+                reason,
+                at,
+                login=approver.login,
+                role=registered.role,
+                fields_granted=granted,
+            )
+
+        return decided

@@ -9,11 +9,62 @@ from typing import Any
 
 import orjson
 
-HELD_FORMAT_VERSION = 1
+# 2: Annex B facts carry `prejudice`, `data_requested` and `requester_reference`. Version 1 and
+# the unversioned API body that came before it are still read (those facts are then absent).
+HELD_FORMAT_VERSION = 2
+_READABLE_VERSIONS = frozenset({1, 2})
 
 
 class HeldFormatError(ValueError):
     """A held request is in a format this version cannot read."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnnexBFacts:
+    """The ICO Annex B facts of a request decided case by case (police, DWP, one-off).
+
+    `prejudice`, `data_requested` and `requester_reference` are None or empty only in requests
+    held before they were asked for.
+    """
+
+    requesting_officer: str
+    rank: str
+    authorising_officer: str
+    offence_or_prejudice: str
+    why_necessary: str
+    prejudice: str | None = None
+    data_requested: tuple[str, ...] = ()
+    requester_reference: str | None = None
+    reference: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able facts, every key present."""
+        return {
+            "requesting_officer": self.requesting_officer,
+            "rank": self.rank,
+            "authorising_officer": self.authorising_officer,
+            "offence_or_prejudice": self.offence_or_prejudice,
+            "why_necessary": self.why_necessary,
+            "prejudice": self.prejudice,
+            "data_requested": list(self.data_requested),
+            "requester_reference": self.requester_reference,
+            "reference": self.reference,
+        }
+
+    @classmethod
+    def from_dict(cls, facts: Mapping[str, Any]) -> AnnexBFacts:
+        """Read facts as `to_dict` wrote them, or as an earlier version held them."""
+        return cls(
+            requesting_officer=facts["requesting_officer"],
+            rank=facts["rank"],
+            authorising_officer=facts["authorising_officer"],
+            offence_or_prejudice=facts["offence_or_prejudice"],
+            why_necessary=facts["why_necessary"],
+            prejudice=facts.get("prejudice"),
+            data_requested=tuple(facts.get("data_requested") or ()),
+            requester_reference=facts.get("requester_reference"),
+            reference=facts.get("reference"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +79,7 @@ class SubmitDisclosure:
     reason: str
     nhs_number: str | None = None
     local_id: str | None = None
-    annex_b: Mapping[str, Any] | None = None
+    annex_b: AnnexBFacts | None = None
 
     @property
     def subject(self) -> dict[str, str]:
@@ -47,17 +98,17 @@ class SubmitDisclosure:
                 "record": self.record,
                 "requested_by": {"user": self.requested_by_user, "role": self.requested_by_role},
                 "reason": self.reason,
-                "annex_b": self.annex_b,
+                "annex_b": None if self.annex_b is None else self.annex_b.to_dict(),
             }
         )
 
     @classmethod
     def from_held(cls, raw: bytes) -> SubmitDisclosure:
-        """Read a held request: version 1, or the API body that earlier versions kept."""
+        """Read a held request: versions 1 and 2, or the API body that earlier versions kept."""
         held = orjson.loads(raw)
-        if not isinstance(held, dict) or held.get("v", HELD_FORMAT_VERSION) != HELD_FORMAT_VERSION:
+        if not isinstance(held, dict) or held.get("v", 1) not in _READABLE_VERSIONS:
             raise HeldFormatError("held request: unknown format version")
-        subject = held["subject"]
+        subject, facts = held["subject"], held.get("annex_b")
         return cls(
             agreement=held["agreement"],
             purpose=held["purpose"],
@@ -67,7 +118,7 @@ class SubmitDisclosure:
             reason=held["reason"],
             nhs_number=subject.get("nhs_number"),
             local_id=subject.get("local_id"),
-            annex_b=held.get("annex_b"),
+            annex_b=None if facts is None else AnnexBFacts.from_dict(facts),
         )
 
 

@@ -9,6 +9,7 @@ import typer
 
 from gateway.cli.admin_agreements import agreements_app
 from gateway.cli.admin_approvals import approvals_app
+from gateway.cli.admin_approvers import approvers_app
 from gateway.cli.admin_catalog import catalog_app
 from gateway.cli.admin_clients import clients_app
 from gateway.cli.admin_deadletters import deadletters_app
@@ -42,6 +43,7 @@ app.add_typer(partners_app, name="partners")  # partners: list, show, keys add|l
 app.add_typer(keys_app, name="keys")  # council keys: generate, list, rotate, retire
 app.add_typer(clients_app, name="clients")  # clients: add, list, revoke, rotate
 app.add_typer(optouts_app, name="optouts")  # national data opt-out: import, status
+app.add_typer(approvers_app, name="approvers")  # approvals: who may decide (add, list, remove)
 app.add_typer(approvals_app, name="approvals")  # approvals: list, show, approve, reject
 app.add_typer(deadletters_app, name="deadletters")  # delivery: dead letters list|replay
 register_store(app)  # store: db upgrade, audit verify|checkpoint, retention run, subject-report

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from gateway.application.commands import SubmitDisclosure, non_json_path
+from gateway.application.commands import AnnexBFacts, SubmitDisclosure, non_json_path
 from gateway.disclosure_view import DisclosureReport
 
 DisclosureStatus = Literal[
@@ -40,15 +47,43 @@ class RequestedBy(_Strict):
     role: str = Field(min_length=1, max_length=128)
 
 
-class AnnexB(_Strict):
-    """ICO Annex B facts of a police or DWP request (Schedule 2 para 2)."""
+NOT_BLANK = r"\S"  # at least one character that is not whitespace
+DataItem = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
-    requesting_officer: str = Field(min_length=1, max_length=200)
-    rank: str = Field(min_length=1, max_length=100)
-    authorising_officer: str = Field(min_length=1, max_length=200)
-    offence_or_prejudice: str = Field(min_length=1, max_length=2000)
-    why_necessary: str = Field(min_length=1, max_length=4000)
-    reference: str | None = Field(None, max_length=100)
+
+def _fact(max_length: int, description: str) -> Any:
+    """A required Annex B fact: real text, never blank or whitespace only."""
+    return Field(min_length=1, max_length=max_length, pattern=NOT_BLANK, description=description)
+
+
+class AnnexB(_Strict):
+    """ICO Annex B facts of a request decided case by case (Schedule 2, one-off)."""
+
+    requesting_officer: str = _fact(200, "Who asks: name and collar or staff number")
+    rank: str = _fact(100, "The requester's rank or role")
+    authorising_officer: str = _fact(200, "The officer who authorised the request")
+    requester_reference: str = _fact(100, "The requesting body's reference (e.g. crime number)")
+    offence_or_prejudice: str = _fact(2000, "The offence under investigation, or the matter")
+    prejudice: str = _fact(2000, "What would be prejudiced if the data were not disclosed")
+    why_necessary: str = _fact(4000, "Why the data is necessary and cannot be got otherwise")
+    data_requested: list[DataItem] = Field(
+        min_length=1, max_length=50, description="Each item of data asked for"
+    )
+    reference: str | None = Field(None, min_length=1, max_length=100, pattern=NOT_BLANK)
+
+    def to_facts(self) -> AnnexBFacts:
+        """The application's Annex B facts."""
+        return AnnexBFacts(
+            requesting_officer=self.requesting_officer,
+            rank=self.rank,
+            authorising_officer=self.authorising_officer,
+            offence_or_prejudice=self.offence_or_prejudice,
+            why_necessary=self.why_necessary,
+            prejudice=self.prejudice,
+            data_requested=tuple(self.data_requested),
+            requester_reference=self.requester_reference,
+            reference=self.reference,
+        )
 
 
 class DisclosureSubmission(_Strict):
@@ -85,7 +120,7 @@ class DisclosureSubmission(_Strict):
             reason=self.reason,
             nhs_number=self.subject.nhs_number,
             local_id=self.subject.local_id,
-            annex_b=None if self.annex_b is None else self.annex_b.model_dump(),
+            annex_b=None if self.annex_b is None else self.annex_b.to_facts(),
         )
 
 

@@ -13,10 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.tables import approvals, disclosures
 
+DECISIONS = frozenset({"approved", "rejected", "denied"})
+
 
 @dataclass(frozen=True, slots=True)
 class Approval:
-    """A human decision: the Annex B facts, approved or rejected, by whom, why, when."""
+    """A human decision: the Annex B facts, the decision, by whom, why, when.
+
+    `decision` is `approved`, `rejected`, or `denied` (approved, but the decision re-run at that
+    moment refused it). `actor` is the registered approver, `login` the operating-system login
+    that ran the command; `fields_granted` the approver's narrowing of the allowlist, if any.
+    """
 
     disclosure_id: str
     facts: Mapping[str, Any]
@@ -24,14 +31,19 @@ class Approval:
     actor: str
     reason: str
     decided_at: datetime
+    login: str | None = None
+    role: str | None = None
+    fields_granted: tuple[str, ...] | None = None
 
 
 async def record(conn: AsyncConnection, approval: Approval) -> None:
     """Store a decision (call in the transaction that moves the disclosure on)."""
-    if approval.decision not in {"approved", "rejected"}:
-        raise ValueError("decision must be approved or rejected")
+    if approval.decision not in DECISIONS:
+        raise ValueError("decision must be approved, rejected or denied")
     values = {name: getattr(approval, name) for name in Approval.__dataclass_fields__}
     values["facts"] = dict(approval.facts)
+    granted = approval.fields_granted
+    values["fields_granted"] = None if granted is None else list(granted)
     await conn.execute(insert(approvals), values)
 
 
@@ -43,7 +55,17 @@ async def for_disclosure(conn: AsyncConnection, disclosure_id: str) -> list[Appr
         .order_by(approvals.c.decided_at, approvals.c.id)
     )
     return [
-        Approval(r.disclosure_id, r.facts, r.decision, r.actor, r.reason, r.decided_at)
+        Approval(
+            r.disclosure_id,
+            r.facts,
+            r.decision,
+            r.actor,
+            r.reason,
+            r.decided_at,
+            r.login,
+            r.role,
+            None if r.fields_granted is None else tuple(r.fields_granted),
+        )
         for r in await conn.execute(query)
     ]
 

@@ -27,7 +27,8 @@ class Status(enum.StrEnum):
 
 TERMINAL = frozenset({Status.REJECTED, Status.DENIED, Status.RECEIPTED})
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
-    Status.PENDING_APPROVAL: frozenset({Status.QUEUED, Status.REJECTED}),
+    # denied: approved, but the decision re-run at that moment refused it
+    Status.PENDING_APPROVAL: frozenset({Status.QUEUED, Status.REJECTED, Status.DENIED}),
     Status.QUEUED: frozenset({Status.DISPATCHED, Status.RECEIPTED, Status.FAILED}),
     # back to queued: receipt deadline passed and the delivery worker tries again
     Status.DISPATCHED: frozenset({Status.RECEIPTED, Status.FAILED, Status.QUEUED}),

@@ -30,6 +30,8 @@ from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import Status, can_transition
 from gateway.store.tables import disclosure_events, disclosures, held_records
 
+_HELD_ENDS = frozenset({Status.REJECTED, Status.DENIED})  # a held disclosure decided for good
+
 
 @dataclass(frozen=True, slots=True)
 class Move:
@@ -72,7 +74,7 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     events: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
-    rejected: list[str] = []
+    decided: list[str] = []
     for move in moves:
         if move.id not in status:
             raise NotFoundError(f"disclosure {move.id} not found")
@@ -85,8 +87,8 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
         status[move.id] = to
         values = {**move.changes, "status": str(to), "updated_at": move.at}
         updates.setdefault(tuple(sorted(values)), []).append({"b_id": move.id, **values})
-        if allowed and to is Status.REJECTED:  # the held request is no longer needed: destroy it
-            rejected.append(move.id)
+        if allowed and to in _HELD_ENDS:  # the held request is no longer needed: destroy it
+            decided.append(move.id)
         detail = dict(move.detail)
         events.append(
             {"disclosure_id": move.id, "at": move.at, "type": move.event_type, "detail": detail}
@@ -104,8 +106,8 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
         )
     for columns, rows in updates.items():
         await conn.execute(_update(columns), rows)
-    if rejected:
-        await conn.execute(_destroy_held(), {"ids": rejected})
+    if decided:
+        await conn.execute(_destroy_held(), {"ids": decided})
     if events:
         await audit_log.insert_with_entries(conn, [(disclosure_events, events)], entries)
     return results

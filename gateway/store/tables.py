@@ -243,10 +243,24 @@ approvals = Table(
         index=True,
     ),
     Column("facts", Json, nullable=False),  # the ICO Annex B facts
-    Column("decision", String(20), nullable=False),  # approved | rejected
-    Column("actor", String(200), nullable=False),
+    Column("decision", String(20), nullable=False),  # approved | rejected | denied (by policy)
+    Column("actor", String(200), nullable=False),  # the registered approver's staff identifier
     Column("reason", Text, nullable=False),
     _at("decided_at"),
+    Column("login", String(200)),  # the operating-system login that ran the decision
+    Column("role", String(40)),  # the approver's registered role, if any
+    Column("fields_granted", Json),  # the approver's narrowing of the allowlist, if any
+)
+
+approvers = Table(
+    "approvers",
+    metadata,
+    Column("name_key", String(200), primary_key=True),  # trimmed and case-folded
+    Column("name", String(200), nullable=False),  # the staff identifier as registered
+    Column("role", String(40)),  # caldicott_guardian | dpo | ig_manager
+    Column("agreements", Json, nullable=False),
+    Column("added_by", String(200), nullable=False),
+    _at("added_at"),
 )
 
 held_records = Table(

@@ -147,8 +147,11 @@ async def test_approval_required_is_held(api: Client, harness: Harness) -> None:
             "requesting_officer": "DC 1234 Example",
             "rank": "Detective Constable",
             "authorising_officer": "DI 5678 Example",
+            "requester_reference": "46/00000/26",
             "offence_or_prejudice": "Investigation of a burglary (synthetic)",
+            "prejudice": "Detection of the offence",
             "why_necessary": "To locate a witness; no other source",
+            "data_requested": ["current address"],
         },
     )
     resp = await api.post("/v1/disclosures", json=body, headers=_auth(harness.token()))

@@ -62,8 +62,11 @@ def _submissions(markers: Markers) -> list[dict[str, Any]]:
         "requesting_officer": "DC 1 Example",
         "rank": "DC",
         "authorising_officer": "DI 2 Example",
+        "requester_reference": "46/00001/26",
         "offence_or_prejudice": markers.text(),
+        "prejudice": markers.text(),
         "why_necessary": markers.text(),
+        "data_requested": [markers.text()],
     }
     return [
         body("KM-NHS-LAC-001", "looked_after_children_health", child_record()),

@@ -13,6 +13,7 @@ from agreements.loader import default_catalog_dir, load_catalog
 from agreements.model import Agreement, Partner
 from agreements.samples import adult_record, child_record
 from gateway.application.commands import (
+    AnnexBFacts,
     Conflict,
     Denied,
     Held,
@@ -171,14 +172,16 @@ async def test_a_refusal_is_recorded_with_every_reason_and_nothing_is_sealed(rig
 
 
 async def test_a_police_request_is_held_in_the_internal_format(rig: Rig) -> None:
-    facts = {
-        "requesting_officer": "DC 1234",
-        "rank": "Detective Constable",
-        "authorising_officer": "DI 5678",
-        "offence_or_prejudice": "Investigation of an offence",
-        "why_necessary": "To locate a missing person",
-        "reference": None,
-    }
+    facts = AnnexBFacts(
+        requesting_officer="DC 1234",
+        rank="Detective Constable",
+        authorising_officer="DI 5678",
+        offence_or_prejudice="Investigation of an offence",
+        why_necessary="To locate a missing person",
+        prejudice="Finding the missing person",
+        data_requested=("current address",),
+        requester_reference="MISPER-0001",
+    )
     command = lac(
         agreement="KM-POL-S2-011",
         purpose="law_enforcement_request",
