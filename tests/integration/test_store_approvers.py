@@ -114,7 +114,7 @@ async def test_register_use_case_writes_with_its_audit_entry_or_nothing(
         assert await _audit_count(store) == before + 2
 
 
-async def test_decisions_recorded_before_0003_read_back_after_it(
+async def test_decisions_recorded_before_approvers_read_back_after_it(
     database_url: str, tmp_path: Path
 ) -> None:
     prot = protection(tmp_path)
@@ -122,7 +122,7 @@ async def test_decisions_recorded_before_0003_read_back_after_it(
     store = await Store.open(database_url)
     try:
         await store.upgrade()
-        await _downgrade(store, "0002")
+        await _downgrade(store, "0003_audit_integrity")
 
         async def old_row(conn: Connection) -> None:
             await disclosures.record_held(
@@ -139,7 +139,7 @@ async def test_decisions_recorded_before_0003_read_back_after_it(
                 )
             )
 
-        await store.write(old_row)  # the insert names only the columns 0002 has
+        await store.write(old_row)  # the insert names only the columns before 0004 has
         await store.upgrade()
         async with store.read() as conn:
             [read] = await approvals.for_disclosure(conn, new.id)
