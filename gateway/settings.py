@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
 from gateway.queue.retry import RetryPolicy
+from gateway.store.dialects import DatabaseOptions
 
 DEFAULT_VAR = Path("var")
 
@@ -23,6 +24,12 @@ class Settings(BaseSettings):
     org_id: str = Field("medway-council", min_length=1, description="The council's id (iss)")
     database_url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under ./var/")
     broker_url: str = Field("", description="amqp://...; empty = embedded queue on the database")
+    db_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds to connect, wait for a pooled connection, or run a statement",
+    )
     keys_dir: Path = Field(DEFAULT_VAR / "keys", description="Private keys, mode 0600")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -67,6 +74,11 @@ class Settings(BaseSettings):
     def retry_policy(self) -> RetryPolicy:
         """The default delivery retry policy (partners may have their own)."""
         return RetryPolicy.parse(self.retry_delays, self.retry_max_attempts)
+
+    @property
+    def database_options(self) -> DatabaseOptions:
+        """Pool and time limits for this process's database engine."""
+        return DatabaseOptions(timeout=self.db_timeout)
 
     @property
     def resolved_database_url(self) -> str:

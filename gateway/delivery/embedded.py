@@ -19,6 +19,7 @@ import structlog
 
 from gateway.application.channel import Envelope
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, OnHold, Transient, Verdict
+from gateway.errors import DatabaseUnavailableError
 from gateway.queue.retry import GiveUp
 from gateway.store import outbox
 from gateway.store.database import Store
@@ -105,7 +106,9 @@ class EmbeddedQueue:
             self._wake.clear()
             try:
                 claimed = await self.claim_round()
-            except Exception as exc:  # the database may be briefly away: try again shortly
+            except DatabaseUnavailableError:
+                claimed = 0  # logged once per outage by the store; try again shortly
+            except Exception as exc:
                 log.error("embedded_claim_failed", error_type=type(exc).__name__)
                 claimed = 0
             if claimed:

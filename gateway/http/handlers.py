@@ -12,7 +12,7 @@ from pydantic_core import from_json
 
 from gateway.application.commands import Conflict, Denied
 from gateway.clients import Client
-from gateway.errors import GatewayError, NotFoundError
+from gateway.errors import DatabaseUnavailableError, GatewayError, NotFoundError
 from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, validation_errors
 from gateway.http.schemas import DisclosureSubmission, DisclosureView, Health, ReceiptAccepted
@@ -116,6 +116,8 @@ async def post_receipt(request: web.Request) -> web.Response:
         recorded = await request.app[GATEWAY_KEY].receipts.accept(token)
     except NotFoundError:
         return problem(404, "receipt_unknown_message", "No disclosure with that message id")
+    except DatabaseUnavailableError:
+        raise  # not the receipt's fault: 503, and the partner sends it again
     except GatewayError as exc:
         return problem(422, exc.code, "Receipt refused")
     body = ReceiptAccepted(

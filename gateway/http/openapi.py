@@ -30,6 +30,18 @@ class Route:
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 _UNAUTH = (PROBLEM, s.Problem, "Missing or invalid bearer token")
+_UNAVAILABLE = (
+    PROBLEM,
+    s.Problem,
+    "The database is unavailable or the gateway is full; nothing was recorded. "
+    "Send the same request (same Idempotency-Key) again after `Retry-After` seconds",
+)
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -49,6 +61,7 @@ ROUTES: tuple[Route, ...] = (
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
             415: (PROBLEM, s.Problem, "Body is not application/json"),
             422: (PROBLEM, s.Problem, "Malformed body; `errors` names each field"),
+            503: _UNAVAILABLE,
         },
     ),
     Route(
@@ -61,6 +74,7 @@ ROUTES: tuple[Route, ...] = (
             200: (JSON, s.DisclosureView, "The disclosure"),
             401: _UNAUTH,
             404: (PROBLEM, s.Problem, "No such disclosure for this client"),
+            503: _UNAVAILABLE,
         },
     ),
     Route(
@@ -75,6 +89,7 @@ ROUTES: tuple[Route, ...] = (
             404: (PROBLEM, s.Problem, "Unknown message id"),
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
             422: (PROBLEM, s.Problem, "Receipt refused; `code` says why"),
+            503: _UNAVAILABLE,
         },
     ),
     Route(
@@ -168,6 +183,8 @@ def _operation(route: Route) -> dict[str, Any]:
             response["content"] = {ctype: {"schema": {"type": "object"}}}
         else:
             response["content"] = {ctype: {"schema": {"type": "string"}}}
+        if status == 503 and ctype == PROBLEM:
+            response["headers"] = _RETRY_AFTER
         op["responses"][str(status)] = response
     return op
 
