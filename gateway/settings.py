@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     org_id: str = Field("medway-council", min_length=1, description="The council's id (iss)")
     database_url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under ./var/")
     broker_url: str = Field("", description="amqp://...; empty = embedded queue on the database")
+    # Per process: every process holds up to pool + overflow connections (docs/operations.md).
+    db_pool_size: int = Field(5, ge=1, le=200, description="Connections each process keeps open")
+    db_max_overflow: int = Field(
+        5, ge=0, le=200, description="Extra connections a process may open under load"
+    )
     db_timeout: float = Field(
         10.0,
         gt=0,
@@ -78,7 +83,9 @@ class Settings(BaseSettings):
     @property
     def database_options(self) -> DatabaseOptions:
         """Pool and time limits for this process's database engine."""
-        return DatabaseOptions(timeout=self.db_timeout)
+        return DatabaseOptions(
+            pool_size=self.db_pool_size, max_overflow=self.db_max_overflow, timeout=self.db_timeout
+        )
 
     @property
     def resolved_database_url(self) -> str:

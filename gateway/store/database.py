@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.errors import DatabaseUnavailableError
 from gateway.store import migrate
 from gateway.store.availability import Availability, is_unavailable
-from gateway.store.dialects import WRITE_OPTION, DatabaseOptions, create_engine, is_sqlite
+from gateway.store.dialects import (
+    WRITE_OPTION,
+    DatabaseOptions,
+    behind_pgbouncer,
+    create_engine,
+    is_sqlite,
+)
 from gateway.store.group_commit import Execute, GroupCommitter, SetWise, Work, run_each
 
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
@@ -63,6 +69,9 @@ class Store:
         self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
         self._single_lane = is_sqlite(url)
         self._lanes: dict[Execute[Any, Any] | None, GroupCommitter] = {}
+        # Behind PgBouncer a statement prepared outside a transaction may run on another server
+        # connection: reads then take a transaction, as on SQLite.
+        self._transactional_reads = is_sqlite(url) or behind_pgbouncer(url)
 
     @classmethod
     async def open(cls, url: str, options: DatabaseOptions | None = None) -> Store:
@@ -146,11 +155,11 @@ class Store:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads, never taking the SQLite write lock.
 
-        PostgreSQL: autocommit, each statement sees the latest committed data. SQLite: a
-        deferred read transaction.
+        PostgreSQL: autocommit, each statement sees the latest committed data. SQLite, and
+        PostgreSQL behind PgBouncer: a read transaction.
         """
         async with self._reachable(), self.engine.connect() as conn:
-            if self.dialect == "sqlite":
+            if self._transactional_reads:
                 async with _released_if_cancelled(conn), conn.begin():
                     yield conn
             else:

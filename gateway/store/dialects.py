@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -25,17 +26,35 @@ SQLITE_PRAGMAS = (
 )
 
 
+PGBOUNCER_PARAM = "pgbouncer"
+"""`?pgbouncer=true` on a PostgreSQL URL: reached through PgBouncer in transaction mode."""
+
+
 def is_sqlite(url: str) -> bool:
     """True for the embedded SQLite backend."""
     return url.startswith("sqlite")
+
+
+def behind_pgbouncer(url: str) -> bool:
+    """True when the URL says `pgbouncer=true`: no statement outlives its transaction."""
+    if is_sqlite(url):
+        return False
+    value = make_url(url).query.get(PGBOUNCER_PARAM, "")
+    return str(value).lower() in {"true", "1", "yes"}
+
+
+def _unique_statement_name() -> str:
+    # PgBouncer hands each transaction any server connection: asyncpg's numbered names would
+    # collide with statements another client prepared there.
+    return f"__gatehouse_{uuid.uuid4().hex}__"
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseOptions:
     """Pool and time limits of one process's engine (from the GATEWAY_DB_* settings)."""
 
-    pool_size: int = 10
-    max_overflow: int = 10
+    pool_size: int = 5
+    max_overflow: int = 5
     timeout: float = 10.0  # seconds for a connection, a pooled connection, or one statement
 
 
@@ -55,8 +74,19 @@ def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngi
         _configure_sqlite(engine.sync_engine, busy_ms=round(options.timeout * 1000))
         return engine
     if url.startswith("postgresql+asyncpg://"):
+        connect_args: dict[str, Any] = {
+            # A stalled server or network must not hold a request (or a writer) for ever.
+            "timeout": options.timeout,
+            "command_timeout": options.timeout,
+        }
+        if behind_pgbouncer(url):
+            connect_args.update(
+                statement_cache_size=0,  # asyncpg's own cache
+                prepared_statement_cache_size=0,  # SQLAlchemy's
+                prepared_statement_name_func=_unique_statement_name,
+            )
         return create_async_engine(
-            url,
+            make_url(url).difference_update_query([PGBOUNCER_PARAM]),
             pool_size=options.pool_size,
             max_overflow=options.max_overflow,
             pool_timeout=options.timeout,
@@ -64,8 +94,7 @@ def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngi
             pool_recycle=1800,
             json_serializer=json_text,
             json_deserializer=orjson.loads,
-            # A stalled server or network must not hold a request (or a writer) for ever.
-            connect_args={"timeout": options.timeout, "command_timeout": options.timeout},
+            connect_args=connect_args,
         )
     raise ConfigurationError(
         "GATEWAY_DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
