@@ -44,11 +44,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
     broker_prefix: str = Field("gatehouse", description="Prefix of every exchange and queue")
-    broker_prefetch: int = Field(
-        64, ge=1, le=1000, description="Deliveries per partner taken and not yet settled"
-    )
     partner_concurrency: int = Field(
-        16, ge=1, le=1000, description="Requests to one partner in flight at once"
+        16, ge=1, le=1000, description="Deliveries to one partner in flight, across all workers"
     )
     retry_delays: str = Field("5s,30s,2m,10m,1h", description="Waits between delivery attempts")
     retry_max_attempts: int = Field(6, ge=1, description="Attempts before a dead letter")
