@@ -10,7 +10,8 @@ from aiohttp import web
 
 from gateway.errors import DatabaseUnavailableError, GatewayError
 from gateway.http import handlers
-from gateway.http.handlers import GATEWAY_KEY, LOG_IDS
+from gateway.http.admission import InflightBytes
+from gateway.http.handlers import GATEWAY_KEY, INFLIGHT_KEY, LOG_IDS
 from gateway.http.openapi import ROUTES
 from gateway.http.problems import problem, unavailable
 from gateway.service import Gateway
@@ -80,6 +81,7 @@ def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Applicati
     """
     app = web.Application(middlewares=[observe], client_max_size=gateway.settings.max_body_bytes)
     app[GATEWAY_KEY] = gateway
+    app[INFLIGHT_KEY] = InflightBytes(gateway.settings.max_inflight_bytes)
     if owns_gateway:
         app.cleanup_ctx.append(_running(gateway))
     for route in ROUTES:
