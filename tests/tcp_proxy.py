@@ -11,7 +11,7 @@ class TcpProxy:
 
     Cut: every open connection is reset and new ones are closed at once (a server that went
     away). Stall: connections stay open but no byte moves either way (a hung network or server).
-    `cut_after(marker)`: the next client chunk holding `marker` reaches the server, then the
+    `cut_after(marker)`: the next client chunk holding `marker` reaches the server, then that
     connection is cut before any answer comes back (the answer to a COMMIT lost on the way).
     """
 
@@ -48,7 +48,7 @@ class TcpProxy:
         self._flowing.set()
 
     def cut_after(self, marker: bytes) -> None:
-        """Cut everything right after the next client chunk containing `marker` is forwarded."""
+        """Cut one connection right after its next client chunk containing `marker` is sent."""
         self._cut_marker = marker
 
     async def close(self) -> None:
@@ -78,30 +78,43 @@ class TcpProxy:
             client_w.transport.abort()
             return
         self._writers.update((client_w, server_w))
-        upstream = asyncio.create_task(self._pipe(client_r, server_w, watch=True))
-        downstream = asyncio.create_task(self._pipe(server_r, client_w, watch=False))
+        muted = asyncio.Event()  # set: the server's answers on this connection are dropped
+        upstream = asyncio.create_task(self._pipe(client_r, server_w, muted, client=client_w))
+        downstream = asyncio.create_task(self._pipe(server_r, client_w, muted))
         for task in (upstream, downstream):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, watch: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        muted: asyncio.Event,
+        *,
+        client: asyncio.StreamWriter | None = None,
     ) -> None:
+        """Copy bytes one way; `client` is given for the client-to-server direction."""
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, RuntimeError):
             while data := await reader.read(65536):
                 await self._flowing.wait()
-                if self._cut:
+                if self._cut or muted.is_set():
                     break
-                marked = watch and self._cut_marker is not None and self._cut_marker in data
+                marked = (
+                    client is not None and self._cut_marker is not None and self._cut_marker in data
+                )
                 if marked:
                     self._cut_marker = None
-                    self._cut = True  # from now on no answer goes back to the client
+                    muted.set()  # the answer to this chunk never reaches the client
                 writer.write(data)
                 await writer.drain()
-                if marked:
-                    await asyncio.sleep(0.2)  # the server runs the statement; its answer is lost
-                    self.cut()
+                if marked and client is not None:
+                    _abort(client)
+                    await asyncio.sleep(0.2)  # the server runs the statement meanwhile
                     break
-        transport = writer.transport
-        if isinstance(transport, asyncio.Transport):
-            transport.abort()
+        _abort(writer)
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    transport = writer.transport
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()

@@ -130,17 +130,21 @@ async def test_commit_whose_answer_is_lost_is_not_accepted_twice(
 ) -> None:
     """The COMMIT reaches PostgreSQL, its answer never comes back: the retry finds the first."""
     before = await _count(pg_harness)
-    proxy.cut_after(b"COMMIT")
+    proxy.cut_after(b"COMMIT;\x00")  # the simple query; not "READ COMMITTED" in a BEGIN
     first = await pg_api.post(
         "/v1/disclosures", json=adult_submission(), headers=_headers(pg_harness, "key-lost-ack")
     )
     await _assert_503(first)
     proxy.restore()
+    deadline = time.monotonic() + 5
+    while await _count(pg_harness) != before + 1:  # committed, though the client heard 503
+        assert time.monotonic() < deadline, "the COMMIT never reached the database"
+        await asyncio.sleep(0.05)
     again = await pg_api.post(
         "/v1/disclosures", json=adult_submission(), headers=_headers(pg_harness, "key-lost-ack")
     )
     assert again.status == 202
-    assert await _count(pg_harness) == before + 1  # the first did commit; no second one
+    assert await _count(pg_harness) == before + 1  # the retry found the first: no second one
 
 
 async def test_sqlite_locked_by_another_process_answers_503(
