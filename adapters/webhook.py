@@ -146,8 +146,6 @@ class WebhookChannel:
         *,
         connect_timeout: float = 5.0,
         total_timeout: float = 30.0,
-        limit: int = 100,
-        limit_per_host: int = 10,
         allow_insecure_loopback: bool = False,
         max_receipt_bytes: int = 64 * 1024,
         user_agent: str = "Gatehouse webhook channel",
@@ -155,8 +153,6 @@ class WebhookChannel:
     ) -> None:
         self._connect_timeout = connect_timeout
         self._total_timeout = total_timeout
-        self._limit = limit
-        self._limit_per_host = limit_per_host
         self._allow_insecure_loopback = allow_insecure_loopback
         self._max_receipt_bytes = max_receipt_bytes
         self._user_agent = user_agent
@@ -166,7 +162,9 @@ class WebhookChannel:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit_per_host)
+            # No connection cap of its own (0 = none): the delivery engine bounds requests per
+            # partner (GATEWAY_PARTNER_CONCURRENCY); a hidden cap here would undercut it.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": self._user_agent},

@@ -390,10 +390,10 @@ async def main(count: int, window: int, postgres: bool, only: str | None) -> Non
             partner.process.terminate()
             partner.process.wait(10)
             await partner.jwks_runner.cleanup()
-    prefetch = load_settings().broker_prefetch
+    limit = load_settings().partner_concurrency
     print(f"{count} disclosures, at most {window} awaiting a receipt, at most {PREFETCH} requests "
           f"in flight to the partner (baseline: prefetch {PREFETCH}; service: partner "
-          f"concurrency {PREFETCH}, prefetch {prefetch}), one partner simulator process, "
+          f"concurrency {PREFETCH}, prefetch {limit}), one partner simulator process, "
           f"{os.cpu_count()} CPUs")  # fmt: skip
     for figures in results:
         print(figures.line())

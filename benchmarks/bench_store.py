@@ -27,6 +27,7 @@ from gateway.background import Loops
 from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.database import Store
+from gateway.store.dialects import DatabaseOptions
 from gateway.store.disclosure_model import NewDisclosure, SubjectIndexes
 from gateway.store.group_commit import SetWise
 from gateway.store.submissions import record_accepted
@@ -71,7 +72,7 @@ async def writer(store: Store, prot: Protection, deadline: float, counter: list[
 
 
 async def run(url: str, writers: int, seconds: float, prot: Protection) -> None:
-    store = await Store.open(url, pool_size=writers + 2)
+    store = await Store.open(url, DatabaseOptions(pool_size=writers + 2))
     await store.upgrade()
     sealer = AuditSealer(store, clock=now)
     loops = Loops()

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from gateway.errors import DatabaseUnavailableError
+
 log = structlog.get_logger("gateway.background")
 Step = Callable[[], Awaitable[object]]
 
@@ -15,8 +17,8 @@ Step = Callable[[], Awaitable[object]]
 async def every(interval: float, step: Step, *, stop: asyncio.Event, failed: str) -> None:
     """Run `step` every `interval` seconds until `stop` is set.
 
-    A failing step (the database away for a moment) is logged as `failed` with the error's
-    type, never its message, and the loop goes on.
+    A failing step is logged as `failed` with the error's type, never its message, and the loop
+    goes on; a database outage is logged once by the store, not once per step.
     """
     while True:
         with contextlib.suppress(TimeoutError):
@@ -25,6 +27,8 @@ async def every(interval: float, step: Step, *, stop: asyncio.Event, failed: str
             return
         try:
             await step()
+        except DatabaseUnavailableError:
+            continue
         except Exception as exc:
             log.error(failed, error_type=type(exc).__name__)
 

@@ -35,3 +35,9 @@ class ConflictError(GatewayError):
     """The request conflicts with what is already stored."""
 
     code = "conflict"
+
+
+class DatabaseUnavailableError(GatewayError):
+    """The database cannot be reached, or did not answer in time: try again shortly."""
+
+    code = "database_unavailable"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +44,20 @@ DEFAULT_SIGNING_ALG = "ES256"
 DELIVERABLE_CHANNELS = frozenset({"webhook", "mesh"})
 
 
+READINESS_TIMEOUT = 2.0  # seconds: a stalled database or broker is "unreachable", not a hang
+
+
 def utc_now() -> datetime:
     """The service clock (tests pass their own)."""
     return datetime.now(UTC)
+
+
+async def _bounded(probe: Coroutine[Any, Any, bool]) -> bool:
+    """A readiness probe's answer, or False when it takes longer than READINESS_TIMEOUT."""
+    try:
+        return await asyncio.wait_for(probe, READINESS_TIMEOUT)
+    except TimeoutError:
+        return False
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
@@ -145,7 +157,7 @@ class Gateway:
 
         `deliver`: also build the delivery engine with the channels the settings configure.
         """
-        store = await Store.open(settings.resolved_database_url)
+        store = await Store.open(settings.resolved_database_url, settings.database_options)
         try:
             await store.upgrade()
             if deliver:
@@ -202,15 +214,18 @@ class Gateway:
         return self.keyring.jwks(self.clock())
 
     async def readiness(self) -> dict[str, str]:
-        """Database and (when configured) broker reachability."""
-        checks = {"database": "ok" if await self.store.ping() else "unreachable"}
+        """Database and (when configured) broker reachability, within READINESS_TIMEOUT."""
+        probes = {"database": self.store.ping()}
         if self.settings.broker_url:
             if self.delivery is not None:
-                ready = await self.delivery.broker_ready()
+                probes["broker"] = self.delivery.broker_ready()
             else:
-                ready = await self._connect_to_broker()
-            checks["broker"] = "ok" if ready else "unreachable"
-        return checks
+                probes["broker"] = self._connect_to_broker()
+        answers = await asyncio.gather(*(_bounded(probe) for probe in probes.values()))
+        return {
+            name: "ok" if ready else "unreachable"
+            for name, ready in zip(probes, answers, strict=True)
+        }
 
     async def _connect_to_broker(self) -> bool:
         """An API-only process has no broker connection of its own: open and close one."""

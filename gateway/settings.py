@@ -6,11 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
 from gateway.queue.retry import RetryPolicy
+from gateway.store.dialects import DatabaseOptions
 
 DEFAULT_VAR = Path("var")
 
@@ -23,20 +24,31 @@ class Settings(BaseSettings):
     org_id: str = Field("medway-council", min_length=1, description="The council's id (iss)")
     database_url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under ./var/")
     broker_url: str = Field("", description="amqp://...; empty = embedded queue on the database")
+    # Per process: every process holds up to pool + overflow connections (docs/operations.md).
+    db_pool_size: int = Field(5, ge=1, le=200, description="Connections each process keeps open")
+    db_max_overflow: int = Field(
+        5, ge=0, le=200, description="Extra connections a process may open under load"
+    )
+    db_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds to connect, wait for a pooled connection, or run a statement",
+    )
     keys_dir: Path = Field(DEFAULT_VAR / "keys", description="Private keys, mode 0600")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_inflight_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Request bodies one API process handles at once"
+    )
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
     broker_prefix: str = Field("gatehouse", description="Prefix of every exchange and queue")
-    broker_prefetch: int = Field(
-        64, ge=1, le=1000, description="Deliveries per partner taken and not yet settled"
-    )
     partner_concurrency: int = Field(
-        16, ge=1, le=1000, description="Requests to one partner in flight at once"
+        16, ge=1, le=1000, description="Deliveries to one partner in flight, across all workers"
     )
     retry_delays: str = Field("5s,30s,2m,10m,1h", description="Waits between delivery attempts")
     retry_max_attempts: int = Field(6, ge=1, description="Attempts before a dead letter")
@@ -63,6 +75,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @model_validator(mode="after")
+    def _inflight_fits_a_body(self) -> Settings:
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        return self
+
     @field_validator("retry_delays")
     @classmethod
     def _retry_delays_parse(cls, value: str) -> str:
@@ -76,6 +94,13 @@ class Settings(BaseSettings):
     def retry_policy(self) -> RetryPolicy:
         """The default delivery retry policy (partners may have their own)."""
         return RetryPolicy.parse(self.retry_delays, self.retry_max_attempts)
+
+    @property
+    def database_options(self) -> DatabaseOptions:
+        """Pool and time limits for this process's database engine."""
+        return DatabaseOptions(
+            pool_size=self.db_pool_size, max_overflow=self.db_max_overflow, timeout=self.db_timeout
+        )
 
     @property
     def resolved_database_url(self) -> str:

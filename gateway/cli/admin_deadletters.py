@@ -39,7 +39,7 @@ def list_command(
     settings = load_settings()
 
     async def work() -> list[dict[str, object]]:
-        store = await Store.open(settings.resolved_database_url)
+        store = await Store.open(settings.resolved_database_url, settings.database_options)
         try:
             found = await list_dead_letters(store, partner=partner, limit=limit)
         finally:
@@ -84,7 +84,7 @@ def replay_command(
 async def _replay(
     settings: Settings, actor: audit.Actor, ids: list[str] | None, partner: str | None
 ) -> ReplayResult:
-    store = await Store.open(settings.resolved_database_url)
+    store = await Store.open(settings.resolved_database_url, settings.database_options)
     transport: RabbitTransport | None = None
     try:
         if settings.broker_url:

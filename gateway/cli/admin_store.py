@@ -49,7 +49,7 @@ def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store, run one piece of work, close it."""
 
     async def main() -> T:
-        store = await Store.open(settings.resolved_database_url)
+        store = await Store.open(settings.resolved_database_url, settings.database_options)
         try:
             return await work(store)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -143,7 +144,8 @@ def run_async(
     who = admin_actor(actor)
 
     async def main() -> T:
-        store = await Store.open(chosen.resolved_database_url, pool_size=2)
+        options = dataclasses.replace(chosen.database_options, pool_size=2)
+        store = await Store.open(chosen.resolved_database_url, options)
         try:
             await require_current_schema(store)
             return await work(AdminContext(chosen, store, who, clock()))

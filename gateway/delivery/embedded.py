@@ -4,7 +4,8 @@ Same guarantees as the RabbitMQ path, on the database: a row is claimed under a 
 worker's rows come back when the lease runs out); a failed attempt waits in the row itself
 (`available_at`) with the same growing delays; spent attempts or a permanent failure leave the
 row `dead` and the disclosure `failed`, replayable. Partners never block each other: each has
-its own number of slots, and a partner whose slots are all busy is not claimed from.
+its own number of slots, counted over every process's leases, and a partner whose slots are
+all busy is not claimed from.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 
 from gateway.application.channel import Envelope
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, OnHold, Transient, Verdict
+from gateway.errors import DatabaseUnavailableError
 from gateway.queue.retry import GiveUp
 from gateway.store import outbox
 from gateway.store.database import Store
@@ -35,7 +37,7 @@ class EmbeddedOptions:
 
     owner: str
     lease: timedelta = timedelta(minutes=5)  # renewed every third of it while a row is in hand
-    per_partner: int = 64  # taken and not yet settled, per partner (the broker's prefetch)
+    per_partner: int = 16  # leased and not yet settled, per partner, across every process
     poll_interval: float = 0.1  # seconds between looks at an idle outbox
     hold_recheck: timedelta = timedelta(seconds=30)  # a suspended agreement is looked at again
 
@@ -74,8 +76,8 @@ class EmbeddedQueue:
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         """Renew the leases of the rows in hand every third of a lease.
 
-        However long a delivery takes (64 taken, 16 at a time, each up to the webhook timeout
-        can outlast one lease), a row whose lease ran out while still in hand would be claimed
+        However long a delivery takes (a slow partner and the webhook timeout can outlast one
+        lease), a row whose lease ran out while still in hand would be claimed
         again and sent twice.
         """
         every = self.options.lease.total_seconds() / 3
@@ -105,7 +107,9 @@ class EmbeddedQueue:
             self._wake.clear()
             try:
                 claimed = await self.claim_round()
-            except Exception as exc:  # the database may be briefly away: try again shortly
+            except DatabaseUnavailableError:
+                claimed = 0  # logged once per outage by the store; try again shortly
+            except Exception as exc:
                 log.error("embedded_claim_failed", error_type=type(exc).__name__)
                 claimed = 0
             if claimed:

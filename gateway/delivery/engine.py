@@ -96,7 +96,7 @@ class DeliveryOptions:
     deadline_interval: float = 15.0  # receipt deadline scans
     resend_limit: int = 3  # resends of an unreceipted envelope before `receipt_overdue`
     mesh_poll_interval: float = 30.0
-    per_partner: int | None = None  # taken, not settled, per partner; None: broker_prefetch
+    per_partner: int | None = None  # in flight per partner, all processes; None: the setting
 
 
 class DeliveryService:
@@ -151,8 +151,8 @@ class DeliveryService:
 
     @property
     def per_partner(self) -> int:
-        """Envelopes per partner taken and not yet settled (requests in flight: fewer)."""
-        return self.options.per_partner or self.settings.broker_prefetch
+        """Envelopes per partner taken and not yet settled, across every worker process."""
+        return self.options.per_partner or self.settings.partner_concurrency
 
     async def start(self) -> None:
         """Connect (RabbitMQ mode), then start every loop in the background."""

@@ -102,8 +102,8 @@ class DeliveryWorker:
         self.store, self.policy, self.intake = store, policy, intake
         self.channels, self.metrics, self.clock = channels, metrics, clock
         self.default_retry = default_retry
-        # A partner sees at most this many of our requests at once, however many deliveries
-        # are taken: the rest of a delivery (recording the outcome) needs no partner slot.
+        # A partner sees at most this many of this process's requests at once; the queues make
+        # it hold across processes (a single active consumer, leases counted per partner).
         self._partner_concurrency = partner_concurrency
         self._partner_slots: dict[str, asyncio.Semaphore] = {}
 

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from gateway.errors import GatewayError
+from gateway.errors import DatabaseUnavailableError, GatewayError
 from gateway.http import handlers
-from gateway.http.handlers import GATEWAY_KEY, LOG_IDS
+from gateway.http.admission import InflightBytes
+from gateway.http.handlers import GATEWAY_KEY, INFLIGHT_KEY, LOG_IDS
 from gateway.http.openapi import ROUTES
-from gateway.http.problems import problem
+from gateway.http.problems import problem, unavailable
 from gateway.service import Gateway
 
 log = structlog.get_logger("gateway.http")
@@ -52,6 +53,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
         kept = {k: v for k, v in exc.headers.items() if k in ("WWW-Authenticate", "Allow")}
         response = problem(exc.status, code, exc.reason, headers=kept)
+    except DatabaseUnavailableError:
+        # Logged once per outage by the store; each request only gets its answer.
+        response = unavailable("database_unavailable", "The database is unavailable; try again")
     except GatewayError as exc:
         response = problem(400, exc.code, exc.message)
     except Exception:
@@ -77,6 +81,7 @@ def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Applicati
     """
     app = web.Application(middlewares=[observe], client_max_size=gateway.settings.max_body_bytes)
     app[GATEWAY_KEY] = gateway
+    app[INFLIGHT_KEY] = InflightBytes(gateway.settings.max_inflight_bytes)
     if owns_gateway:
         app.cleanup_ctx.append(_running(gateway))
     for route in ROUTES:

@@ -12,9 +12,10 @@ from pydantic_core import from_json
 
 from gateway.application.commands import Conflict, Denied
 from gateway.clients import Client
-from gateway.errors import GatewayError, NotFoundError
+from gateway.errors import DatabaseUnavailableError, GatewayError, NotFoundError
+from gateway.http.admission import InflightBytes
 from gateway.http.openapi import openapi_document
-from gateway.http.problems import problem, validation_errors
+from gateway.http.problems import problem, unavailable, validation_errors
 from gateway.http.schemas import DisclosureSubmission, DisclosureView, Health, ReceiptAccepted
 from gateway.logging import bound_context
 from gateway.service import Gateway
@@ -23,6 +24,7 @@ _BEARER = "bearer "
 MAX_RECEIPT_BYTES = 64 * 1024  # a receipt is a few hundred bytes; anything far larger is not one
 LOG_IDS = web.RequestKey("log_ids", dict[str, str])  # read by the access-log middleware
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+INFLIGHT_KEY = web.AppKey("inflight_bytes", InflightBytes)
 
 
 async def _authenticate(request: web.Request) -> Client:
@@ -58,6 +60,18 @@ async def submit_disclosure(request: web.Request) -> web.Response:
         return refusal
     if request.content_type != "application/json":
         return problem(415, "unsupported_media_type", "Send application/json")
+    inflight = request.app[INFLIGHT_KEY]
+    # A body of unknown length may be as large as the limit: reserve that much.
+    size = request.content_length or request.app[GATEWAY_KEY].settings.max_body_bytes
+    if not inflight.try_take(size):
+        return unavailable("gateway_busy", "Too many large requests in flight; try again")
+    try:
+        return await _submit(request, client)
+    finally:
+        inflight.give_back(size)
+
+
+async def _submit(request: web.Request, client: Client) -> web.Response:
     raw = await request.read()
     try:  # pydantic's parser: faster than json.loads, exact integers, no NaN or lone surrogates
         payload = from_json(raw, allow_inf_nan=False)
@@ -116,6 +130,8 @@ async def post_receipt(request: web.Request) -> web.Response:
         recorded = await request.app[GATEWAY_KEY].receipts.accept(token)
     except NotFoundError:
         return problem(404, "receipt_unknown_message", "No disclosure with that message id")
+    except DatabaseUnavailableError:
+        raise  # not the receipt's fault: 503, and the partner sends it again
     except GatewayError as exc:
         return problem(422, exc.code, "Receipt refused")
     body = ReceiptAccepted(

@@ -30,6 +30,18 @@ class Route:
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 _UNAUTH = (PROBLEM, s.Problem, "Missing or invalid bearer token")
+_UNAVAILABLE = (
+    PROBLEM,
+    s.Problem,
+    "The database is unavailable or the gateway is full; nothing was recorded. "
+    "Send the same request (same Idempotency-Key) again after `Retry-After` seconds",
+)
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -54,6 +66,7 @@ ROUTES: tuple[Route, ...] = (
                 "Malformed body; `errors` names each field (a record value JSON cannot carry, "
                 "such as 1e400, is `value_not_json` with its path), never its value",
             ),
+            503: _UNAVAILABLE,
         },
     ),
     Route(
@@ -66,6 +79,7 @@ ROUTES: tuple[Route, ...] = (
             200: (JSON, s.DisclosureView, "The disclosure"),
             401: _UNAUTH,
             404: (PROBLEM, s.Problem, "No such disclosure for this client"),
+            503: _UNAVAILABLE,
         },
     ),
     Route(
@@ -89,6 +103,7 @@ ROUTES: tuple[Route, ...] = (
                 s.Problem,
                 "Receipt refused; `code` says why (audited only when the partner's key signed it)",
             ),
+            503: _UNAVAILABLE,
         },
     ),
     Route(
@@ -182,6 +197,8 @@ def _operation(route: Route) -> dict[str, Any]:
             response["content"] = {ctype: {"schema": {"type": "object"}}}
         else:
             response["content"] = {ctype: {"schema": {"type": "string"}}}
+        if status == 503 and ctype == PROBLEM:
+            response["headers"] = _RETRY_AFTER
         op["responses"][str(status)] = response
     return op
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 PROBLEM_TYPE_BASE = "https://gatehouse.example/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5  # an outage or a full house: long enough not to hammer, short to recover
 
 
 def problem(
@@ -44,6 +45,11 @@ def problem(
         content_type=PROBLEM_CONTENT_TYPE,
         headers=headers,
     )
+
+
+def unavailable(code: str, title: str) -> web.Response:
+    """503 with Retry-After: nothing was recorded, the same request (same key) may come again."""
+    return problem(503, code, title, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:

@@ -128,6 +128,13 @@ def replayed_message(message: AbstractIncomingMessage, partner: str) -> aio_pika
     return amqp_message(message.message_id or "", message.body, content_type, headers)
 
 
+def moved_message(message: AbstractIncomingMessage) -> aio_pika.Message:
+    """The same message for another queue: id, body and our headers (not the broker's `x-`)."""
+    headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
+    content_type = message.content_type or "application/jose"
+    return amqp_message(message.message_id or "", message.body, content_type, headers)
+
+
 @dataclass
 class PartnerConsumer:
     """One partner's channel, queue and consumer tag."""

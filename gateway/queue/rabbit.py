@@ -30,6 +30,7 @@ from gateway.queue.amqp import (
     PartnerConsumers,
     TopologyConflictError,
     failure_code,
+    moved_message,
     outgoing_message,
     replayed_message,
     settlement_message,
@@ -108,9 +109,46 @@ class RabbitTransport:
 
     # -- declaring -----------------------------------------------------------------------------
     async def declare(self) -> None:
-        """Declare every exchange, queue and binding; idempotent and safe from many processes."""
+        """Declare every exchange, queue and binding; idempotent and safe from many processes.
+
+        Then retire the work queues of versions before single active consumer (see topology).
+        """
         t = self._topology
         await self._declare(t.exchanges(), t.queues(), t.bindings())
+        for partner in t.partners:
+            await self._retire_legacy_queue(partner)
+
+    async def _retire_legacy_queue(self, partner: str) -> None:
+        """Unbind a legacy work queue, move its messages to the partner's queue, delete it.
+
+        While an old worker still consumes from it the queue is kept (its messages are in that
+        worker's hands) and retired at a later start.
+        """
+        t = self._topology
+        name = t.legacy_delivery_queue(partner)
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        moved = 0
+        try:
+            try:
+                legacy = await channel.declare_queue(name, passive=True)
+            except ChannelNotFoundEntity:
+                return  # none: a fresh install, or already retired
+            await legacy.unbind(t.deliveries_exchange, partner)
+            exchange = await channel.get_exchange(t.deliveries_exchange, ensure=False)
+            while (got := await legacy.get(no_ack=False, fail=False)) is not None:
+                await self._publish(exchange, partner, moved_message(got))
+                await got.ack()
+                moved += 1
+            # Quorum queues refuse a conditional delete: look, then delete. It is unbound, so
+            # nothing new arrives in between.
+            if not await self._drained(channel, name):
+                log.warning("legacy_queue_kept", queue=name, count=moved)
+                return
+            await legacy.delete(if_unused=False, if_empty=False)
+        finally:
+            with contextlib.suppress(*BROKER_FAULTS):
+                await channel.close()
+        log.info("legacy_queue_retired", queue=name, count=moved)
 
     async def add_partner(self, partner: str, retry: RetryPolicy | None = None) -> None:
         """Declare a new partner's queues (and any new delay tiers its policy needs) at runtime."""
@@ -167,6 +205,21 @@ class RabbitTransport:
         finally:
             with contextlib.suppress(*BROKER_FAULTS):
                 await channel.close()
+
+    @staticmethod
+    async def _drained(channel: AbstractChannel, name: str, within: float = 5.0) -> bool:
+        """No consumer and no message left (a quorum queue applies our acks a moment later)."""
+        deadline = asyncio.get_running_loop().time() + within
+        underlay = await channel.get_underlay_channel()  # the robust channel's answer is cached
+        while True:
+            left = await underlay.queue_declare(name, passive=True)
+            if left.consumer_count:
+                return False
+            if not left.message_count:
+                return True
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.1)
 
     # -- publishing ----------------------------------------------------------------------------
     async def _exchange(self, name: str) -> AbstractExchange:
@@ -227,6 +280,8 @@ class RabbitTransport:
     ) -> PartnerConsumers:
         """Consume each partner's queue on its own channel with manual acks and bounded prefetch.
 
+        The queue has a single active consumer: of all processes consuming it, one receives at
+        a time, so `prefetch` bounds the partner's deliveries in flight across all of them.
         The handler returns Ack, Retry or DeadLetter; a handler that raises counts as
         Retry("handler_error"). Consumers survive reconnection (robust channels).
         """

@@ -3,7 +3,9 @@
 Three exchanges under one prefix:
 
 - `<prefix>.deliveries` (direct, routing key = partner id) feeds ONE quorum queue per partner,
-  `<prefix>.deliver.<partner>`, so a slow or dead partner holds up nobody else;
+  `<prefix>.outbound.<partner>`, so a slow or dead partner holds up nobody else; it has a single
+  active consumer, so however many workers run, one of them delivers to a partner at a time and
+  the partner's concurrency limit holds across all of them;
 - `<prefix>.retry` (headers, on `gatehouse-retry-tier`) feeds one delay queue per delay tier,
   `<prefix>.retry.<tier>`, whose message TTL dead-letters the message back to the deliveries
   exchange under its original routing key, i.e. back to its own partner's queue;
@@ -12,6 +14,11 @@ Three exchanges under one prefix:
 
 The same data is declared at start-up by `gateway.queue.rabbit` and exported as RabbitMQ
 definitions JSON (`to_definitions`) for `deploy/rabbitmq/definitions.json`.
+
+Earlier versions named the work queue `<prefix>.deliver.<partner>`, without single active
+consumer; RabbitMQ cannot add that argument to an existing queue (nor set it by policy), hence
+the new name. `gateway.queue.rabbit` unbinds such a legacy queue, moves its messages over and
+deletes it once no old worker consumes from it.
 """
 
 from __future__ import annotations
@@ -127,7 +134,11 @@ class Topology:
         return f"{self.prefix}.dead"
 
     def delivery_queue(self, partner: str) -> str:
-        """The partner's own work queue."""
+        """The partner's own work queue (single active consumer)."""
+        return f"{self.prefix}.outbound.{partner}"
+
+    def legacy_delivery_queue(self, partner: str) -> str:
+        """The work queue of versions before single active consumer, drained on upgrade."""
         return f"{self.prefix}.deliver.{partner}"
 
     def dead_queue(self, partner: str) -> str:
@@ -192,6 +203,7 @@ class Topology:
             self.delivery_queue(partner),
             {
                 "x-queue-type": "quorum",
+                "x-single-active-consumer": True,
                 "x-delivery-limit": self.delivery_limit,
                 "x-dead-letter-exchange": self.dead_exchange,
                 **_QUORUM_DEAD_LETTERING,
@@ -233,8 +245,8 @@ class Topology:
         dead_lettering = {k.removeprefix("x-"): v for k, v in _QUORUM_DEAD_LETTERING.items()}
         return (
             PolicySpec(
-                f"{self.prefix}.deliver",
-                rf"^{prefix}\.deliver\.",
+                f"{self.prefix}.outbound",
+                rf"^{prefix}\.outbound\.",
                 "queues",
                 {
                     "delivery-limit": self.delivery_limit,

@@ -15,8 +15,16 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.errors import DatabaseUnavailableError
 from gateway.store import migrate
-from gateway.store.dialects import WRITE_OPTION, create_engine, is_sqlite
+from gateway.store.availability import Availability, is_unavailable
+from gateway.store.dialects import (
+    WRITE_OPTION,
+    DatabaseOptions,
+    behind_pgbouncer,
+    create_engine,
+    is_sqlite,
+)
 from gateway.store.group_commit import Execute, GroupCommitter, SetWise, Work, run_each
 
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
@@ -55,20 +63,24 @@ class Store:
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         self.engine = engine
         self.url = url
+        self.availability = Availability(engine.dialect.name)
         # SQLite has one writer at a time: one lane, and our own writers queue here rather than
         # in SQLite's busy handler, which sleeps. PostgreSQL: a lane per kind of work.
         self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
         self._single_lane = is_sqlite(url)
         self._lanes: dict[Execute[Any, Any] | None, GroupCommitter] = {}
+        # Behind PgBouncer a statement prepared outside a transaction may run on another server
+        # connection: reads then take a transaction, as on SQLite.
+        self._transactional_reads = is_sqlite(url) or behind_pgbouncer(url)
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Store:
+    async def open(cls, url: str, options: DatabaseOptions | None = None) -> Store:
         """Create the engine (and the SQLite file's folder); connects lazily."""
         if is_sqlite(url):
             database = make_url(url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return cls(create_engine(url, pool_size=pool_size, max_overflow=max_overflow), url)
+        return cls(create_engine(url, options or DatabaseOptions()), url)
 
     @property
     def dialect(self) -> str:
@@ -89,11 +101,28 @@ class Store:
     async def ping(self) -> bool:
         """True when the database answers (for /readyz); never raises for an outage."""
         try:
-            async with self.engine.connect() as conn:
+            async with self._reachable(), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError):
+        except (DatabaseUnavailableError, SQLAlchemyError, OSError):
             return False
         return True
+
+    @asynccontextmanager
+    async def _reachable(self) -> AsyncIterator[None]:
+        """Turn an outage (refused, lost, timed out, locked) into DatabaseUnavailableError.
+
+        The original exception is not chained: its text may carry SQL parameters.
+        """
+        try:
+            yield
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self.availability.failed(exc)
+            raise DatabaseUnavailableError(
+                f"the database is unavailable ({type(exc).__name__})"
+            ) from None
+        self.availability.answered()
 
     @overload
     async def write(self, work: SetWise[I, R]) -> R: ...
@@ -117,7 +146,7 @@ class Store:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         """The write transaction a lane's writer commits a batch in; everyone else calls `write`."""
-        async with self._write_lock, self.engine.connect() as conn:
+        async with self._reachable(), self._write_lock, self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with _released_if_cancelled(conn), conn.begin():
                 yield conn
@@ -126,11 +155,11 @@ class Store:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads, never taking the SQLite write lock.
 
-        PostgreSQL: autocommit, each statement sees the latest committed data. SQLite: a
-        deferred read transaction.
+        PostgreSQL: autocommit, each statement sees the latest committed data. SQLite, and
+        PostgreSQL behind PgBouncer: a read transaction.
         """
-        async with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
+        async with self._reachable(), self.engine.connect() as conn:
+            if self._transactional_reads:
                 async with _released_if_cancelled(conn), conn.begin():
                     yield conn
             else:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -18,11 +20,14 @@ WRITE_OPTION = "gatehouse_write"
 """Execution option marking a write transaction (SQLite then takes the write lock up front)."""
 
 SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=10000",  # first: wait for another process's lock instead of failing
     "PRAGMA synchronous=NORMAL",  # durable across application crashes; WAL checkpoints fsync
     "PRAGMA foreign_keys=ON",
     "PRAGMA secure_delete=ON",  # purged envelopes and held records are overwritten, not left
 )
+
+
+PGBOUNCER_PARAM = "pgbouncer"
+"""`?pgbouncer=true` on a PostgreSQL URL: reached through PgBouncer in transaction mode."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -30,32 +35,66 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
-) -> AsyncEngine:
-    """An async engine for `url` with the pragmas and pool each backend needs."""
+def behind_pgbouncer(url: str) -> bool:
+    """True when the URL says `pgbouncer=true`: no statement outlives its transaction."""
+    if is_sqlite(url):
+        return False
+    value = make_url(url).query.get(PGBOUNCER_PARAM, "")
+    return str(value).lower() in {"true", "1", "yes"}
+
+
+def _unique_statement_name() -> str:
+    # PgBouncer hands each transaction any server connection: asyncpg's numbered names would
+    # collide with statements another client prepared there.
+    return f"__gatehouse_{uuid.uuid4().hex}__"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseOptions:
+    """Pool and time limits of one process's engine (from the GATEWAY_DB_* settings)."""
+
+    pool_size: int = 5
+    max_overflow: int = 5
+    timeout: float = 10.0  # seconds for a connection, a pooled connection, or one statement
+
+
+def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngine:
+    """An async engine for `url` with the pragmas, pool and time limits each backend needs."""
+    options = options or DatabaseOptions()
     if url.startswith("sqlite+aiosqlite://"):
         engine = create_async_engine(
             url,
-            echo=echo,
-            pool_size=pool_size,
+            pool_size=options.pool_size,
             max_overflow=0,
+            pool_timeout=options.timeout,
             pool_reset_on_return=None,
             json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
-        _configure_sqlite(engine.sync_engine)
+        _configure_sqlite(engine.sync_engine, busy_ms=round(options.timeout * 1000))
         return engine
     if url.startswith("postgresql+asyncpg://"):
+        connect_args: dict[str, Any] = {
+            # A stalled server or network must not hold a request (or a writer) for ever.
+            "timeout": options.timeout,
+            "command_timeout": options.timeout,
+        }
+        if behind_pgbouncer(url):
+            connect_args.update(
+                statement_cache_size=0,  # asyncpg's own cache
+                prepared_statement_cache_size=0,  # SQLAlchemy's
+                prepared_statement_name_func=_unique_statement_name,
+            )
         return create_async_engine(
-            url,
-            echo=echo,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
+            make_url(url).difference_update_query([PGBOUNCER_PARAM]),
+            pool_size=options.pool_size,
+            max_overflow=options.max_overflow,
+            pool_timeout=options.timeout,
             pool_reset_on_return=None,  # every use ends in COMMIT or ROLLBACK already
             pool_recycle=1800,
             json_serializer=json_text,
             json_deserializer=orjson.loads,
+            connect_args=connect_args,
         )
     raise ConfigurationError(
         "GATEWAY_DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
@@ -74,7 +113,7 @@ def json_text(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
 
-def _configure_sqlite(sync_engine: Engine) -> None:
+def _configure_sqlite(sync_engine: Engine, *, busy_ms: int) -> None:
     """Pragmas on every new connection; BEGIN IMMEDIATE for writes so two writers never deadlock.
 
     The sqlite3 driver's own implicit transactions are switched off (the SQLAlchemy recipe), so
@@ -86,6 +125,8 @@ def _configure_sqlite(sync_engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # First: wait this long for another process's lock, then fail (an outage, a 503).
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         # Switching a new file to WAL needs a moment alone with it; the pragma then quietly

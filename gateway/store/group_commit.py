@@ -18,6 +18,8 @@ from typing import Any, Generic, TypeVar
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.errors import DatabaseUnavailableError
+
 log = structlog.get_logger("gateway.store.group_commit")
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
 R = TypeVar("R")
@@ -98,8 +100,11 @@ class GroupCommitter:
             _settle(queued.future, result=result)
 
     async def _split(self, batch: list[_Queued], exc: Exception) -> None:
-        if len(batch) == 1:
-            _settle(batch[0].future, error=exc)
+        if len(batch) == 1 or isinstance(exc, DatabaseUnavailableError):
+            # An outage fails the whole batch alike: running it again item by item would only
+            # wait for the same timeout once per item.
+            for queued in batch:
+                _settle(queued.future, error=exc)
             return
         log.warning("group_commit_split", count=len(batch), error=type(exc).__name__)
         groups = _by_executor(batch)

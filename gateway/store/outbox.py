@@ -206,9 +206,38 @@ async def due_partners(conn: AsyncConnection, now: datetime) -> list[str]:
     return [str(p) for p in await conn.scalars(query)]
 
 
+async def leased_by_others(
+    conn: AsyncConnection, partner_id: str, *, owner: str, now: datetime
+) -> int:
+    """Rows of this partner other claimers hold under a live lease (in flight elsewhere)."""
+    query = (
+        select(func.count())
+        .select_from(outbox)
+        .where(
+            outbox.c.partner_id == partner_id,
+            outbox.c.state == PENDING,
+            outbox.c.lease_owner.is_not(None),
+            outbox.c.lease_owner != owner,
+            outbox.c.lease_until >= now,
+        )
+    )
+    return int(await conn.scalar(query) or 0)
+
+
+async def _lock_partner(conn: AsyncConnection, partner_id: str) -> None:
+    """PostgreSQL: one claimer at a time counts and claims a partner's rows (until commit).
+
+    SQLite needs nothing: its write transactions already run one at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        key = func.hashtext("gatehouse.outbox.partner:" + partner_id)
+        await conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimRound:
-    """Claim for `owner` what each partner has room for (`per_partner` less `inflight`)."""
+    """Claim for `owner` what each partner has room for: `per_partner` across every claimer,
+    less the rows other claimers hold and this one's `inflight`."""
 
     owner: str
     now: datetime
@@ -230,13 +259,19 @@ async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> l
     """Claim due rows, partner by partner, and read their disclosures in the same transaction.
 
     Runs through the store's group commit, so a claim shares its commit with the outcomes being
-    recorded at the same moment, and the worker need not read each disclosure again.
+    recorded at the same moment, and the worker need not read each disclosure again. Partners
+    are locked in name order, so two claimers never wait on each other in a cycle.
     """
     answers: list[list[Claimed]] = []
     for round_ in rounds:
         items: list[OutboxItem] = []
-        for partner in await due_partners(conn, round_.now):
-            room = round_.per_partner - round_.inflight.get(partner, 0)
+        for partner in sorted(await due_partners(conn, round_.now)):
+            mine = round_.inflight.get(partner, 0)
+            if mine >= round_.per_partner:
+                continue
+            await _lock_partner(conn, partner)
+            others = await leased_by_others(conn, partner, owner=round_.owner, now=round_.now)
+            room = round_.per_partner - mine - others
             if room > 0:
                 items += await claim(
                     conn,

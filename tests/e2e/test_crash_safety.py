@@ -34,6 +34,7 @@ from gateway.queue.topology import build_topology
 from gateway.service import Gateway
 from gateway.settings import load_settings
 from gateway.store.database import Store
+from gateway.store.dialects import DatabaseOptions
 from gateway.store.tables import disclosures
 from tests.integration.rabbit_helpers import delete_topology
 from tests.service_process import ServiceProcess, free_port
@@ -135,7 +136,7 @@ async def _load(run: Run, count: int, concurrency: int = 8) -> None:
 
 
 async def _statuses(database_url: str) -> dict[str, str]:
-    store = await Store.open(database_url, pool_size=1)
+    store = await Store.open(database_url, DatabaseOptions(pool_size=1))
     try:
         async with store.read() as conn:
             rows = await conn.execute(select(disclosures.c.id, disclosures.c.status))

@@ -116,3 +116,44 @@ async def test_readiness_checks_the_broker_from_an_api_only_process(
             )
         finally:
             await harness.gateway.close()
+
+
+async def test_bytes_in_flight_past_the_limit_get_503_with_retry_after(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """A body still arriving holds its share; the next large one is refused, then admitted."""
+    settings = isolated_settings(tmp_path, max_body_bytes=200_000, max_inflight_bytes=300_000)
+    harness = await build_harness(settings)
+    try:
+        api: Client = await aiohttp_client(create_app(harness.gateway))
+        body = json.dumps(adult_submission()).encode()
+        padded = body + b" " * (160_000 - len(body))  # two of these pass the 300 KB budget
+        headers = {"Authorization": f"Bearer {harness.token()}", "Content-Type": "application/json"}
+        reader, writer = await asyncio.open_connection(api.host, api.port)
+        writer.write(
+            b"POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {harness.token()}\r\n".encode()
+            + f"Content-Length: {len(padded)}\r\n\r\n".encode()
+            + padded[:1000]  # the rest is still on its way
+        )
+        await writer.drain()
+        busy = None
+        for _ in range(20):  # until the slow request has been admitted
+            busy = await api.post("/v1/disclosures", data=padded, headers=headers)
+            if busy.status == 503:
+                break
+            await asyncio.sleep(0.05)
+        assert busy is not None
+        assert busy.status == 503
+        assert busy.content_type == "application/problem+json"
+        assert int(busy.headers["Retry-After"]) > 0
+        assert (await busy.json())["code"] == "gateway_busy"
+        writer.write(padded[1000:])
+        await writer.drain()
+        assert b" 202 " in await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        await writer.wait_closed()
+        again = await api.post("/v1/disclosures", data=padded, headers=headers)
+        assert again.status == 202
+    finally:
+        await harness.gateway.close()

@@ -6,7 +6,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+import aio_pika
 import pytest
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from gateway.queue.messages import Ack, DeadLetter, Delivery, OutgoingMessage, Retry
 from gateway.queue.rabbit import BrokerError, RabbitTransport, TopologyConflictError
@@ -72,7 +74,7 @@ async def test_a_queue_with_other_arguments_is_a_clear_conflict(
     with pytest.raises(TopologyConflictError) as caught:
         await make_transport(delivery_limit=3)
     assert caught.value.code == "broker_topology_conflict"
-    assert ".deliver." in caught.value.message
+    assert ".outbound." in caught.value.message
 
 
 async def test_publish_a_thousand_with_confirms_and_consume_them_all(
@@ -216,3 +218,65 @@ async def test_no_broker_is_a_clear_error_without_the_password() -> None:
         await RabbitTransport.connect("amqp://gatehouse:s3cret@127.0.0.1:1/", topology)
     assert caught.value.code == "broker_unavailable"
     assert "s3cret" not in str(caught.value)
+
+
+async def test_upgrade_moves_a_legacy_work_queue_to_the_single_active_consumer_queue(
+    amqp_url: str,
+) -> None:
+    """A queue from before single active consumer: unbound, emptied into the new one, deleted."""
+    topology = build_topology(unique_prefix(), ["alpha"], FAST)
+    legacy = topology.legacy_delivery_queue("alpha")
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            topology.deliveries_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        old_arguments = {"x-queue-type": "quorum", "x-delivery-limit": 20}
+        queue = await channel.declare_queue(legacy, durable=True, arguments=old_arguments)
+        await queue.bind(exchange, "alpha")
+        for n in range(3):
+            await exchange.publish(
+                aio_pika.Message(f"jwe:{n}".encode(), message_id=f"m{n}", headers={"a": n}),
+                routing_key="alpha",
+            )
+        transport = await RabbitTransport.connect(amqp_url, topology, connection_name="upgrade")
+        try:
+            await transport.declare()
+            assert await depth(transport, topology.delivery_queue("alpha")) == 3
+            recorder = Recorder()
+            await transport.consume(["alpha"], recorder)
+            await wait_until(lambda: len(recorder.seen) == 3)
+            assert sorted(d.message_id for d in recorder.seen) == ["m0", "m1", "m2"]
+            check = await connection.channel()
+            with pytest.raises(ChannelNotFoundEntity):
+                await check.declare_queue(legacy, passive=True)  # retired
+        finally:
+            await transport.close(grace=1.0)
+    finally:
+        await connection.close()
+        await delete_topology(amqp_url, topology)
+
+
+async def test_a_partner_queue_has_one_active_consumer_across_transports(
+    make_transport: MakeTransport,
+) -> None:
+    """Two workers consume one partner: only one receives, with prefetch as the bound."""
+    first, second = await make_transport(), await make_transport()
+    held = asyncio.Event()
+    running: list[str] = []
+
+    async def slow(name: str, delivery: Delivery) -> Ack:
+        running.append(name)
+        await held.wait()
+        return Ack()
+
+    await first.consume(["alpha"], lambda d: slow("first", d), prefetch=4)
+    await second.consume(["alpha"], lambda d: slow("second", d), prefetch=4)
+    await first.publish_many(envelopes("alpha", 12))
+    await wait_until(lambda: len(running) == 4)
+    await asyncio.sleep(0.3)  # time for any wrongly active second consumer to get messages
+    assert len(running) == 4
+    assert len(set(running)) == 1
+    held.set()
+    await wait_until(lambda: len(running) == 12)

@@ -58,7 +58,7 @@ async def test_imported_definitions_match_what_the_transport_declares(
         os.unlink(name)
     listing = rabbitmqctl("list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "policy")
     queues = dict(line.split("\t") for line in listing.stdout.splitlines() if line)
-    assert queues["gatehouse.deliver.kmmh"] == "gatehouse.deliver"  # the policy applies
+    assert queues["gatehouse.outbound.kmmh"] == "gatehouse.outbound"  # the policy applies
     assert set(queues) == {q.name for q in topology.queues()}
 
     url = amqp_url.rstrip("/") + "/" + quote(vhost, safe="")

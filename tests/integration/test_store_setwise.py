@@ -247,3 +247,33 @@ async def test_a_claim_never_takes_back_a_row_its_claimer_still_holds(
         assert await store.write(SetWise(claim_rounds, held)) == []
         [again] = await store.write(SetWise(claim_rounds, later))  # the check means something
         assert again.item.id == taken.item.id
+
+
+async def test_a_partners_room_is_shared_by_every_claimer(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Leases are counted per partner across processes: two workers never exceed the limit."""
+    prot = protection(tmp_path)
+    async with open_store(database_url) as store, open_store(database_url) as other:
+        news = [new_disclosure(prot, partner="alpha") for _ in range(12)]
+
+        async def accept_all(conn: Connection) -> None:
+            for new in news:
+                await disclosures.record_accepted(
+                    conn, new, envelope=b"jwe", digest="d", actor=CLIENT, at=T0
+                )
+
+        await store.write(accept_all)
+        lease = timedelta(minutes=5)
+        first = ClaimRound("w1", LATER, lease, per_partner=4, inflight={})
+        second = ClaimRound("w2", LATER, lease, per_partner=4, inflight={})
+        # At the same moment, from two stores (two processes' pools).
+        a, b = await asyncio.gather(
+            store.write(SetWise(claim_rounds, first)), other.write(SetWise(claim_rounds, second))
+        )
+        assert len(a) + len(b) == 4
+        owner, held = ("w1", a) if a else ("w2", b)
+        done = outbox.Mark(held[0].item.id, owner, "delivered", LATER)
+        await store.write(SetWise(outbox.mark_each, done))
+        later = ClaimRound("w3", LATER, lease, per_partner=4, inflight={})
+        assert len(await other.write(SetWise(claim_rounds, later))) == 1  # one slot came free

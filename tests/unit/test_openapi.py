@@ -42,3 +42,15 @@ def test_submission_schema_forbids_unknown_top_level_fields() -> None:
         schema["required"]
     )
     json.dumps(schema)
+
+
+def test_routes_that_need_the_database_document_503_with_retry_after() -> None:
+    paths = openapi_document()["paths"]
+    for path, method in (
+        ("/v1/disclosures", "post"),
+        ("/v1/disclosures/{id}", "get"),
+        ("/v1/receipts", "post"),
+    ):
+        unavailable = paths[path][method]["responses"]["503"]
+        assert "Retry-After" in unavailable["headers"]
+        assert "application/problem+json" in unavailable["content"]

@@ -30,14 +30,15 @@ def topology() -> Topology:
 
 def test_one_quorum_queue_per_partner_dead_lettering_to_its_own_dlq(topology: Topology) -> None:
     queues = {q.name: q.arguments for q in topology.queues()}
-    work = queues["gh.deliver.kmpt"]
+    work = queues["gh.outbound.kmpt"]
     assert work["x-queue-type"] == "quorum"
+    assert work["x-single-active-consumer"] is True  # one worker at a time per partner
     assert work["x-delivery-limit"] == 20
     assert work["x-dead-letter-exchange"] == "gh.dead"
     assert "x-dead-letter-routing-key" not in work  # keep the partner id as the routing key
     assert queues["gh.dead.kmpt"] == {"x-queue-type": "quorum"}
     assert set(queues) == {
-        "gh.deliver.kmpt", "gh.dead.kmpt", "gh.deliver.medway-ft", "gh.dead.medway-ft",
+        "gh.outbound.kmpt", "gh.dead.kmpt", "gh.outbound.medway-ft", "gh.dead.medway-ft",
         "gh.retry.5s", "gh.retry.30s",
     }  # fmt: skip
 
@@ -53,7 +54,7 @@ def test_delay_queues_expire_back_to_the_deliveries_exchange(topology: Topology)
 
 def test_bindings_route_by_partner_and_by_tier_header(topology: Topology) -> None:
     bindings = {(b.exchange, b.queue): b for b in topology.bindings()}
-    assert bindings[("gh.deliveries", "gh.deliver.kmpt")].routing_key == "kmpt"
+    assert bindings[("gh.deliveries", "gh.outbound.kmpt")].routing_key == "kmpt"
     assert bindings[("gh.dead", "gh.dead.medway-ft")].routing_key == "medway-ft"
     tier = bindings[("gh.retry", "gh.retry.30s")]
     assert tier.arguments == {"x-match": "all", RETRY_TIER_HEADER: "30s"}
@@ -94,8 +95,8 @@ def test_definitions_hold_everything_with_policies(topology: Topology) -> None:
     assert all(q["durable"] and q["vhost"] == "gatehouse" for q in definitions["queues"])
     assert len(definitions["bindings"]) == 2 * 2 + 2
     policies = {p["name"]: p for p in definitions["policies"]}
-    assert policies["gh.deliver"]["definition"]["delivery-limit"] == 20
-    assert policies["gh.deliver"]["pattern"] == r"^gh\.deliver\."
+    assert policies["gh.outbound"]["definition"]["delivery-limit"] == 20
+    assert policies["gh.outbound"]["pattern"] == r"^gh\.outbound\."
     assert policies["gh.retry"]["definition"]["dead-letter-exchange"] == "gh.deliveries"
     json.dumps(definitions)  # serialisable as is
 
@@ -113,7 +114,7 @@ def test_main_writes_a_file_and_refuses_bad_input(tmp_path: Path) -> None:
     assert main(["--partners", "kmpt", "--retry-delays", "1s,2s", "--out", str(out)]) == 0
     written = json.loads(out.read_text(encoding="utf-8"))
     assert {q["name"] for q in written["queues"]} >= {
-        "gatehouse.deliver.kmpt",
+        "gatehouse.outbound.kmpt",
         "gatehouse.retry.2s",
     }
     assert main(["--partners", "Not Valid", "--out", str(out)]) == 2
