@@ -37,6 +37,7 @@ from gateway.store.unit_of_work import Connection
 log = structlog.get_logger("gateway.delivery")
 
 ATTEMPTS_EXHAUSTED = "delivery_attempts_exhausted"
+HANDLER_ERROR = "handler_error"  # an attempt raised (a poison reply, the database away)
 HOLD_STATUSES = {"suspended": "agreement_suspended", "draft": "agreement_not_active"}
 FAIL_STATUSES = {"terminated": "agreement_terminated", "expired": "agreement_expired"}
 _DETAIL_TYPES = (str, int, bool)

@@ -40,13 +40,13 @@ from gateway.queue.messages import (
     Action,
     DeadLetter,
     DeadLettered,
+    Defer,
     Delivery,
     Handler,
     OutgoingMessage,
     PublishReport,
     QueueDepth,
     ReplayReport,
-    Retry,
     Settlement,
     settle,
 )
@@ -227,8 +227,9 @@ class RabbitTransport:
     ) -> PartnerConsumers:
         """Consume each partner's queue on its own channel with manual acks and bounded prefetch.
 
-        The handler returns Ack, Retry or DeadLetter; a handler that raises counts as
-        Retry("handler_error"). Consumers survive reconnection (robust channels).
+        The handler returns Ack, Retry, DeadLetter or Defer; a handler that raises counts as
+        Defer("handler_error"): the transport never dead-letters what the handler could not
+        record as failed. Consumers survive reconnection (robust channels).
         """
         if prefetch < 1:
             raise TopologyError("prefetch must be at least 1")
@@ -269,7 +270,7 @@ class RabbitTransport:
             except Exception as exc:  # a handler bug must not kill the consumer or lose the message
                 # The type only: exception texts (e.g. SQL parameters) may carry personal values.
                 bound.error("handler_failed", error_type=type(exc).__name__)
-                action = Retry("handler_error")
+                action = Defer("handler_error")
         settlement = settle(action, delivery, self._topology.policy_for(partner))
         try:
             await self._apply(settlement, delivery)
