@@ -21,9 +21,8 @@ import structlog
 from agreements.model import channel_target
 from gateway import audit
 from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult, Envelope
-from gateway.application.receipt_intake import ReceiptIntake
+from gateway.application.receipt_intake import RECEIPT_MISMATCH, ReceiptIntake
 from gateway.delivery import retries
-from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.queue.retry import RetryPolicy
@@ -195,8 +194,13 @@ class DeliveryWorker:
     ) -> Verdict:
         if result.outcome is DeliveryOutcome.RECEIPTED and result.receipt:
             try:
-                accepted = await self.intake.accept(result.receipt, via=channel, known=found)
-            except (ReceiptError, NotFoundError) as exc:
+                accepted = await self.intake.accept_sync(
+                    result.receipt, sent=found, digest=envelope.digest, via=channel
+                )
+            except ReceiptError as exc:
+                if exc.code == RECEIPT_MISMATCH:  # audited by the intake; send it again
+                    bound.warning("sync_receipt_mismatch")
+                    return Transient(RECEIPT_MISMATCH, agreement_id=found.agreement_id)
                 # Refused (and audited by the intake): delivered, but proof is still owed.
                 bound.warning("sync_receipt_refused", code=exc.code)
                 await self.dispatched(envelope, channel, {"receipt_refused": exc.code})

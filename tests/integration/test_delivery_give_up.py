@@ -29,8 +29,8 @@ from tests.tcp_proxy import TcpProxy
 class PoisonedIntake(ReceiptIntake):
     """Every reply the partner gives makes recording it raise (a poison reply)."""
 
-    async def accept(
-        self, token: bytes, *, via: str = "api", known: Disclosure | None = None
+    async def accept_sync(
+        self, token: bytes, *, sent: Disclosure, digest: str, via: str
     ) -> ReceiptRecorded:
         raise RuntimeError("poison reply")
 
