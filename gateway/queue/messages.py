@@ -142,6 +142,15 @@ class ReplayReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ParkedLetter:
+    """A message found in a partner's dead-letter queue, and why it was parked there."""
+
+    message_id: str
+    partner_id: str
+    reason: str | None  # our dead-letter reason, else the broker's (e.g. delivery_limit)
+
+
+@dataclass(frozen=True, slots=True)
 class QueueDepth:
     """Messages (quorum queues count unacknowledged ones too) and consumers of one queue."""
 

@@ -29,6 +29,7 @@ from gateway.queue.amqp import (
     PartnerConsumer,
     PartnerConsumers,
     TopologyConflictError,
+    dead_reason,
     failure_code,
     outgoing_message,
     replayed_message,
@@ -44,6 +45,7 @@ from gateway.queue.messages import (
     Delivery,
     Handler,
     OutgoingMessage,
+    ParkedLetter,
     PublishReport,
     QueueDepth,
     ReplayReport,
@@ -323,6 +325,35 @@ class RabbitTransport:
 
         results = await asyncio.gather(*(one(got) for got in chosen), return_exceptions=True)
         return [r for r in results if isinstance(r, str)]
+
+    async def parked_letters(self, *, limit: int = 10_000) -> list[ParkedLetter]:
+        """Every partner's dead letters, looked at and left in place (ids and reasons only)."""
+        found: list[ParkedLetter] = []
+        for partner in self._topology.partners:
+            if len(found) >= limit:
+                break
+            found += await self._parked(partner, limit - len(found))
+        return found
+
+    async def _parked(self, partner: str, limit: int) -> list[ParkedLetter]:
+        channel = await self._connection.channel()
+        found: list[ParkedLetter] = []
+        try:
+            try:
+                name = self._topology.dead_queue(partner)
+                queue = await channel.declare_queue(name, passive=True)
+            except ChannelNotFoundEntity:
+                return found
+            for _ in range(limit):
+                got = await queue.get(no_ack=False, fail=False)
+                if got is None:
+                    break
+                # Held unacked until the channel closes: none is seen twice, all stay parked.
+                found.append(ParkedLetter(got.message_id or "", partner, dead_reason(got)))
+        finally:
+            with contextlib.suppress(*BROKER_FAULTS):
+                await channel.close()
+        return found
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Messages and consumers of every queue in the topology (missing ones skipped)."""
