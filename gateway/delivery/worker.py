@@ -24,6 +24,7 @@ from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult
 from gateway.application.receipt_intake import RECEIPT_MISMATCH, ReceiptIntake
 from gateway.delivery import retries
 from gateway.metrics import Metrics
+from gateway.partner_keys import sealed_key_refusal
 from gateway.policy_cache import PolicyCache
 from gateway.queue.retry import RetryPolicy
 from gateway.receipts import ReceiptError
@@ -150,6 +151,12 @@ class DeliveryWorker:
         if status in FAIL_STATUSES:
             await self.fail(envelope, FAIL_STATUSES[status])
             return Failed(FAIL_STATUSES[status])
+        keys = snapshot.keys.get(found.partner_id, ())
+        refusal = sealed_key_refusal(keys, found.partner_id, found.key_ids, self.clock())
+        if refusal is not None:  # sealed to a revoked key, or a retired one past its date
+            bound.warning("delivery_key_refused", reason=refusal)
+            await self.fail(envelope, refusal)
+            return Failed(refusal)
         channel_type = str(partner.channel.type)
         channel = self.channels.get(channel_type)
         if channel is None:
