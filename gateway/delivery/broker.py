@@ -41,8 +41,10 @@ from gateway.queue.messages import (
 from gateway.queue.rabbit import RabbitTransport
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import Topology, TopologyError, build_topology, check_partner_id
+from gateway.store.disclosure_model import Status
 
 log = structlog.get_logger("gateway.delivery.broker")
+BROKER_DELIVERY_LIMIT = "delivery_limit"  # RabbitMQ's own name for a spent x-delivery-limit
 
 
 def topology_for(
@@ -128,6 +130,8 @@ class BrokerDelivery:
             content_type=delivery.content_type,
         )
         try:
+            if delivery.delivery_count >= self.transport.topology.delivery_limit:
+                return await self._last_redelivery(envelope, delivery)
             return await self._deliver(envelope, delivery)
         except Exception as exc:  # the type only: exception texts may carry personal values
             log.error(
@@ -139,6 +143,16 @@ class BrokerDelivery:
             )
         policy = self.transport.topology.policy_for(delivery.partner_id)
         return await self._retry(envelope, delivery, HANDLER_ERROR, Retry(HANDLER_ERROR), policy)
+
+    async def _last_redelivery(self, envelope: Envelope, delivery: Delivery) -> Action:
+        """The broker's last redelivery (crashes or nacks spent `x-delivery-limit`): record it
+        failed and dead-letter it ourselves, rather than try once more and, should that crash
+        too, let the broker dead-letter it unrecorded."""
+        found = await self.worker.disclosure(envelope.message_id)
+        if found is None or found.status is not Status.QUEUED:
+            return Ack()  # settled already: a duplicate, nothing to give up on
+        await self.worker.give_up(envelope, BROKER_DELIVERY_LIMIT)
+        return DeadLetter(ATTEMPTS_EXHAUSTED)
 
     async def _deliver(self, envelope: Envelope, delivery: Delivery) -> Action:
         verdict = await self.worker.attempt(envelope)

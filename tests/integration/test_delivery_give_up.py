@@ -12,17 +12,25 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import aio_pika
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from gateway.application.receipt_intake import ReceiptIntake, ReceiptRecorded
 from gateway.delivery.dead_letters import list_dead_letters
 from gateway.delivery.engine import DeliveryOptions
 from gateway.jose import b64url_digest
+from gateway.queue.messages import OutgoingMessage
+from gateway.queue.rabbit import RabbitTransport
+from gateway.queue.topology import Topology, build_topology
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.receipt_ledger import ReceiptLedger
+from gateway.store.tables import outbox
+from gateway.store.unit_of_work import Connection
 from tests.integration.delivery_support import COUNCIL, Rig, utc_now, wait_until
 from tests.integration.test_delivery import MODES, close_rig, open_rig, types
+from tests.services import AMQP_URL
 from tests.tcp_proxy import TcpProxy
 
 
@@ -116,3 +124,59 @@ async def test_a_database_cut_while_the_partner_answers_strands_nothing(
     finally:
         await close_rig(rig)
         await proxy.close()
+
+
+@pytest.mark.rabbitmq
+async def test_the_brokers_last_redelivery_is_recorded_failed_not_sent(tmp_path: Path) -> None:
+    """After crashes spent `x-delivery-limit`, the worker records the failure and dead-letters
+    the message itself: the broker never parks one the database has not heard of."""
+    rig = await open_rig("rabbitmq", tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gh.db'}")
+    try:
+        rig.settings = rig.settings.model_copy(update={"delivery_limit": 2})
+        sim = await rig.add_partner("crash-loop")
+        [id_] = await rig.submit("crash-loop")
+        await set_outbox_published(rig, id_)  # as the relay leaves it once confirmed
+        topology = build_topology(
+            rig.settings.broker_prefix, ["crash-loop"], rig.settings.retry_policy, delivery_limit=2
+        )
+        await crash_twice(topology, rig.sealed[id_], id_)
+        await rig.start()
+        await rig.wait_for([id_], Status.FAILED)
+        failed = (await rig.timeline(id_))[-1]
+        assert failed.detail["reason"] == "delivery_attempts_exhausted"
+        assert failed.detail["last_reason"] == "delivery_limit"
+        await wait_until(lambda: _depth_is(rig, "crash-loop", 1))
+        assert len(sim.ledger) == 0
+    finally:
+        await close_rig(rig)
+
+
+async def set_outbox_published(rig: Rig, id_: str) -> None:
+    async def work(conn: Connection) -> None:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.disclosure_id == id_)
+            .values(state="published", published_at=utc_now())
+        )
+
+    await rig.store.write(work)
+
+
+async def crash_twice(topology: Topology, body: bytes, id_: str) -> None:
+    """Publish the envelope and take it twice without settling it, as two crashed workers."""
+    transport = await RabbitTransport.connect(AMQP_URL, topology)
+    try:
+        await transport.declare()
+        report = await transport.publish_many([OutgoingMessage(id_, "crash-loop", body)])
+        assert report.confirmed == (id_,)
+    finally:
+        await transport.close(0)
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(topology.delivery_queue("crash-loop"), ensure=False)
+        for _ in range(2):
+            got = None
+            while got is None:
+                got = await queue.get(no_ack=False, fail=False)
+            await got.nack(requeue=True)
