@@ -6,7 +6,8 @@ that nothing will deliver, invisible to `deadletters list`. The reconciler finds
 
 - a copy parked in a partner's dead-letter queue, or an outbox row `dead`: recorded `failed`
   with `dead_lettered_unrecorded` (the parked reason as `last_reason`), so it is listed and
-  replayable;
+  replayable; a parked copy older than the disclosure's last replay is left alone (it is
+  stale, the replay sent the envelope again);
 - published to the broker with no attempt due for longer than `quiet_after`: the same envelope
   is made due again (event `requeued`), since its message may be lost; a copy still on its way
   is recognised by its message id.
@@ -72,14 +73,18 @@ async def reconcile_dead_letters(
 ) -> ReconcileReport:
     """Record `failed` for every stranded dead letter and requeue quiet published envelopes."""
     parked: Sequence[ParkedLetter] = await broker.parked_letters(limit=limit) if broker else ()
-    reasons = {p.message_id: p.reason for p in parked if p.message_id}
+    by_id = {p.message_id: p for p in parked if p.message_id}
     now = clock()
 
     async def work(conn: Connection) -> ReconcileReport:
         found = ReconcileReport(parked_seen=len(parked))
         stranded = dict.fromkeys(await stranded_rows.dead_but_queued(conn, limit=limit))
-        for id_ in await stranded_rows.still_queued(conn, reasons):
-            stranded[id_] = reasons[id_]
+        queued = await stranded_rows.still_queued(conn, by_id)
+        replays = await stranded_rows.replay_counts(conn, queued)
+        for id_ in queued:
+            # Replayed since this copy was parked (perhaps while we looked): the copy is stale.
+            if replays.get(id_, 0) <= by_id[id_].replays:
+                stranded[id_] = by_id[id_].reason
         for id_, last_reason in stranded.items():
             if await delivery_records.fail(
                 conn, id_, reason=DEAD_LETTERED_UNRECORDED, at=now, last_reason=last_reason

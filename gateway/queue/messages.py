@@ -148,6 +148,7 @@ class ParkedLetter:
     message_id: str
     partner_id: str
     reason: str | None  # our dead-letter reason, else the broker's (e.g. delivery_limit)
+    replays: int = 0  # how often this copy had been replayed when it was parked
 
 
 @dataclass(frozen=True, slots=True)

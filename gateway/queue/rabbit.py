@@ -31,12 +31,14 @@ from gateway.queue.amqp import (
     TopologyConflictError,
     dead_reason,
     failure_code,
+    int_header,
     outgoing_message,
     replayed_message,
     settlement_message,
     to_delivery,
 )
 from gateway.queue.messages import (
+    HEADER_REPLAYS,
     Acked,
     Action,
     DeadLetter,
@@ -349,7 +351,9 @@ class RabbitTransport:
                 if got is None:
                     break
                 # Held unacked until the channel closes: none is seen twice, all stay parked.
-                found.append(ParkedLetter(got.message_id or "", partner, dead_reason(got)))
+                replays = int_header(got.headers or {}, HEADER_REPLAYS, 0)
+                parked = ParkedLetter(got.message_id or "", partner, dead_reason(got), replays)
+                found.append(parked)
         finally:
             with contextlib.suppress(*BROKER_FAULTS):
                 await channel.close()

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import disclosures, outbox
+from gateway.store.tables import disclosure_events, disclosures, outbox
 
 
 async def still_queued(conn: AsyncConnection, ids: Collection[str]) -> set[str]:
@@ -25,6 +25,19 @@ async def still_queued(conn: AsyncConnection, ids: Collection[str]) -> set[str]:
         disclosures.c.id.in_(list(ids)), disclosures.c.status == str(Status.QUEUED)
     )
     return set(await conn.scalars(query))
+
+
+async def replay_counts(conn: AsyncConnection, ids: Collection[str]) -> dict[str, int]:
+    """How often each of these disclosures was replayed by an administrator."""
+    if not ids:
+        return {}
+    events = disclosure_events.c
+    query = (
+        select(events.disclosure_id, func.count())
+        .where(events.disclosure_id.in_(list(ids)), events.type == "replayed")
+        .group_by(events.disclosure_id)
+    )
+    return {row[0]: int(row[1]) for row in await conn.execute(query)}
 
 
 async def dead_but_queued(conn: AsyncConnection, *, limit: int) -> list[str]:

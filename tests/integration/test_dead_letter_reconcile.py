@@ -13,15 +13,18 @@ import aio_pika
 import pytest
 from sqlalchemy import update
 
+from gateway.application.dead_letter_reconcile import reconcile_dead_letters
 from gateway.cli.admin import main as admin_main
 from gateway.delivery.dead_letters import list_dead_letters, replay
 from gateway.queue.messages import HEADER_DEAD_REASON, HEADER_REASON
 from gateway.queue.rabbit import RabbitTransport
 from gateway.queue.topology import build_topology
+from gateway.store import delivery_records
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import outbox
 from gateway.store.unit_of_work import Connection
 from tests.integration.delivery_support import CLIENT, Rig, utc_now
+from tests.integration.rabbit_helpers import delete_topology
 from tests.integration.test_delivery import close_rig, open_rig, types
 from tests.services import AMQP_URL
 
@@ -115,4 +118,33 @@ async def test_a_worker_at_start_fails_an_envelope_left_dead_but_queued(tmp_path
         [dead] = await list_dead_letters(rig.store)
         assert (dead.disclosure_id, dead.reason) == (id_, "dead_lettered_unrecorded")
     finally:
+        await close_rig(rig)
+
+
+@pytest.mark.rabbitmq
+async def test_a_parked_copy_older_than_a_replay_is_left_alone(tmp_path: Path) -> None:
+    """A replay racing a reconcile (the parked copy held while the replay ran) must not be
+    failed again: the copy predates the replay."""
+    rig = await open_rig("rabbitmq", tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gh.db'}")
+    transport: RabbitTransport | None = None
+    try:
+        await rig.add_partner("raced")
+        [id_] = await rig.submit("raced")
+        at = utc_now()
+        await rig.store.write(
+            lambda conn: delivery_records.fail(conn, id_, reason="partner_refused", at=at)
+        )
+        replayed = await replay(rig.store, actor=CLIENT, clock=utc_now, ids=[id_])
+        assert replayed.from_outbox == [id_]
+        await set_outbox(rig, id_, state="published", published_at=utc_now())
+        await park(rig, "raced", id_)  # the copy as parked before the replay (replays: 0)
+        topology = build_topology(rig.settings.broker_prefix, ["raced"], rig.settings.retry_policy)
+        transport = await RabbitTransport.connect(AMQP_URL, topology)
+        report = await reconcile_dead_letters(rig.store, clock=utc_now, broker=transport)
+        assert (report.failed, report.parked_seen) == ({}, 1)
+        assert await rig.status(id_) is Status.QUEUED
+    finally:
+        if transport is not None:
+            await transport.close(0)
+            await delete_topology(AMQP_URL, transport.topology)
         await close_rig(rig)
