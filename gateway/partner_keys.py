@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
@@ -17,7 +17,10 @@ from gateway.errors import GatewayError
 from gateway.store.partners_repo import StoredPartnerKey
 
 KeyUse = Literal["enc", "sig"]
-KeyStatus = Literal["active", "revoked"]
+KeyStatus = Literal["active", "retired", "revoked"]
+KEY_STATUSES = ("active", "retired", "revoked")
+PARTNER_KEY_REVOKED = "partner_key_revoked"
+PARTNER_KEY_RETIRED = "partner_key_retired"
 PartnerKeyKind = Literal["ec", "okp", "rsa"]
 
 # The public members kept from a registered JWK; anything else (x5c, key_ops, ...) is dropped.
@@ -160,8 +163,8 @@ class PartnerKey:
             kid=data["kid"],
         )
         status = data.get("status", "active")
-        if status not in ("active", "revoked"):
-            raise PartnerKeyError("status must be active or revoked")
+        if status not in KEY_STATUSES:
+            raise PartnerKeyError("status must be active, retired or revoked")
         return dataclasses.replace(
             key,
             status=status,
@@ -194,8 +197,8 @@ class PartnerKey:
             not_after=row.not_after,
             kid=row.kid,
         )
-        if row.status not in ("active", "revoked"):
-            raise PartnerKeyError("status must be active or revoked")
+        if row.status not in KEY_STATUSES:
+            raise PartnerKeyError("status must be active, retired or revoked")
         return dataclasses.replace(key, status=row.status, revoked_reason=row.revoked_reason)  # type: ignore[arg-type]
 
 
@@ -209,6 +212,45 @@ def encryption_key_for(keys: Iterable[PartnerKey], partner_id: str, now: datetim
     return max(
         usable, key=lambda k: (k.not_before or datetime.min.replace(tzinfo=now.tzinfo), k.kid)
     )
+
+
+class KeyFacts(Protocol):
+    """What deciding about an envelope's key needs (a PartnerKey or a stored key row)."""
+
+    @property
+    def partner_id(self) -> str: ...
+
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def use(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def not_after(self) -> datetime | None: ...
+
+
+def sealed_key_refusal(
+    keys: Iterable[KeyFacts], partner_id: str, key_ids: Iterable[str], now: datetime
+) -> str | None:
+    """Why an envelope sealed to these key ids may no longer be sent, or None.
+
+    Never once its key is revoked; a retired key's envelopes until the retirement date (its
+    `not_after`). `key_ids` are those recorded with the disclosure (council signing kid,
+    partner encryption kid); only the partner's encryption keys among them count.
+    """
+    sealed = set(key_ids)
+    for key in keys:
+        if key.partner_id != partner_id or key.use != "enc" or key.kid not in sealed:
+            continue
+        if key.status == "revoked":
+            return PARTNER_KEY_REVOKED
+        if key.status == "retired" and key.not_after is not None and now >= key.not_after:
+            return PARTNER_KEY_RETIRED
+    return None
 
 
 def signing_keys_for(keys: Iterable[PartnerKey], partner_id: str, kid: str) -> list[PartnerKey]:

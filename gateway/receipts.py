@@ -149,7 +149,8 @@ def _receipt_key(keys: Iterable[PartnerKey], partner_id: str, kid: Any) -> Partn
     candidates = signing_keys_for(keys, partner_id, kid)
     if not candidates:
         raise ReceiptError("no registered signing key has this kid", code="receipt_unknown_key")
-    active = [k for k in candidates if k.status == "active"]
+    # A retired key verifies until its retirement date (its not_after, checked against iat).
+    active = [k for k in candidates if k.status in ("active", "retired")]
     if not active:
         raise ReceiptError("the signing key is revoked", code="receipt_revoked_key")
     return active[0]

@@ -17,12 +17,16 @@ from gateway.application.submit import PolicyView
 from gateway.audit_entry import Actor, ActorKind
 from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
-from gateway.receipts import ReceiptError, verify_receipt
+from gateway.receipts import ReceiptError, VerifiedReceipt, verify_receipt
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.receipt_rows import StoredReceipt
 from gateway.store.status_moves import Move
 
 log = structlog.get_logger("gateway.receipts")
+
+RECEIPT_MISMATCH = "receipt_mismatch"
+"""A synchronous receipt that is not for the envelope just sent (another message, other bytes)."""
+_NOT_THIS_ENVELOPE = frozenset({"receipt_wrong_message", "receipt_digest_mismatch"})
 
 
 def claimed_message_id(token: bytes) -> str:
@@ -89,8 +93,8 @@ class ReceiptIntake:
     ) -> ReceiptRecorded:
         """Verify and record a receipt; a replayed receipt id changes nothing.
 
-        `known` is the disclosure the caller already read (a synchronous webhook receipt), so
-        it is not read again; it is used only if the receipt names that same disclosure.
+        `known` is the disclosure the caller already read, so it is not read again; it is used
+        only if the receipt names that same disclosure.
         """
         now = self._clock()
         message_id = claimed_message_id(token)
@@ -100,23 +104,62 @@ class ReceiptIntake:
         if disclosure is None or disclosure.digest is None:
             self._unauthenticated("receipt_unknown_message", via)
             raise NotFoundError("no disclosure with that message id")
-        keys = self._policy.snapshot.keys.get(disclosure.partner_id, ())
         try:
-            verified = verify_receipt(
-                token,
-                partner_keys=keys,
-                partner_id=disclosure.partner_id,
-                council_id=self._org_id,
-                message_id=disclosure.id,
-                expected_digest=disclosure.digest,
-                now=now,
-            )
+            verified = self._verify(token, disclosure, disclosure.digest, now)
         except ReceiptError as exc:
             if not exc.signed:
                 self._unauthenticated(exc.code, via)
                 raise
             await self._refused(disclosure, exc.code, via)
             raise
+        return await self._record(token, verified, disclosure, via, now)
+
+    async def accept_sync(
+        self, token: bytes, *, sent: Disclosure, digest: str, via: str
+    ) -> ReceiptRecorded:
+        """Verify and record the receipt a partner answered a delivery with.
+
+        It must be for the envelope just sent (`sent`, whose bytes have `digest`): a receipt for
+        another message or other bytes, even one validly signed, is `receipt_mismatch`.
+        """
+        now = self._clock()
+        claimed_message_id(token)
+        try:
+            verified = self._verify(token, sent, digest, now)
+        except ReceiptError as exc:
+            code = RECEIPT_MISMATCH if exc.code in _NOT_THIS_ENVELOPE else exc.code
+            if exc.signed:
+                await self._refused(sent, code, via)
+            else:
+                self._unauthenticated(code, via)
+            if code == RECEIPT_MISMATCH:
+                raise ReceiptError(
+                    "the receipt is not for the envelope just sent", code=code
+                ) from None
+            raise
+        return await self._record(token, verified, sent, via, now)
+
+    def _verify(
+        self, token: bytes, disclosure: Disclosure, digest: str, now: datetime
+    ) -> VerifiedReceipt:
+        return verify_receipt(
+            token,
+            partner_keys=self._policy.snapshot.keys.get(disclosure.partner_id, ()),
+            partner_id=disclosure.partner_id,
+            council_id=self._org_id,
+            message_id=disclosure.id,
+            expected_digest=digest,
+            now=now,
+        )
+
+    async def _record(
+        self,
+        token: bytes,
+        verified: VerifiedReceipt,
+        disclosure: Disclosure,
+        via: str,
+        now: datetime,
+    ) -> ReceiptRecorded:
         target = Status.RECEIPTED if verified.status == "received" else Status.FAILED
         # Accepted all the same: the partner holds the data either way, and the record says so.
         late = disclosure.expires_at is not None and now > disclosure.expires_at

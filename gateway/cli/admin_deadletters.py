@@ -1,19 +1,27 @@
-"""`gateway-admin deadletters list|replay`: failed deliveries, seen and sent again once fixed."""
+"""`gateway-admin deadletters list|replay|reconcile`: failed deliveries, seen, sent again once
+fixed, and reconciled with the broker's dead-letter queues."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
 from gateway import audit
+from gateway.application.dead_letter_reconcile import (
+    QUIET_AFTER,
+    ReconcileReport,
+    reconcile_dead_letters,
+)
 from gateway.cli.common import EXIT_USAGE, default_actor, fail, print_json, print_table
 from gateway.delivery.dead_letters import ReplayResult, list_dead_letters, replay
 from gateway.queue.rabbit import RabbitTransport
-from gateway.queue.topology import build_topology
+from gateway.queue.retry import RetryPolicyError, delay_name, parse_delay
+from gateway.queue.topology import TopologyError, build_topology, check_partner_id
 from gateway.settings import Settings, load_settings
+from gateway.store import partners_repo
 from gateway.store.database import Store
 
 deadletters_app = typer.Typer(
@@ -114,3 +122,68 @@ async def _partners_of(store: Store, ids: list[str] | None, partner: str | None)
     found = await list_dead_letters(store)
     wanted = set(ids or ())
     return sorted({d.partner_id for d in found if d.disclosure_id in wanted})
+
+
+@deadletters_app.command("reconcile")
+def reconcile_command(
+    quiet_after: Annotated[
+        str,
+        typer.Option(
+            "--quiet-after",
+            help="Requeue a published envelope with no attempt due for this long (e.g. 2h).",
+        ),
+    ] = delay_name(QUIET_AFTER),
+    as_json: JsonFlag = False,
+) -> None:
+    """Record `failed` for dead letters the database never heard of; requeue lost envelopes.
+
+    Workers also run this at start and every few minutes; it is safe to run at any time.
+    """
+    try:
+        quiet = parse_delay(quiet_after)
+    except RetryPolicyError as exc:
+        raise fail(f"--quiet-after: {exc.message}", EXIT_USAGE) from None
+    settings = load_settings()
+    report = asyncio.run(_reconcile(settings, quiet))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    rows = [[i, "failed", reason or ""] for i, reason in report.failed.items()]
+    rows += [[i, "requeued", "no_attempt_due"] for i in report.requeued]
+    title = f"Reconciled ({report.parked_seen} parked in dead-letter queues)"
+    print_table(title, ("disclosure_id", "now", "last reason"), rows)
+
+
+async def _reconcile(settings: Settings, quiet_after: timedelta) -> ReconcileReport:
+    store = await Store.open(settings.resolved_database_url)
+    transport: RabbitTransport | None = None
+    try:
+        if settings.broker_url:
+            async with store.read() as conn:
+                stored = [p.id for p in await partners_repo.all_partners(conn)]
+            partners = [p for p in stored if _queue_safe(p)]
+            topology = build_topology(
+                settings.broker_prefix,
+                partners,
+                settings.retry_policy,
+                delivery_limit=settings.delivery_limit,
+            )
+            transport = await RabbitTransport.connect(
+                settings.broker_url, topology, connection_name="gatehouse-admin"
+            )
+        return await reconcile_dead_letters(
+            store, clock=_now, broker=transport, quiet_after=quiet_after
+        )
+    finally:
+        if transport is not None:
+            await transport.close(0)
+        await store.close()
+
+
+def _queue_safe(partner: str) -> bool:
+    """Partner ids a queue name cannot hold have no queues to look in (the workers skip them)."""
+    try:
+        check_partner_id(partner)
+    except TopologyError:
+        return False
+    return True

@@ -14,9 +14,11 @@ from rich.console import Console
 
 from gateway.application.partner_directory import list_partners, partner_profile
 from gateway.application.partner_key_admin import (
+    RetiredPartnerKey,
     RevokedPartnerKey,
     add_partner_key,
     partner_keys,
+    retire_partner_key,
     revoke_partner_key,
     usable_at,
 )
@@ -265,7 +267,11 @@ def keys_revoke(
     actor: ActorOption = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Revoke a partner key for good: never encrypted to, never accepted on a receipt again."""
+    """Revoke a partner key for good: never encrypted to, never accepted on a receipt again.
+
+    Every undelivered envelope sealed to it is held as failed (partner_key_revoked), never
+    sent, for its source system to resubmit. For a routine rotation use `retire`.
+    """
     why = check_reason(reason)
 
     async def work(ctx: AdminContext) -> RevokedPartnerKey:
@@ -278,6 +284,11 @@ def keys_revoke(
         print_json(dataclasses.asdict(result))
     else:
         typer.echo(f"revoked {result.use} key {kid} of {partner_id}")
+        if result.held:
+            typer.echo(
+                f"{len(result.held)} undelivered envelope(s) sealed to it held as failed "
+                "(partner_key_revoked): see `gateway-admin deadletters list`, resubmit them"
+            )
     if result.usable_enc_keys == 0:
         Console(stderr=True).print(
             f"warning: {partner_id} now has no valid encryption key; disclosures to it are "
@@ -286,3 +297,39 @@ def keys_revoke(
             markup=False,
             style="yellow",
         )
+
+
+@keys_app.command(
+    "retire",
+    epilog="Example: gateway-admin partners keys retire kent-police kp-enc-2026 --after 2027-01-31",
+)
+def keys_retire(
+    partner_id: PartnerId,
+    kid: Annotated[str, typer.Argument(help="The key id to retire.")],
+    after: Annotated[
+        str,
+        typer.Option(
+            "--after", help="Last day envelopes already sealed to it may go (YYYY-MM-DD)."
+        ),
+    ],
+    actor: ActorOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Retire a key in a routine rotation: new envelopes use the partner's newer key now;
+    those already sealed to this one may still go until the end of --after."""
+    last_day = parse_date(after, "--after")
+    until = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=UTC)
+
+    async def work(ctx: AdminContext) -> RetiredPartnerKey:
+        return await retire_partner_key(
+            ctx.store, partner_id, kid, until, actor=ctx.actor, at=ctx.now
+        )
+
+    result = run_async(work, actor=actor)
+    if json_output:
+        print_json({**dataclasses.asdict(result), "until": result.until.isoformat()})
+        return
+    typer.echo(
+        f"retired {result.use} key {kid} of {partner_id}: envelopes sealed to it may go until "
+        f"{result.until.isoformat()}"
+    )

@@ -4,7 +4,8 @@ A verdict maps to what the transport does with the message: finished -> ack; tra
 retry through the delay tier the partner's policy picks (asked in advance with `settle`, so a
 message that would dead-letter is first recorded `failed`); failed -> dead letter; held (the
 agreement is suspended) -> ack, with the outbox row made due again later for the relay to
-publish afresh, so a suspension of any length never spends attempts.
+publish afresh, so a suspension of any length never spends attempts. An attempt that raised
+is transient too; when `failed` cannot be written, the message is deferred, never dead-lettered.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import structlog
 
 from gateway.application.channel import Envelope
 from gateway.delivery import retries
-from gateway.delivery.worker import ATTEMPTS_EXHAUSTED, DeliveryWorker, Failed, Finished, OnHold
+from gateway.delivery.worker import (
+    ATTEMPTS_EXHAUSTED,
+    HANDLER_ERROR,
+    DeliveryWorker,
+    Failed,
+    Finished,
+    OnHold,
+)
 from gateway.jose import b64url_digest
 from gateway.policy_cache import PolicyCache
 from gateway.queue.messages import (
@@ -24,6 +32,7 @@ from gateway.queue.messages import (
     Action,
     DeadLetter,
     DeadLettered,
+    Defer,
     Delayed,
     Delivery,
     Retry,
@@ -32,8 +41,10 @@ from gateway.queue.messages import (
 from gateway.queue.rabbit import RabbitTransport
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import Topology, TopologyError, build_topology, check_partner_id
+from gateway.store.disclosure_model import Status
 
 log = structlog.get_logger("gateway.delivery.broker")
+BROKER_DELIVERY_LIMIT = "delivery_limit"  # RabbitMQ's own name for a spent x-delivery-limit
 
 
 def topology_for(
@@ -104,7 +115,12 @@ class BrokerDelivery:
             return True
 
     async def handle(self, delivery: Delivery) -> Action:
-        """One message from a partner queue: deliver, record, answer the transport."""
+        """One message from a partner queue: deliver, record, answer the transport.
+
+        Whatever goes wrong, the message is never dead-lettered unless `failed` is written
+        first: an attempt that raised (a poison reply, the database away) is retried, at the
+        last attempt recorded failed, and when even that cannot be written, deferred.
+        """
         envelope = Envelope(
             delivery.message_id,
             delivery.partner_id,
@@ -113,6 +129,32 @@ class BrokerDelivery:
             attempt=delivery.attempt,
             content_type=delivery.content_type,
         )
+        try:
+            if delivery.delivery_count >= self.transport.topology.delivery_limit:
+                return await self._last_redelivery(envelope, delivery)
+            return await self._deliver(envelope, delivery)
+        except Exception as exc:  # the type only: exception texts may carry personal values
+            log.error(
+                "delivery_handler_failed",
+                disclosure_id=delivery.message_id,
+                partner=delivery.partner_id,
+                attempt=delivery.attempt,
+                error_type=type(exc).__name__,
+            )
+        policy = self.transport.topology.policy_for(delivery.partner_id)
+        return await self._retry(envelope, delivery, HANDLER_ERROR, Retry(HANDLER_ERROR), policy)
+
+    async def _last_redelivery(self, envelope: Envelope, delivery: Delivery) -> Action:
+        """The broker's last redelivery (crashes or nacks spent `x-delivery-limit`): record it
+        failed and dead-letter it ourselves, rather than try once more and, should that crash
+        too, let the broker dead-letter it unrecorded."""
+        found = await self.worker.disclosure(envelope.message_id)
+        if found is None or found.status is not Status.QUEUED:
+            return Ack()  # settled already: a duplicate, nothing to give up on
+        await self.worker.give_up(envelope, BROKER_DELIVERY_LIMIT)
+        return DeadLetter(ATTEMPTS_EXHAUSTED)
+
+    async def _deliver(self, envelope: Envelope, delivery: Delivery) -> Action:
         verdict = await self.worker.attempt(envelope)
         if isinstance(verdict, Finished):
             return Ack()
@@ -125,10 +167,32 @@ class BrokerDelivery:
         policy = self.worker.retry_policy(verdict.agreement_id)
         await self.transport.ensure_tiers(policy)
         action = Retry(verdict.reason, not_before=verdict.retry_after, policy=policy)
+        return await self._retry(envelope, delivery, verdict.reason, action, policy)
+
+    async def _retry(
+        self,
+        envelope: Envelope,
+        delivery: Delivery,
+        reason: str,
+        action: Retry,
+        policy: RetryPolicy,
+    ) -> Action:
+        """Retry, or at the last attempt record `failed` and dead-letter; never one without
+        the other (the database away: defer without spending the attempt)."""
         settlement = settle(action, delivery, policy)
-        if isinstance(settlement, DeadLettered):
-            await self.worker.give_up(envelope, verdict.reason)
-            return DeadLetter(ATTEMPTS_EXHAUSTED)
-        if isinstance(settlement, Delayed):
-            await self.worker.note_retry(envelope, verdict.reason, settlement.tier.delay)
+        try:
+            if isinstance(settlement, DeadLettered):
+                await self.worker.give_up(envelope, reason)
+                return DeadLetter(ATTEMPTS_EXHAUSTED)
+            if isinstance(settlement, Delayed):
+                await self.worker.note_retry(envelope, reason, settlement.tier.delay)
+        except Exception as exc:
+            log.error(
+                "delivery_outcome_unrecorded",
+                disclosure_id=delivery.message_id,
+                partner=delivery.partner_id,
+                error_type=type(exc).__name__,
+            )
+            if isinstance(settlement, DeadLettered):
+                return Defer(reason, policy=policy)
         return action

@@ -15,13 +15,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gateway import audit
+from gateway.partner_keys import sealed_key_refusal
 from gateway.queue.messages import ReplayReport
-from gateway.store import delivery_records
+from gateway.store import delivery_records, partners_repo
 from gateway.store.database import Store
 from gateway.store.disclosure_model import Status
+from gateway.store.sealed_rows import KEY_REVOKED_EVENT
 from gateway.store.unit_of_work import Connection
 
-FAILURE_EVENTS = ("failed", "receipt_rejected")
+FAILURE_EVENTS = ("failed", "receipt_rejected", KEY_REVOKED_EVENT)
 REPLAY_GRACE = timedelta(seconds=60)
 """On RabbitMQ, how long the relay leaves a replayed row alone while its parked copy moves."""
 
@@ -131,6 +133,8 @@ async def replay(
                 refused[id_] = "not_failed"
             elif not row.has_envelope:
                 refused[id_] = "envelope_purged"
+            elif refusal := await _sealed_key_refusal(conn, row, now):
+                refused[id_] = refusal  # never sent: resubmitted by the source, sealed afresh
             else:
                 await delivery_records.move(
                     conn,
@@ -158,6 +162,14 @@ async def replay(
         result.from_outbox += [i for i in group if i not in moved]
     await _settle_outbox(store, result, clock())
     return result
+
+
+async def _sealed_key_refusal(
+    conn: Connection, row: delivery_records.ReplayState, now: datetime
+) -> str | None:
+    """`partner_key_revoked` (or `partner_key_retired`) when the envelope may not be sent."""
+    keys = await partners_repo.keys_of(conn, row.partner_id)
+    return sealed_key_refusal(keys, row.partner_id, row.key_ids, now)
 
 
 async def _settle_outbox(store: Store, result: ReplayResult, now: datetime) -> None:

@@ -19,7 +19,15 @@ from datetime import datetime, timedelta
 import structlog
 
 from gateway.application.channel import Envelope
-from gateway.delivery.worker import DeliveryWorker, Failed, Finished, OnHold, Transient, Verdict
+from gateway.delivery.worker import (
+    HANDLER_ERROR,
+    DeliveryWorker,
+    Failed,
+    Finished,
+    OnHold,
+    Transient,
+    Verdict,
+)
 from gateway.errors import DatabaseUnavailableError
 from gateway.queue.retry import GiveUp
 from gateway.store import outbox
@@ -149,13 +157,13 @@ class EmbeddedQueue:
             item.disclosure_id, item.partner_id, item.envelope, item.digest, attempt=item.attempts
         )
         try:
-            verdict = await self.worker.attempt(envelope, known=claimed.disclosure)
+            verdict = await self._attempt(claimed, envelope)
             await self._settle(item, envelope, verdict)
         except asyncio.CancelledError:
             raise  # stopping: `drain` gives the row back (it stays in `_items`)
         except Exception as exc:  # never lose the row: its lease runs out and it comes back
             log.error(
-                "embedded_delivery_failed",
+                "embedded_outcome_unrecorded",
                 disclosure_id=item.disclosure_id,
                 error_type=type(exc).__name__,
             )
@@ -165,6 +173,22 @@ class EmbeddedQueue:
         finally:
             self._inflight[item.partner_id] -= 1
             self._wake.set()
+
+    async def _attempt(self, claimed: outbox.Claimed, envelope: Envelope) -> Verdict:
+        """The worker's verdict; an attempt that raised is a transient failure like any other,
+        so its retries run out into a recorded `failed`, never a silent loop."""
+        try:
+            return await self.worker.attempt(envelope, known=claimed.disclosure)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the type only: exception texts may carry personal values
+            log.error(
+                "embedded_delivery_failed",
+                disclosure_id=envelope.message_id,
+                error_type=type(exc).__name__,
+            )
+            known = claimed.disclosure
+            return Transient(HANDLER_ERROR, agreement_id=known.agreement_id if known else None)
 
     async def _settle(self, item: outbox.OutboxItem, envelope: Envelope, verdict: Verdict) -> None:
         owner, now = self.options.owner, self.clock()

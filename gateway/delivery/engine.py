@@ -21,6 +21,7 @@ import structlog
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
 from gateway.application.channel import Channel
+from gateway.application.dead_letter_reconcile import ReconcileReport, reconcile_dead_letters
 from gateway.application.receipt_intake import ReceiptIntake
 from gateway.background import every
 from gateway.delivery.broker import BrokerDelivery, topology_for
@@ -97,6 +98,7 @@ class DeliveryOptions:
     resend_limit: int = 3  # resends of an unreceipted envelope before `receipt_overdue`
     mesh_poll_interval: float = 30.0
     per_partner: int | None = None  # in flight per partner, all processes; None: the setting
+    reconcile_interval: float = 300.0  # dead letters checked against the database (and at start)
 
 
 class DeliveryService:
@@ -185,6 +187,7 @@ class DeliveryService:
                 failed="deadline_scan_failed",
             ),
         )
+        self._spawn("dead-letter-reconcile", self._reconcile_loop())
         mesh = self.channels.get("mesh")
         if isinstance(mesh, MeshChannel):
             poller = MeshInboxPoller(mesh.client)
@@ -232,6 +235,23 @@ class DeliveryService:
             partner_ready=self.broker.partner_ready,
         )
         self._spawn("outbox-relay", self.relay.run(self._stop))
+
+    async def reconcile(self) -> ReconcileReport:
+        """Record `failed` for dead letters the database never heard of (see the use case)."""
+        return await reconcile_dead_letters(self.store, clock=self.clock, broker=self.transport)
+
+    async def _reconcile_loop(self) -> None:
+        """Once at start, then every `reconcile_interval` seconds."""
+        try:
+            await self.reconcile()
+        except Exception as exc:  # the database or broker away: the next round tries again
+            log.error("dead_letter_reconcile_failed", error_type=type(exc).__name__)
+        await every(
+            self.options.reconcile_interval,
+            self.reconcile,
+            stop=self._stop,
+            failed="dead_letter_reconcile_failed",
+        )
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))

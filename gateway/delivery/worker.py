@@ -21,10 +21,10 @@ import structlog
 from agreements.model import channel_target
 from gateway import audit
 from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult, Envelope
-from gateway.application.receipt_intake import ReceiptIntake
+from gateway.application.receipt_intake import RECEIPT_MISMATCH, ReceiptIntake
 from gateway.delivery import retries
-from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
+from gateway.partner_keys import sealed_key_refusal
 from gateway.policy_cache import PolicyCache
 from gateway.queue.retry import RetryPolicy
 from gateway.receipts import ReceiptError
@@ -37,6 +37,7 @@ from gateway.store.unit_of_work import Connection
 log = structlog.get_logger("gateway.delivery")
 
 ATTEMPTS_EXHAUSTED = "delivery_attempts_exhausted"
+HANDLER_ERROR = "handler_error"  # an attempt raised (a poison reply, the database away)
 HOLD_STATUSES = {"suspended": "agreement_suspended", "draft": "agreement_not_active"}
 FAIL_STATUSES = {"terminated": "agreement_terminated", "expired": "agreement_expired"}
 _DETAIL_TYPES = (str, int, bool)
@@ -150,6 +151,12 @@ class DeliveryWorker:
         if status in FAIL_STATUSES:
             await self.fail(envelope, FAIL_STATUSES[status])
             return Failed(FAIL_STATUSES[status])
+        keys = snapshot.keys.get(found.partner_id, ())
+        refusal = sealed_key_refusal(keys, found.partner_id, found.key_ids, self.clock())
+        if refusal is not None:  # sealed to a revoked key, or a retired one past its date
+            bound.warning("delivery_key_refused", reason=refusal)
+            await self.fail(envelope, refusal)
+            return Failed(refusal)
         channel_type = str(partner.channel.type)
         channel = self.channels.get(channel_type)
         if channel is None:
@@ -194,8 +201,13 @@ class DeliveryWorker:
     ) -> Verdict:
         if result.outcome is DeliveryOutcome.RECEIPTED and result.receipt:
             try:
-                accepted = await self.intake.accept(result.receipt, via=channel, known=found)
-            except (ReceiptError, NotFoundError) as exc:
+                accepted = await self.intake.accept_sync(
+                    result.receipt, sent=found, digest=envelope.digest, via=channel
+                )
+            except ReceiptError as exc:
+                if exc.code == RECEIPT_MISMATCH:  # audited by the intake; send it again
+                    bound.warning("sync_receipt_mismatch")
+                    return Transient(RECEIPT_MISMATCH, agreement_id=found.agreement_id)
                 # Refused (and audited by the intake): delivered, but proof is still owed.
                 bound.warning("sync_receipt_refused", code=exc.code)
                 await self.dispatched(envelope, channel, {"receipt_refused": exc.code})

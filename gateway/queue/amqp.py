@@ -120,6 +120,12 @@ def settlement_message(settlement: Delayed | DeadLettered, delivery: Delivery) -
     return amqp_message(delivery.message_id, delivery.body, delivery.content_type, headers)
 
 
+def dead_reason(message: AbstractIncomingMessage) -> str | None:
+    """Why a message was dead-lettered: our header, else the broker's first-death reason."""
+    headers: Mapping[str, Any] = message.headers or {}
+    return _str_header(headers, HEADER_DEAD_REASON) or _str_header(headers, "x-first-death-reason")
+
+
 def replayed_message(message: AbstractIncomingMessage, partner: str) -> aio_pika.Message:
     """A dead letter sent back as a fresh attempt 1, counting the replays."""
     replays = int_header(message.headers or {}, HEADER_REPLAYS, 0) + 1

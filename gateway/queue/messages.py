@@ -69,7 +69,19 @@ class DeadLetter:
     reason: str
 
 
-Action = Ack | Retry | DeadLetter
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Try again later without spending an attempt: the outcome could not be recorded now.
+
+    A handler that cannot write `failed` (the database is away) must not let the transport
+    dead-letter the message, so the message waits in the policy's longest delay tier instead.
+    """
+
+    reason: str
+    policy: RetryPolicy | None = None
+
+
+Action = Ack | Retry | DeadLetter | Defer
 Handler = Callable[[Delivery], Awaitable[Action]]
 
 
@@ -104,6 +116,9 @@ def settle(action: Action, delivery: Delivery, policy: RetryPolicy) -> Settlemen
         return Acked()
     if isinstance(action, DeadLetter):
         return DeadLettered(action.reason, delivery.last_reason)
+    if isinstance(action, Defer):
+        longest = (action.policy or policy).tiers[-1]
+        return Delayed(longest, delivery.attempt, action.reason)
     step = (action.policy or policy).next_step(delivery.attempt, not_before=action.not_before)
     if isinstance(step, GiveUp):
         return DeadLettered(step.reason, action.reason)
@@ -124,6 +139,16 @@ class ReplayReport:
 
     replayed: tuple[str, ...] = ()
     left: int = 0  # messages still in the dead-letter queue after the replay
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedLetter:
+    """A message found in a partner's dead-letter queue, and why it was parked there."""
+
+    message_id: str
+    partner_id: str
+    reason: str | None  # our dead-letter reason, else the broker's (e.g. delivery_limit)
+    replays: int = 0  # how often this copy had been replayed when it was parked
 
 
 @dataclass(frozen=True, slots=True)

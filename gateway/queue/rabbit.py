@@ -29,7 +29,9 @@ from gateway.queue.amqp import (
     PartnerConsumer,
     PartnerConsumers,
     TopologyConflictError,
+    dead_reason,
     failure_code,
+    int_header,
     moved_message,
     outgoing_message,
     replayed_message,
@@ -37,17 +39,19 @@ from gateway.queue.amqp import (
     to_delivery,
 )
 from gateway.queue.messages import (
+    HEADER_REPLAYS,
     Acked,
     Action,
     DeadLetter,
     DeadLettered,
+    Defer,
     Delivery,
     Handler,
     OutgoingMessage,
+    ParkedLetter,
     PublishReport,
     QueueDepth,
     ReplayReport,
-    Retry,
     Settlement,
     settle,
 )
@@ -282,8 +286,9 @@ class RabbitTransport:
 
         The queue has a single active consumer: of all processes consuming it, one receives at
         a time, so `prefetch` bounds the partner's deliveries in flight across all of them.
-        The handler returns Ack, Retry or DeadLetter; a handler that raises counts as
-        Retry("handler_error"). Consumers survive reconnection (robust channels).
+        The handler returns Ack, Retry, DeadLetter or Defer; a handler that raises counts as
+        Defer("handler_error"): the transport never dead-letters what the handler could not
+        record as failed. Consumers survive reconnection (robust channels).
         """
         if prefetch < 1:
             raise TopologyError("prefetch must be at least 1")
@@ -324,7 +329,7 @@ class RabbitTransport:
             except Exception as exc:  # a handler bug must not kill the consumer or lose the message
                 # The type only: exception texts (e.g. SQL parameters) may carry personal values.
                 bound.error("handler_failed", error_type=type(exc).__name__)
-                action = Retry("handler_error")
+                action = Defer("handler_error")
         settlement = settle(action, delivery, self._topology.policy_for(partner))
         try:
             await self._apply(settlement, delivery)
@@ -377,6 +382,37 @@ class RabbitTransport:
 
         results = await asyncio.gather(*(one(got) for got in chosen), return_exceptions=True)
         return [r for r in results if isinstance(r, str)]
+
+    async def parked_letters(self, *, limit: int = 10_000) -> list[ParkedLetter]:
+        """Every partner's dead letters, looked at and left in place (ids and reasons only)."""
+        found: list[ParkedLetter] = []
+        for partner in self._topology.partners:
+            if len(found) >= limit:
+                break
+            found += await self._parked(partner, limit - len(found))
+        return found
+
+    async def _parked(self, partner: str, limit: int) -> list[ParkedLetter]:
+        channel = await self._connection.channel()
+        found: list[ParkedLetter] = []
+        try:
+            try:
+                name = self._topology.dead_queue(partner)
+                queue = await channel.declare_queue(name, passive=True)
+            except ChannelNotFoundEntity:
+                return found
+            for _ in range(limit):
+                got = await queue.get(no_ack=False, fail=False)
+                if got is None:
+                    break
+                # Held unacked until the channel closes: none is seen twice, all stay parked.
+                replays = int_header(got.headers or {}, HEADER_REPLAYS, 0)
+                parked = ParkedLetter(got.message_id or "", partner, dead_reason(got), replays)
+                found.append(parked)
+        finally:
+            with contextlib.suppress(*BROKER_FAULTS):
+                await channel.close()
+        return found
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Messages and consumers of every queue in the topology (missing ones skipped)."""

@@ -234,17 +234,22 @@ class ReplayState:
     status: Status
     partner_id: str
     has_envelope: bool
+    key_ids: tuple[str, ...] = ()
 
 
 async def replay_state(conn: AsyncConnection, id_: str) -> ReplayState | None:
-    """The disclosure's status, partner and whether its envelope is still in the outbox."""
+    """The disclosure's status, partner, whether its envelope is still in the outbox, and the
+    key ids it was sealed with."""
+    rows = disclosure_rows.c
     query = (
-        select(disclosure_rows.c.status, disclosure_rows.c.partner_id, outbox.c.id)
-        .outerjoin(outbox, outbox.c.disclosure_id == disclosure_rows.c.id)
-        .where(disclosure_rows.c.id == id_)
+        select(rows.status, rows.partner_id, outbox.c.id, rows.key_ids)
+        .outerjoin(outbox, outbox.c.disclosure_id == rows.id)
+        .where(rows.id == id_)
     )
     row = (await conn.execute(query)).first()
-    return None if row is None else ReplayState(Status(row[0]), row[1], row[2] is not None)
+    if row is None:
+        return None
+    return ReplayState(Status(row[0]), row[1], row[2] is not None, tuple(row[3] or ()))
 
 
 async def settle_replayed(

@@ -121,6 +121,16 @@ async def revoke_key(conn: AsyncConnection, partner_id: str, kid: str, reason: s
     return bool(result.rowcount)
 
 
+async def retire_key(conn: AsyncConnection, partner_id: str, kid: str, until: datetime) -> bool:
+    """Retire a key in a routine rotation: never used for new envelopes, usable until `until`."""
+    result = await conn.execute(
+        update(partner_keys)
+        .where(partner_keys.c.partner_id == partner_id, partner_keys.c.kid == kid)
+        .values(status="retired", not_after=until)
+    )
+    return bool(result.rowcount)
+
+
 async def mirror_council_key(
     conn: AsyncConnection,
     *,

@@ -177,13 +177,31 @@ async def test_a_handler_that_raises_is_retried_not_lost(make_transport: MakeTra
 
     async def flaky(delivery: Delivery) -> Ack:
         calls.append(delivery.attempt)
-        if delivery.attempt == 1:
+        if len(calls) == 1:
             raise RuntimeError("bug in the worker")
         return Ack()
 
     await transport.consume(["alpha"], flaky)
     await transport.publish_many([OutgoingMessage("h-1", "alpha", b"x")])
-    await wait_until(lambda: calls == [1, 2])
+    await wait_until(lambda: calls == [1, 1])  # deferred: the attempt it could not record is kept
+
+
+async def test_a_handler_that_always_raises_is_never_dead_lettered(
+    make_transport: MakeTransport,
+) -> None:
+    """Only the handler may give up (having recorded it): the transport keeps the message."""
+    transport = await make_transport(retry=RetryPolicy.parse("50ms", max_attempts=2))
+    calls: list[int] = []
+
+    async def broken(delivery: Delivery) -> Ack:
+        calls.append(delivery.attempt)
+        raise RuntimeError("bug in the worker")
+
+    await transport.consume(["alpha"], broken)
+    await transport.publish_many([OutgoingMessage("h-2", "alpha", b"x")])
+    await wait_until(lambda: len(calls) >= 5)  # well past max_attempts
+    assert set(calls) == {1}
+    assert await depth(transport, transport.topology.dead_queue("alpha")) == 0
 
 
 async def test_a_new_partner_can_be_added_at_runtime_with_its_own_policy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from gateway.keys import (
     generate_partner_keys,
     public_jwk,
 )
+from gateway.partner_keys import sealed_key_refusal
 
 T0 = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -137,3 +139,37 @@ def test_encryption_key_for_never_uses_sig_revoked_or_expired_keys() -> None:
     with pytest.raises(PartnerKeyError) as caught:
         encryption_key_for([sig, revoked, expired, _enc("dwp")], "kcc", T0)
     assert caught.value.code == "partner_key_missing"
+
+
+def _retired(key: PartnerKey, until: datetime) -> PartnerKey:
+    return dataclasses.replace(key, status="retired", not_after=until)
+
+
+def test_a_retired_key_is_never_chosen_for_a_new_envelope() -> None:
+    old = _retired(_enc("kcc", not_before=T0 - DAY), T0 + 30 * DAY)
+    newer = _enc("kcc", not_before=T0 - 30 * DAY)  # older registration, still active
+    assert encryption_key_for([old, newer], "kcc", T0) == newer
+    with pytest.raises(PartnerKeyError):
+        encryption_key_for([old], "kcc", T0)
+
+
+def test_an_envelope_may_go_until_its_key_is_revoked_or_past_retirement() -> None:
+    key = _enc("kcc")
+    sealed = ("council-sig-kid", key.kid)
+    assert sealed_key_refusal([key], "kcc", sealed, T0) is None
+    revoked = key.revoke("lost laptop", T0)
+    assert sealed_key_refusal([revoked], "kcc", sealed, T0) == "partner_key_revoked"
+    retired = _retired(key, T0 + DAY)
+    assert sealed_key_refusal([retired], "kcc", sealed, T0) is None
+    assert sealed_key_refusal([retired], "kcc", sealed, T0 + DAY) == "partner_key_retired"
+    # Only the partner's own encryption key it was sealed to counts.
+    assert sealed_key_refusal([revoked], "kcc", ("council-sig-kid",), T0) is None
+    assert sealed_key_refusal([revoked], "dwp", sealed, T0) is None
+    as_sig = dataclasses.replace(revoked, use="sig")
+    assert sealed_key_refusal([as_sig], "kcc", sealed, T0) is None
+
+
+def test_a_retired_key_round_trips() -> None:
+    retired = _retired(_enc("kcc", not_before=T0 - DAY), T0 + DAY)
+    assert PartnerKey.from_dict(retired.to_dict()).status == "retired"
+    assert not retired.usable_at(T0)

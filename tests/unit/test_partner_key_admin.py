@@ -12,13 +12,18 @@ import pytest
 from gateway.application.partner_key_admin import (
     PartnerKeyAlreadyRevokedError,
     PartnerKeyExistsError,
+    PartnerKeyNoSuccessorError,
+    PartnerKeyNotActiveError,
     PartnerKeyNotFoundError,
+    PartnerKeyRetireDateError,
     PartnerNotFoundError,
     add_partner_key,
     partner_keys,
+    retire_partner_key,
     revoke_partner_key,
     usable_at,
 )
+from gateway.audit import Actor
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.store.partners_repo import StoredPartner, StoredPartnerKey
 from gateway.store.unit_of_work import Connection
@@ -51,6 +56,15 @@ class FakePartners:
         ]
         return True
 
+    async def retire_key(
+        self, conn: Connection, partner_id: str, kid: str, until: datetime
+    ) -> bool:
+        self.rows = [
+            dataclasses.replace(k, status="retired", not_after=until) if k.kid == kid else k
+            for k in self.rows
+        ]
+        return True
+
     async def usable_keys(
         self, conn: Connection, partner_id: str, use: str, *, at: datetime
     ) -> list[StoredPartnerKey]:
@@ -60,10 +74,33 @@ class FakePartners:
 
 
 @dataclass
+class FakeEnvelopes:
+    """Undelivered envelopes by the key they are sealed to: kid -> disclosure ids."""
+
+    sealed: dict[str, list[str]] = field(default_factory=dict)
+    held: list[tuple[str, str]] = field(default_factory=list)  # (disclosure id, reason)
+
+    async def hold_sealed_to(
+        self,
+        conn: Connection,
+        partner_id: str,
+        kid: str,
+        *,
+        reason: str,
+        at: datetime,
+        actor: Actor,
+    ) -> list[str]:
+        ids = self.sealed.pop(kid, [])
+        self.held += [(i, reason) for i in ids]
+        return ids
+
+
+@dataclass
 class Desk:
     partners: FakePartners
     trail: FakeAuditTrail
     store: FakeStore
+    envelopes: FakeEnvelopes = field(default_factory=FakeEnvelopes)
 
     def ports(self) -> dict[str, Any]:
         return {"actor": ADMIN, "at": NOW, "partners": self.partners, "audit_entry": self.trail}
@@ -72,7 +109,12 @@ class Desk:
         return await add_partner_key(self.store, key, **self.ports())
 
     async def revoke(self, kid: str, partner_id: str = POLICE) -> Any:
-        return await revoke_partner_key(self.store, partner_id, kid, "compromised", **self.ports())
+        return await revoke_partner_key(
+            self.store, partner_id, kid, "compromised", envelopes=self.envelopes, **self.ports()
+        )
+
+    async def retire(self, kid: str, until: datetime) -> Any:
+        return await retire_partner_key(self.store, POLICE, kid, until, **self.ports())
 
 
 @pytest.fixture
@@ -135,4 +177,48 @@ async def test_revoke_reports_the_encryption_keys_left(desk: Desk) -> None:
         (second.kid, "revoked"),
         (sig.kid, "active"),
     ]
-    assert desk.trail.rows[-1].details == {"use": "enc", "reason": "compromised"}
+    assert desk.trail.rows[-1].details == {
+        "use": "enc",
+        "reason": "compromised",
+        "envelopes_held": 0,
+    }
+
+
+async def test_revoking_an_encryption_key_holds_what_was_sealed_to_it(desk: Desk) -> None:
+    enc, sig = police_key(), police_key("sig")
+    for key in (enc, sig):
+        await desk.add(key)
+    desk.envelopes.sealed = {enc.kid: ["d-1", "d-2"], sig.kid: ["never"]}
+    revoked = await desk.revoke(enc.kid)
+    assert revoked.held == ("d-1", "d-2")
+    assert desk.envelopes.held == [("d-1", "partner_key_revoked"), ("d-2", "partner_key_revoked")]
+    assert desk.trail.rows[-1].details["envelopes_held"] == 2
+    assert (await desk.revoke(sig.kid)).held == ()  # a signing key seals nothing
+
+
+async def test_retire_keeps_a_key_until_its_date_once_a_newer_one_exists(desk: Desk) -> None:
+    old, new = police_key(), police_key()
+    await desk.add(old)
+    with pytest.raises(PartnerKeyNoSuccessorError):
+        await desk.retire(old.kid, NOW + timedelta(days=7))
+    await desk.add(new)
+    with pytest.raises(PartnerKeyRetireDateError):
+        await desk.retire(old.kid, NOW)
+    retired = await desk.retire(old.kid, NOW + timedelta(days=7))
+    assert (retired.kid, retired.until) == (old.kid, NOW + timedelta(days=7))
+    stored = {k.kid: k for k in desk.partners.rows}
+    assert (stored[old.kid].status, stored[old.kid].not_after) == (
+        "retired",
+        NOW + timedelta(days=7),
+    )
+    assert desk.trail.rows[-1].action == "partner_key.retired"
+    with pytest.raises(PartnerKeyNotActiveError):
+        await desk.retire(old.kid, NOW + timedelta(days=8))
+
+
+async def test_retiring_never_extends_a_key(desk: Desk) -> None:
+    short = police_key(not_after=NOW + timedelta(days=2))
+    await desk.add(short)
+    await desk.add(police_key())
+    retired = await desk.retire(short.kid, NOW + timedelta(days=30))
+    assert retired.until == NOW + timedelta(days=2)

@@ -165,3 +165,49 @@ async def test_a_receipt_for_an_unknown_message_is_not_found(ledger: FakeLedger)
     with pytest.raises(NotFoundError):
         await _intake(ledger).accept(_receipt(message_id="no-such"))
     assert ledger.refusals == []
+
+
+async def test_a_synchronous_receipt_for_the_envelope_just_sent_is_recorded(
+    ledger: FakeLedger,
+) -> None:
+    sent = ledger.disclosures["d-1"]
+    recorded = await _intake(ledger).accept_sync(
+        _receipt(), sent=sent, digest=b64url_digest(ENVELOPE), via="webhook"
+    )
+    assert (recorded.message_id, recorded.status) == ("d-1", Status.RECEIPTED)
+
+
+async def test_a_synchronous_receipt_for_an_earlier_message_is_a_mismatch(
+    ledger: FakeLedger,
+) -> None:
+    """A validly signed receipt for another message never settles this one, nor that one."""
+    ledger.disclosures["d-0"] = _disclosure("d-0")
+    earlier = _receipt(message_id="d-0", receipt_id="r-0")
+    with pytest.raises(ReceiptError) as refused:
+        await _intake(ledger).accept_sync(
+            earlier, sent=ledger.disclosures["d-1"], digest=b64url_digest(ENVELOPE), via="webhook"
+        )
+    assert refused.value.code == "receipt_mismatch"
+    assert ledger.moves == []
+    assert ledger.refusals == [("d-1", PARTNER, "receipt_mismatch")]
+
+
+async def test_a_synchronous_receipt_over_other_bytes_is_a_mismatch(ledger: FakeLedger) -> None:
+    with pytest.raises(ReceiptError) as refused:
+        await _intake(ledger).accept_sync(
+            _receipt(), sent=ledger.disclosures["d-1"], digest=b64url_digest(b"resealed"), via="w"
+        )
+    assert refused.value.code == "receipt_mismatch"
+    assert ledger.moves == []
+
+
+async def test_a_badly_signed_synchronous_receipt_keeps_its_own_code(ledger: FakeLedger) -> None:
+    with pytest.raises(ReceiptError) as refused:
+        await _intake(ledger).accept_sync(
+            _receipt(signing_key=STRANGER),
+            sent=ledger.disclosures["d-1"],
+            digest=b64url_digest(ENVELOPE),
+            via="webhook",
+        )
+    assert refused.value.code != "receipt_mismatch"
+    assert ledger.moves == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -153,6 +154,13 @@ def test_receipt_for_another_council(partners: Partners) -> None:
 def test_receipt_with_a_revoked_key(partners: Partners) -> None:
     revoked = partners.key_a.revoke("private key leaked", T0 - DAY)
     refused(partners, partners.receipt(), "receipt_revoked_key", partner_keys=[revoked])
+
+
+def test_receipt_with_a_retired_key_verifies_until_its_retirement(partners: Partners) -> None:
+    retired = dataclasses.replace(partners.key_a, status="retired", not_after=T0 + DAY)
+    assert partners.verify(partners.receipt(), partner_keys=[retired]).issued_at == T0
+    ended = dataclasses.replace(partners.key_a, status="retired", not_after=T0)
+    refused(partners, partners.receipt(), "receipt_expired_key", partner_keys=[ended])
 
 
 def test_receipt_with_an_expired_or_not_yet_valid_key(partners: Partners) -> None:

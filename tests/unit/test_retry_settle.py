@@ -10,6 +10,7 @@ from gateway.queue.messages import (
     Acked,
     DeadLetter,
     DeadLettered,
+    Defer,
     Delayed,
     Delivery,
     OutgoingMessage,
@@ -27,6 +28,18 @@ def delivery(attempt: int, last_reason: str | None = None) -> Delivery:
 
 def test_ack_is_acked() -> None:
     assert settle(Ack(), delivery(1), POLICY) == Acked()
+
+
+def test_defer_waits_in_the_longest_tier_without_spending_the_attempt() -> None:
+    # Even on the last attempt: a deferred message is never dead-lettered.
+    longest = DelayTier("30s", timedelta(seconds=30))
+    assert settle(Defer("handler_error"), delivery(3), POLICY) == Delayed(
+        longest, 3, "handler_error"
+    )
+    own = RetryPolicy.parse("1s,2s", max_attempts=2)
+    assert settle(Defer("handler_error", policy=own), delivery(1), POLICY) == Delayed(
+        DelayTier("2s", timedelta(seconds=2)), 1, "handler_error"
+    )
 
 
 def test_retry_waits_in_the_next_tier_with_the_next_attempt() -> None:
