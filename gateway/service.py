@@ -14,6 +14,7 @@ from aio_pika.connection import make_url
 
 from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
+from adapters.sftp import CLIENT_KEY_FILE, SftpChannel, SftpOptions
 from adapters.webhook import WebhookChannel
 from gateway import audit
 from gateway.application.approval_decisions import ApprovalDecisions
@@ -38,8 +39,8 @@ from gateway.store.submissions import SubmissionLedger
 
 log = structlog.get_logger("gateway.service")
 DEFAULT_SIGNING_ALG = "ES256"
-# Channels this version can deliver over; email and SFTP partners are refused at submission.
-DELIVERABLE_CHANNELS = frozenset({"webhook", "mesh"})
+# Channels that need nothing configured beyond the keys directory (the SFTP key is made there).
+DELIVERABLE_CHANNELS = frozenset({"webhook", "sftp"})
 
 
 def utc_now() -> datetime:
@@ -47,14 +48,37 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def deliverable_channels(settings: Settings) -> frozenset[str]:
+    """The channels whose settings are present: a partner on any other is refused at submission.
+
+    The API and worker roles read the same environment, so both agree on this set.
+    """
+    configured = set(DELIVERABLE_CHANNELS)
+    if os.environ.get("GATEWAY_MESH_MAILBOX"):
+        configured.add("mesh")
+    return frozenset(configured)
+
+
+def sftp_options(settings: Settings) -> SftpOptions:
+    """The SFTP channel's settings (GATEWAY_SFTP_*), its key in the keys directory by default."""
+    return SftpOptions(
+        client_key=settings.sftp_key_file or settings.keys_dir / CLIENT_KEY_FILE,
+        username=settings.sftp_username or settings.org_id,
+        connect_timeout=settings.sftp_connect_timeout,
+        transfer_timeout=settings.sftp_transfer_timeout,
+        uploads_per_partner=settings.sftp_uploads_per_partner,
+    )
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
-    """The webhook channel always; NHS MESH when GATEWAY_MESH_MAILBOX is configured."""
+    """Webhook and SFTP always; NHS MESH when GATEWAY_MESH_MAILBOX is configured."""
     channels: dict[str, Channel] = {
         "webhook": WebhookChannel(
             connect_timeout=settings.webhook_connect_timeout,
             total_timeout=settings.webhook_total_timeout,
             allow_insecure_loopback=settings.allow_insecure_loopback,
-        )
+        ),
+        "sftp": SftpChannel(sftp_options(settings)),
     }
     if os.environ.get("GATEWAY_MESH_MAILBOX"):
         channels["mesh"] = MeshChannel(load_mesh_config())
@@ -74,8 +98,16 @@ class Gateway:
         policy_refresh: float | None = None,
         channels: Mapping[str, Channel] | None = None,
         delivery_options: DeliveryOptions | None = None,
+        deliverable: frozenset[str] | None = None,
     ) -> None:
+        """`deliverable`: channels accepted at submission; default: those `channels` holds,
+        else those the settings configure."""
         self.settings, self.store, self.clock = settings, store, clock
+        if deliverable is None:
+            deliverable = (
+                deliverable_channels(settings) if channels is None else frozenset(channels)
+            )
+        self.deliverable = deliverable
         self.metrics = Metrics()
         self.keyring = CouncilKeyring(settings.keys_dir)
         self.protection = Protection.from_dir(settings.keys_dir)
@@ -114,7 +146,7 @@ class Gateway:
             protection=self.protection,
             metrics=self.metrics,
             clock=clock,
-            deliverable_channels=DELIVERABLE_CHANNELS,
+            deliverable_channels=deliverable,
             on_accepted=None if self.delivery is None else self.delivery.notify,
         )
         self.approvals = ApprovalDecisions(
@@ -123,7 +155,7 @@ class Gateway:
             sealer=self.submit,
             protection=self.protection,
             clock=clock,
-            deliverable_channels=DELIVERABLE_CHANNELS,
+            deliverable_channels=deliverable,
         )
 
     @classmethod

@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(20, ge=1, description="Broker redeliveries before dead letter")
     webhook_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect")
     webhook_total_timeout: float = Field(30.0, gt=0, description="Seconds for a whole POST")
+    sftp_key_file: Path | None = Field(
+        None, description="The council's SSH key for SFTP; empty = sftp-client.ed25519 in keys_dir"
+    )
+    sftp_username: str = Field("", description="SFTP login if a partner names none; empty = org_id")
+    sftp_connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and log in")
+    sftp_transfer_timeout: float = Field(60.0, gt=0, description="Seconds for one whole upload")
+    sftp_uploads_per_partner: int = Field(
+        4, ge=1, le=64, description="Uploads in flight at once over one partner's SSH connection"
+    )
+    sftp_poll_seconds: float = Field(
+        60.0, gt=0, description="Seconds between looks for receipts in partners' outbound dirs"
+    )
     policy_refresh_seconds: float = Field(
         2.0, gt=0, le=3600, description="Seconds between re-reads of agreements, keys, clients"
     )
