@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from adapters.sftp import load_or_create_client_key, public_key_line
 from gateway.application.council_key_rotation import (
     generate_council_key,
     retire_council_key,
@@ -25,7 +26,6 @@ from gateway.cli.context import (
     run_async,
     utc_now,
 )
-from adapters.sftp import load_or_create_client_key, public_key_line
 from gateway.keys import CouncilKey, CouncilKeyring
 from gateway.service import sftp_options
 from gateway.settings import load_settings
