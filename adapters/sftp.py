@@ -34,8 +34,8 @@ DEFAULT_PORT = 22
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def load_or_create_client_key(path: Path) -> asyncssh.SSHKey:
-    """The council's SSH key (OpenSSH format, mode 0600), created on first use like its others."""
+def load_or_create_ssh_key(path: Path) -> asyncssh.SSHKey:
+    """An ed25519 SSH key (OpenSSH format, mode 0600), created on first use like other keys."""
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = asyncssh.generate_private_key("ssh-ed25519", comment="gatehouse-sftp")
@@ -174,7 +174,7 @@ class SftpChannel:
     def client_key(self) -> asyncssh.SSHKey:
         """The council's SSH key, read (or created) once."""
         if self._key is None:
-            self._key = load_or_create_client_key(self.options.client_key)
+            self._key = load_or_create_ssh_key(self.options.client_key)
         return self._key
 
     def _server(self, target: SftpTarget) -> _Server:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from adapters.sftp import load_or_create_client_key, public_key_line
+from adapters.sftp import load_or_create_ssh_key, public_key_line
 from gateway.application.council_key_rotation import (
     generate_council_key,
     retire_council_key,
@@ -137,7 +137,7 @@ def retire(
 def sftp_key(json_output: JsonFlag = False) -> None:
     """The council's SSH key for SFTP partners (made on first use): the line they install."""
     options = sftp_options(load_settings())
-    key = load_or_create_client_key(options.client_key)
+    key = load_or_create_ssh_key(options.client_key)
     shown = {
         "public_key": public_key_line(key),
         "fingerprint": key.get_fingerprint(),

@@ -19,7 +19,7 @@ import pytest
 from adapters.sftp import (
     CLIENT_KEY_FILE,
     SftpChannel,
-    load_or_create_client_key,
+    load_or_create_ssh_key,
     public_key_line,
 )
 from gateway.application.commands import Queued
@@ -41,7 +41,7 @@ Journey = tuple[Harness, Sshd, DeliveryService]
 
 @pytest.fixture
 async def journey(tmp_path: Path) -> AsyncIterator[Journey]:
-    key = load_or_create_client_key(tmp_path / "keys" / CLIENT_KEY_FILE)
+    key = load_or_create_ssh_key(tmp_path / "keys" / CLIENT_KEY_FILE)
     with running_sshd(tmp_path / "sshd", public_key_line(key)) as sshd:
         settings = isolated_settings(tmp_path, sftp_poll_seconds=3600, sftp_username=sshd.user)
         harness = await build_harness(settings)

@@ -20,7 +20,7 @@ from adapters.sftp import (
     SftpChannel,
     SftpOptions,
     SftpReceiptPoller,
-    load_or_create_client_key,
+    load_or_create_ssh_key,
     public_key_line,
 )
 from gateway.application.channel import DeliveryOutcome, Envelope
@@ -31,13 +31,13 @@ from tests.sshd import IS_ROOT, Sshd, host_key_pair, require_root, running_sshd
 @pytest.fixture
 def client_key(tmp_path: Path) -> Path:
     path = tmp_path / "keys" / CLIENT_KEY_FILE
-    load_or_create_client_key(path)
+    load_or_create_ssh_key(path)
     return path
 
 
 @pytest.fixture
 def sshd(tmp_path: Path, client_key: Path) -> Iterator[Sshd]:
-    line = public_key_line(load_or_create_client_key(client_key))
+    line = public_key_line(load_or_create_ssh_key(client_key))
     with running_sshd(tmp_path / "sshd", line) as server:
         yield server
 
@@ -135,7 +135,7 @@ async def test_changed_host_key_is_permanent_and_nothing_is_sent(
 async def test_key_not_authorised_by_the_partner_is_permanent(
     channel: SftpChannel, sshd: Sshd, tmp_path: Path
 ) -> None:
-    other = load_or_create_client_key(tmp_path / "someone-else")
+    other = load_or_create_ssh_key(tmp_path / "someone-else")
     sshd.authorize(public_key_line(other))
     result = await channel.deliver(envelope(), target(sshd))
     assert result.outcome is DeliveryOutcome.PERMANENT
