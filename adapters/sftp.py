@@ -255,14 +255,9 @@ class SftpChannel:
     async def _upload(self, envelope: Envelope, target: SftpTarget) -> DeliveryResult:
         sftp = await self.session(target)
         name = f"{envelope.message_id}.jwe"
-        final = posixpath.join(target.path, name)
-        existing = await self._existing(sftp, final, envelope.body)
-        if existing == "different":
+        placed = await place(sftp, posixpath.join(target.path, name), envelope.body)
+        if placed == "different":
             return _result(DeliveryOutcome.PERMANENT, "sftp_name_conflict", file=name)
-        if existing == "same":
-            # An earlier attempt got as far as the rename, then its answer was lost.
-            return _result(DeliveryOutcome.DISPATCHED, None, file=name, already_sent=True)
-        await put_atomically(sftp, final, envelope.body)
         if target.manifest:
             manifest = {
                 "message_id": envelope.message_id,
@@ -271,26 +266,12 @@ class SftpChannel:
                 "digest": envelope.digest,
                 "content_type": envelope.content_type,
             }
-            await put_atomically(
-                sftp,
-                posixpath.join(target.path, f"{envelope.message_id}.manifest.json"),
-                json.dumps(manifest, sort_keys=True).encode(),
-            )
+            path = posixpath.join(target.path, f"{envelope.message_id}.manifest.json")
+            await place(sftp, path, json.dumps(manifest, sort_keys=True).encode())
+        if placed == "same":
+            # An earlier attempt got as far as the rename, then its answer was lost.
+            return _result(DeliveryOutcome.DISPATCHED, None, file=name, already_sent=True)
         return _result(DeliveryOutcome.DISPATCHED, None, file=name)
-
-    @staticmethod
-    async def _existing(
-        sftp: asyncssh.SFTPClient, path: str, body: bytes
-    ) -> Literal["absent", "same", "different"]:
-        try:
-            attrs = await sftp.stat(path)
-        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
-            return "absent"
-        if attrs.size != len(body):
-            return "different"
-        async with sftp.open(path, "rb", encoding=None) as file:
-            held: bytes | str = await file.read()
-        return "same" if held == body else "different"
 
     async def close(self) -> None:
         """Close every partner connection."""
@@ -302,11 +283,37 @@ class SftpChannel:
                 server.link = None
 
 
+async def place(
+    sftp: asyncssh.SFTPClient, final: str, body: bytes
+) -> Literal["sent", "same", "different"]:
+    """Put `body` at `final` unless a file is there already: then say whether it is the same.
+
+    The rename never replaces a file, so the usual path costs no look-up first; only when it
+    fails is the final name read, to tell a retry of ours from a clash.
+    """
+    try:
+        await put_atomically(sftp, final, body)
+    except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists) as failure:
+        try:
+            attrs = await sftp.stat(final)
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            attrs = None
+        if attrs is None:
+            raise failure from None  # not about the name (a full disk, say)
+        if attrs.size != len(body):
+            return "different"
+        async with sftp.open(final, "rb", encoding=None) as file:
+            held: bytes | str = await file.read()
+        return "same" if held == body else "different"
+    return "sent"
+
+
 async def put_atomically(sftp: asyncssh.SFTPClient, final: str, body: bytes) -> None:
     """Write `body` under a temporary dot-name beside `final`, flush it, rename it into place.
 
-    The temporary name is fixed per file, so an attempt cut off mid-upload leaves at most one
-    stale part file, which the next attempt truncates and reuses.
+    The rename is SFTP's own, which never replaces an existing file (OpenSSH links, then
+    unlinks). The temporary name is fixed per file, so an attempt cut off mid-upload leaves at
+    most one stale part file, which the next attempt truncates and reuses.
     """
     folder, name = posixpath.split(final)
     temporary = posixpath.join(folder, f".{name}.part")
@@ -315,10 +322,7 @@ async def put_atomically(sftp: asyncssh.SFTPClient, final: str, body: bytes) -> 
             await file.write(body)
             with contextlib.suppress(asyncssh.SFTPOpUnsupported):
                 await file.fsync()  # OpenSSH's fsync@openssh.com: on disk before it is visible
-        try:
-            await sftp.posix_rename(temporary, final)
-        except asyncssh.SFTPOpUnsupported:
-            await sftp.rename(temporary, final)
+        await sftp.rename(temporary, final)
     except BaseException:
         with contextlib.suppress(Exception):
             await asyncio.shield(sftp.remove(temporary))
