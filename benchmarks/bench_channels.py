@@ -95,7 +95,7 @@ async def run(messages: int, size: int) -> None:
         with running_sshd(Path(tmp) / "sshd", public_key_line(load_or_create_ssh_key(key))) as s:
             where = "chrooted account" if IS_ROOT else "own account, no chroot"
             print(f"OpenSSH sshd on loopback ({where}); {messages} uploads of {size} bytes")
-            print(f"{"client":44} {'in flight':>9} {'per second':>11} {'of bare':>8}")
+            print(f"{'client':44} {'in flight':>9} {'per second':>11} {'of bare':>8}")
             for concurrency in (1, 4):
                 bare = await bare_rate(key, s, body, messages, concurrency)
                 ours = await channel_rate(key, s, body, messages, concurrency)
