@@ -12,6 +12,7 @@ import aio_pika.exceptions
 import structlog
 from aio_pika.connection import make_url
 
+from adapters.email import EmailChannel, SmtpOptions
 from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
 from adapters.sftp import CLIENT_KEY_FILE, SftpChannel, SftpOptions
@@ -56,7 +57,25 @@ def deliverable_channels(settings: Settings) -> frozenset[str]:
     configured = set(DELIVERABLE_CHANNELS)
     if os.environ.get("GATEWAY_MESH_MAILBOX"):
         configured.add("mesh")
+    if settings.smtp_host:
+        configured.add("email")
     return frozenset(configured)
+
+
+def smtp_options(settings: Settings) -> SmtpOptions:
+    """The email channel's settings (GATEWAY_SMTP_*)."""
+    return SmtpOptions(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        from_address=settings.smtp_from or f"disclosures@{settings.org_id}.invalid",
+        council=settings.org_id,
+        username=settings.smtp_username or None,
+        password=settings.smtp_password.get_secret_value() or None,
+        ca_bundle=settings.smtp_ca_bundle or None,
+        timeout=settings.smtp_timeout,
+        sends_at_once=settings.smtp_sends_at_once,
+        notify_address=settings.smtp_notify_address or None,
+    )
 
 
 def sftp_options(settings: Settings) -> SftpOptions:
@@ -71,7 +90,7 @@ def sftp_options(settings: Settings) -> SftpOptions:
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
-    """Webhook and SFTP always; NHS MESH when GATEWAY_MESH_MAILBOX is configured."""
+    """Webhook and SFTP always; NHS MESH with GATEWAY_MESH_MAILBOX; email with GATEWAY_SMTP_HOST."""
     channels: dict[str, Channel] = {
         "webhook": WebhookChannel(
             connect_timeout=settings.webhook_connect_timeout,
@@ -82,6 +101,8 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     }
     if os.environ.get("GATEWAY_MESH_MAILBOX"):
         channels["mesh"] = MeshChannel(load_mesh_config())
+    if settings.smtp_host:
+        channels["email"] = EmailChannel(smtp_options(settings))
     return channels
 
 

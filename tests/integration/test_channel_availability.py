@@ -9,13 +9,13 @@ import pytest
 from gateway.application.commands import Denied, Queued
 from gateway.clients import Client
 from gateway.http.schemas import DisclosureSubmission
-from gateway.service import deliverable_channels
+from gateway.service import build_channels, deliverable_channels
 from tests.gateway_support import build_harness, isolated_settings, lac_submission
 
 CLIENT = Client("case-system", frozenset({"KM-NHS-LAC-001", "KM-DFE-CIN-013"}))
 
 
-def test_mesh_is_deliverable_only_when_configured(
+async def test_channels_are_deliverable_only_when_configured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = isolated_settings(tmp_path)
@@ -23,6 +23,11 @@ def test_mesh_is_deliverable_only_when_configured(
     assert deliverable_channels(settings) == {"webhook", "sftp"}
     monkeypatch.setenv("GATEWAY_MESH_MAILBOX", "X26ABC1")
     assert deliverable_channels(settings) == {"webhook", "sftp", "mesh"}
+    with_smtp = isolated_settings(tmp_path, smtp_host="smtp.medway-council.example")
+    assert deliverable_channels(with_smtp) == {"webhook", "sftp", "mesh", "email"}
+    monkeypatch.delenv("GATEWAY_MESH_MAILBOX")  # building MESH needs all of GATEWAY_MESH_*
+    assert set(build_channels(with_smtp)) == {"webhook", "sftp", "email"}
+    assert set(build_channels(settings)) == {"webhook", "sftp"}
 
 
 @pytest.mark.parametrize("mesh_configured", [False, True])
