@@ -62,6 +62,7 @@ class SftpOptions:
     transfer_timeout: float = 60.0
     uploads_per_partner: int = 4
     max_receipt_bytes: int = 64 * 1024
+    fsync: bool = True  # flush each file on the partner's disk before it is renamed into view
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +256,8 @@ class SftpChannel:
     async def _upload(self, envelope: Envelope, target: SftpTarget) -> DeliveryResult:
         sftp = await self.session(target)
         name = f"{envelope.message_id}.jwe"
-        placed = await place(sftp, posixpath.join(target.path, name), envelope.body)
+        fsync = self.options.fsync
+        placed = await place(sftp, posixpath.join(target.path, name), envelope.body, fsync=fsync)
         if placed == "different":
             return _result(DeliveryOutcome.PERMANENT, "sftp_name_conflict", file=name)
         if target.manifest:
@@ -267,7 +269,7 @@ class SftpChannel:
                 "content_type": envelope.content_type,
             }
             path = posixpath.join(target.path, f"{envelope.message_id}.manifest.json")
-            await place(sftp, path, json.dumps(manifest, sort_keys=True).encode())
+            await place(sftp, path, json.dumps(manifest, sort_keys=True).encode(), fsync=fsync)
         if placed == "same":
             # An earlier attempt got as far as the rename, then its answer was lost.
             return _result(DeliveryOutcome.DISPATCHED, None, file=name, already_sent=True)
@@ -284,7 +286,7 @@ class SftpChannel:
 
 
 async def place(
-    sftp: asyncssh.SFTPClient, final: str, body: bytes
+    sftp: asyncssh.SFTPClient, final: str, body: bytes, *, fsync: bool = True
 ) -> Literal["sent", "same", "different"]:
     """Put `body` at `final` unless a file is there already: then say whether it is the same.
 
@@ -292,7 +294,7 @@ async def place(
     fails is the final name read, to tell a retry of ours from a clash.
     """
     try:
-        await put_atomically(sftp, final, body)
+        await put_atomically(sftp, final, body, fsync=fsync)
     except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists) as failure:
         try:
             attrs = await sftp.stat(final)
@@ -308,7 +310,9 @@ async def place(
     return "sent"
 
 
-async def put_atomically(sftp: asyncssh.SFTPClient, final: str, body: bytes) -> None:
+async def put_atomically(
+    sftp: asyncssh.SFTPClient, final: str, body: bytes, *, fsync: bool = True
+) -> None:
     """Write `body` under a temporary dot-name beside `final`, flush it, rename it into place.
 
     The rename is SFTP's own, which never replaces an existing file (OpenSSH links, then
@@ -320,8 +324,9 @@ async def put_atomically(sftp: asyncssh.SFTPClient, final: str, body: bytes) -> 
     try:
         async with sftp.open(temporary, "wb", encoding=None) as file:
             await file.write(body)
-            with contextlib.suppress(asyncssh.SFTPOpUnsupported):
-                await file.fsync()  # OpenSSH's fsync@openssh.com: on disk before it is visible
+            if fsync:
+                with contextlib.suppress(asyncssh.SFTPOpUnsupported):
+                    await file.fsync()  # fsync@openssh.com: on disk before it is visible
         await sftp.rename(temporary, final)
     except BaseException:
         with contextlib.suppress(Exception):

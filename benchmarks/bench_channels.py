@@ -1,4 +1,8 @@
-"""Uploads/s through SftpChannel to a real OpenSSH sshd, and a bare asyncssh upload, same run.
+"""Messages/s through the SFTP and email channels, each beside its bare library in the same run.
+
+SFTP: SftpChannel to a real OpenSSH sshd, against a bare asyncssh upload of the same bytes.
+Email: EmailChannel to aiosmtpd with STARTTLS on loopback, against a bare aiosmtplib send
+(STARTTLS, verified) of the same message.
 
 Usage: .venv/bin/python benchmarks/bench_channels.py [--messages 500] [--size 4000]
 Needs /usr/sbin/sshd (Debian's openssh-server); as root it uses a chrooted account, as
@@ -31,13 +35,17 @@ def _quiet_logs() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
-async def channel_rate(key: Path, sshd: Any, body: bytes, messages: int, concurrency: int) -> float:
+async def channel_rate(
+    key: Path, sshd: Any, body: bytes, messages: int, concurrency: int, *, fsync: bool
+) -> float:
     """Deliveries/s through SftpChannel.deliver with `concurrency` in flight."""
     from adapters.sftp import SftpChannel, SftpOptions
     from gateway.application.channel import DeliveryOutcome, Envelope
 
     channel = SftpChannel(
-        SftpOptions(client_key=key, username=sshd.user, uploads_per_partner=concurrency)
+        SftpOptions(
+            client_key=key, username=sshd.user, uploads_per_partner=concurrency, fsync=fsync
+        )
     )
     target = {
         "host": "127.0.0.1", "port": sshd.port, "path": sshd.remote("inbound"),
@@ -85,6 +93,67 @@ async def bare_rate(key: Path, sshd: Any, body: bytes, messages: int, concurrenc
         return messages / (time.perf_counter() - started)
 
 
+class _Sink:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+async def email_rates(
+    body: bytes, messages: int, concurrency: int, tmp: Path
+) -> tuple[float, float]:
+    """(bare aiosmtplib sends/s, EmailChannel deliveries/s) to aiosmtpd with STARTTLS."""
+    import ssl
+
+    import aiosmtplib
+    from aiosmtpd.controller import Controller
+
+    from adapters.email import EmailChannel, SmtpOptions, build_message
+    from gateway.application.channel import DeliveryOutcome, Envelope
+    from tests.mesh_sandbox import free_port, make_test_pki
+
+    pki = make_test_pki(tmp)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(pki.server_cert, pki.server_key)
+    port = free_port()
+    controller = Controller(
+        _Sink(), hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True
+    )
+    controller.start()
+    options = SmtpOptions(
+        host="localhost", port=port, from_address="disclosures@medway-council.example",
+        council="medway-council", ca_bundle=str(pki.ca_cert), sends_at_once=concurrency,
+    )  # fmt: skip
+    channel = EmailChannel(options)
+    gate = asyncio.Semaphore(concurrency)
+
+    def envelope() -> Envelope:
+        return Envelope(str(uuid.uuid4()), "bench-partner", body, "-")
+
+    async def bare() -> None:
+        message = build_message(envelope(), "someone@partner.example", options)
+        async with gate:
+            await aiosmtplib.send(
+                message, hostname="localhost", port=port, start_tls=True,
+                tls_context=channel.tls_context(),
+            )  # fmt: skip
+
+    async def ours() -> None:
+        result = await channel.deliver(envelope(), {"address": "someone@partner.example"})
+        if result.outcome is not DeliveryOutcome.DISPATCHED:
+            raise RuntimeError(f"delivery failed: {result.reason}")
+
+    async def rate(one: Any) -> float:
+        await one()
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(messages)))
+        return messages / (time.perf_counter() - started)
+
+    try:
+        return await rate(bare), await rate(ours)
+    finally:
+        controller.stop()
+
+
 async def run(messages: int, size: int) -> None:
     from adapters.sftp import load_or_create_ssh_key, public_key_line
     from tests.sshd import IS_ROOT, running_sshd
@@ -98,12 +167,20 @@ async def run(messages: int, size: int) -> None:
             print(f"{'client':44} {'in flight':>9} {'per second':>11} {'of bare':>8}")
             for concurrency in (1, 4):
                 bare = await bare_rate(key, s, body, messages, concurrency)
-                ours = await channel_rate(key, s, body, messages, concurrency)
                 print(f"{'bare asyncssh upload':44} {concurrency:>9} {bare:>11.0f}")
-                print(
-                    f"{'SftpChannel.deliver (part, fsync, rename)':44} {concurrency:>9} "
-                    f"{ours:>11.0f} {ours / bare:>8.0%}"
-                )
+                for fsync, name in ((True, "part, fsync, rename"), (False, "part, rename")):
+                    ours = await channel_rate(key, s, body, messages, concurrency, fsync=fsync)
+                    shown = f"SftpChannel.deliver ({name})"
+                    print(f"{shown:44} {concurrency:>9} {ours:>11.0f} {ours / bare:>8.0%}")
+        print(f"aiosmtpd with STARTTLS on loopback; {messages} messages, {size}-byte attachment")
+        for concurrency in (1, 4):
+            bare, ours = await email_rates(
+                body, messages, concurrency, Path(tmp) / str(concurrency)
+            )
+            print(
+                f"{'bare aiosmtplib send (STARTTLS, verified)':44} {concurrency:>9} {bare:>11.0f}"
+            )
+            print(f"{'EmailChannel.deliver':44} {concurrency:>9} {ours:>11.0f} {ours / bare:>8.0%}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,7 @@ def sftp_options(settings: Settings) -> SftpOptions:
         connect_timeout=settings.sftp_connect_timeout,
         transfer_timeout=settings.sftp_transfer_timeout,
         uploads_per_partner=settings.sftp_uploads_per_partner,
+        fsync=settings.sftp_fsync,
     )
 
 

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     sftp_uploads_per_partner: int = Field(
         4, ge=1, le=64, description="Uploads in flight at once over one partner's SSH connection"
     )
+    sftp_fsync: bool = Field(
+        True, description="Flush each uploaded file on the partner's disk before renaming it"
+    )
     sftp_poll_seconds: float = Field(
         60.0, gt=0, description="Seconds between looks for receipts in partners' outbound dirs"
     )

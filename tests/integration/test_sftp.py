@@ -101,6 +101,19 @@ async def test_envelope_arrives_under_its_final_name_and_nothing_else(
     assert len(inbound(sshd)) == 2
 
 
+async def test_without_fsync_the_envelope_still_arrives_whole(client_key: Path, sshd: Sshd) -> None:
+    chan = SftpChannel(
+        SftpOptions(client_key=client_key, username=sshd.user, fsync=False, connect_timeout=5)
+    )
+    sent = envelope()
+    try:
+        assert (await chan.deliver(sent, target(sshd))).outcome is DeliveryOutcome.DISPATCHED
+    finally:
+        await chan.close()
+    assert inbound(sshd) == [f"{sent.message_id}.jwe"]
+    assert sshd.local(sshd.remote("inbound", f"{sent.message_id}.jwe")).read_bytes() == sent.body
+
+
 async def test_manifest_beside_the_envelope_when_the_partner_asks(
     channel: SftpChannel, sshd: Sshd
 ) -> None:
