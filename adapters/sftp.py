@@ -394,23 +394,38 @@ class SftpReceiptPoller:
             regular = entry.attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
             if not regular or not name.endswith(RECEIPT_SUFFIX):
                 continue
-            source = posixpath.join(target.receipts_path, name)
-            message_id = name.removesuffix(RECEIPT_SUFFIX)
-            too_big = (entry.attrs.size or 0) > self.channel.options.max_receipt_bytes
-            if too_big or not _SAFE_NAME.match(message_id):
-                verdict: ReceiptVerdict = "refused"
-                log.warning("sftp_receipt_unreadable", partner=partner_id, too_big=too_big)
-            else:
-                async with sftp.open(source, "rb", encoding=None) as file:
-                    body = await file.read(self.channel.options.max_receipt_bytes + 1)
-                data = body if isinstance(body, bytes) else body.encode()
-                verdict = await handle(ReceiptFile(partner_id, name, message_id, data.strip()))
+            try:
+                verdict = await self._take(sftp, partner_id, target, entry, handle)
+            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+                continue  # another worker process took this file first
             counts[verdict] += 1
-            if verdict == "retry":
-                continue
+
+    async def _take(
+        self,
+        sftp: asyncssh.SFTPClient,
+        partner_id: str,
+        target: SftpTarget,
+        entry: asyncssh.SFTPName,
+        handle: ReceiptHandler,
+    ) -> ReceiptVerdict:
+        assert target.receipts_path is not None
+        name = str(entry.filename)
+        source = posixpath.join(target.receipts_path, name)
+        message_id = name.removesuffix(RECEIPT_SUFFIX)
+        too_big = (entry.attrs.size or 0) > self.channel.options.max_receipt_bytes
+        if too_big or not _SAFE_NAME.match(message_id):
+            verdict: ReceiptVerdict = "refused"
+            log.warning("sftp_receipt_unreadable", partner=partner_id, too_big=too_big)
+        else:
+            async with sftp.open(source, "rb", encoding=None) as file:
+                body = await file.read(self.channel.options.max_receipt_bytes + 1)
+            data = body if isinstance(body, bytes) else body.encode()
+            verdict = await handle(ReceiptFile(partner_id, name, message_id, data.strip()))
+        if verdict != "retry":
             folder = target.archive_path if verdict == "accepted" else target.quarantine_path
             assert folder is not None
             await _move(sftp, source, posixpath.join(folder, name))
+        return verdict
 
 
 async def _move(sftp: asyncssh.SFTPClient, source: str, destination: str) -> None:

@@ -280,3 +280,20 @@ async def test_poll_of_an_unreachable_partner_is_counted_not_raised(
     sshd.stop()
     counts = await SftpReceiptPoller(channel).poll([("dfe", target(sshd))], handle)
     assert counts["unreachable"] == 1
+
+
+async def test_receipt_taken_by_another_worker_meanwhile_is_skipped(
+    channel: SftpChannel, sshd: Sshd
+) -> None:
+    outbound = sshd.local(sshd.remote("outbound"))
+    (outbound / "raced.receipt.jwt").write_bytes(b"token")
+    (outbound / "kept.receipt.jwt").write_bytes(b"token")
+
+    async def handle(file: ReceiptFile) -> ReceiptVerdict:
+        if file.message_id == "raced":
+            (outbound / file.name).unlink()  # as another process archiving it first would
+        return "accepted"
+
+    counts = await SftpReceiptPoller(channel).poll([("dfe", target(sshd))], handle)
+    assert counts == {"accepted": 1, "refused": 0, "retry": 0, "unreachable": 0}
+    assert os.listdir(outbound / "archive") == ["kept.receipt.jwt"]
