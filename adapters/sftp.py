@@ -151,6 +151,13 @@ def classify(exc: BaseException) -> tuple[DeliveryOutcome, str]:
     return transient, "partner_unreachable"
 
 
+def _connection_fault(exc: BaseException) -> bool:
+    """True when the SSH connection itself failed; an SFTP status (a full disk) leaves it usable."""
+    if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection):
+        return True
+    return not isinstance(exc, asyncssh.SFTPError)
+
+
 @dataclass(slots=True)
 class _Link:
     connection: asyncssh.SSHClientConnection
@@ -217,10 +224,13 @@ class SftpChannel:
                 link = server.link = await self._connect(target)
             return link.sftp
 
-    def drop(self, target: SftpTarget) -> None:
-        """Forget the partner server's connection (broken, or not to be trusted again)."""
+    def drop(self, target: SftpTarget, broken: asyncssh.SFTPClient | None = None) -> None:
+        """Forget the partner server's connection: the one `broken` ran on, if given (another
+        upload may have made a new one meanwhile, which stays)."""
         server = self._servers.get(target.server)
-        if server is not None and server.link is not None:
+        if server is None or server.link is None:
+            return
+        if broken is None or server.link.sftp is broken:
             server.link.connection.abort()
             server.link = None
 
@@ -230,15 +240,16 @@ class SftpChannel:
         if isinstance(parsed, str):
             return _result(DeliveryOutcome.PERMANENT, "channel_misconfigured", setting=parsed)
         context = {"disclosure_id": envelope.message_id, "partner": envelope.partner_id}
+        used: list[asyncssh.SFTPClient] = []
         try:
             async with self._server(parsed).slots:
                 result = await asyncio.wait_for(
-                    self._upload(envelope, parsed), self.options.transfer_timeout
+                    self._upload(envelope, parsed, used), self.options.transfer_timeout
                 )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             outcome, reason = classify(exc)
-            if not isinstance(exc, asyncssh.SFTPError) or outcome is DeliveryOutcome.TRANSIENT:
-                self.drop(parsed)  # a broken or untrusted connection is never reused
+            if _connection_fault(exc):
+                self.drop(parsed, used[0] if used else None)  # a broken one is never reused
             if reason == "sftp_host_key_mismatch":
                 log.error("sftp_host_key_mismatch", alert=True, host=parsed.host, **context)
             else:
@@ -253,8 +264,11 @@ class SftpChannel:
         log.info("sftp_dispatched", **context, **result.detail)
         return result
 
-    async def _upload(self, envelope: Envelope, target: SftpTarget) -> DeliveryResult:
+    async def _upload(
+        self, envelope: Envelope, target: SftpTarget, used: list[asyncssh.SFTPClient]
+    ) -> DeliveryResult:
         sftp = await self.session(target)
+        used.append(sftp)
         name = f"{envelope.message_id}.jwe"
         fsync = self.options.fsync
         placed = await place(sftp, posixpath.join(target.path, name), envelope.body, fsync=fsync)
@@ -370,7 +384,8 @@ class SftpReceiptPoller:
             try:
                 await self._poll_partner(partner_id, target, handle, counts)
             except (OSError, asyncssh.Error, TimeoutError) as exc:
-                self.channel.drop(target)
+                if _connection_fault(exc):
+                    self.channel.drop(target)
                 counts["unreachable"] += 1
                 log.warning(
                     "sftp_receipts_poll_failed",
