@@ -45,8 +45,8 @@ class DisclosureRequest:
 class DecisionContext:
     """The facts from outside the request: today, the caller's permissions, opt-out, keys.
 
-    `deliverable_channels`: the channels this deployment can deliver over; a partner on any
-    other channel is refused now rather than retried until the delivery fails.
+    `deliverable_channels`: the channels whose settings this deployment holds; a partner on
+    any other channel is refused now rather than retried until the delivery fails.
     """
 
     today: date

@@ -67,6 +67,7 @@ __all__ = [
     "SubjectIdentifier",
     "Tier",
     "Transform",
+    "channel_settings",
     "channel_target",
 ]
 
@@ -75,6 +76,11 @@ _MODEL = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 _ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 _LOOPBACK_NAMES = {"localhost"}
 ChannelSetting = str | int | float | bool
+# One or more OpenSSH public key lines ("ssh-ed25519 AAAA..."): an SFTP partner's pinned host keys.
+_HOST_KEY = (
+    r"^((ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)|ssh-rsa)"
+    r" [A-Za-z0-9+/]+={0,2}( [^\n]*)?(\n|$))+$"
+)
 DEFAULT_RECEIPT_DEADLINES: Mapping[ChannelType, timedelta] = {
     ChannelType.WEBHOOK: timedelta(hours=1),
     ChannelType.MESH: timedelta(hours=24),
@@ -105,7 +111,12 @@ class ChannelSpec(BaseModel):
     environment_url: str | None = None  # MESH environment base URL
     address: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")  # secure email recipient
     host: str | None = None  # sftp host
-    path: str | None = None  # sftp remote directory
+    path: str | None = Field(None, pattern=r"^/")  # sftp inbound directory
+    port: int | None = Field(None, gt=0, lt=65536)  # sftp port (default 22)
+    username: str | None = Field(None, min_length=1)  # sftp login (default: the council's)
+    host_key: str | None = Field(None, pattern=_HOST_KEY)  # sftp: pinned OpenSSH public key(s)
+    receipts_path: str | None = Field(None, pattern=r"^/")  # sftp: partner's outbound directory
+    manifest: bool | None = None  # sftp: a JSON manifest beside each envelope
     settings: dict[str, ChannelSetting] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -114,7 +125,7 @@ class ChannelSpec(BaseModel):
             ChannelType.WEBHOOK: ("endpoint",),
             ChannelType.MESH: ("mailbox", "workflow_id"),
             ChannelType.EMAIL: ("address",),
-            ChannelType.SFTP: ("host", "path"),
+            ChannelType.SFTP: ("host", "path", "host_key"),
         }[self.type]
         missing = [name for name in required if getattr(self, name) is None]
         if missing:
@@ -329,8 +340,8 @@ class Catalog(BaseModel):
         return self.partners[agreement.partner]
 
 
-def channel_target(partner: Partner, agreement: Agreement) -> dict[str, Any]:
-    """The settings a channel adapter needs for this partner, with the agreement's overrides."""
+def channel_settings(partner: Partner) -> dict[str, Any]:
+    """The partner's own channel settings, before any agreement's overrides."""
     channel = partner.channel
     target: dict[str, Any] = dict(channel.settings)
     target.update(
@@ -342,6 +353,14 @@ def channel_target(partner: Partner, agreement: Agreement) -> dict[str, Any]:
             if value is not None
         }
     )
+    target["partner_id"] = partner.id
+    return target
+
+
+def channel_target(partner: Partner, agreement: Agreement) -> dict[str, Any]:
+    """The settings a channel adapter needs for this partner, with the agreement's overrides."""
+    channel = partner.channel
+    target = channel_settings(partner)
     if agreement.workflow_id is not None:
         target["workflow_id"] = agreement.workflow_id
     deadline = agreement.receipt_deadline or channel.effective_receipt_deadline

@@ -53,8 +53,9 @@ MEANINGS: Mapping[Reason, str] = MappingProxyType(
             "The partner has no valid (current, unrevoked) encryption key to seal for."
         ),
         Reason.PARTNER_CHANNEL_UNAVAILABLE: (
-            "The partner receives by a channel this version cannot deliver over yet (secure "
-            "email, SFTP); refused now rather than retried until it fails."
+            "The partner receives by a channel this deployment has no settings for (MESH "
+            "without GATEWAY_MESH_MAILBOX, secure email); refused now rather than retried "
+            "until it fails."
         ),
         Reason.APPROVAL_REQUIRED: (
             "A one-off or Schedule 2 request: held until a named officer approves it."

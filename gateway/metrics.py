@@ -52,6 +52,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.channel_results = Counter(
+            "gatehouse_channel_results",
+            "Delivery attempts by channel, outcome and reason code",
+            ["channel", "outcome", "reason"],
+            registry=r,
+        )
+        self.channel_receipts = Counter(
+            "gatehouse_channel_receipt_files",
+            "Receipt files collected from a channel (SFTP outbound directories), by verdict",
+            ["channel", "verdict"],
+            registry=r,
+        )
         self.delivery_seconds = Histogram(
             "gatehouse_submit_to_receipt_seconds",
             "Time from acceptance to verified receipt",

@@ -13,8 +13,10 @@ import aio_pika.exceptions
 import structlog
 from aio_pika.connection import make_url
 
+from adapters.email import EmailChannel, SmtpOptions
 from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
+from adapters.sftp import CLIENT_KEY_FILE, SftpChannel, SftpOptions
 from adapters.webhook import WebhookChannel
 from gateway import audit
 from gateway.application.approval_decisions import ApprovalDecisions
@@ -40,8 +42,8 @@ from gateway.store.submissions import SubmissionLedger
 
 log = structlog.get_logger("gateway.service")
 DEFAULT_SIGNING_ALG = "ES256"
-# Channels this version can deliver over; email and SFTP partners are refused at submission.
-DELIVERABLE_CHANNELS = frozenset({"webhook", "mesh"})
+# Channels that need nothing configured beyond the keys directory (the SFTP key is made there).
+DELIVERABLE_CHANNELS = frozenset({"webhook", "sftp"})
 
 
 READINESS_TIMEOUT = 2.0  # seconds: a stalled database or broker is "unreachable", not a hang
@@ -60,17 +62,61 @@ async def _bounded(probe: Coroutine[Any, Any, bool]) -> bool:
         return False
 
 
+def deliverable_channels(settings: Settings) -> frozenset[str]:
+    """The channels whose settings are present: a partner on any other is refused at submission.
+
+    The API and worker roles read the same environment, so both agree on this set.
+    """
+    configured = set(DELIVERABLE_CHANNELS)
+    if os.environ.get("GATEWAY_MESH_MAILBOX"):
+        configured.add("mesh")
+    if settings.smtp_host:
+        configured.add("email")
+    return frozenset(configured)
+
+
+def smtp_options(settings: Settings) -> SmtpOptions:
+    """The email channel's settings (GATEWAY_SMTP_*)."""
+    return SmtpOptions(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        from_address=settings.smtp_from or f"disclosures@{settings.org_id}.invalid",
+        council=settings.org_id,
+        username=settings.smtp_username or None,
+        password=settings.smtp_password.get_secret_value() or None,
+        ca_bundle=settings.smtp_ca_bundle or None,
+        timeout=settings.smtp_timeout,
+        sends_at_once=settings.smtp_sends_at_once,
+        notify_address=settings.smtp_notify_address or None,
+    )
+
+
+def sftp_options(settings: Settings) -> SftpOptions:
+    """The SFTP channel's settings (GATEWAY_SFTP_*), its key in the keys directory by default."""
+    return SftpOptions(
+        client_key=settings.sftp_key_file or settings.keys_dir / CLIENT_KEY_FILE,
+        username=settings.sftp_username or settings.org_id,
+        connect_timeout=settings.sftp_connect_timeout,
+        transfer_timeout=settings.sftp_transfer_timeout,
+        uploads_per_partner=settings.sftp_uploads_per_partner,
+        fsync=settings.sftp_fsync,
+    )
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
-    """The webhook channel always; NHS MESH when GATEWAY_MESH_MAILBOX is configured."""
+    """Webhook and SFTP always; NHS MESH with GATEWAY_MESH_MAILBOX; email with GATEWAY_SMTP_HOST."""
     channels: dict[str, Channel] = {
         "webhook": WebhookChannel(
             connect_timeout=settings.webhook_connect_timeout,
             total_timeout=settings.webhook_total_timeout,
             allow_insecure_loopback=settings.allow_insecure_loopback,
-        )
+        ),
+        "sftp": SftpChannel(sftp_options(settings)),
     }
     if os.environ.get("GATEWAY_MESH_MAILBOX"):
         channels["mesh"] = MeshChannel(load_mesh_config())
+    if settings.smtp_host:
+        channels["email"] = EmailChannel(smtp_options(settings))
     return channels
 
 
@@ -95,8 +141,16 @@ class Gateway:
         policy_refresh: float | None = None,
         channels: Mapping[str, Channel] | None = None,
         delivery_options: DeliveryOptions | None = None,
+        deliverable: frozenset[str] | None = None,
     ) -> None:
+        """`deliverable`: channels accepted at submission; default: those `channels` holds,
+        else those the settings configure."""
         self.settings, self.store, self.clock = settings, store, clock
+        if deliverable is None:
+            deliverable = (
+                deliverable_channels(settings) if channels is None else frozenset(channels)
+            )
+        self.deliverable = deliverable
         self.metrics = Metrics()
         self.keyring = CouncilKeyring(settings.keys_dir)
         self.protection = Protection.from_dir(settings.keys_dir)
@@ -138,7 +192,7 @@ class Gateway:
             protection=self.protection,
             metrics=self.metrics,
             clock=clock,
-            deliverable_channels=DELIVERABLE_CHANNELS,
+            deliverable_channels=deliverable,
             on_accepted=None if self.delivery is None else self.delivery.notify,
             envelope_lifetime=settings.envelope_lifetime,
         )
@@ -148,7 +202,7 @@ class Gateway:
             sealer=self.submit,
             protection=self.protection,
             clock=clock,
-            deliverable_channels=DELIVERABLE_CHANNELS,
+            deliverable_channels=deliverable,
         )
 
     @classmethod

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
@@ -64,6 +64,30 @@ class Settings(BaseSettings):
     audit_tsa_url: str = Field(
         "", description="RFC 3161 time-stamp authority for anchored checkpoints; empty = none"
     )
+    sftp_key_file: Path | None = Field(
+        None, description="The council's SSH key for SFTP; empty = sftp-client.ed25519 in keys_dir"
+    )
+    sftp_username: str = Field("", description="SFTP login if a partner names none; empty = org_id")
+    sftp_connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and log in")
+    sftp_transfer_timeout: float = Field(60.0, gt=0, description="Seconds for one whole upload")
+    sftp_uploads_per_partner: int = Field(
+        4, ge=1, le=64, description="Uploads in flight at once over one partner's SSH connection"
+    )
+    sftp_fsync: bool = Field(
+        True, description="Flush each uploaded file on the partner's disk before renaming it"
+    )
+    sftp_poll_seconds: float = Field(
+        60.0, gt=0, description="Seconds between looks for receipts in partners' outbound dirs"
+    )
+    smtp_host: str = Field("", description="Mail submission server; empty = no email channel")
+    smtp_port: int = Field(587, gt=0, lt=65536, description="Submission port (STARTTLS)")
+    smtp_username: str = Field("", description="SMTP AUTH login; empty = none")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP AUTH password")
+    smtp_from: str = Field("", description="From address; empty = disclosures@<org_id>.invalid")
+    smtp_notify_address: str = Field("", description="Disposition-Notification-To; empty = from")
+    smtp_ca_bundle: str = Field("", description="CA bundle for the server; empty = system CAs")
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds for one SMTP step")
+    smtp_sends_at_once: int = Field(4, ge=1, le=64, description="SMTP sessions open at once")
     policy_refresh_seconds: float = Field(
         2.0, gt=0, le=3600, description="Seconds between re-reads of agreements, keys, clients"
     )

@@ -21,6 +21,8 @@ from gateway.settings import Settings, load_settings
 # Catalog review dates are real dates: tests run on a fixed day so decisions never drift.
 TEST_NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 ADMIN = audit.Actor(audit.ActorKind.ADMIN, "test-admin")
+# As if MESH were configured: most tests send to the NHS trust over MESH without delivering.
+EVERY_CHANNEL_BUT_EMAIL = frozenset({"webhook", "mesh", "sftp"})
 
 
 @dataclass
@@ -67,9 +69,13 @@ async def build_harness(
     now: datetime = TEST_NOW,
     without_keys: frozenset[str] = frozenset(),
     catalog_dir: Path | None = None,
+    deliverable: frozenset[str] | None = EVERY_CHANNEL_BUT_EMAIL,
 ) -> Harness:
-    """Open a gateway on `settings`, apply the catalog, register keys and two clients."""
-    gateway = await Gateway.open(settings, clock=lambda: now)
+    """Open a gateway on `settings`, apply the catalog, register keys and two clients.
+
+    `deliverable`: channels accepted at submission (None: those the settings configure).
+    """
+    gateway = await Gateway.open(settings, clock=lambda: now, deliverable=deliverable)
     catalog = load_catalog(catalog_dir or default_catalog_dir())
     await apply_catalog(gateway.store, catalog, actor=ADMIN, at=now)
     harness = Harness(gateway)

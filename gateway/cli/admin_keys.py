@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from adapters.sftp import load_or_create_ssh_key, public_key_line
 from gateway.application.council_key_rotation import (
     generate_council_key,
     retire_council_key,
@@ -26,11 +27,12 @@ from gateway.cli.context import (
     utc_now,
 )
 from gateway.keys import CouncilKey, CouncilKeyring
+from gateway.service import sftp_options
 from gateway.settings import load_settings
 
 keys_app = typer.Typer(
     name="keys",
-    help="The council's signing keys: generate, list, rotate, retire.",
+    help="The council's signing keys: generate, list, rotate, retire; its SFTP key.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -130,3 +132,19 @@ def retire(
         return await retire_council_key(ctx.store, ctx.keyring(), kid, actor=ctx.actor, at=ctx.now)
 
     _report(run_async(work, actor=actor), "retired", json_output)
+
+
+@keys_app.command("sftp", epilog="Example: gateway-admin keys sftp --json")
+def sftp_key(json_output: JsonFlag = False) -> None:
+    """The council's SSH key for SFTP partners (made on first use): the line they install."""
+    options = sftp_options(load_settings())
+    key = load_or_create_ssh_key(options.client_key)
+    shown = {
+        "public_key": public_key_line(key),
+        "fingerprint": key.get_fingerprint(),
+        "username": options.username,
+    }
+    if json_output:
+        print_json(shown)
+        return
+    typer.echo(f"{shown['public_key']}\n{shown['fingerprint']} (default login {options.username})")

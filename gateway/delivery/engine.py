@@ -3,7 +3,8 @@
 With `settings.broker_url` set it runs the outbox relay and one RabbitMQ consumer per partner;
 without, the embedded queue on the outbox table. Either way it also runs the receipt deadline
 scanner and, when a MESH channel is configured, the MESH poller (transport receipts, failure
-reports, signed receipts sent back over MESH).
+reports, signed receipts sent back over MESH), and with an SFTP channel the receipt poller of
+the SFTP partners' outbound directories.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import structlog
 
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
+from adapters.sftp import SftpChannel, SftpReceiptPoller
 from gateway.application.channel import Channel
 from gateway.application.dead_letter_reconcile import ReconcileReport, reconcile_dead_letters
 from gateway.application.receipt_intake import ReceiptIntake
@@ -29,6 +31,7 @@ from gateway.delivery.deadlines import ReceiptDeadlines
 from gateway.delivery.embedded import EmbeddedOptions, EmbeddedQueue
 from gateway.delivery.mesh_events import MeshEvents
 from gateway.delivery.relay import OutboxRelay, RelayOptions
+from gateway.delivery.sftp_receipts import SftpReceipts
 from gateway.delivery.worker import DeliveryWorker
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
@@ -99,6 +102,7 @@ class DeliveryOptions:
     mesh_poll_interval: float = 30.0
     per_partner: int | None = None  # in flight per partner, all processes; None: the setting
     reconcile_interval: float = 300.0  # dead letters checked against the database (and at start)
+    sftp_poll_interval: float | None = None  # None: settings.sftp_poll_seconds
 
 
 class DeliveryService:
@@ -139,6 +143,7 @@ class DeliveryService:
             on_resend=self.notify,
         )
         self.mesh_events = MeshEvents(store=store, policy=policy, intake=intake, clock=clock)
+        self.sftp_receipts = SftpReceipts(policy=policy, intake=intake, metrics=metrics)
         self.transport: RabbitTransport | None = None
         self.relay: OutboxRelay | None = None
         self.broker: BrokerDelivery | None = None
@@ -200,7 +205,26 @@ class DeliveryService:
                     stop=self._stop,
                 ),
             )
+        sftp = self.channels.get("sftp")
+        if isinstance(sftp, SftpChannel):
+            self._spawn(
+                "sftp-receipts",
+                every(
+                    self.options.sftp_poll_interval or self.settings.sftp_poll_seconds,
+                    self.poll_sftp_receipts,
+                    stop=self._stop,
+                    failed="sftp_receipts_poll_failed",
+                ),
+            )
         log.info("delivery_started", broker=self.mode, host=self.owner)
+
+    async def poll_sftp_receipts(self) -> dict[str, int]:
+        """One look in every SFTP partner's outbound directory (counts by verdict)."""
+        sftp = self.channels.get("sftp")
+        if not isinstance(sftp, SftpChannel):
+            return {}
+        poller = SftpReceiptPoller(sftp)
+        return await poller.poll(self.sftp_receipts.partners(), self.sftp_receipts)
 
     async def _start_broker(self) -> None:
         s = self.settings

@@ -164,6 +164,9 @@ class DeliveryWorker:
             return Transient("channel_not_configured", agreement_id=found.agreement_id)
         result = await self._deliver(channel, envelope, channel_target(partner, agreement))
         self.metrics.deliveries.labels(found.partner_id, str(result.outcome)).inc()
+        self.metrics.channel_results.labels(
+            channel_type, str(result.outcome), result.reason or ""
+        ).inc()
         return await self._record(envelope, found, channel_type, result, bound)
 
     async def _deliver(

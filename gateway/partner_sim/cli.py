@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +17,24 @@ from gateway.logging import configure_logging
 from gateway.partner_sim.config import DEFAULT_COUNCIL_JWKS, PartnerConfig, ReceiptMode
 from gateway.partner_sim.faults import FaultRates
 from gateway.partner_sim.key_pairs import PUBLIC_ENC, PUBLIC_SIG, KeyType
+from gateway.partner_sim.sftp_dropbox import HOST_KEY_FILE, SftpDropBox
 from gateway.partner_sim.simulator import PartnerSimulator
+
+
+class SimChannel(enum.StrEnum):
+    """How the simulated partner receives."""
+
+    WEBHOOK = "webhook"
+    SFTP = "sftp"
+
+
+@dataclass(frozen=True, slots=True)
+class SftpFlags:
+    """The SFTP partner's own flags (`--channel sftp`)."""
+
+    port: int
+    authorized_key: Path
+    root: Path
 
 
 def partner_sim_command(  # keyword-only: each parameter is a named option
@@ -60,6 +79,19 @@ def partner_sim_command(  # keyword-only: each parameter is a named option
         float, typer.Option(min=0.0, help="Async mode: seconds before posting a receipt")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the fault RNG (reproducible)")] = None,
+    channel: Annotated[
+        SimChannel, typer.Option(help="webhook: POST to --port; sftp: also an SFTP server")
+    ] = SimChannel.WEBHOOK,
+    sftp_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="SFTP: port to listen on (0: any free port)")
+    ] = 0,
+    authorized_key: Annotated[
+        Path | None,
+        typer.Option(help="SFTP: file with the council's public key (gateway-admin keys sftp)"),
+    ] = None,
+    sftp_root: Annotated[
+        Path | None, typer.Option(help="SFTP: served directory [default: KEYS/sftp]")
+    ] = None,
 ) -> None:
     """Run a simulated partner: opens envelopes, verifies the council, answers with receipts."""
     faults = FaultRates(
@@ -83,11 +115,18 @@ def partner_sim_command(  # keyword-only: each parameter is a named option
         timeout_hold_s=timeout_hold,
         receipt_delay_s=receipt_delay,
     )
+    sftp: SftpFlags | None = None
+    if channel is SimChannel.SFTP:
+        if authorized_key is None:
+            raise ConfigurationError("--channel sftp needs --authorized-key")
+        sftp = SftpFlags(sftp_port, authorized_key, sftp_root or keys / "sftp")
     configure_logging()
-    asyncio.run(serve(PartnerSimulator(config), host, port))
+    asyncio.run(serve(PartnerSimulator(config), host, port, sftp))
 
 
-async def serve(simulator: PartnerSimulator, host: str, port: int) -> None:
+async def serve(
+    simulator: PartnerSimulator, host: str, port: int, sftp: SftpFlags | None = None
+) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,13 +143,39 @@ async def serve(simulator: PartnerSimulator, host: str, port: int) -> None:
         f"partner-sim {simulator.config.partner_id} listening on {url} "
         f"(POST / or /in, GET /ledger, POST /control){where}\n"
     )
+    dropbox = None
+    if sftp is not None:
+        dropbox = await _start_sftp(simulator, host, sftp)
     sys.stdout.flush()
     try:
         await stop.wait()
     finally:
+        if dropbox is not None:
+            await dropbox.stop()
         await simulator.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _start_sftp(simulator: PartnerSimulator, host: str, flags: SftpFlags) -> SftpDropBox:
+    try:
+        line = flags.authorized_key.read_text().strip()
+        dropbox = SftpDropBox(
+            simulator,
+            flags.root,
+            authorized_key=line,
+            host_key_file=(simulator.config.keys_dir or flags.root) / HOST_KEY_FILE,
+        )
+        sftp_port = await dropbox.start(host, flags.port)
+    except (OSError, ValueError) as exc:
+        await simulator.stop()
+        raise ConfigurationError(f"cannot serve SFTP: {exc}") from None
+    sys.stdout.write(
+        f"partner-sim {simulator.config.partner_id} serving SFTP on {host}:{sftp_port} from "
+        f"{flags.root}\n  partners.yaml channel: type: sftp, host: {host}, port: {sftp_port}, "
+        f"path: /inbound, receipts_path: /outbound\n  host_key: {dropbox.host_key_line}\n"
+    )
+    return dropbox
 
 
 def register(app: typer.Typer) -> None:

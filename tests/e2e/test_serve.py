@@ -34,7 +34,8 @@ def test_bad_setting_is_one_line_naming_it(tmp_path: Path, name: str, value: str
 
 
 def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
-    env, token = seeded_environment(tmp_path)
+    # An API process that takes MESH submissions is configured for MESH (it sends none).
+    env, token = seeded_environment(tmp_path, GATEWAY_MESH_MAILBOX="X26ABC1")
     service = ServiceProcess(env, role="api", log=tmp_path / "gateway.log").start()
     # A big record takes a while to minimise and seal: SIGTERM lands while it is in flight.
     submission = lac_submission()
@@ -97,7 +98,8 @@ def _queued_total(url: str) -> float:
 
 
 def test_several_api_processes_are_supervised_and_count_as_one(tmp_path: Path) -> None:
-    env, token = seeded_environment(tmp_path)
+    # An API process that takes MESH submissions is configured for MESH (it sends none).
+    env, token = seeded_environment(tmp_path, GATEWAY_MESH_MAILBOX="X26ABC1")
     service = ServiceProcess(env, role="api", processes=2, log=tmp_path / "gateway.log").start()
     assert service.proc is not None
     try:

@@ -45,7 +45,8 @@ def _until(url: str, token: str, status: int, within: float = 15.0) -> float:
 
 
 def test_suspend_and_resume_take_effect_without_restart(tmp_path: Path) -> None:
-    env, token = seeded_environment(tmp_path)
+    # An API process that takes MESH submissions is configured for MESH (it sends none).
+    env, token = seeded_environment(tmp_path, GATEWAY_MESH_MAILBOX="X26ABC1")
     service = ServiceProcess(env, role="api", log=tmp_path / "gateway.log").start()
     try:
         assert _post(service.url, token)[0] == 202

@@ -162,7 +162,13 @@ async def test_approval_required_is_held(api: Client, harness: Harness) -> None:
 async def test_partner_without_a_deliverable_channel_is_refused(
     api: Client, harness: Harness
 ) -> None:
-    body = lac_submission(agreement="KM-DFE-CIN-013", purpose="statutory_return")
+    body = lac_submission(agreement="KM-RSP-008", purpose="direct_care")  # by secure email
     resp = await api.post("/v1/disclosures", json=body, headers=_auth(harness.token()))
     assert resp.status == 403
     assert "partner_channel_unavailable" in (await resp.json())["reasons"]
+
+
+async def test_sftp_partner_is_accepted(api: Client, harness: Harness) -> None:
+    body = lac_submission(agreement="KM-DFE-CIN-013", purpose="statutory_return")
+    resp = await api.post("/v1/disclosures", json=body, headers=_auth(harness.token()))
+    assert resp.status == 202, await resp.text()

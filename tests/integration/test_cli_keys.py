@@ -54,3 +54,13 @@ def test_generate_rotate_retire(
                        "council_key.retired"]  # fmt: skip
     assert run(capsys, "keys", "rotate", "--overlap", "thirty days")[0] == 2
     assert run(capsys, "keys", "generate", "--alg", "RS256")[0] == 2
+
+
+def test_sftp_key_is_made_once_and_shown(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, first = run_json(capsys, "keys", "sftp")
+    assert code == 0
+    assert first["public_key"].startswith("ssh-ed25519 ")
+    assert first["fingerprint"].startswith("SHA256:")
+    key_file = env / "keys" / "sftp-client.ed25519"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert run_json(capsys, "keys", "sftp") == (0, first)  # the same key, not a new one
