@@ -188,8 +188,11 @@ async def crash_twice(topology: Topology, body: bytes, id_: str) -> None:
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(topology.delivery_queue("crash-loop"), ensure=False)
-        for _ in range(2):
-            got = None
-            while got is None:
-                got = await queue.get(no_ack=False, fail=False)
-            await got.nack(requeue=True)
+        # A consumer, not basic.get: quorum queues with a single active consumer refuse get.
+        # The first delivery is nacked back; the second is returned when the connection closes.
+        await channel.set_qos(prefetch_count=1)
+        async with queue.iterator() as messages:
+            async for got in messages:
+                if got.redelivered:
+                    break
+                await got.nack(requeue=True)
