@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
@@ -18,7 +18,9 @@ DEFAULT_VAR = Path("var")
 class Settings(BaseSettings):
     """Everything the gateway needs from its environment; frozen once built."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     org_id: str = Field("medway-council", min_length=1, description="The council's id (iss)")
     database_url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under ./var/")
@@ -30,7 +32,12 @@ class Settings(BaseSettings):
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
+    records_retention: timedelta = Field(
+        timedelta(days=6 * 365),
+        # GATEWAY_METADATA_RETENTION is the setting's earlier name, still read.
+        validation_alias=AliasChoices("GATEWAY_RECORDS_RETENTION", "GATEWAY_METADATA_RETENTION"),
+        description="Records schedule: the least time a disclosure record is kept",
+    )
     broker_prefix: str = Field("gatehouse", description="Prefix of every exchange and queue")
     broker_prefetch: int = Field(
         64, ge=1, le=1000, description="Deliveries per partner taken and not yet settled"
@@ -82,5 +89,6 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "GATEWAY_" + str(first["loc"][0]).upper() if first["loc"] else "GATEWAY_*"
+        name = str(first["loc"][0]).upper() if first["loc"] else "*"
+        name = name if name.startswith("GATEWAY_") else "GATEWAY_" + name
         raise ConfigurationError(f"{name}: {first['msg']}") from None

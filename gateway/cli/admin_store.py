@@ -26,7 +26,9 @@ T = TypeVar("T")
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-retention_app = typer.Typer(help="Purge envelopes and old metadata.", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Purge envelopes and old disclosure records.", no_args_is_help=True
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")]
 ActorOption = Annotated[str | None, typer.Option(help="Who is acting (default: the OS user).")]
@@ -152,14 +154,14 @@ def retention_run(
     as_json: JsonFlag = False,
     actor: ActorOption = None,
 ) -> None:
-    """Purge envelopes and held records past retain_until, and metadata past the schedule."""
+    """Purge envelopes past retain_until, and records past both retain_until and the schedule."""
     settings = load_settings()
 
     async def work(store: Store) -> retention.RetentionReport:
         return await retention.run(
             store,
             now=_now(),
-            metadata_retention=settings.metadata_retention,
+            records_retention=settings.records_retention,
             actor=_admin(actor),
             dry_run=dry_run,
         )
@@ -174,7 +176,8 @@ def retention_run(
         ["what", "count"],
         [
             ("envelopes and held records", len(report.envelopes_purged)),
-            ("metadata rows past the records schedule", len(report.metadata_deleted)),
+            ("disclosure records past retain_until and the schedule", len(report.metadata_deleted)),
+            ("records past the schedule kept for retain_until", report.records_kept_past_schedule),
             ("idempotency keys", report.idempotency_keys_deleted),
         ],
     )
