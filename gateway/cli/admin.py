@@ -12,6 +12,7 @@ from gateway.cli.admin_approvals import approvals_app
 from gateway.cli.admin_catalog import catalog_app
 from gateway.cli.admin_clients import clients_app
 from gateway.cli.admin_deadletters import deadletters_app
+from gateway.cli.admin_disclosures import disclosures_app
 from gateway.cli.admin_keys import keys_app
 from gateway.cli.admin_optouts import optouts_app
 from gateway.cli.admin_partners import partners_app
@@ -44,6 +45,7 @@ app.add_typer(clients_app, name="clients")  # clients: add, list, revoke, rotate
 app.add_typer(optouts_app, name="optouts")  # national data opt-out: import, status
 app.add_typer(approvals_app, name="approvals")  # approvals: list, show, approve, reject
 app.add_typer(deadletters_app, name="deadletters")  # delivery: dead letters list|replay
+app.add_typer(disclosures_app, name="disclosures")  # records: the disclosure log
 register_store(app)  # store: db upgrade, audit verify|checkpoint, retention run, subject-report
 
 
