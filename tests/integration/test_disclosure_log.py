@@ -1,4 +1,4 @@
-"""The disclosure log on 100,000 disclosures: streamed a page at a time, counts that match."""
+"""The disclosure log and the record of processing on 100,000 disclosures: counts that match."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from gateway.application.disclosure_log import COLUMNS, DisclosureLogQuery, read_disclosure_log
+from gateway.cli.admin import main
 from gateway.store import disclosure_log as log_rows
 from gateway.store.disclosure_log import Cursor, LogFilter, LoggedDisclosure
 from gateway.store.unit_of_work import Connection
 from tests.integration.cli_support import admin_env, run
-from tests.integration.records_support import Tally, seed_history
+from tests.integration.records_support import SHARES, Tally, seed_history
 from tests.integration.store_support import T0, open_store
 
 COUNT = 100_000
@@ -60,7 +61,7 @@ def seed_and_stream(url: str) -> tuple[Tally, int, CountingPages, int]:
     return asyncio.run(work())
 
 
-def test_the_log_streams_100000_disclosures_with_counts_that_match(
+def test_log_and_ropa_on_100000_disclosures_match_counts_made_independently(
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -73,7 +74,7 @@ def test_the_log_streams_100000_disclosures_with_counts_that_match(
     # Holding every disclosure would take well over 50 MB; a page at a time stays small.
     assert peak < 16 * 1024 * 1024, peak
 
-    admin_env(monkeypatch, database_url, tmp_path)
+    catalog = admin_env(monkeypatch, database_url, tmp_path)
     code, out, err = run(capsys, "disclosures", "list", "--json")
     assert (code, err) == (0, "")
     listed = json.loads(out)
@@ -119,6 +120,23 @@ def test_the_log_streams_100000_disclosures_with_counts_that_match(
     code, out, _ = run(capsys, "disclosures", "list", "--agreement", "KM-DFE-CIN-013")
     assert code == 0
     assert out.splitlines()[-1] == f"{tally.by_agreement['KM-DFE-CIN-013']} disclosure(s)"
+
+    assert main(["catalog", "apply", str(catalog), "--json"]) == 0
+    code, out, _ = run(
+        capsys, "ropa", "--from", "2026-03-01", "--to", "2026-12-31", "--format", "json"
+    )
+    assert code == 0
+    ropa = json.loads(out)
+    entries = {e["agreement"]: e for e in ropa["agreements"]}
+    for agreement, *_ in SHARES:
+        expected = {s: n for (a, s), n in tally.by_agreement_status.items() if a == agreement}
+        assert entries[agreement]["by_status"] == expected
+        assert entries[agreement]["disclosed"] == expected["receipted"]
+    assert sum(e["disclosed"] for e in entries.values()) == sum(
+        n for (_, s), n in tally.by_agreement_status.items() if s == "receipted"
+    )
+    assert entries["KM-CQC-014"]["disclosed"] == 0  # in force, nothing sent
+    assert "EXAMPLE-EXPIRED-001" not in entries  # ended, nothing sent in the period
 
 
 def test_bad_filters_are_usage_errors(
