@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 CLOCK_SKEW = timedelta(minutes=5)
+# The envelope contract's version (docs/keys-and-envelopes.md). Claims are only ever added
+# within a version, and partners ignore claims they do not know, so additions break no one.
+CONTRACT_VERSION = 1
 _REQUIRED = ("iss", "aud", "jti", "iat", "agreement", "purpose", "subject", "data")
 _ONWARD_SHARING = ("prohibited", "listed", "with_consent")
 
@@ -63,6 +66,8 @@ class EnvelopeClaims:
     data: Mapping[str, Any]
     retain_until: date
     onward_sharing: str
+    onward_recipients: tuple[str, ...] = ()  # who the partner may pass it to, when `listed`
+    contract_version: int = CONTRACT_VERSION
 
     def to_jwt(self) -> dict[str, Any]:
         """The JSON claims set (iat as NumericDate, retain_until as an ISO date)."""
@@ -77,6 +82,12 @@ class EnvelopeClaims:
             "data": dict(self.data),
             "retain_until": self.retain_until.isoformat(),
             "onward_sharing": self.onward_sharing,
+            **(
+                {"onward_recipients": list(self.onward_recipients)}
+                if self.onward_recipients
+                else {}
+            ),
+            "contract_version": self.contract_version,
         }
 
     @classmethod
@@ -98,6 +109,8 @@ class EnvelopeClaims:
             "subject": isinstance(claims["subject"], dict),
             "data": isinstance(claims["data"], dict),
             "onward_sharing": claims.get("onward_sharing") in _ONWARD_SHARING,
+            "onward_recipients": _is_text_list(claims.get("onward_recipients", [])),
+            "contract_version": _is_version(claims.get("contract_version", 1)),
         }
         for name, ok in checks.items():
             if not ok:
@@ -117,6 +130,9 @@ class EnvelopeClaims:
             data=claims["data"],
             retain_until=retain_until,
             onward_sharing=claims["onward_sharing"],
+            onward_recipients=tuple(claims.get("onward_recipients", ())),
+            # Envelopes sealed before the claim existed are of the first contract version.
+            contract_version=claims.get("contract_version", 1),
         )
 
 
@@ -257,3 +273,11 @@ def _decryption_key(given: Mapping[str, Any] | jose.JoseKey) -> tuple[jose.JoseK
 
 def _is_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
+
+
+def _is_text_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_text(item) for item in value)
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

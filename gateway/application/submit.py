@@ -244,6 +244,7 @@ class SubmitDisclosures:
             data=minimised.data,
             retain_until=agreement.retain_until(now.date()),
             onward_sharing=str(agreement.onward_sharing),
+            onward_recipients=agreement.onward_recipients,
         )
         with self._stage("seal"):
             sealed = await self._sealer.seal(claims, key)
