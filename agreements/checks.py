@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 from agreements.catalog_errors import CatalogProblem
 from agreements.dictionary import ValueType, lookup
+from agreements.dpia import dpia_problems
 from agreements.law import NEEDS_POLICY_DOCUMENT, SCHEDULE_1_FOR_ARTICLE_9, Article6
 from agreements.model import (
     Agreement,
@@ -47,6 +48,7 @@ def agreement_problems(
     _lawful_basis(agreement, add)
     _lifecycle(agreement, add)
     _terms(agreement, partner, add)
+    problems += dpia_problems(agreement, source)
     return problems
 
 

@@ -1,12 +1,13 @@
-"""Retention: destroy envelopes and held records past `retain_until`, then old metadata rows.
+"""Retention: destroy envelopes and held records past `retain_until`, then old disclosure records.
 
 Two stages, each in small batches with one short transaction per batch, so it can run while the
 service is live: (1) for receipted or failed disclosures past their agreement's `retain_until`,
 delete the outbox envelope and any held record and stamp `envelope_purged_at`; (2) delete the
-metadata row itself (with its events, receipts and approvals) once it is older than the council's
-records schedule. Every purge is audited, one entry per disclosure; the audit log itself is
-never purged. On PostgreSQL batches lock their rows with SKIP LOCKED, so a concurrent run or a
-worker holding a row is stepped around, never waited on or doubled.
+disclosure record itself (with its events, receipts and approvals) once it is past the later of
+its `retain_until` and the council's records schedule, so "who has my data" can be answered for
+as long as the recipient may hold the data. Every purge is audited, one entry per disclosure;
+the audit log itself is never purged. On PostgreSQL batches lock their rows with SKIP LOCKED,
+so a concurrent run or a worker holding a row is stepped around, never waited on or doubled.
 """
 
 from __future__ import annotations
@@ -29,36 +30,47 @@ Purge = Callable[[Connection, Sequence[str]], Awaitable[None]]
 
 @dataclass(slots=True)
 class RetentionReport:
-    """What a run purged (or, with dry_run, would purge): disclosure ids and counts."""
+    """What a run purged (or, with dry_run, would purge): disclosure ids and counts.
+
+    `metadata_deleted` holds the disclosure records deleted; `records_kept_past_schedule` counts
+    the records older than the schedule that stay because their `retain_until` is later.
+    """
 
     dry_run: bool
+    now: datetime
+    records_schedule: timedelta
     envelopes_purged: list[str] = field(default_factory=list)
     metadata_deleted: list[str] = field(default_factory=list)
+    records_kept_past_schedule: int = 0
     idempotency_keys_deleted: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form for `--json`."""
-        return asdict(self)
+        """JSON-ready form for `--json` (times ISO 8601, the schedule in days)."""
+        data = asdict(self)
+        data["now"] = self.now.isoformat()
+        data["records_schedule_days"] = self.records_schedule.days
+        del data["records_schedule"]
+        return data
 
 
 async def run(
     store: Store,
     *,
     now: datetime,
-    metadata_retention: timedelta,
+    records_retention: timedelta,
     actor: audit.Actor = audit.SYSTEM,
     dry_run: bool = False,
     batch: int = BATCH,
 ) -> RetentionReport:
     """Purge what is due at `now`; returns what was (or would be) purged."""
-    report = RetentionReport(dry_run=dry_run)
-    cutoff = now - metadata_retention
+    report = RetentionReport(dry_run=dry_run, now=now, records_schedule=records_retention)
+    cutoff = now - records_retention
 
     async def envelopes(conn: Connection, limit: int | None) -> list[str]:
         return await retention_rows.envelopes_due(conn, now, limit)
 
     async def metadata(conn: Connection, limit: int | None) -> list[str]:
-        return await retention_rows.metadata_due(conn, cutoff, limit)
+        return await retention_rows.metadata_due(conn, now=now, cutoff=cutoff, limit=limit)
 
     async def purge(conn: Connection, ids: Sequence[str]) -> None:
         await retention_rows.purge_envelopes(conn, ids, now)
@@ -67,6 +79,9 @@ async def run(
         async with store.read() as conn:
             report.envelopes_purged = await envelopes(conn, None)
             report.metadata_deleted = await metadata(conn, None)
+            report.records_kept_past_schedule = await retention_rows.kept_past_schedule(
+                conn, now=now, cutoff=cutoff
+            )
         return report
     stages: list[tuple[Due, Purge, str, list[str]]] = [
         (envelopes, purge, "retention.envelope_purged", report.envelopes_purged),
@@ -85,6 +100,10 @@ async def run(
         return await retention_rows.delete_idempotency_keys(conn, now - IDEMPOTENCY_TTL)
 
     report.idempotency_keys_deleted = await store.write(forget_keys)
+    async with store.read() as conn:
+        report.records_kept_past_schedule = await retention_rows.kept_past_schedule(
+            conn, now=now, cutoff=cutoff
+        )
     return report
 
 

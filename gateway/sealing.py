@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 CLOCK_SKEW = timedelta(minutes=5)
+# The envelope contract's version (docs/keys-and-envelopes.md). Claims are only ever added
+# within a version, and partners ignore claims they do not know, so additions break no one.
+CONTRACT_VERSION = 1
 _REQUIRED = ("iss", "aud", "jti", "iat", "agreement", "purpose", "subject", "data")
 _ONWARD_SHARING = ("prohibited", "listed", "with_consent")
 
@@ -64,6 +67,8 @@ class EnvelopeClaims:
     retain_until: date
     onward_sharing: str
     exp: datetime | None = None  # receipts after it are accepted and recorded as late
+    onward_recipients: tuple[str, ...] = ()  # who the partner may pass it to, when `listed`
+    contract_version: int = CONTRACT_VERSION
 
     def to_jwt(self) -> dict[str, Any]:
         """The JSON claims set (iat, nbf, exp as NumericDates, retain_until as an ISO date)."""
@@ -81,6 +86,12 @@ class EnvelopeClaims:
             "data": dict(self.data),
             "retain_until": self.retain_until.isoformat(),
             "onward_sharing": self.onward_sharing,
+            **(
+                {"onward_recipients": list(self.onward_recipients)}
+                if self.onward_recipients
+                else {}
+            ),
+            "contract_version": self.contract_version,
         }
 
     @classmethod
@@ -104,6 +115,8 @@ class EnvelopeClaims:
             "onward_sharing": claims.get("onward_sharing") in _ONWARD_SHARING,
             "nbf": _is_numeric_date(claims.get("nbf", 0)),
             "exp": _is_numeric_date(claims.get("exp", 0)),
+            "onward_recipients": _is_text_list(claims.get("onward_recipients", [])),
+            "contract_version": _is_version(claims.get("contract_version", 1)),
         }
         for name, ok in checks.items():
             if not ok:
@@ -124,6 +137,9 @@ class EnvelopeClaims:
             retain_until=retain_until,
             onward_sharing=claims["onward_sharing"],
             exp=datetime.fromtimestamp(claims["exp"], UTC) if "exp" in claims else None,
+            onward_recipients=tuple(claims.get("onward_recipients", ())),
+            # Envelopes sealed before the claim existed are of the first contract version.
+            contract_version=claims.get("contract_version", 1),
         )
 
 
@@ -268,3 +284,11 @@ def _is_numeric_date(value: Any) -> bool:
 
 def _is_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
+
+
+def _is_text_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_text(item) for item in value)
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -6,7 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
@@ -19,7 +26,9 @@ DEFAULT_VAR = Path("var")
 class Settings(BaseSettings):
     """Everything the gateway needs from its environment; frozen once built."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     org_id: str = Field("medway-council", min_length=1, description="The council's id (iss)")
     database_url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under ./var/")
@@ -45,7 +54,12 @@ class Settings(BaseSettings):
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    metadata_retention: timedelta = Field(timedelta(days=6 * 365), description="Records schedule")
+    records_retention: timedelta = Field(
+        timedelta(days=6 * 365),
+        # GATEWAY_METADATA_RETENTION is the setting's earlier name, still read.
+        validation_alias=AliasChoices("GATEWAY_RECORDS_RETENTION", "GATEWAY_METADATA_RETENTION"),
+        description="Records schedule: the least time a disclosure record is kept",
+    )
     broker_prefix: str = Field("gatehouse", description="Prefix of every exchange and queue")
     partner_concurrency: int = Field(
         16, ge=1, le=1000, description="Deliveries to one partner in flight, across all workers"
@@ -140,5 +154,6 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "GATEWAY_" + str(first["loc"][0]).upper() if first["loc"] else "GATEWAY_*"
+        name = str(first["loc"][0]).upper() if first["loc"] else "*"
+        name = name if name.startswith("GATEWAY_") else "GATEWAY_" + name
         raise ConfigurationError(f"{name}: {first['msg']}") from None

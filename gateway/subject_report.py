@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from gateway import audit
+from gateway.application.admin_ports import StorePort
 from gateway.protection import Protection
 from gateway.store import disclosures
-from gateway.store.database import Store
 from gateway.store.disclosure_model import Disclosure
 from gateway.store.unit_of_work import Connection
 
@@ -21,6 +21,7 @@ class SubjectDisclosure:
     id: str
     date: datetime
     partner: str
+    client: str  # the council's system the disclosure came from
     agreement_id: str
     agreement_version: int
     purpose: str
@@ -39,7 +40,7 @@ class SubjectDisclosure:
 
 
 async def subject_report(
-    store: Store,
+    store: StorePort,
     protection: Protection,
     *,
     nhs_number: str | None = None,
@@ -65,6 +66,7 @@ async def subject_report(
             id=d.id,
             date=d.created_at,
             partner=d.partner_id,
+            client=d.client,
             agreement_id=d.agreement_id,
             agreement_version=d.agreement_version,
             purpose=d.purpose,

@@ -266,6 +266,7 @@ class SubmitDisclosures:
             retain_until=agreement.retain_until(now.date()),
             onward_sharing=str(agreement.onward_sharing),
             exp=now + self.envelope_lifetime,
+            onward_recipients=agreement.onward_recipients,
         )
         with self._stage("seal"):
             sealed = await self._sealer.seal(claims, key)

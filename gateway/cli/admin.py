@@ -13,10 +13,12 @@ from gateway.cli.admin_approvers import approvers_app
 from gateway.cli.admin_catalog import catalog_app
 from gateway.cli.admin_clients import clients_app
 from gateway.cli.admin_deadletters import deadletters_app
+from gateway.cli.admin_disclosures import disclosures_app
 from gateway.cli.admin_keys import keys_app
 from gateway.cli.admin_optouts import optouts_app
 from gateway.cli.admin_partners import partners_app
 from gateway.cli.admin_policy import dictionary_command
+from gateway.cli.admin_records import register as register_records
 from gateway.cli.admin_store import register as register_store
 from gateway.cli.common import invoke
 
@@ -46,6 +48,8 @@ app.add_typer(optouts_app, name="optouts")  # national data opt-out: import, sta
 app.add_typer(approvers_app, name="approvers")  # approvals: who may decide (add, list, remove)
 app.add_typer(approvals_app, name="approvals")  # approvals: list, show, approve, reject
 app.add_typer(deadletters_app, name="deadletters")  # delivery: dead letters list|replay
+app.add_typer(disclosures_app, name="disclosures")  # records: the disclosure log
+register_records(app, agreements_app)  # records: ropa, agreements register
 register_store(app)  # store: db upgrade, audit verify|checkpoint, retention run, subject-report
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gateway import audit, jose, retention
+from gateway.application.subject_access import SubjectAccessReport, subject_access_report
 from gateway.audit_anchor import AnchorError, read_anchor
 from gateway.audit_verify import JwksCheckpointVerifier, VerifyReport, verify
 from gateway.cli.common import EXIT_REFUSED, default_actor, fail, print_json, print_table
@@ -21,13 +24,16 @@ from gateway.settings import Settings, load_settings
 from gateway.signer import FileSigner
 from gateway.store import partners_repo
 from gateway.store.database import Store
+from gateway.subject_access_documents import to_html, to_pdf
 from gateway.subject_report import subject_report
 
 T = TypeVar("T")
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-retention_app = typer.Typer(help="Purge envelopes and old metadata.", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Purge envelopes and old disclosure records.", no_args_is_help=True
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")]
 ActorOption = Annotated[str | None, typer.Option(help="Who is acting (default: the OS user).")]
@@ -167,14 +173,14 @@ def retention_run(
     as_json: JsonFlag = False,
     actor: ActorOption = None,
 ) -> None:
-    """Purge envelopes and held records past retain_until, and metadata past the schedule."""
+    """Purge envelopes past retain_until, and records past both retain_until and the schedule."""
     settings = load_settings()
 
     async def work(store: Store) -> retention.RetentionReport:
         return await retention.run(
             store,
             now=_now(),
-            metadata_retention=settings.metadata_retention,
+            records_retention=settings.records_retention,
             actor=_admin(actor),
             dry_run=dry_run,
         )
@@ -189,23 +195,91 @@ def retention_run(
         ["what", "count"],
         [
             ("envelopes and held records", len(report.envelopes_purged)),
-            ("metadata rows past the records schedule", len(report.metadata_deleted)),
+            ("disclosure records past retain_until and the schedule", len(report.metadata_deleted)),
+            ("records past the schedule kept for retain_until", report.records_kept_past_schedule),
             ("idempotency keys", report.idempotency_keys_deleted),
         ],
     )
 
 
+class ReportFormat(enum.StrEnum):
+    """Formats of the plain-English subject access report."""
+
+    PDF = "pdf"
+    HTML = "html"
+    JSON = "json"
+
+
+def _write_report(
+    chosen: ReportFormat,
+    output: Path | None,
+    *,
+    settings: Settings,
+    protection: Protection,
+    nhs_number: str | None,
+    local_id: str | None,
+    actor: str | None,
+) -> None:
+    """Build the plain-English report and write it to the file (or stdout)."""
+
+    async def work(store: Store) -> SubjectAccessReport:
+        return await subject_access_report(
+            store,
+            protection,
+            nhs_number=nhs_number,
+            local_id=local_id,
+            actor=_admin(actor),
+            at=_now(),
+        )
+
+    report = _run(settings, work)
+    if chosen is ReportFormat.PDF:
+        data = to_pdf(report)
+    elif chosen is ReportFormat.HTML:
+        data = to_html(report).encode()
+    else:
+        data = (json.dumps(report.as_dict(), indent=2) + "\n").encode()
+    if output is None:
+        sys.stdout.write(data.decode())
+        return
+    output.write_bytes(data)
+    typer.echo(f"wrote {chosen} report of {len(report.shared)} disclosure(s) to {output}")
+
+
 def subject_report_command(
+    *,
     nhs_number: Annotated[str | None, typer.Option(help="The person's NHS number.")] = None,
     local_id: Annotated[str | None, typer.Option(help="The person's local person id.")] = None,
     as_json: JsonFlag = False,
     actor: ActorOption = None,
+    report_format: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="A plain-English report for the person: pdf, html, json."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the --format report to this file.")
+    ] = None,
 ) -> None:
     """Every disclosure about one person (subject access): when, to whom, why, what."""
     if not nhs_number and not local_id:
         raise fail("give --nhs-number or --local-id", code=2)
+    if report_format is ReportFormat.PDF and output is None:
+        raise fail("--format pdf needs --output FILE", code=2)
+    if output is not None and report_format is None:
+        raise fail("--output needs --format pdf, html or json", code=2)
     settings = load_settings()
     protection = Protection.from_dir(settings.keys_dir)
+    if report_format is not None:
+        _write_report(
+            report_format,
+            output,
+            settings=settings,
+            protection=protection,
+            nhs_number=nhs_number,
+            local_id=local_id,
+            actor=actor,
+        )
+        return
 
     async def work(store: Store) -> list[dict[str, Any]]:
         found = await subject_report(

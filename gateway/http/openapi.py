@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway.http import schemas as s
+from gateway.http.partner_contract import PARTNER_MODELS, webhooks
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _models() -> list[type[BaseModel]]:
         for model in candidates:
             if model is not None and model not in seen:
                 seen.append(model)
-    return seen
+    return seen + [model for model in PARTNER_MODELS if model not in seen]
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -216,6 +217,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Gatehouse", "version": "1.0.0"},
         "paths": paths,
+        "webhooks": webhooks(),
         "components": {
             "schemas": schema.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

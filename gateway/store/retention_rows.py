@@ -1,12 +1,12 @@
-"""The rows retention removes: envelopes and held records past `retain_until`, metadata past
-the records schedule, and old idempotency keys."""
+"""The rows retention removes: envelopes and held records past `retain_until`, disclosure records
+past both `retain_until` and the records schedule, and old idempotency keys."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.disclosure_model import Status
@@ -26,10 +26,30 @@ async def envelopes_due(conn: AsyncConnection, now: datetime, limit: int | None)
     return await _ids(conn, due, limit)
 
 
-async def metadata_due(conn: AsyncConnection, cutoff: datetime, limit: int | None) -> list[str]:
-    """Finished disclosures made before `cutoff` (the records schedule)."""
-    due = and_(disclosures.c.created_at <= cutoff, disclosures.c.status.in_(FINISHED))
+async def metadata_due(
+    conn: AsyncConnection, *, now: datetime, cutoff: datetime, limit: int | None
+) -> list[str]:
+    """Finished disclosures made before `cutoff` (the records schedule) and past `retain_until`.
+
+    The record answers "who has my data" and Article 19 notices for as long as the recipient may
+    hold the data, so it outlives the schedule where the agreement's retention is longer.
+    """
+    due = and_(
+        disclosures.c.created_at <= cutoff,
+        disclosures.c.retain_until <= now,
+        disclosures.c.status.in_(FINISHED),
+    )
     return await _ids(conn, due, limit)
+
+
+async def kept_past_schedule(conn: AsyncConnection, *, now: datetime, cutoff: datetime) -> int:
+    """Finished disclosure records past the schedule, kept because `retain_until` is later."""
+    kept = and_(
+        disclosures.c.created_at <= cutoff,
+        disclosures.c.retain_until > now,
+        disclosures.c.status.in_(FINISHED),
+    )
+    return int(await conn.scalar(select(func.count()).select_from(disclosures).where(kept)) or 0)
 
 
 async def _ids(conn: AsyncConnection, where: ColumnElement[bool], limit: int | None) -> list[str]:

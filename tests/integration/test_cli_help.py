@@ -1,5 +1,5 @@
-"""Every gateway-admin command of the agreement, partner, key, client and opt-out groups has
---help with an example, and every listing takes --json."""
+"""Every gateway-admin command of the agreement, partner, key, client, opt-out, disclosure and
+subject groups has --help with an example, and every listing takes --json."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import typer
 
 from gateway.cli.admin import app, main
 
-GROUPS = ("agreements", "catalog", "partners", "keys", "clients", "optouts")
+GROUPS = (
+    "agreements",
+    "catalog",
+    "partners",
+    "keys",
+    "clients",
+    "optouts",
+    "disclosures",
+    "subject",
+)
 LISTINGS = {"list", "show", "due", "status", "diff"}
 
 

@@ -55,7 +55,10 @@ def tamper(url: str) -> None:
 
 
 def test_upgrade_verify_checkpoint_report_and_retention(
-    env: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+    env: Path,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
@@ -75,13 +78,17 @@ def test_upgrade_verify_checkpoint_report_and_retention(
     assert code == 0
     assert [d["id"] for d in found["disclosures"]] == [disclosure_id]
 
+    monkeypatch.setenv("GATEWAY_RECORDS_RETENTION", "P30D")
     code, dry = run_json(capsys, "retention", "run", "--dry-run")
     assert code == 0
+    assert dry.pop("now")
     assert dry == {
         "dry_run": True,
         "envelopes_purged": [],
         "metadata_deleted": [],
+        "records_kept_past_schedule": 0,
         "idempotency_keys_deleted": 0,
+        "records_schedule_days": 30,
     }
 
     tamper(database_url)

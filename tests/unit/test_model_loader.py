@@ -82,6 +82,7 @@ BASE: dict[str, Any] = {
         {"path": "identity.address.postcode", "transform": "postcode_district"},
         {"path": "health.diagnoses[*].code", "purposes": ["looked_after_children_health"]},
     ],
+    "references": {"dpia": "DPIA-2026-004"},
 }
 
 

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from gateway.http.openapi import ROUTES, openapi_document
+from gateway.http.partner_contract import DisclosureEnvelopeClaims, ReceiptClaims
+from tests.unit.test_interop import claims_for
 
 
 def _refs(node: Any) -> list[str]:
@@ -54,3 +56,34 @@ def test_routes_that_need_the_database_document_503_with_retry_after() -> None:
         unavailable = paths[path][method]["responses"]["503"]
         assert "Retry-After" in unavailable["headers"]
         assert "application/problem+json" in unavailable["content"]
+
+
+def test_webhooks_describe_the_envelope_and_receipt_partners_implement() -> None:
+    document = openapi_document()
+    hook = document["webhooks"]["disclosure"]["post"]
+    assert "application/jose" in hook["requestBody"]["content"]
+    assert "200" in hook["responses"]
+    schemas = document["components"]["schemas"]
+    envelope = schemas["DisclosureEnvelopeClaims"]
+    assert {"iss", "aud", "jti", "iat", "agreement", "data", "retain_until"} <= set(
+        envelope["required"]
+    )
+    assert {"onward_recipients", "contract_version"} <= set(envelope["properties"])
+    assert envelope.get("additionalProperties", True) is not False  # unknown claims allowed
+    assert {"message_id", "digest", "status"} <= set(schemas["ReceiptClaims"]["required"])
+
+
+def test_a_sealed_envelope_and_a_receipt_fit_the_documented_claims() -> None:
+    jwt = claims_for("p-ec").to_jwt()
+    assert DisclosureEnvelopeClaims.model_validate(jwt).contract_version == 1
+    receipt = {
+        "iss": "p-ec",
+        "aud": "medway-council",
+        "jti": "r-1",
+        "iat": 1,
+        "message_id": jwt["jti"],
+        "digest": "abc",
+        "status": "received",
+        "future": True,
+    }
+    assert ReceiptClaims.model_validate(receipt).status == "received"
