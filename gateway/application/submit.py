@@ -18,9 +18,17 @@ from typing import Any, Protocol
 import structlog
 import uuid_utils
 
-from agreements.decision import Decision, DecisionContext, DisclosureRequest, Outcome, decide
+from agreements.decision import (
+    Decision,
+    DecisionContext,
+    DisclosureRequest,
+    Outcome,
+    decide,
+    opt_out_applies,
+)
 from agreements.minimise import minimise
-from agreements.model import Agreement, OptOutBasis, Partner
+from agreements.model import Agreement, Partner
+from agreements.vocabulary import recipient_under_part_3
 from gateway.application.commands import (
     Conflict,
     Denied,
@@ -84,8 +92,14 @@ class Sealer(Protocol):
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope: ...
 
 
-def lawful_basis_summary(agreement: Agreement) -> str:
-    """One line for the Article 30 record: Article 6, 9, 10, Schedule 1, gateways, exemption."""
+def lawful_basis_summary(
+    agreement: Agreement, partner: Partner | None = None, purpose: str = ""
+) -> str:
+    """One line for the Article 30 record: Article 6, 9, 10, Schedule 1, gateways, exemption.
+
+    Ends with `recipient dpa18 part3` when the partner receives as a competent authority, so
+    the record says its processing is under DPA 2018 Part 3, not UK GDPR.
+    """
     basis = agreement.lawful_basis
     parts = [f"art6(1)({basis.article_6})"]
     if basis.article_9:
@@ -98,6 +112,8 @@ def lawful_basis_summary(agreement: Agreement) -> str:
         parts.append("gateways " + ",".join(basis.gateways))
     if basis.exemption:
         parts.append(f"exemption {basis.exemption}")
+    if partner is not None and recipient_under_part_3(partner.kind, purpose):
+        parts.append("recipient dpa18 part3")
     return "; ".join(parts)
 
 
@@ -190,7 +206,7 @@ class SubmitDisclosures:
                     deliverable_channels=self._channels,
                 ),
             )
-        new = self._new_disclosure(client, command, agreement, decision, now)
+        new = self._new_disclosure(client, command, agreement, partner, decision, now)
         actor = Actor(ActorKind.CLIENT, client.name)
         # Every later log line of this request (the access log included) carries these ids.
         bound_context(
@@ -261,7 +277,7 @@ class SubmitDisclosures:
             return None
 
     async def _opted_out(self, agreement: Agreement | None, command: SubmitDisclosure) -> bool:
-        if agreement is None or agreement.national_data_opt_out != OptOutBasis.APPLIES:
+        if agreement is None or not opt_out_applies(agreement, command.purpose):
             return False
         if not command.nhs_number:
             return False
@@ -274,6 +290,7 @@ class SubmitDisclosures:
         client: Client,
         command: SubmitDisclosure,
         agreement: Agreement | None,
+        partner: Partner | None,
         decision: Decision,
         now: datetime,
     ) -> NewDisclosure:
@@ -286,7 +303,9 @@ class SubmitDisclosures:
             agreement_version=agreement.version if agreement else 0,
             partner_id=agreement.partner if agreement else "",
             purpose=command.purpose[:60],
-            lawful_basis=lawful_basis_summary(agreement) if agreement else "",
+            lawful_basis=(
+                lawful_basis_summary(agreement, partner, command.purpose) if agreement else ""
+            ),
             subject=SubjectIndexes.of(
                 self._protection, nhs_number=command.nhs_number, local_id=command.local_id
             ),
