@@ -8,7 +8,7 @@ copy is deleted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from agreements.minimise import minimise
 from agreements.model import Agreement, Partner
 from gateway.application.admin_ports import StorePort
 from gateway.application.commands import SubmitDisclosure
-from gateway.application.submit import PolicyView
+from gateway.application.submit import FieldLists, PolicyView
 from gateway.audit import Actor
 from gateway.errors import GatewayError, NotFoundError
 from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
@@ -30,7 +30,6 @@ from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.unit_of_work import Connection
 
 SEALED_FACTS = ("offence_or_prejudice", "why_necessary")  # free text: may name people
-FieldLists = tuple[tuple[str, ...], tuple[str, ...]]  # (sent, removed)
 
 
 class ApprovalRefusedError(GatewayError):
@@ -83,6 +82,7 @@ class HeldRecords(Protocol):
         key_ids: tuple[str, ...],
         actor: Actor,
         at: datetime,
+        fields_refused: Sequence[Mapping[str, str]] = (),
     ) -> None: ...
 
     async def transition(
@@ -192,7 +192,7 @@ class ApprovalDecisions:
                 "cannot approve now: " + ", ".join(decision.reasons or ("agreement_not_found",))
             )
         assert key is not None
-        sealed, (sent, removed) = await self._sealer.seal_for(
+        sealed, (sent, removed, refused) = await self._sealer.seal_for(
             sub, agreement=agreement, partner=partner, key=key, disclosure_id=found.id, now=now
         )
         approval = self._decision(found.id, sub, "approved", actor=actor, reason=reason, at=now)
@@ -210,6 +210,7 @@ class ApprovalDecisions:
                 key_ids=(sealed.signing_kid, sealed.encryption_kid),
                 actor=actor,
                 at=now,
+                fields_refused=refused,
             )
             return await self._updated(conn, found.id)
 

@@ -52,6 +52,8 @@ from gateway.store.idempotency import IdempotencyKeyReusedError
 from gateway.store.submissions import Hold, KeptReply, PolicyRefusal, Write
 
 log = structlog.get_logger("gateway.submit")
+FieldLists = tuple[tuple[str, ...], tuple[str, ...], tuple[dict[str, str], ...]]
+"""(sent, removed, refused) paths of one minimised record."""
 
 
 class PolicyView(Protocol):
@@ -206,7 +208,7 @@ class SubmitDisclosures:
                     deliverable_channels=self._channels,
                 ),
             )
-        new = self._new_disclosure(client, command, agreement, partner, decision, now)
+        new = self._new_disclosure(client, command, agreement, decision, now, partner=partner)
         actor = Actor(ActorKind.CLIENT, client.name)
         # Every later log line of this request (the access log included) carries these ids.
         bound_context(
@@ -218,13 +220,14 @@ class SubmitDisclosures:
         if decision.outcome is Outcome.NEEDS_APPROVAL:
             return Held(new.id), Hold(new, command.to_held(), actor, now)
         assert key is not None  # decide() denied a partner without a valid key
-        sealed, (sent, removed) = await self.seal_for(
+        sealed, (sent, removed, refused) = await self.seal_for(
             command, agreement=agreement, partner=partner, key=key, disclosure_id=new.id, now=now
         )
         accepted = dataclasses.replace(
             new,
             fields_sent=sent,
             fields_removed=removed,
+            fields_refused=refused,
             key_ids=(sealed.signing_kid, sealed.encryption_kid),
         )
         return Queued(new.id), AcceptedDisclosure(accepted, sealed.body, sealed.digest, actor, now)
@@ -238,8 +241,11 @@ class SubmitDisclosures:
         key: PartnerKey,
         disclosure_id: str,
         now: datetime,
-    ) -> tuple[SealedEnvelope, tuple[tuple[str, ...], tuple[str, ...]]]:
-        """Minimise the record and seal it for the partner (also used when an approval lands)."""
+    ) -> tuple[SealedEnvelope, FieldLists]:
+        """Minimise the record and seal it for the partner (also used when an approval lands).
+
+        Returns the paths sent, removed and refused (`{path, code}`: names, never values).
+        """
         with self._stage("minimise"):
             minimised = minimise(
                 command.record,
@@ -263,7 +269,8 @@ class SubmitDisclosures:
         )
         with self._stage("seal"):
             sealed = await self._sealer.seal(claims, key)
-        return sealed, (minimised.sent, minimised.removed)
+        refused = tuple(item.to_dict() for item in minimised.refused)
+        return sealed, (minimised.sent, minimised.removed, refused)
 
     @staticmethod
     def _encryption_key(
@@ -290,9 +297,10 @@ class SubmitDisclosures:
         client: Client,
         command: SubmitDisclosure,
         agreement: Agreement | None,
-        partner: Partner | None,
         decision: Decision,
         now: datetime,
+        *,
+        partner: Partner | None,
     ) -> NewDisclosure:
         disclosure_id = self._new_id()
         retain = agreement.retain_until(now.date()) if agreement else now.date()

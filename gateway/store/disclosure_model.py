@@ -99,6 +99,7 @@ class NewDisclosure:
     retain_until: datetime
     fields_sent: tuple[str, ...] = ()
     fields_removed: tuple[str, ...] = ()
+    fields_refused: tuple[Mapping[str, str], ...] = ()  # {path, code}: never the value
     decision_reasons: tuple[str, ...] = ()
     approver: str | None = None
     key_ids: tuple[str, ...] = ()
@@ -140,6 +141,7 @@ class Disclosure:
     updated_at: datetime
     attempts: int
     next_attempt_at: datetime | None
+    fields_refused: tuple[Mapping[str, str], ...] = ()  # {path, code}: never the value
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Disclosure:
@@ -147,5 +149,6 @@ class Disclosure:
         tuples = ("fields_sent", "fields_removed", "decision_reasons", "key_ids")
         values = {name: row[name] for name in cls.__dataclass_fields__}
         values.update({name: tuple(row[name]) for name in tuples})
+        values["fields_refused"] = tuple(row["fields_refused"] or ())
         values["status"] = Status(row["status"])
         return cls(**values)

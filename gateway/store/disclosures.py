@@ -52,6 +52,7 @@ def _row(new: NewDisclosure, status: Status, at: datetime, digest: str | None) -
         "subject_local_index": new.subject.local_id,
         "fields_sent": list(new.fields_sent),
         "fields_removed": list(new.fields_removed),
+        "fields_refused": [dict(refused) for refused in new.fields_refused],
         "requested_by_user": new.requested_by_user,
         "requested_by_role": new.requested_by_role,
         "reason": new.reason,
@@ -82,6 +83,7 @@ def _summary(new: NewDisclosure) -> dict[str, Any]:
         "requested_by": {"user": new.requested_by_user, "role": new.requested_by_role},
         "fields_sent": list(new.fields_sent),
         "fields_removed": list(new.fields_removed),
+        "fields_refused": [dict(refused) for refused in new.fields_refused],
         "reasons": list(new.decision_reasons),
         "key_ids": list(new.key_ids),
     }
@@ -287,16 +289,21 @@ async def release_approved(
     key_ids: tuple[str, ...],
     actor: audit_entry.Actor,
     at: datetime,
+    fields_refused: Sequence[Mapping[str, str]] = (),
 ) -> None:
     """An approved hold leaves: queued with its envelope in the outbox, held record destroyed."""
+    refused = [dict(item) for item in fields_refused]
     changes = {
         "digest": digest,
         "approver": approver,
         "fields_sent": list(fields_sent),
         "fields_removed": list(fields_removed),
+        "fields_refused": refused,
         "key_ids": list(key_ids),
     }
-    detail = {"approver": approver, "digest": digest}
+    detail: dict[str, Any] = {"approver": approver, "digest": digest}
+    if refused:
+        detail["fields_refused"] = refused  # the approval's audit entry names them too
     await transition(
         conn,
         id_,

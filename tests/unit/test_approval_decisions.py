@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from agreements.model import Agreement, AgreementStatus, Partner
 from agreements.samples import adult_record
 from gateway.application.approval_decisions import ApprovalDecisions, ApprovalRefusedError
 from gateway.application.commands import SubmitDisclosure
+from gateway.application.submit import FieldLists
 from gateway.errors import NotFoundError
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.protection import Protection
@@ -81,9 +82,9 @@ class FakeSealer:
         key: PartnerKey,
         disclosure_id: str,
         now: datetime,
-    ) -> tuple[SealedEnvelope, tuple[tuple[str, ...], tuple[str, ...]]]:
+    ) -> tuple[SealedEnvelope, FieldLists]:
         sealed = SealedEnvelope(b"jwe:" + disclosure_id.encode(), "digest", "council", key.kid)
-        return sealed, (("identity.name",), ("household[*].name",))
+        return sealed, (("identity.name",), ("household[*].name",), ())
 
 
 @dataclass
@@ -115,6 +116,7 @@ class FakeHeld:
         key_ids: tuple[str, ...],
         actor: Any,
         at: datetime,
+        fields_refused: Sequence[Mapping[str, str]] = (),
     ) -> None:
         changes = {"approver": approver, "fields_sent": fields_sent, "key_ids": key_ids}
         await self.transition(
