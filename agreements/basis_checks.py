@@ -20,7 +20,7 @@ from agreements.law import (
     Exemption,
     Schedule1Condition,
 )
-from agreements.model import Agreement, ApprovalPolicy, OptOutBasis, Partner, Transform
+from agreements.model import Agreement, ApprovalPolicy, OptOutBasis, Partner, Tier, Transform
 from agreements.vocabulary import (
     BEYOND_INDIVIDUAL_CARE,
     CASE_BY_CASE_KINDS,
@@ -46,6 +46,7 @@ def basis_problems(agreement: Agreement, partner: Partner | None, add: Add) -> N
     if partner is not None:
         _recipient(agreement, partner, add)
         _case_by_case(agreement, partner, add)
+    _approval(agreement, partner, add)
     _schedule_2_provision(agreement, add)
     _opt_out(agreement, add)
 
@@ -188,16 +189,28 @@ def needs_case_by_case_approval(agreement: Agreement, partner: Partner) -> bool:
     return partner.kind in CASE_BY_CASE_KINDS and bool(purposes - SAFEGUARDING)
 
 
-def _case_by_case(agreement: Agreement, partner: Partner, add: Add) -> None:
-    if not needs_case_by_case_approval(agreement, partner):
+def _approval(agreement: Agreement, partner: Partner | None, add: Add) -> None:
+    """Rules 5 and 10: who must set `approval: required` (one problem, the most specific)."""
+    if agreement.approval == ApprovalPolicy.REQUIRED:
         return
-    if agreement.approval != ApprovalPolicy.REQUIRED:
+    if partner is not None and needs_case_by_case_approval(agreement, partner):
         add(
             "approval",
             "case_by_case_approval_missing",
             "police, DWP and Schedule 2 requests are approved case by case: "
             "set approval: required (whatever the tier)",
         )
+    elif agreement.tier == Tier.ONE_OFF or agreement.lawful_basis.exemption is not None:
+        add(
+            "approval",
+            "approval_must_be_required",
+            "one-off and Schedule 2 agreements must set approval: required",
+        )
+
+
+def _case_by_case(agreement: Agreement, partner: Partner, add: Add) -> None:
+    if not needs_case_by_case_approval(agreement, partner):
+        return
     if agreement.lawful_basis.exemption is None:
         add(
             "lawful_basis.exemption",

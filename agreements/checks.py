@@ -12,11 +12,9 @@ from agreements.catalog_errors import CatalogProblem
 from agreements.dictionary import ValueType, lookup
 from agreements.model import (
     Agreement,
-    ApprovalPolicy,
     ChannelType,
     OnwardSharing,
     Partner,
-    Tier,
     Transform,
 )
 
@@ -83,13 +81,6 @@ def _lifecycle(agreement: Agreement, add: _Add) -> None:
         add("effective_to", "dates_out_of_order", "effective_to is before effective_from")
     if agreement.review_due < agreement.effective_from:
         add("review_due", "dates_out_of_order", "review_due is before effective_from")
-    needs = agreement.tier == Tier.ONE_OFF or agreement.lawful_basis.exemption is not None
-    if needs and agreement.approval != ApprovalPolicy.REQUIRED:
-        add(
-            "approval",
-            "approval_must_be_required",
-            "one-off and Schedule 2 agreements must set approval: required",
-        )
 
 
 def _terms(agreement: Agreement, partner: Partner | None, add: _Add) -> None:
