@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -317,3 +318,10 @@ def test_the_opt_out_applies_per_purpose_of_a_loaded_agreement() -> None:
 )
 def test_competent_authorities_are_marked(kind: PartnerKind, purpose: str, part_3: bool) -> None:
     assert recipient_under_part_3(kind, purpose) is part_3
+
+
+def test_every_rule_named_here_is_documented() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "reason-codes.md"
+    section = docs.read_text().split("## Agreement validation", 1)[1].split("\n## ", 1)[0]
+    for _, rule in REFUSED.values():
+        assert f"- `{rule}`:" in section, rule
