@@ -7,24 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from agreements.basis_checks import basis_problems
 from agreements.catalog_errors import CatalogProblem
 from agreements.dictionary import ValueType, lookup
 from agreements.dpia import dpia_problems
-from agreements.law import NEEDS_POLICY_DOCUMENT, SCHEDULE_1_FOR_ARTICLE_9, Article6
 from agreements.model import (
     Agreement,
-    ApprovalPolicy,
     ChannelType,
-    FieldRule,
     OnwardSharing,
-    OptOutBasis,
     Partner,
-    Purpose,
-    Tier,
     Transform,
 )
 
-BEYOND_INDIVIDUAL_CARE = frozenset({Purpose.COMMISSIONING, Purpose.PLANNING, Purpose.RESEARCH})
 _DATE_TRANSFORMS = frozenset({Transform.YEAR_ONLY, Transform.AGE_BAND})
 _Add = Callable[[str, str, str], None]  # (field, rule, message)
 
@@ -45,7 +39,7 @@ def agreement_problems(
     if partner is None:
         add("partner", "unknown_partner", f"partner {agreement.partner!r} is not in partners.yaml")
     _field_rules(agreement, add)
-    _lawful_basis(agreement, add)
+    basis_problems(agreement, partner, add)
     _lifecycle(agreement, add)
     _terms(agreement, partner, add)
     problems += dpia_problems(agreement, source)
@@ -74,6 +68,8 @@ def _field_rules(agreement: Agreement, add: _Add) -> None:
             add(f"{where}.transform", "transform_not_applicable", f"{rule.transform} needs a date")
         if rule.transform == Transform.POSTCODE_DISTRICT and not rule.path.endswith("postcode"):
             add(f"{where}.transform", "transform_not_applicable", "needs a postcode field")
+        if rule.transform == Transform.INITIALS and not definition.person_name:
+            add(f"{where}.transform", "transform_not_applicable", "initials needs a name field")
         if definition.free_text and not rule.purposes and rule.transform != Transform.DROP:
             add(
                 f"{where}.purposes",
@@ -82,70 +78,11 @@ def _field_rules(agreement: Agreement, add: _Add) -> None:
             )
 
 
-def _sends(rule: FieldRule) -> bool:
-    return rule.transform != Transform.DROP
-
-
-def _lawful_basis(agreement: Agreement, add: _Add) -> None:
-    basis = agreement.lawful_basis
-    if basis.article_6 == Article6.LEGITIMATE_INTERESTS:
-        add(
-            "lawful_basis.article_6",
-            "article_6_f_public_authority",
-            "Article 6(1)(f) is not available to the council performing its tasks",
-        )
-    definitions = [lookup(rule.path) for rule in agreement.fields if _sends(rule)]
-    special = sorted(d.path for d in definitions if d is not None and d.special_category)
-    criminal = sorted(d.path for d in definitions if d is not None and d.criminal_offence)
-    if special:
-        if basis.article_9 is None:
-            add(
-                "lawful_basis.article_9",
-                "article_9_missing",
-                f"special category fields ({special[0]}, ...) need an Article 9(2) condition",
-            )
-        elif basis.article_9 in SCHEDULE_1_FOR_ARTICLE_9:
-            fitting = SCHEDULE_1_FOR_ARTICLE_9[basis.article_9]
-            if not basis.schedule_1:
-                add(
-                    "lawful_basis.schedule_1",
-                    "schedule_1_missing",
-                    f"Article 9(2)({basis.article_9}) needs a DPA 2018 Schedule 1 condition",
-                )
-            elif not fitting.intersection(basis.schedule_1):
-                add(
-                    "lawful_basis.schedule_1",
-                    "schedule_1_mismatch",
-                    f"no condition listed fits Article 9(2)({basis.article_9}); "
-                    f"expected one of {', '.join(sorted(fitting))}",
-                )
-    if criminal and not basis.article_10:
-        add(
-            "lawful_basis.article_10",
-            "article_10_missing",
-            f"criminal offence data ({criminal[0]}, ...) needs an Article 10 route",
-        )
-    relied_on = {str(c) for c in basis.schedule_1} | {str(r) for r in basis.article_10}
-    if relied_on & NEEDS_POLICY_DOCUMENT and not basis.appropriate_policy_document:
-        add(
-            "lawful_basis.appropriate_policy_document",
-            "policy_document_missing",
-            "a Schedule 1 para 1 or Part 2 condition needs an appropriate policy document",
-        )
-
-
 def _lifecycle(agreement: Agreement, add: _Add) -> None:
     if agreement.effective_to is not None and agreement.effective_to < agreement.effective_from:
         add("effective_to", "dates_out_of_order", "effective_to is before effective_from")
     if agreement.review_due < agreement.effective_from:
         add("review_due", "dates_out_of_order", "review_due is before effective_from")
-    needs = agreement.tier == Tier.ONE_OFF or agreement.lawful_basis.exemption is not None
-    if needs and agreement.approval != ApprovalPolicy.REQUIRED:
-        add(
-            "approval",
-            "approval_must_be_required",
-            "one-off and Schedule 2 agreements must set approval: required",
-        )
 
 
 def _terms(agreement: Agreement, partner: Partner | None, add: _Add) -> None:
@@ -154,13 +91,6 @@ def _terms(agreement: Agreement, partner: Partner | None, add: _Add) -> None:
             "onward_recipients",
             "onward_recipients_missing",
             "onward_sharing: listed needs the recipients listed",
-        )
-    beyond = BEYOND_INDIVIDUAL_CARE.intersection(agreement.purposes)
-    if beyond and agreement.national_data_opt_out == OptOutBasis.DIRECT_CARE:
-        add(
-            "national_data_opt_out",
-            "opt_out_exemption_invalid",
-            f"{sorted(beyond)[0]} goes beyond individual care: direct_care does not fit",
         )
     if partner is not None and partner.channel.type != ChannelType.MESH:
         for name in ("gzip", "workflow_id"):

@@ -12,6 +12,7 @@ from datetime import date
 
 from agreements.model import Agreement, AgreementStatus, OptOutBasis, Purpose
 from agreements.reasons import Reason
+from agreements.vocabulary import opt_out_purpose
 
 REVIEW_GRACE_DAYS = 90
 _PURPOSES = frozenset(str(purpose) for purpose in Purpose)
@@ -139,17 +140,26 @@ def _lifecycle(agreement: Agreement, today: date, warnings: list[str]) -> list[s
     return denials
 
 
+def opt_out_applies(agreement: Agreement, purpose: str) -> bool:
+    """The national data opt-out governs this request: declared, and a purpose beyond care.
+
+    Judged per request purpose (AGREEMENTS.md rule 9): an agreement for direct care and
+    planning checks the opt-out for planning only, never for the person's own care.
+    """
+    return agreement.national_data_opt_out == OptOutBasis.APPLIES and opt_out_purpose(purpose)
+
+
 def _subject(
     request: DisclosureRequest, agreement: Agreement, context: DecisionContext
 ) -> list[str]:
     """Identifiers and the national data opt-out (checked by NHS number, used for nothing else)."""
     denials: list[str] = []
     present = request.subject_identifiers
-    opt_out_applies = agreement.national_data_opt_out == OptOutBasis.APPLIES
+    opt_out_applies_here = opt_out_applies(agreement, request.purpose)
     if not present.intersection(agreement.subject_identifiers) or (
-        opt_out_applies and "nhs_number" not in present
+        opt_out_applies_here and "nhs_number" not in present
     ):
         denials.append(Reason.SUBJECT_IDENTIFIER_MISSING)
-    if opt_out_applies and context.subject_opted_out:
+    if opt_out_applies_here and context.subject_opted_out:
         denials.append(Reason.NATIONAL_DATA_OPT_OUT)
     return denials

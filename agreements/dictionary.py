@@ -2,6 +2,12 @@
 
 Drawn from the council's privacy notice. Paths use dots for objects and `[*]` for list items
 (`household[*].name`). Only leaf paths are listed; an agreement's field rules name leaf paths.
+
+Flags follow what a value reveals, not where it sits: DoLS, personal care, category of need and
+EHCP reveal health (special category); abuse category and safeguarding concerns reveal alleged
+offences (criminal offence data); every free-text field may hold anything, so it is treated
+like case notes (special category and criminal offence data, sent only for named purposes).
+Each leaf has a type, and a string a maximum length: minimisation refuses any other value.
 """
 
 from __future__ import annotations
@@ -58,9 +64,18 @@ class FieldDefinition:
     criminal_offence: bool = False  # UK GDPR Article 10
     third_party: bool = False  # about someone other than the subject
     free_text: bool = False  # narrative: highest risk, only with an explicit rule
+    person_name: bool = False  # a person's name (the `initials` transform applies)
     description: str = ""
+    max_length: int | None = None  # strings only: a longer value is refused, never truncated
 
-    def to_dict(self) -> dict[str, str | bool]:
+    @property
+    def health_or_care(self) -> bool:
+        """Reveals the person's health or the care they receive (patient data for the opt-out)."""
+        if self.category in _CARE_CATEGORIES or self.path.startswith(_CARE_SERVICES):
+            return True
+        return self.special_category and self.category not in _NOT_HEALTH
+
+    def to_dict(self) -> dict[str, str | bool | int | None]:
         """A JSON-able form for `gateway-admin dictionary --json`."""
         return {
             "path": self.path,
@@ -70,9 +85,15 @@ class FieldDefinition:
             "criminal_offence": self.criminal_offence,
             "third_party": self.third_party,
             "free_text": self.free_text,
+            "person_name": self.person_name,
+            "max_length": self.max_length,
             "description": self.description,
         }
 
+
+_CARE_CATEGORIES = frozenset({Category.HEALTH, Category.NEEDS, Category.SOCIAL_CARE})
+_CARE_SERVICES = ("services.health", "services.social_care", "services.family_support")
+_NOT_HEALTH = frozenset({Category.IDENTITY, Category.BELIEFS})  # ethnicity, religion
 
 PATH_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\[\*\])*(\.[a-z][a-z0-9_]*(\[\*\])*)*")
 
@@ -81,13 +102,14 @@ S, D, N, B = ValueType.STRING, ValueType.DATE, ValueType.NUMBER, ValueType.BOOLE
 _SPECIAL = {"special_category": True}
 _CRIMINAL = {"criminal_offence": True}
 _THIRD = {"third_party": True}
-_FREE = {"free_text": True}
+_FREE = {"free_text": True, "special_category": True, "criminal_offence": True}
+_NAME = {"person_name": True}
 
 # (path, category, type, flags, description)
 _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     # identity
-    ("identity.name", C.IDENTITY, S, {}, "Full name"),
-    ("identity.preferred_name", C.IDENTITY, S, {}, "Name the person prefers to be called"),
+    ("identity.name", C.IDENTITY, S, _NAME, "Full name"),
+    ("identity.preferred_name", C.IDENTITY, S, _NAME, "Name the person prefers to be called"),
     ("identity.date_of_birth", C.IDENTITY, D, {}, "Date of birth"),
     ("identity.gender", C.IDENTITY, S, {}, "Gender as recorded"),
     ("identity.marital_status", C.IDENTITY, S, {}, "Marital or civil partnership status"),
@@ -106,11 +128,17 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     ("identity.previous_addresses[*].postcode", C.IDENTITY, S, {}, "Previous address, postcode"),
     ("identity.previous_addresses[*].moved_out", C.IDENTITY, D, {}, "Date moved out"),
     # household members (third parties)
-    ("household[*].name", C.HOUSEHOLD, S, _THIRD, "Household member's name"),
+    ("household[*].name", C.HOUSEHOLD, S, {**_THIRD, **_NAME}, "Household member's name"),
     ("household[*].relationship", C.HOUSEHOLD, S, _THIRD, "Relationship to the subject"),
     ("household[*].date_of_birth", C.HOUSEHOLD, D, _THIRD, "Household member's date of birth"),
     # close relatives and carers (third parties)
-    ("relatives[*].name", C.RELATIVES_AND_CARERS, S, _THIRD, "Relative's or carer's name"),
+    (
+        "relatives[*].name",
+        C.RELATIVES_AND_CARERS,
+        S,
+        {**_THIRD, **_NAME},
+        "Relative's or carer's name",
+    ),
     ("relatives[*].relationship", C.RELATIVES_AND_CARERS, S, _THIRD, "Relationship"),
     ("relatives[*].phone", C.RELATIVES_AND_CARERS, S, _THIRD, "Relative's telephone"),
     ("relatives[*].email", C.RELATIVES_AND_CARERS, S, _THIRD, "Relative's email"),
@@ -126,10 +154,16 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     # legal status
     ("legal.immigration_status", C.LEGAL_STATUS, S, {}, "Immigration status"),
     ("legal.power_of_attorney.type", C.LEGAL_STATUS, S, {}, "Lasting power of attorney type"),
-    ("legal.power_of_attorney.holder_name", C.LEGAL_STATUS, S, _THIRD, "Attorney's name"),
+    (
+        "legal.power_of_attorney.holder_name",
+        C.LEGAL_STATUS,
+        S,
+        {**_THIRD, **_NAME},
+        "Attorney's name",
+    ),
     ("legal.court_orders[*].type", C.LEGAL_STATUS, S, {}, "Court order type"),
     ("legal.court_orders[*].made_on", C.LEGAL_STATUS, D, {}, "Date the order was made"),
-    ("legal.dols_authorised", C.LEGAL_STATUS, B, {}, "Deprivation of liberty authorised"),
+    ("legal.dols_authorised", C.LEGAL_STATUS, B, _SPECIAL, "Deprivation of liberty authorised"),
     ("legal.has_capacity_concerns", C.LEGAL_STATUS, B, _SPECIAL, "Mental capacity in question"),
     # accommodation
     ("accommodation.type", C.ACCOMMODATION, S, {}, "Type of accommodation"),
@@ -139,8 +173,8 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     ("accommodation.accessibility", C.ACCOMMODATION, S, {}, "Access and adaptations"),
     ("accommodation.access_notes", C.ACCOMMODATION, S, _FREE, "How carers get in"),
     # needs
-    ("needs.personal_care", C.NEEDS, S, {}, "Personal care needs"),
-    ("needs.eating_and_drinking", C.NEEDS, S, {}, "Eating and drinking needs"),
+    ("needs.personal_care", C.NEEDS, S, _SPECIAL, "Personal care needs"),
+    ("needs.eating_and_drinking", C.NEEDS, S, _SPECIAL, "Eating and drinking needs"),
     ("needs.practical_tasks", C.NEEDS, S, {}, "Practical tasks (shopping, cleaning)"),
     ("needs.mobility", C.NEEDS, S, _SPECIAL, "Mobility needs"),
     ("needs.physical_wellbeing", C.NEEDS, S, _SPECIAL, "Physical wellbeing"),
@@ -158,7 +192,7 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     ("beliefs.cultural_needs", C.BELIEFS, S, _SPECIAL, "Cultural or spiritual needs"),
     ("beliefs.dietary_requirements", C.BELIEFS, S, _SPECIAL, "Faith or cultural diet"),
     # health
-    ("health.medical_history", C.HEALTH, S, {**_SPECIAL, **_FREE}, "Medical history"),
+    ("health.medical_history", C.HEALTH, S, _FREE, "Medical history"),
     ("health.diagnoses[*].code", C.HEALTH, S, _SPECIAL, "Diagnosis code (SNOMED CT / ICD-10)"),
     ("health.diagnoses[*].description", C.HEALTH, S, _SPECIAL, "Diagnosis"),
     ("health.diagnoses[*].diagnosed_on", C.HEALTH, D, _SPECIAL, "Date diagnosed"),
@@ -185,28 +219,34 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     # children's and adults' social care (statutory returns, discharge)
     ("social_care.referral_date", C.SOCIAL_CARE, D, {}, "Date of referral"),
     ("social_care.referral_source", C.SOCIAL_CARE, S, {}, "Referral source (census code)"),
-    ("social_care.category_of_need", C.SOCIAL_CARE, S, {}, "Child in need category (N1-N9)"),
+    ("social_care.category_of_need", C.SOCIAL_CARE, S, _SPECIAL, "Child in need category (N1-N9)"),
     ("social_care.assessment_date", C.SOCIAL_CARE, D, {}, "Date of assessment"),
     ("social_care.assessment_factors[*]", C.SOCIAL_CARE, S, _SPECIAL, "Assessment factors"),
     ("social_care.s47_enquiry_date", C.SOCIAL_CARE, D, {}, "Section 47 enquiry start"),
     ("social_care.cp_plan.start_date", C.SOCIAL_CARE, D, {}, "Child protection plan start"),
-    ("social_care.cp_plan.category", C.SOCIAL_CARE, S, {}, "Category of abuse"),
+    ("social_care.cp_plan.category", C.SOCIAL_CARE, S, _CRIMINAL, "Category of abuse"),
     ("social_care.looked_after.start_date", C.SOCIAL_CARE, D, {}, "Became looked after"),
     ("social_care.looked_after.legal_status", C.SOCIAL_CARE, S, {}, "Legal status (C2, V2)"),
     ("social_care.looked_after.placement_type", C.SOCIAL_CARE, S, {}, "Placement type"),
     ("social_care.primary_support_reason", C.SOCIAL_CARE, S, _SPECIAL, "Adult support reason"),
-    ("social_care.allocated_worker", C.SOCIAL_CARE, S, {}, "Allocated social worker"),
+    ("social_care.allocated_worker", C.SOCIAL_CARE, S, _NAME, "Allocated social worker"),
     ("social_care.discharge.hospital_ward", C.SOCIAL_CARE, S, {}, "Ward awaiting discharge"),
     ("social_care.discharge.expected_date", C.SOCIAL_CARE, D, {}, "Expected discharge date"),
     ("social_care.discharge.pathway", C.SOCIAL_CARE, N, {}, "Discharge pathway (0-3)"),
-    ("social_care.safeguarding[*].type", C.SOCIAL_CARE, S, {}, "Safeguarding concern type"),
+    ("social_care.safeguarding[*].type", C.SOCIAL_CARE, S, _CRIMINAL, "Safeguarding concern type"),
     ("social_care.safeguarding[*].raised_on", C.SOCIAL_CARE, D, {}, "Concern raised"),
-    ("social_care.safeguarding[*].outcome", C.SOCIAL_CARE, S, {}, "Enquiry outcome"),
+    ("social_care.safeguarding[*].outcome", C.SOCIAL_CARE, S, _CRIMINAL, "Enquiry outcome"),
     # finance (charging, direct payments, benefits)
     ("finance.benefits[*].type", C.FINANCE, S, {}, "Benefit received"),
     ("finance.benefits[*].weekly_amount", C.FINANCE, N, {}, "Benefit amount per week"),
     ("finance.direct_payment.weekly_amount", C.FINANCE, N, {}, "Direct payment per week"),
-    ("finance.direct_payment.account_holder", C.FINANCE, S, _THIRD, "Direct payment holder"),
+    (
+        "finance.direct_payment.account_holder",
+        C.FINANCE,
+        S,
+        {**_THIRD, **_NAME},
+        "Direct payment holder",
+    ),
     ("finance.assessed_contribution_weekly", C.FINANCE, N, {}, "Assessed charge per week"),
     # goals and risks
     ("goals[*].description", C.GOALS, S, _FREE, "Outcome the person wants"),
@@ -223,9 +263,9 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     ("education.attainment[*].subject", C.EDUCATION, S, {}, "Examination subject"),
     ("education.attainment[*].grade", C.EDUCATION, S, {}, "Grade"),
     ("education.attainment[*].year", C.EDUCATION, N, {}, "Year of the examination"),
-    ("education.sen_support", C.EDUCATION, S, {}, "SEN provision (K, E)"),
+    ("education.sen_support", C.EDUCATION, S, _SPECIAL, "SEN provision (K, E)"),
     ("education.sen_primary_need", C.EDUCATION, S, _SPECIAL, "Primary special need"),
-    ("education.ehcp", C.EDUCATION, B, {}, "Has an education, health and care plan"),
+    ("education.ehcp", C.EDUCATION, B, _SPECIAL, "Has an education, health and care plan"),
     ("education.exclusions[*].type", C.EDUCATION, S, {}, "Exclusion type"),
     ("education.exclusions[*].start_date", C.EDUCATION, D, {}, "Exclusion start"),
     ("education.welfare_concerns", C.EDUCATION, S, _FREE, "Education welfare concerns"),
@@ -243,15 +283,50 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     # case notes (free text: highest risk)
     ("case_notes[*].date", C.CASE_NOTES, D, {}, "Date of the note"),
     ("case_notes[*].kind", C.CASE_NOTES, S, {}, "Conversation, letter or report"),
-    ("case_notes[*].author", C.CASE_NOTES, S, {}, "Author (staff member)"),
+    ("case_notes[*].author", C.CASE_NOTES, S, _NAME, "Author (staff member)"),
     (
         "case_notes[*].text",
         C.CASE_NOTES,
         S,
-        {**_SPECIAL, **_CRIMINAL, **_FREE},
+        _FREE,
         "Narrative; may hold anything",
     ),
 )
+
+
+STRING_MAX_LENGTH = 200  # a name, a line of an address, a short description
+FREE_TEXT_MAX_LENGTH = 10_000
+_MAX_LENGTH: Mapping[str, int] = {
+    "identity.nhs_number": 10,
+    "identity.ni_number": 9,
+    "identity.local_id": 64,
+    "identity.gender": 30,
+    "identity.ethnicity": 20,
+    "identity.phone": 20,
+    "identity.email": 254,
+    "identity.address.postcode": 8,
+    "identity.previous_addresses[*].postcode": 8,
+    "relatives[*].phone": 20,
+    "relatives[*].email": 254,
+    "health.diagnoses[*].code": 20,
+    "health.gp_practice_code": 10,
+    "social_care.referral_source": 10,
+    "social_care.category_of_need": 10,
+    "social_care.assessment_factors[*]": 10,
+    "social_care.looked_after.legal_status": 10,
+    "social_care.looked_after.placement_type": 10,
+    "education.upn": 13,
+    "education.setting_urn": 8,
+    "education.sen_support": 10,
+    "education.sen_primary_need": 10,
+}
+
+
+def _max_length(path: str, value_type: ValueType, flags: Mapping[str, bool]) -> int | None:
+    if value_type is not ValueType.STRING:
+        return None
+    default = FREE_TEXT_MAX_LENGTH if flags.get("free_text") else STRING_MAX_LENGTH
+    return _MAX_LENGTH.get(path, default)
 
 
 def _build() -> Mapping[str, FieldDefinition]:
@@ -259,7 +334,15 @@ def _build() -> Mapping[str, FieldDefinition]:
     for path, category, value_type, flags, description in _ENTRIES:
         assert PATH_PATTERN.fullmatch(path), path
         assert path not in table, path
-        table[path] = FieldDefinition(path, category, value_type, description=description, **flags)
+        table[path] = FieldDefinition(
+            path,
+            category,
+            value_type,
+            description=description,
+            max_length=_max_length(path, value_type, flags),
+            **flags,
+        )
+    assert set(_MAX_LENGTH) <= set(table), set(_MAX_LENGTH) - set(table)
     return MappingProxyType(table)
 
 

@@ -54,14 +54,28 @@ class Schedule1Condition(enum.StrEnum):
 
 
 class Article10Route(enum.StrEnum):
-    """How criminal offence data is authorised: official authority, or a Schedule 1 condition."""
+    """How criminal offence data is authorised: official authority, or any Schedule 1 condition.
+
+    DPA 2018 s10(5): Article 10 is met by any condition in Schedule 1 Part 1, 2 or 3, so the
+    health and social care (para 2) and public health (para 3) conditions serve too.
+    """
 
     OFFICIAL_AUTHORITY = "official_authority"
+    EMPLOYMENT_SOCIAL_PROTECTION = "sch1_p1"
+    HEALTH_OR_SOCIAL_CARE = "sch1_p2"
+    PUBLIC_HEALTH = "sch1_p3"
+    RESEARCH = "sch1_p4"
     STATUTORY_PURPOSES = "sch1_p6"
     ADMINISTRATION_OF_JUSTICE = "sch1_p7"
+    EQUALITY_OF_OPPORTUNITY = "sch1_p8"
     PREVENTING_UNLAWFUL_ACTS = "sch1_p10"
     PROTECTING_THE_PUBLIC = "sch1_p11"
+    REGULATORY_REQUIREMENTS = "sch1_p12"
+    PREVENTING_FRAUD = "sch1_p14"
+    DISABILITY_SUPPORT = "sch1_p16"
+    COUNSELLING = "sch1_p17"
     SAFEGUARDING = "sch1_p18"
+    ECONOMIC_WELLBEING = "sch1_p19"
     CONSENT = "sch1_p29"
     VITAL_INTERESTS = "sch1_p30"
     LEGAL_CLAIMS = "sch1_p33"
@@ -69,10 +83,14 @@ class Article10Route(enum.StrEnum):
 
 
 class Exemption(enum.StrEnum):
-    """DPA 2018 Schedule 2 exemptions: they permit, never compel, a disclosure."""
+    """DPA 2018 Schedule 2 Part 1 provisions a police or DWP disclosure relies on.
+
+    Para 2 (crime and taxation) permits a voluntary disclosure, never compels it; para 5
+    (required by law) covers a disclosure the partner can require, on Article 6(1)(c).
+    """
 
     CRIME_AND_TAXATION = "sch2_p2"
-    LEGAL_PROCEEDINGS = "sch2_p5"
+    REQUIRED_BY_LAW = "sch2_p5"
 
 
 class StatutoryGateway(enum.StrEnum):
@@ -97,7 +115,9 @@ class StatutoryGateway(enum.StrEnum):
     HEALTH_AND_SOCIAL_CARE_ACT_2012_S251B = "hsca12_s251b"
     NHS_ACT_2006_S82 = "nhsa06_s82"
     SAFEGUARDING_VULNERABLE_GROUPS_ACT_2006_S39 = "svga06_s39"
+    SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S109B = "ssaa92_s109b"
     SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S110A = "ssaa92_s110a"
+    DIGITAL_ECONOMY_ACT_2017_S56 = "dea17_s56"
     MENTAL_HEALTH_ACT_1983_S117 = "mha83_s117"
 
 
@@ -130,3 +150,30 @@ NEEDS_POLICY_DOCUMENT: frozenset[str] = frozenset(
     {"sch1_p1"} | set(SCHEDULE_1_FOR_ARTICLE_9[Article9.SUBSTANTIAL_PUBLIC_INTEREST]) | {"sch1_p36"}
 )
 """Conditions that need an appropriate policy document (DPA 2018 Schedule 1 paras 1, 5, 38)."""
+
+
+IMPOSES_OBLIGATION: frozenset[StatutoryGateway] = frozenset(
+    {
+        StatutoryGateway.CHILDREN_ACT_1989_S83,  # returns the Secretary of State requires
+        StatutoryGateway.CARE_ACT_2014_S45,  # a safeguarding adults board's request
+        StatutoryGateway.CRIMINAL_JUSTICE_ACT_2003_S325,  # duty to co-operate with MAPPA
+        StatutoryGateway.HEALTH_AND_SOCIAL_CARE_ACT_2008_S64,  # CQC's power to require
+        StatutoryGateway.HEALTH_AND_SOCIAL_CARE_ACT_2012_S251B,  # duty to share for care
+        StatutoryGateway.SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S109B,  # DWP's power to require
+    }
+)
+"""Gateways that impose an obligation to disclose: what Article 6(1)(c) must name."""
+
+PARTNER_CAN_REQUIRE: frozenset[StatutoryGateway] = frozenset(
+    {
+        StatutoryGateway.HEALTH_AND_SOCIAL_CARE_ACT_2008_S64,
+        StatutoryGateway.SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S109B,
+        StatutoryGateway.CARE_ACT_2014_S45,
+    }
+)
+"""Powers by which the recipient can require the data: what a Schedule 2 para 5 reliance names."""
+
+NOT_A_DISCLOSURE_POWER: frozenset[StatutoryGateway] = frozenset(
+    {StatutoryGateway.SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S110A}
+)
+"""Powers of the council's own investigators to obtain information, never a gateway to disclose."""

@@ -3,6 +3,10 @@
 Paths are reported in the dictionary's form (`household[*].name`), names only, never values.
 A record key that is not a plain identifier is reported as `<key>` so that a value smuggled in
 as a key never reaches a log or the audit trail.
+
+A permitted field's value must have the dictionary's type (and a string its maximum length):
+text typed into a yes/no, date or number field never leaves. Such a value is removed, and its
+path is reported twice: in `removed` like any other, and in `refused` with the code saying why.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from datetime import date
 from typing import Any
 
 from agreements.catalog_errors import MinimisationError
-from agreements.dictionary import DICTIONARY
+from agreements.dictionary import DICTIONARY, FieldDefinition
 from agreements.model import Agreement, Transform
-from agreements.transforms import REMOVE, apply
+from agreements.transforms import REMOVE, FieldRefusal, apply, refusal
 
 MIN_KEY_BYTES = 16
 _SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -29,13 +33,26 @@ _LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedField:
+    """A permitted field whose value was refused: its path and why (never the value)."""
+
+    path: str
+    code: FieldRefusal
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON form the disclosure record, the audit entry and the API carry."""
+        return {"path": self.path, "code": str(self.code)}
+
+
+@dataclass(frozen=True, slots=True)
 class Minimised:
-    """The data that may be sent, and which paths were sent and removed (names only)."""
+    """The data that may be sent, and which paths were sent, removed and refused (names only)."""
 
     data: dict[str, Any]
     sent: tuple[str, ...]
     removed: tuple[str, ...]
     subject: dict[str, str]
+    refused: tuple[RefusedField, ...] = ()
 
 
 def _segment(key: Any) -> str:
@@ -47,7 +64,17 @@ def _segment(key: Any) -> str:
 class _Walk:
     """One pass over a record; collects paths in first-seen order without duplicates."""
 
-    __slots__ = ("key", "prefixes", "removed", "rules", "scope", "sent", "today")
+    __slots__ = (
+        "definitions",
+        "key",
+        "prefixes",
+        "refused",
+        "removed",
+        "rules",
+        "scope",
+        "sent",
+        "today",
+    )
 
     def __init__(
         self,
@@ -59,11 +86,15 @@ class _Walk:
     ) -> None:
         self.rules, self.prefixes = rules, prefixes
         self.key, self.scope, self.today = key, scope, today
+        self.definitions: Mapping[str, FieldDefinition] = {p: DICTIONARY[p] for p in rules}
         self.sent: dict[str, None] = {}
         self.removed: dict[str, None] = {}
+        self.refused: dict[RefusedField, None] = {}
 
     def node(self, value: Any, path: str) -> Any:
-        if type(value) in _LEAF_TYPES:
+        # A permitted leaf is judged as a leaf whatever it holds: an object or a list where a
+        # value belongs is refused by its type, not walked into.
+        if type(value) in _LEAF_TYPES or path in self.rules:
             return self.leaf(value, path)
         if isinstance(value, dict | Mapping):
             return self.mapping(value, path)
@@ -98,6 +129,12 @@ class _Walk:
         if transform is None:
             self.removed[path] = None
             return REMOVE
+        if transform != Transform.DROP:
+            refused = refusal(value, self.definitions[path])
+            if refused is not None:
+                self.refused[RefusedField(path, refused)] = None
+                self.removed[path] = None
+                return REMOVE
         result = apply(transform, value, key=self.key, scope=self.scope, today=self.today)
         if result is REMOVE:
             self.removed[path] = None
@@ -145,6 +182,7 @@ def minimise(
         sent=tuple(walk.sent),
         removed=tuple(walk.removed),
         subject=kept_subject,
+        refused=tuple(walk.refused),
     )
 
 

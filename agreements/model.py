@@ -264,7 +264,11 @@ class Agreement(BaseModel):
 
     @property
     def needs_approval(self) -> bool:
-        """One-off agreements and Schedule 2 requests need a named officer's approval each time."""
+        """One-off, police, DWP and Schedule 2 requests need a named officer's approval each time.
+
+        The loader refuses a police, DWP or Schedule 2 agreement without `approval: required`,
+        so this holds for them whatever the tier (`agreements.basis_checks`).
+        """
         return (
             self.approval == ApprovalPolicy.REQUIRED
             or self.tier == Tier.ONE_OFF

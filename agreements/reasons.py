@@ -47,7 +47,8 @@ MEANINGS: Mapping[Reason, str] = MappingProxyType(
             "number where the national data opt-out must be checked)."
         ),
         Reason.NATIONAL_DATA_OPT_OUT: (
-            "The national data opt-out applies to this agreement and the subject has opted out."
+            "The subject has opted out, and the opt-out applies: the agreement declares it and "
+            "the purpose goes beyond individual care (planning, commissioning, research)."
         ),
         Reason.PARTNER_KEY_MISSING: (
             "The partner has no valid (current, unrevoked) encryption key to seal for."
@@ -58,7 +59,7 @@ MEANINGS: Mapping[Reason, str] = MappingProxyType(
             "until it fails."
         ),
         Reason.APPROVAL_REQUIRED: (
-            "A one-off or Schedule 2 request: held until a named officer approves it."
+            "A one-off, police, DWP or Schedule 2 request: held until a named officer approves it."
         ),
         Reason.APPROVAL_FACTS_MISSING: (
             "An approval is required but the request lacks the Annex B facts (requester, role, "

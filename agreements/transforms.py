@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import hmac
+import math
 import re
 from datetime import date, datetime
 from typing import Any, Final
 
+from agreements.dictionary import FieldDefinition, ValueType
 from agreements.model import Transform
 
 
@@ -19,6 +22,19 @@ class _Remove:
 
 REMOVE: Final = _Remove()
 
+
+class FieldRefusal(enum.StrEnum):
+    """Why a value in a permitted field was refused (reported with its path, never the value)."""
+
+    TYPE_MISMATCH = "type_mismatch"
+    TOO_LONG = "too_long"
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?"
+)
+_NAME_PARTS = re.compile(r"[\s\-]+")
 _POSTCODE = re.compile(r"([A-Z]{1,2}[0-9][0-9A-Z]?)([0-9][A-Z]{2})")
 _WHITESPACE = re.compile(r"\s+")
 _AGE_BANDS: Final = (
@@ -85,6 +101,52 @@ def pseudonymise(value: Any, key: bytes, scope: str) -> str | _Remove:
     return hmac.digest(key, message, "sha256").hex()  # one-shot HMAC-SHA256, as hmac.new
 
 
+def _is_date_text(value: str) -> bool:
+    try:
+        if _ISO_DATE.fullmatch(value):
+            date.fromisoformat(value)
+            return True
+        if _ISO_DATETIME.fullmatch(value):
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return True
+    except ValueError:
+        return False
+    return False
+
+
+def refusal(value: Any, definition: FieldDefinition) -> FieldRefusal | None:
+    """Why this value may not go in this field, or None when it has the dictionary's type.
+
+    A null is no value and passes; anything else must be exactly the field's type: a yes/no
+    field takes only true or false, a date field only an ISO 8601 date, a number field only a
+    finite number, a string field only a string no longer than the field's maximum.
+    """
+    if value is None:
+        return None
+    kind = definition.type
+    if kind is ValueType.STRING:
+        if not isinstance(value, str):
+            return FieldRefusal.TYPE_MISMATCH
+        limit = definition.max_length
+        return FieldRefusal.TOO_LONG if limit is not None and len(value) > limit else None
+    if kind is ValueType.BOOLEAN:
+        return None if isinstance(value, bool) else FieldRefusal.TYPE_MISMATCH
+    if kind is ValueType.NUMBER:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if number and math.isfinite(value) else FieldRefusal.TYPE_MISMATCH
+    if isinstance(value, date) or (isinstance(value, str) and _is_date_text(value)):
+        return None
+    return FieldRefusal.TYPE_MISMATCH
+
+
+def initials(value: Any) -> str | _Remove:
+    """The initials of a name (`Jordan Example` -> `JE`): enough to recognise, far less to leak."""
+    if not isinstance(value, str):
+        return REMOVE
+    letters = [part[0].upper() for part in _NAME_PARTS.split(value.strip()) if part]
+    return "".join(letters) if letters else REMOVE
+
+
 def is_scalar(value: Any) -> bool:
     """True for a JSON scalar that may be sent as it is."""
     return value is None or isinstance(value, str | int | float | bool)
@@ -104,4 +166,6 @@ def apply(transform: Transform, value: Any, *, key: bytes, scope: str, today: da
         return postcode_district(value)
     if transform == Transform.PSEUDONYMISE:
         return pseudonymise(value, key, scope)
+    if transform == Transform.INITIALS:
+        return initials(value)
     return REMOVE  # Transform.DROP, and default deny for anything new

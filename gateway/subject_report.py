@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from agreements.nhs_number import nhs_number_valid
 from gateway import audit
 from gateway.application.admin_ports import StorePort
+from gateway.errors import GatewayError
 from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.disclosure_model import Disclosure
 from gateway.store.unit_of_work import Connection
+
+_SEPARATORS = re.compile(r"[\s-]")
+
+
+class InvalidNhsNumberError(GatewayError):
+    """The NHS number fails the modulus 11 check: a typo would otherwise report no disclosures."""
+
+    code = "nhs_number_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +62,13 @@ async def subject_report(
     """Find every disclosure about the person (oldest first) and audit that someone looked."""
     if not nhs_number and not local_id:
         raise ValueError("give an NHS number or a local id")
+    if nhs_number:
+        nhs_number = _SEPARATORS.sub("", nhs_number)  # as written on letters: 943 476 5919
+        if not nhs_number_valid(nhs_number):
+            raise InvalidNhsNumberError(
+                "not a valid NHS number (ten digits, the last its modulus 11 check digit); "
+                "nothing was searched"
+            )
     nhs_index = protection.blind_index("nhs_number", nhs_number) if nhs_number else None
     local_index = protection.blind_index("local_id", local_id) if local_id else None
     by = [name for name, given in (("nhs_number", nhs_number), ("local_id", local_id)) if given]

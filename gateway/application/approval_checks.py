@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NoReturn
 
-from agreements.decision import DecisionContext
-from agreements.model import Agreement, OptOutBasis, Partner
+from agreements.decision import DecisionContext, opt_out_applies
+from agreements.model import Agreement, Partner
 from gateway.application.admin_ports import AuditTrail, StorePort
 from gateway.application.approval_ports import ApproverLookup, ClientLookup, OptOutLookup
 from gateway.application.commands import SubmitDisclosure
@@ -100,10 +100,10 @@ class ApprovalChecks:
         now: datetime,
     ) -> DecisionContext:
         """The client's rights, the opt-out list, keys and channel as they stand now."""
-        # As at submission: the list is consulted only where the agreement declares it applies.
+        # As at submission: the list is consulted only where the opt-out governs the purpose.
         check_opt_out = (
             agreement is not None
-            and agreement.national_data_opt_out == OptOutBasis.APPLIES
+            and opt_out_applies(agreement, found.purpose)
             and sub.nhs_number is not None
         )
         async with self._store.read() as conn:

@@ -10,7 +10,7 @@ work with the Annex B record; the held copy is deleted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -172,7 +172,7 @@ class ApprovalDecisions:
         )
         if not decision.allowed or agreement is None or partner is None or key is None:
             return await self._deny(found, record("denied"), decision.reasons)
-        sealed, (sent, every_removed) = await self._sealer.seal_for(
+        sealed, (sent, every_removed, refused) = await self._sealer.seal_for(
             sub,
             agreement=agreement if granted is None else narrowed(agreement, granted),
             partner=partner,
@@ -181,7 +181,9 @@ class ApprovalDecisions:
             now=now,
         )
         removed, _unknown = recordable_paths(every_removed)
-        return await self._release(found, record("approved"), sealed, sent, removed)
+        return await self._release(
+            found, record("approved"), sealed, sent, removed, refused=refused
+        )
 
     async def reject(
         self, disclosure_id: str, *, approver: ApproverIdentity, reason: str
@@ -235,6 +237,8 @@ class ApprovalDecisions:
         sealed: SealedEnvelope,
         sent: tuple[str, ...],
         removed: tuple[str, ...],
+        *,
+        refused: Sequence[Mapping[str, str]] = (),
     ) -> Disclosure:
         """Queue the sealed envelope with the decision; the held copy is destroyed."""
 
@@ -252,6 +256,7 @@ class ApprovalDecisions:
                 actor=Actor(ActorKind.ADMIN, approval.actor),
                 at=approval.decided_at,
                 expires_at=approval.decided_at + self._sealer.envelope_lifetime,
+                fields_refused=refused,
             )
             await self._decided(conn, approval, found)
             return await self._updated(conn, found.id)

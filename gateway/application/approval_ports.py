@@ -3,14 +3,14 @@ reads and writes (the store implements them; unit tests fake them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from agreements.model import Agreement, Partner
 from gateway.application.commands import SubmitDisclosure
-from gateway.application.submit import PolicyView
+from gateway.application.submit import FieldLists, PolicyView
 from gateway.audit import Actor
 from gateway.partner_keys import PartnerKey
 from gateway.protection import Protection
@@ -20,8 +20,6 @@ from gateway.store.approvers_repo import StoredApprover
 from gateway.store.clients_repo import StoredClient
 from gateway.store.disclosure_model import Disclosure, Status
 from gateway.store.unit_of_work import Connection
-
-FieldLists = tuple[tuple[str, ...], tuple[str, ...]]  # (sent, removed)
 
 
 class PolicySource(Protocol):
@@ -74,6 +72,7 @@ class HeldRecords(Protocol):
         actor: Actor,
         at: datetime,
         expires_at: datetime | None = None,
+        fields_refused: Sequence[Mapping[str, str]] = (),
     ) -> None: ...
 
     async def transition(

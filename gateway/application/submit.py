@@ -18,11 +18,18 @@ from typing import Any, Protocol
 import structlog
 import uuid_utils
 
-from agreements.decision import Decision, DecisionContext, DisclosureRequest, Outcome, decide
+from agreements.decision import (
+    Decision,
+    DecisionContext,
+    DisclosureRequest,
+    Outcome,
+    decide,
+    opt_out_applies,
+)
 from agreements.dictionary import UNKNOWN, recordable_paths
 from agreements.minimise import minimise
-from agreements.model import Agreement, OptOutBasis, Partner
-from agreements.vocabulary import Purpose
+from agreements.model import Agreement, Partner
+from agreements.vocabulary import Purpose, recipient_under_part_3
 from gateway.application.commands import (
     Conflict,
     Denied,
@@ -48,6 +55,8 @@ from gateway.store.idempotency import IdempotencyKeyReusedError
 from gateway.store.submissions import Hold, KeptReply, PolicyRefusal, Write
 
 log = structlog.get_logger("gateway.submit")
+FieldLists = tuple[tuple[str, ...], tuple[str, ...], tuple[dict[str, str], ...]]
+"""(sent, removed, refused) paths of one minimised record."""
 
 
 _PURPOSES = frozenset(str(p) for p in Purpose)
@@ -98,8 +107,14 @@ class Sealer(Protocol):
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope: ...
 
 
-def lawful_basis_summary(agreement: Agreement) -> str:
-    """One line for the Article 30 record: Article 6, 9, 10, Schedule 1, gateways, exemption."""
+def lawful_basis_summary(
+    agreement: Agreement, partner: Partner | None = None, purpose: str = ""
+) -> str:
+    """One line for the Article 30 record: Article 6, 9, 10, Schedule 1, gateways, exemption.
+
+    Ends with `recipient dpa18 part3` when the partner receives as a competent authority, so
+    the record says its processing is under DPA 2018 Part 3, not UK GDPR.
+    """
     basis = agreement.lawful_basis
     parts = [f"art6(1)({basis.article_6})"]
     if basis.article_9:
@@ -112,6 +127,8 @@ def lawful_basis_summary(agreement: Agreement) -> str:
         parts.append("gateways " + ",".join(basis.gateways))
     if basis.exemption:
         parts.append(f"exemption {basis.exemption}")
+    if partner is not None and recipient_under_part_3(partner.kind, purpose):
+        parts.append("recipient dpa18 part3")
     return "; ".join(parts)
 
 
@@ -208,7 +225,7 @@ class SubmitDisclosures:
                     deliverable_channels=self._channels,
                 ),
             )
-        new = self._new_disclosure(client, command, agreement, decision, now)
+        new = self._new_disclosure(client, command, agreement, decision, now, partner=partner)
         actor = Actor(ActorKind.CLIENT, client.name)
         # Every later log line of this request (the access log included) carries these ids.
         bound_context(
@@ -220,7 +237,7 @@ class SubmitDisclosures:
         if decision.outcome is Outcome.NEEDS_APPROVAL:
             return Held(new.id), Hold(new, command.to_held(), actor, now)
         assert key is not None  # decide() denied a partner without a valid key
-        sealed, (sent, removed) = await self.seal_for(
+        sealed, (sent, removed, refused) = await self.seal_for(
             command, agreement=agreement, partner=partner, key=key, disclosure_id=new.id, now=now
         )
         recorded, unknown = recordable_paths(removed)
@@ -229,6 +246,7 @@ class SubmitDisclosures:
             fields_sent=sent,
             fields_removed=recorded,
             unknown_fields_removed=unknown,
+            fields_refused=refused,
             key_ids=(sealed.signing_kid, sealed.encryption_kid),
             expires_at=now + self.envelope_lifetime,
         )
@@ -243,8 +261,11 @@ class SubmitDisclosures:
         key: PartnerKey,
         disclosure_id: str,
         now: datetime,
-    ) -> tuple[SealedEnvelope, tuple[tuple[str, ...], tuple[str, ...]]]:
-        """Minimise the record and seal it for the partner (also used when an approval lands)."""
+    ) -> tuple[SealedEnvelope, FieldLists]:
+        """Minimise the record and seal it for the partner (also used when an approval lands).
+
+        Returns the paths sent, removed and refused (`{path, code}`: names, never values).
+        """
         with self._stage("minimise"):
             minimised = minimise(
                 command.record,
@@ -270,7 +291,8 @@ class SubmitDisclosures:
         )
         with self._stage("seal"):
             sealed = await self._sealer.seal(claims, key)
-        return sealed, (minimised.sent, minimised.removed)
+        refused = tuple(item.to_dict() for item in minimised.refused)
+        return sealed, (minimised.sent, minimised.removed, refused)
 
     @staticmethod
     def _encryption_key(
@@ -284,7 +306,7 @@ class SubmitDisclosures:
             return None
 
     async def _opted_out(self, agreement: Agreement | None, command: SubmitDisclosure) -> bool:
-        if agreement is None or agreement.national_data_opt_out != OptOutBasis.APPLIES:
+        if agreement is None or not opt_out_applies(agreement, command.purpose):
             return False
         if not command.nhs_number:
             return False
@@ -299,6 +321,8 @@ class SubmitDisclosures:
         agreement: Agreement | None,
         decision: Decision,
         now: datetime,
+        *,
+        partner: Partner | None,
     ) -> NewDisclosure:
         disclosure_id = self._new_id()
         retain = agreement.retain_until(now.date()) if agreement else now.date()
@@ -311,7 +335,9 @@ class SubmitDisclosures:
             agreement_version=agreement.version if agreement else 0,
             partner_id=agreement.partner if agreement else "",
             purpose=command.purpose if command.purpose in _PURPOSES else UNKNOWN,
-            lawful_basis=lawful_basis_summary(agreement) if agreement else "",
+            lawful_basis=(
+                lawful_basis_summary(agreement, partner, command.purpose) if agreement else ""
+            ),
             subject=SubjectIndexes.of(
                 self._protection, nhs_number=command.nhs_number, local_id=command.local_id
             ),

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from agreements.nhs_number import nhs_number_valid
 from gateway.application.optout_list import (
     OptOutListImport,
     OptOutListStatus,
@@ -38,17 +39,6 @@ optouts_app = typer.Typer(
 _SEPARATORS = re.compile(r"[\s-]")
 SHOWN_LINES = 20  # line numbers listed for people; --json lists up to MAX_LISTED
 MAX_LISTED = 1000
-
-
-def nhs_number_valid(digits: str) -> bool:
-    """Ten digits whose last is the modulus 11 check digit of the first nine."""
-    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
-        return False
-    total = sum(int(d) * weight for d, weight in zip(digits[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from agreements.nhs_number import nhs_number_valid
 from gateway.application.commands import AnnexBFacts, SubmitDisclosure, non_json_path
 from gateway.disclosure_view import DisclosureReport
 
@@ -30,8 +31,20 @@ class _Strict(BaseModel):
 class Subject(_Strict):
     """Who the record is about: at least one identifier."""
 
-    nhs_number: str | None = Field(None, pattern=r"^\d{10}$", description="10-digit NHS number")
+    nhs_number: str | None = Field(
+        None,
+        pattern=r"^\d{10}$",
+        description="10-digit NHS number; the last digit must be its modulus 11 check digit",
+    )
     local_id: str | None = Field(None, min_length=1, max_length=64)
+
+    @field_validator("nhs_number")
+    @classmethod
+    def _check_digit(cls, value: str | None) -> str | None:
+        # A mistyped number would match nobody on the opt-out list: refuse it, never echo it.
+        if value is not None and not nhs_number_valid(value):
+            raise ValueError("not a valid NHS number (modulus 11 check digit)")
+        return value
 
     @model_validator(mode="after")
     def _one_identifier(self) -> Subject:
@@ -156,6 +169,16 @@ class ReceiptView(_Strict):
     kid: str | None = None
 
 
+class RefusedFieldView(_Strict):
+    """A permitted field whose value was refused: never sent, never echoed."""
+
+    path: str = Field(description="Field path in the data dictionary's form")
+    code: Literal["type_mismatch", "too_long"] = Field(
+        description="type_mismatch: not the dictionary's type; too_long: over the field's "
+        "maximum length (refused, not truncated)"
+    )
+
+
 class DisclosureView(_Strict):
     """Body of GET /v1/disclosures/{id}."""
 
@@ -166,6 +189,11 @@ class DisclosureView(_Strict):
     purpose: str
     fields_sent: list[str]
     fields_removed: list[str]
+    fields_refused: list[RefusedFieldView] = Field(
+        default_factory=list,
+        description="Permitted fields whose values were removed for their type or length "
+        "(each is in fields_removed too)",
+    )
     reasons: list[str] = Field(default_factory=list)
     events: list[Event]
     receipt: ReceiptView | None
@@ -182,6 +210,7 @@ class DisclosureView(_Strict):
             purpose=found.purpose,
             fields_sent=list(found.fields_sent),
             fields_removed=list(found.fields_removed),
+            fields_refused=[RefusedFieldView.model_validate(r) for r in found.fields_refused],
             reasons=list(found.decision_reasons),
             events=[Event(at=e.at, type=e.type, **dict(e.detail)) for e in report.events],
             receipt=(

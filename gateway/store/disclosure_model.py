@@ -100,6 +100,7 @@ class NewDisclosure:
     retain_until: datetime
     fields_sent: tuple[str, ...] = ()
     fields_removed: tuple[str, ...] = ()
+    fields_refused: tuple[Mapping[str, str], ...] = ()  # {path, code}: never the value
     decision_reasons: tuple[str, ...] = ()
     approver: str | None = None
     key_ids: tuple[str, ...] = ()
@@ -144,6 +145,7 @@ class Disclosure:
     attempts: int
     next_attempt_at: datetime | None
     expires_at: datetime | None = None  # the envelope's exp (none before envelopes had one)
+    fields_refused: tuple[Mapping[str, str], ...] = ()  # {path, code}: never the value
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Disclosure:
@@ -151,5 +153,6 @@ class Disclosure:
         tuples = ("fields_sent", "fields_removed", "decision_reasons", "key_ids")
         values = {name: row[name] for name in cls.__dataclass_fields__}
         values.update({name: tuple(row[name]) for name in tuples})
+        values["fields_refused"] = tuple(row["fields_refused"] or ())
         values["status"] = Status(row["status"])
         return cls(**values)

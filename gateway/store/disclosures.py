@@ -52,6 +52,7 @@ def _row(new: NewDisclosure, status: Status, at: datetime, digest: str | None) -
         "subject_local_index": new.subject.local_id,
         "fields_sent": list(new.fields_sent),
         "fields_removed": list(new.fields_removed),
+        "fields_refused": [dict(refused) for refused in new.fields_refused],
         "requested_by_user": new.requested_by_user,
         "requested_by_role": new.requested_by_role,
         "reason": new.reason,
@@ -83,6 +84,7 @@ def _summary(new: NewDisclosure) -> dict[str, Any]:
         "requested_by": {"user": new.requested_by_user, "role": new.requested_by_role},
         "fields_sent": list(new.fields_sent),
         "fields_removed": list(new.fields_removed),
+        "fields_refused": [dict(refused) for refused in new.fields_refused],
         "reasons": list(new.decision_reasons),
         "key_ids": list(new.key_ids),
     }
@@ -292,17 +294,22 @@ async def release_approved(
     actor: audit_entry.Actor,
     at: datetime,
     expires_at: datetime | None = None,
+    fields_refused: Sequence[Mapping[str, str]] = (),
 ) -> None:
     """An approved hold leaves: queued with its envelope in the outbox, held record destroyed."""
+    refused = [dict(item) for item in fields_refused]
     changes = {
         "expires_at": expires_at,
         "digest": digest,
         "approver": approver,
         "fields_sent": list(fields_sent),
         "fields_removed": list(fields_removed),
+        "fields_refused": refused,
         "key_ids": list(key_ids),
     }
-    detail = {"approver": approver, "digest": digest}
+    detail: dict[str, Any] = {"approver": approver, "digest": digest}
+    if refused:
+        detail["fields_refused"] = refused  # the approval's audit entry names them too
     await transition(
         conn,
         id_,

@@ -151,6 +151,7 @@ disclosures = Table(
     Column("subject_local_index", String(64), index=True),
     Column("fields_sent", Json, nullable=False),
     Column("fields_removed", Json, nullable=False),
+    Column("fields_refused", Json),  # [{path, code}]; NULL on rows from before the check
     Column("requested_by_user", String(200), nullable=False),
     Column("requested_by_role", String(200), nullable=False),
     Column("reason", Text, nullable=False),

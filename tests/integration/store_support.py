@@ -25,7 +25,7 @@ T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 CLIENT = Actor(ActorKind.CLIENT, "mosaic-childrens")
 ADMIN = Actor(ActorKind.ADMIN, "dpo.jsmith")
 # Synthetic identifiers: 999 numbers are never issued as real NHS numbers.
-NHS_NUMBER = "9990001234"
+NHS_NUMBER = "9990001235"  # passes the modulus 11 check
 LOCAL_ID = "MDW-SYN-000123"
 
 

@@ -7,7 +7,10 @@ import json
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
+from agreements.samples import adult_record
+from gateway.store.tables import audit_log, audit_pending
 from tests.gateway_support import Harness, adult_submission, lac_submission
 
 Client = TestClient[Any, Any]
@@ -172,3 +175,57 @@ async def test_sftp_partner_is_accepted(api: Client, harness: Harness) -> None:
     body = lac_submission(agreement="KM-DFE-CIN-013", purpose="statutory_return")
     resp = await api.post("/v1/disclosures", json=body, headers=_auth(harness.token()))
     assert resp.status == 202, await resp.text()
+
+
+async def test_nhs_number_failing_modulus_11_is_422_naming_the_field(
+    api: Client, harness: Harness
+) -> None:
+    typo = "9990000019"  # the valid 9990000018 with its check digit mistyped
+    body = lac_submission(subject={"nhs_number": typo, "local_id": "MC-C-000123"})
+    resp = await api.post("/v1/disclosures", json=body, headers=_auth(harness.token()))
+    assert resp.status == 422
+    text = await resp.text()
+    assert typo not in text
+    errors = json.loads(text)["errors"]
+    assert [error["field"] for error in errors] == ["subject.nhs_number"]
+    assert "modulus 11" in errors[0]["message"]
+    # The same body with the right check digit is accepted: the check, not the shape, refused it.
+    good = lac_submission(subject={"nhs_number": "9990000018", "local_id": "MC-C-000123"})
+    assert (
+        await api.post("/v1/disclosures", json=good, headers=_auth(harness.token()))
+    ).status == 202
+
+
+async def test_wrong_typed_values_are_refused_and_listed_never_sent(
+    api: Client, harness: Harness
+) -> None:
+    marker = "1234 (key safe code) MARKER-5d1e"
+    record = adult_record()
+    record["accommodation"]["key_safe"] = marker  # text in a yes/no field
+    record["identity"]["date_of_birth"] = "diabetes MARKER-5d1e"  # a diagnosis in a date field
+    record["identity"]["phone"] = "0" * 21  # longer than the field's maximum
+    body = adult_submission(record=record)
+    resp = await api.post("/v1/disclosures", json=body, headers=_auth(harness.token()))
+    assert resp.status == 202
+    disclosure_id = (await resp.json())["id"]
+    view = await api.get(f"/v1/disclosures/{disclosure_id}", headers=_auth(harness.token()))
+    text = await view.text()
+    assert "MARKER-5d1e" not in text
+    data = json.loads(text)
+    assert data["fields_refused"] == [
+        {"path": "identity.date_of_birth", "code": "type_mismatch"},
+        {"path": "identity.phone", "code": "too_long"},
+        {"path": "accommodation.key_safe", "code": "type_mismatch"},
+    ]
+    for refused in data["fields_refused"]:
+        assert refused["path"] in data["fields_removed"]
+        assert refused["path"] not in data["fields_sent"]
+    async with harness.gateway.store.read() as conn:
+        rows = [
+            *(await conn.execute(select(audit_log.c.action, audit_log.c.details))),
+            *(await conn.execute(select(audit_pending.c.action, audit_pending.c.details))),
+        ]
+    audited = [json.loads(d) if isinstance(d, str) else d for _, d in rows]
+    details = [d for d in audited if d.get("fields_refused")]
+    assert [d["fields_refused"] for d in details] == [data["fields_refused"]]
+    assert "MARKER-5d1e" not in json.dumps(audited)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from agreements.nhs_number import nhs_number_valid
 from agreements.samples import adult_record, child_record
 from gateway.logging import configure_logging
 from tests.gateway_support import Harness
@@ -31,7 +32,9 @@ class Markers:
         return marker
 
     def nhs_number(self) -> str:
-        number = f"999{secrets.randbelow(10**7):07d}"
+        number = ""
+        while not nhs_number_valid(number):  # the API refuses a failed check digit
+            number = f"999{secrets.randbelow(10**7):07d}"
         self.all.append(number)
         return number
 

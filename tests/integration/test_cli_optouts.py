@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.admin_optouts import nhs_number_valid, parse_optout_lines
+from agreements.nhs_number import nhs_number_valid
+from gateway.cli.admin_optouts import parse_optout_lines
 from gateway.protection import Protection
 from gateway.store.tables import audit_log, audit_pending, optouts
 from tests.integration.cli_support import admin_env, audit_entries, rows, run, run_json

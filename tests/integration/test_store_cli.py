@@ -104,6 +104,10 @@ def test_people_get_tables_and_clear_errors(env: Path, capsys: pytest.CaptureFix
     assert "audit chain: OK" in capsys.readouterr().out
     assert main(["subject-report"]) == 2
     assert "--nhs-number or --local-id" in capsys.readouterr().err
+    assert main(["subject-report", "--nhs-number", "9990001234", "--actor", "dpo"]) == 1
+    err = capsys.readouterr().err
+    assert "not a valid NHS number" in err
+    assert "9990001234" not in err
     (env / "bad.jwk").write_text("{}")
     assert main(["audit", "checkpoint", "--signing-key", str(env / "bad.jwk")]) == 1
     assert "not a private EC or OKP JWK" in capsys.readouterr().err

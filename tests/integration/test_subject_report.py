@@ -9,7 +9,7 @@ import pytest
 from gateway.audit import AuditSealer
 from gateway.store import disclosures
 from gateway.store.unit_of_work import Connection
-from gateway.subject_report import subject_report
+from gateway.subject_report import InvalidNhsNumberError, subject_report
 from tests.integration.store_support import (
     ADMIN,
     CLIENT,
@@ -21,7 +21,7 @@ from tests.integration.store_support import (
     protection,
 )
 
-OTHER_NHS = "9990005678"
+OTHER_NHS = "9990005672"
 
 
 async def test_report_finds_every_disclosure_about_the_person(
@@ -40,11 +40,15 @@ async def test_report_finds_every_disclosure_about_the_person(
             await disclosures.record_denied(conn, theirs, actor=CLIENT, at=T0)
 
         await store.write(record_three)
-        by_nhs = await subject_report(store, prot, nhs_number="999 000 1234", actor=ADMIN, at=T0)
+        by_nhs = await subject_report(store, prot, nhs_number="999 000 1235", actor=ADMIN, at=T0)
         by_local = await subject_report(store, prot, local_id=LOCAL_ID, actor=ADMIN, at=T0)
-        nobody = await subject_report(store, prot, nhs_number="9990000000", actor=ADMIN, at=T0)
+        nobody = await subject_report(store, prot, nhs_number="9990001006", actor=ADMIN, at=T0)
         with pytest.raises(ValueError, match="NHS number or a local id"):
             await subject_report(store, prot, actor=ADMIN, at=T0)
+        # A typo (one digit off) is refused, not reported as "no disclosures".
+        with pytest.raises(InvalidNhsNumberError, match="modulus 11") as refused:
+            await subject_report(store, prot, nhs_number="9990001234", actor=ADMIN, at=T0)
+        assert "9990001234" not in refused.value.message
     assert {d.id for d in by_nhs} == {d.id for d in mine}
     assert {d.id for d in by_local} == {d.id for d in mine}
     assert nobody == []
@@ -81,6 +85,6 @@ async def test_no_identifier_in_plain_text_in_the_sqlite_file(tmp_path: Path) ->
         await AuditSealer(store, clock=lambda: T0).seal_now()
     data = database_bytes(tmp_path)
     assert len(data) > 10_000  # the scan really read the database
-    for needle in (NHS_NUMBER, "999 000 1234", LOCAL_ID):
+    for needle in (NHS_NUMBER, "999 000 1235", LOCAL_ID):
         assert needle.encode() not in data, needle
         assert needle.encode("utf-16-le") not in data, needle

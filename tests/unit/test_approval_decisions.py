@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from gateway.application.four_eyes import (
     ApproverNotRegisteredError,
     FieldsNotPermittedError,
 )
+from gateway.application.submit import FieldLists
 from gateway.errors import NotFoundError
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.protection import Protection
@@ -104,10 +105,10 @@ class FakeSealer:
         key: PartnerKey,
         disclosure_id: str,
         now: datetime,
-    ) -> tuple[SealedEnvelope, tuple[tuple[str, ...], tuple[str, ...]]]:
+    ) -> tuple[SealedEnvelope, FieldLists]:
         self.agreements.append(agreement)
         sealed = SealedEnvelope(b"jwe:" + disclosure_id.encode(), "digest", "council", key.kid)
-        return sealed, (tuple(agreement.rules_for(command.purpose)), ("household[*].name",))
+        return sealed, (tuple(agreement.rules_for(command.purpose)), ("household[*].name",), ())
 
 
 @dataclass
@@ -140,6 +141,7 @@ class FakeHeld:
         actor: Any,
         at: datetime,
         expires_at: datetime | None = None,
+        fields_refused: Sequence[Mapping[str, str]] = (),
     ) -> None:
         changes = {
             "approver": approver,

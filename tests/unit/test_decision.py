@@ -213,7 +213,7 @@ def test_reason_codes_are_plain_strings() -> None:
 
 def test_every_reason_has_a_meaning() -> None:
     assert set(MEANINGS) == set(Reason)
-    assert meaning("national_data_opt_out").startswith("The national data opt-out")
+    assert meaning("national_data_opt_out").startswith("The subject has opted out")
     assert meaning("nonsense") == "Unknown reason code."
 
 

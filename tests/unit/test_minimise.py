@@ -68,11 +68,14 @@ def test_list_of_scalars() -> None:
     assert result.sent == ("health.allergies[*]",)
 
 
-def test_a_container_where_a_leaf_is_permitted_is_removed() -> None:
+def test_a_container_where_a_leaf_is_permitted_is_refused_by_its_type() -> None:
     record = {"identity": {"name": {"given": "A", "family": "B"}}}
     result = run(record, with_rules(("identity.name", "keep")))
     assert result.data == {}
-    assert result.removed == ("identity.name.given", "identity.name.family")
+    assert result.removed == ("identity.name",)
+    assert [r.to_dict() for r in result.refused] == [
+        {"path": "identity.name", "code": "type_mismatch"}
+    ]
 
 
 def test_rules_for_other_purposes_do_not_apply() -> None:
@@ -213,6 +216,7 @@ def test_transform_enum_covers_every_documented_transform() -> None:
         "age_band",
         "postcode_district",
         "pseudonymise",
+        "initials",
         "drop",
     }
 

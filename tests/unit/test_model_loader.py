@@ -171,7 +171,7 @@ def test_explicit_consent_needs_no_schedule_1_condition() -> None:
 
 def test_dropped_special_category_fields_need_no_condition() -> None:
     document = doc()
-    document["lawful_basis"] = {"article_6": "e"}
+    document["lawful_basis"] = {"article_6": "e", "gateways": ["ca89_s22"]}
     document["fields"] = [
         {"path": "identity.name"},
         {"path": "health.diagnoses[*].code", "transform": "drop"},
@@ -180,7 +180,7 @@ def test_dropped_special_category_fields_need_no_condition() -> None:
 
 
 def test_criminal_offence_data_without_article_10_is_refused() -> None:
-    document = doc(purposes=["crime_prevention"])
+    document = doc(purposes=["looked_after_children_health"])
     document["fields"] = [{"path": "youth_offending.convictions[*].offence"}]
     assert rules(document) == {("lawful_basis.article_10", "article_10_missing")}
     document["lawful_basis"]["article_10"] = ["official_authority"]
@@ -236,6 +236,7 @@ def test_free_text_needs_named_purposes() -> None:
     document = doc(purposes=["safeguarding_children"])
     document["lawful_basis"] = {
         "article_6": "e",
+        "gateways": ["ca89_s47"],
         "article_9": "g",
         "schedule_1": ["sch1_p18"],
         "article_10": ["sch1_p18"],

@@ -87,3 +87,13 @@ def test_a_sealed_envelope_and_a_receipt_fit_the_documented_claims() -> None:
         "future": True,
     }
     assert ReceiptClaims.model_validate(receipt).status == "received"
+
+
+def test_disclosure_view_lists_refused_fields_and_subject_says_modulus_11() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    refused = schemas["DisclosureView"]["properties"]["fields_refused"]
+    assert refused["items"]["$ref"].endswith("/RefusedFieldView")
+    codes = schemas["RefusedFieldView"]["properties"]["code"]["enum"]
+    assert codes == ["type_mismatch", "too_long"]
+    nhs = schemas["Subject"]["properties"]["nhs_number"]
+    assert "modulus 11" in json.dumps(nhs)

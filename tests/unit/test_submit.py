@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agreements.loader import default_catalog_dir, load_catalog
-from agreements.model import Agreement, Partner
+from agreements.model import Agreement, Partner, Purpose
 from agreements.samples import adult_record, child_record
 from gateway.application.commands import (
     AnnexBFacts,
@@ -235,6 +235,52 @@ async def test_an_opted_out_subject_is_refused_where_the_opt_out_applies(rig: Ri
     result = await rig.submit(EVERYTHING, command)
     assert isinstance(result, Denied)
     assert "national_data_opt_out" in result.reasons
+
+
+async def test_the_opt_out_is_judged_by_the_request_purpose(rig: Rig) -> None:
+    icb = CATALOG.agreements["KM-ICB-COM-004"]
+    both = icb.model_copy(update={"purposes": (Purpose.DIRECT_CARE, Purpose.PLANNING)})
+    snapshot = Snapshot({**CATALOG.agreements, icb.id: both}, CATALOG.partners, KEYS)
+    submit = SubmitDisclosures(
+        org_id="medway-council",
+        records=rig.records,
+        policy=lambda: snapshot,
+        sealer=rig.sealer,
+        protection=rig.protection,
+        metrics=Metrics(),
+        clock=lambda: NOW,
+        deliverable_channels=frozenset({"webhook", "mesh"}),
+    )
+    rig.records.opted_out_indexes.add(rig.protection.blind_index("nhs_number", "9990000018"))
+    planning = await submit(EVERYTHING, lac(agreement=icb.id, purpose="planning"))
+    care = await submit(EVERYTHING, lac(agreement=icb.id, purpose="direct_care"))
+    assert isinstance(planning, Denied)
+    assert "national_data_opt_out" in planning.reasons
+    assert isinstance(care, Queued), care
+
+
+async def test_a_competent_authority_is_recorded_as_receiving_under_part_3(rig: Rig) -> None:
+    mash = lac(agreement="KM-POL-SG-018", purpose="safeguarding_children")
+    await rig.submit(EVERYTHING, mash)
+    await rig.submit(EVERYTHING, lac())
+    police, trust = (write.new.lawful_basis for write in rig.records.writes)
+    assert police.endswith("; recipient dpa18 part3")
+    assert "part3" not in trust
+
+
+async def test_wrong_typed_values_are_refused_and_recorded_by_path(rig: Rig) -> None:
+    record = child_record()
+    record["identity"]["date_of_birth"] = "a diagnosis, not a date"
+    result = await rig.submit(EVERYTHING, lac(record=record))
+    assert isinstance(result, Queued)
+    [write] = rig.records.writes
+    assert isinstance(write, AcceptedDisclosure)
+    assert write.new.fields_refused == (
+        {"path": "identity.date_of_birth", "code": "type_mismatch"},
+    )
+    assert "identity.date_of_birth" in write.new.fields_removed
+    [claims] = rig.sealer.sealed
+    assert "date_of_birth" not in claims.data["identity"]
 
 
 def test_held_requests_kept_by_earlier_versions_as_the_api_body_still_read() -> None:
