@@ -63,6 +63,7 @@ CARE: dict[str, Any] = {
     "retention": "P1Y",
     "onward_sharing": "prohibited",
     "subject_identifiers": ["nhs_number", "local_id"],
+    "references": {"dpia": "DPIA-T-1"},  # special category data: a DPIA is required
     "fields": [
         {"path": "identity.name"},
         {"path": "identity.date_of_birth"},
