@@ -70,7 +70,7 @@ def test_ropa_describes_each_agreement_in_force_in_every_format(
     assert code == 0
     assert out.startswith("# Record of processing: data sharing")
     assert "Disclosures counted from 2026-01-01 to 2026-06-30." in out
-    assert "## KM-LA-PLC-010 v1:" in out
+    assert "## KM-LA-PLC-010 v2:" in out
     code, _, err = run(capsys, "ropa", "--from", "2026-02-01", "--to", "2026-01-01")
     assert code == 2
     assert "--to is before --from" in err

@@ -122,7 +122,7 @@ async def test_decisions_recorded_before_approvers_read_back_after_it(
     store = await Store.open(database_url)
     try:
         await store.upgrade()
-        await _downgrade(store, "0003_audit_integrity")
+        await _downgrade(store, "0004_fields_refused")
 
         async def old_row(conn: Connection) -> None:
             await disclosures.record_held(

@@ -1,7 +1,7 @@
 """approvers: registered approvers per agreement; approvals record login, role, narrowing
 
-Revision ID: 0004_approvers
-Revises: 0003_audit_integrity
+Revision ID: 0005_approvers
+Revises: 0004_fields_refused
 Create Date: 2026-12-05 09:00:00.000000
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0004_approvers'
-down_revision: str | None = '0003_audit_integrity'
+revision: str = '0005_approvers'
+down_revision: str | None = '0004_fields_refused'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

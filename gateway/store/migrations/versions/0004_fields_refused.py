@@ -1,7 +1,7 @@
 """disclosures.fields_refused: permitted fields whose values were refused (path and code)
 
-Revision ID: 0005_fields_refused
-Revises: 0004_approvers
+Revision ID: 0004_fields_refused
+Revises: 0003_audit_integrity
 Create Date: 2026-12-05 10:00:00.000000
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0005_fields_refused'
-down_revision: str | None = '0004_approvers'
+revision: str = '0004_fields_refused'
+down_revision: str | None = '0003_audit_integrity'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
