@@ -15,6 +15,7 @@ import tempfile
 from typing import Any
 
 import uvloop
+from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 from prometheus_client import multiprocess
 
@@ -51,6 +52,23 @@ def run_supervised(settings: Settings, role: Role, processes: int) -> None:
     argv = [sys.executable, "-m", "gunicorn", "gateway.server:api_process", "--no-control-socket"]
     argv += [part for pair in options.items() for part in pair]
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed arguments
+
+
+class GunicornLogs(Logger):  # type: ignore[misc]
+    """gunicorn's own lines (arbiter and workers) as JSON through structlog, like ours."""
+
+    def setup(self, cfg: Any) -> None:
+        """Drop gunicorn's plain-text handlers: its records go to the root logger's."""
+        super().setup(cfg)
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level, cache_loggers=True)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True
+
+
+logger_class = "gateway.supervisor.GunicornLogs"  # gunicorn reads its settings from this module
 
 
 def child_exit(_server: Any, worker: Any) -> None:

@@ -15,11 +15,18 @@ from gateway.clients import Client
 from gateway.errors import GatewayError, NotFoundError
 from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, validation_errors
-from gateway.http.schemas import DisclosureSubmission, DisclosureView, Health, ReceiptAccepted
+from gateway.http.schemas import (
+    NUL,
+    DisclosureSubmission,
+    DisclosureView,
+    Health,
+    ReceiptAccepted,
+)
 from gateway.logging import bound_context
 from gateway.service import Gateway
 
 _BEARER = "bearer "
+MAX_ID_LENGTH = 64  # the disclosures table's id column
 MAX_RECEIPT_BYTES = 64 * 1024  # a receipt is a few hundred bytes; anything far larger is not one
 LOG_IDS = web.RequestKey("log_ids", dict[str, str])  # read by the access-log middleware
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -94,9 +101,12 @@ async def submit_disclosure(request: web.Request) -> web.Response:
 async def get_disclosure(request: web.Request) -> web.Response:
     """GET /v1/disclosures/{id}: only the calling client's own disclosures."""
     client = await _authenticate(request)
-    request[LOG_IDS] = {"client": client.name, "disclosure_id": request.match_info["id"][:64]}
+    disclosure_id = request.match_info["id"]
+    request[LOG_IDS] = {"client": client.name, "disclosure_id": disclosure_id[:64]}
+    if NUL in disclosure_id or len(disclosure_id) > MAX_ID_LENGTH:  # no such id can exist
+        return problem(404, "disclosure_not_found", "No such disclosure")
     try:
-        report = await request.app[GATEWAY_KEY].disclosure_report(request.match_info["id"], client)
+        report = await request.app[GATEWAY_KEY].disclosure_report(disclosure_id, client)
     except NotFoundError:
         return problem(404, "disclosure_not_found", "No such disclosure")
     view = DisclosureView.of(report)

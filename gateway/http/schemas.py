@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gateway.application.commands import SubmitDisclosure
 from gateway.disclosure_view import DisclosureReport
@@ -13,6 +15,46 @@ from gateway.disclosure_view import DisclosureReport
 DisclosureStatus = Literal[
     "pending_approval", "rejected", "denied", "queued", "dispatched", "receipted", "failed"
 ]
+
+
+NUL = "\x00"
+_NAMEABLE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL cannot store NUL in text: refuse it here, the same on every database."""
+    if NUL in value:
+        raise PydanticCustomError("string_contains_nul", "text must not contain a NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def nul_path(value: Any) -> str | None:
+    """The path of the first key or string holding a NUL inside a JSON value, or None.
+
+    Keys that are not plain identifiers are shown as `<key>`: a path names fields, never values.
+    """
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                shown = key if _NAMEABLE_KEY.match(key) else "<key>"
+                here = f"{path}.{shown}" if path else shown
+                if NUL in key:
+                    return here
+                pending.append((here, child))
+        elif isinstance(item, list):
+            pending.extend(
+                (f"{path}.{index}" if path else str(index), child)
+                for index, child in enumerate(item)
+            )
+    return None
 
 
 class _Strict(BaseModel):
@@ -23,7 +65,7 @@ class Subject(_Strict):
     """Who the record is about: at least one identifier."""
 
     nhs_number: str | None = Field(None, pattern=r"^\d{10}$", description="10-digit NHS number")
-    local_id: str | None = Field(None, min_length=1, max_length=64)
+    local_id: Text | None = Field(None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _one_identifier(self) -> Subject:
@@ -35,31 +77,43 @@ class Subject(_Strict):
 class RequestedBy(_Strict):
     """The member of staff making the request (staff identifiers, not the subject's)."""
 
-    user: str = Field(min_length=1, max_length=128)
-    role: str = Field(min_length=1, max_length=128)
+    user: Text = Field(min_length=1, max_length=128)
+    role: Text = Field(min_length=1, max_length=128)
 
 
 class AnnexB(_Strict):
     """ICO Annex B facts of a police or DWP request (Schedule 2 para 2)."""
 
-    requesting_officer: str = Field(min_length=1, max_length=200)
-    rank: str = Field(min_length=1, max_length=100)
-    authorising_officer: str = Field(min_length=1, max_length=200)
-    offence_or_prejudice: str = Field(min_length=1, max_length=2000)
-    why_necessary: str = Field(min_length=1, max_length=4000)
-    reference: str | None = Field(None, max_length=100)
+    requesting_officer: Text = Field(min_length=1, max_length=200)
+    rank: Text = Field(min_length=1, max_length=100)
+    authorising_officer: Text = Field(min_length=1, max_length=200)
+    offence_or_prejudice: Text = Field(min_length=1, max_length=2000)
+    why_necessary: Text = Field(min_length=1, max_length=4000)
+    reference: Text | None = Field(None, max_length=100)
 
 
 class DisclosureSubmission(_Strict):
     """Body of POST /v1/disclosures."""
 
-    agreement: str = Field(min_length=1, max_length=100, description="Agreement id")
-    purpose: str = Field(min_length=1, max_length=64, description="Purpose code")
+    agreement: Text = Field(min_length=1, max_length=100, description="Agreement id")
+    purpose: Text = Field(min_length=1, max_length=64, description="Purpose code")
     subject: Subject
     record: dict[str, Any] = Field(description="The source record, minimised by Gatehouse")
     requested_by: RequestedBy
-    reason: str = Field(min_length=1, max_length=2000, description="Why this disclosure is made")
+    reason: Text = Field(min_length=1, max_length=2000, description="Why this disclosure is made")
     annex_b: AnnexB | None = None
+
+    @field_validator("record")
+    @classmethod
+    def _record_has_no_nul(cls, record: dict[str, Any]) -> dict[str, Any]:
+        path = nul_path(record)
+        if path is not None:
+            raise PydanticCustomError(
+                "string_contains_nul",
+                "text must not contain a NUL character (at record.{path})",
+                {"path": path},
+            )
+        return record
 
     def to_command(self) -> SubmitDisclosure:
         """The application's command for this body."""

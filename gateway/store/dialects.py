@@ -38,6 +38,7 @@ def create_engine(
         engine = create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,  # an error's text must never carry a row's values into a log
             pool_size=pool_size,
             max_overflow=0,
             pool_reset_on_return=None,
@@ -50,6 +51,7 @@ def create_engine(
         return create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_reset_on_return=None,  # every use ends in COMMIT or ROLLBACK already
