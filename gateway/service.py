@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,7 @@ log = structlog.get_logger("gateway.service")
 DEFAULT_SIGNING_ALG = "ES256"
 # Channels this version can deliver over; email and SFTP partners are refused at submission.
 DELIVERABLE_CHANNELS = frozenset({"webhook", "mesh"})
+READINESS_CACHE_SECONDS = 1.0  # probes from several places cost one check a second
 
 
 def utc_now() -> datetime:
@@ -76,6 +79,8 @@ class Gateway:
         delivery_options: DeliveryOptions | None = None,
     ) -> None:
         self.settings, self.store, self.clock = settings, store, clock
+        self._readiness: tuple[float, dict[str, str]] | None = None
+        self._readiness_lock = asyncio.Lock()
         self.metrics = Metrics()
         self.keyring = CouncilKeyring(settings.keys_dir)
         self.protection = Protection.from_dir(settings.keys_dir)
@@ -189,7 +194,19 @@ class Gateway:
         return self.keyring.jwks(self.clock())
 
     async def readiness(self) -> dict[str, str]:
-        """Database and (when configured) broker reachability."""
+        """Database and (when configured) broker reachability, remembered for a second.
+
+        Concurrent probes wait for the one check in flight instead of each opening a connection.
+        """
+        async with self._readiness_lock:
+            cached = self._readiness
+            if cached is not None and time.monotonic() - cached[0] < READINESS_CACHE_SECONDS:
+                return dict(cached[1])
+            checks = await self._check_readiness()
+            self._readiness = (time.monotonic(), checks)
+            return dict(checks)
+
+    async def _check_readiness(self) -> dict[str, str]:
         checks = {"database": "ok" if await self.store.ping() else "unreachable"}
         if self.settings.broker_url:
             if self.delivery is not None:

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     keys_dir: Path = Field(DEFAULT_VAR / "keys", description="Private keys, mode 0600")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    ops_host: str = Field("127.0.0.1", description="Operations listener: health, metrics")
+    ops_port: int = Field(8081, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -3,13 +3,17 @@ dies, and passes SIGTERM on for a graceful stop.
 
 API processes are `aiohttp.GunicornUVLoopWebWorker`s; delivery-only processes are
 `DeliveryProcess` workers. Metrics are kept per process in PROMETHEUS_MULTIPROC_DIR and summed
-by whichever process is scraped. This module is also gunicorn's config (`-c python:...`).
+by whichever process is scraped. The arbiter opens the operations socket once, before it forks:
+every process accepts on that one socket, so a scrape reaches whichever is free and sees the sum,
+and no other program can take the port while a process is being replaced.
+This module is also gunicorn's config (`-c python:...`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import tempfile
 from typing import Any
@@ -21,7 +25,14 @@ from prometheus_client import multiprocess
 
 from gateway.http.app import SHUTDOWN_GRACE_SECONDS
 from gateway.logging import configure_logging
-from gateway.server import ROLE_VARIABLE, Role, settle_heap
+from gateway.server import (
+    OPS_FD_VARIABLE,
+    ROLE_VARIABLE,
+    Role,
+    ops_listener,
+    settle_heap,
+    shared_ops_socket,
+)
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 
@@ -71,6 +82,18 @@ class GunicornLogs(Logger):  # type: ignore[misc]
 logger_class = "gateway.supervisor.GunicornLogs"  # gunicorn reads its settings from this module
 
 
+_OPS_SOCKETS: list[socket.socket] = []  # the arbiter holds the operations socket open
+
+
+def on_starting(_server: Any) -> None:
+    """gunicorn hook, in the arbiter before any worker: open the operations socket for all."""
+    settings = load_settings()
+    sock = socket.create_server((settings.ops_host, settings.ops_port))
+    sock.set_inheritable(True)
+    _OPS_SOCKETS.append(sock)
+    os.environ[OPS_FD_VARIABLE] = str(sock.fileno())
+
+
 def child_exit(_server: Any, worker: Any) -> None:
     """gunicorn hook: a process's live gauges go with it."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -91,9 +114,10 @@ class DeliveryProcess(Worker):  # type: ignore[misc]
         gateway = await Gateway.open(settings, deliver=True)
         try:
             await gateway.start()
-            settle_heap()
-            while self.alive:  # gunicorn's signal handlers clear it
-                self.notify()
-                await asyncio.sleep(HEARTBEAT_SECONDS)
+            async with ops_listener(gateway, shared_ops_socket()):
+                settle_heap()
+                while self.alive:  # gunicorn's signal handlers clear it
+                    self.notify()
+                    await asyncio.sleep(HEARTBEAT_SECONDS)
         finally:
             await gateway.close(SHUTDOWN_GRACE_SECONDS)

@@ -6,12 +6,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
-from aiohttp import web
+from aiohttp import web, web_response
 
 from gateway.errors import GatewayError
 from gateway.http import handlers
 from gateway.http.handlers import GATEWAY_KEY, LOG_IDS
-from gateway.http.openapi import ROUTES
+from gateway.http.openapi import OPS_ROUTES, ROUTES, Route
 from gateway.http.problems import problem
 from gateway.service import Gateway
 
@@ -69,19 +69,38 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+SERVER_NAME = "Gatehouse"  # in place of aiohttp's own `Server`, which names its version
+
+
+def _application(
+    gateway: Gateway, routes: tuple[Route, ...], client_max_size: int
+) -> web.Application:
+    # aiohttp writes its default `Server` into every response, including the 400s its parser
+    # sends before any application code (or on_response_prepare signal) runs: the default
+    # itself is the one place to change.
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+    app = web.Application(middlewares=[observe], client_max_size=client_max_size)
+    app[GATEWAY_KEY] = gateway
+    for route in routes:
+        app.router.add_route(route.method, route.path, _HANDLERS[route.name], name=route.name)
+    return app
+
+
 def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Application:
-    """Build the HTTP application around an opened gateway.
+    """Build the public HTTP application (the contract) around an opened gateway.
 
     `owns_gateway`: the app starts the gateway's background work when it starts and closes
     the gateway when it stops (a served process); otherwise the caller does both.
     """
-    app = web.Application(middlewares=[observe], client_max_size=gateway.settings.max_body_bytes)
-    app[GATEWAY_KEY] = gateway
+    app = _application(gateway, ROUTES, gateway.settings.max_body_bytes)
     if owns_gateway:
         app.cleanup_ctx.append(_running(gateway))
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, _HANDLERS[route.name], name=route.name)
     return app
+
+
+def create_ops_app(gateway: Gateway) -> web.Application:
+    """The operations listener's application: liveness, readiness and metrics, no bodies."""
+    return _application(gateway, OPS_ROUTES, 1024)
 
 
 SHUTDOWN_GRACE_SECONDS = 15.0

@@ -93,28 +93,20 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
-        "/readyz",
-        "readyz",
-        "Readiness: database and broker reachable",
-        responses={
-            200: (JSON, s.Health, "Ready"),
-            503: (JSON, s.Health, "A dependency is unreachable"),
-        },
-    ),
-    Route(
-        "GET",
-        "/metrics",
-        "metrics",
-        "Prometheus metrics",
-        responses={200: ("text/plain", None, "Prometheus text exposition format")},
-    ),
-    Route(
-        "GET",
         "/v1/openapi.json",
         "openapi",
         "This document",
         responses={200: (JSON, None, "OpenAPI 3.1 document")},
     ),
+)
+
+
+# The operations listener's routes (GATEWAY_OPS_PORT, loopback by default): not part of the
+# public contract, so not in the OpenAPI document.
+OPS_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthz", "healthz", "Liveness"),
+    Route("GET", "/readyz", "readyz", "Readiness: database and broker reachable"),
+    Route("GET", "/metrics", "metrics", "Prometheus metrics"),
 )
 
 

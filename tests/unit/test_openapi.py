@@ -42,3 +42,10 @@ def test_submission_schema_forbids_unknown_top_level_fields() -> None:
         schema["required"]
     )
     json.dumps(schema)
+
+
+def test_operations_endpoints_are_not_in_the_public_contract() -> None:
+    paths = openapi_document()["paths"]
+    assert "/metrics" not in paths
+    assert "/readyz" not in paths
+    assert "/healthz" in paths
