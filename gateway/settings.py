@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     ops_host: str = Field("127.0.0.1", description="Operations listener: health, metrics")
     ops_port: int = Field(8081, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    body_timeout: float = Field(30.0, gt=0, description="Seconds to receive a request's body")
+    client_concurrency: int = Field(
+        32, ge=1, description="Requests in flight per client (or per address, unauthenticated)"
+    )
+    receipt_rate: float = Field(20.0, gt=0, description="POST /v1/receipts per second per address")
+    receipt_burst: int = Field(200, ge=1, description="Burst of POST /v1/receipts per address")
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

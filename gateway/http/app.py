@@ -10,7 +10,8 @@ from aiohttp import web, web_response
 
 from gateway.errors import GatewayError
 from gateway.http import handlers
-from gateway.http.handlers import GATEWAY_KEY, LOG_IDS
+from gateway.http.handlers import GATEWAY_KEY, LIMITS_KEY, LOG_IDS
+from gateway.http.limits import ListenerLimits
 from gateway.http.openapi import OPS_ROUTES, ROUTES, Route
 from gateway.http.problems import problem
 from gateway.service import Gateway
@@ -69,6 +70,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+LINGERING_SECONDS = 1.0
 SERVER_NAME = "Gatehouse"  # in place of aiohttp's own `Server`, which names its version
 
 
@@ -79,7 +81,13 @@ def _application(
     # sends before any application code (or on_response_prepare signal) runs: the default
     # itself is the one place to change.
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
-    app = web.Application(middlewares=[observe], client_max_size=client_max_size)
+    app = web.Application(
+        middlewares=[observe],
+        client_max_size=client_max_size,
+        # After a refused or timed-out body, read what is left for at most this long (so the
+        # client can read the answer) instead of aiohttp's 10 s.
+        handler_args={"lingering_time": LINGERING_SECONDS},
+    )
     app[GATEWAY_KEY] = gateway
     for route in routes:
         app.router.add_route(route.method, route.path, _HANDLERS[route.name], name=route.name)
@@ -92,7 +100,14 @@ def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Applicati
     `owns_gateway`: the app starts the gateway's background work when it starts and closes
     the gateway when it stops (a served process); otherwise the caller does both.
     """
-    app = _application(gateway, ROUTES, gateway.settings.max_body_bytes)
+    settings = gateway.settings
+    app = _application(gateway, ROUTES, settings.max_body_bytes)
+    app[LIMITS_KEY] = ListenerLimits(
+        in_flight=settings.client_concurrency,
+        receipt_rate=settings.receipt_rate,
+        receipt_burst=settings.receipt_burst,
+        body_timeout=settings.body_timeout,
+    )
     if owns_gateway:
         app.cleanup_ctx.append(_running(gateway))
     return app

@@ -30,6 +30,8 @@ class Route:
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 _UNAUTH = (PROBLEM, s.Problem, "Missing or invalid bearer token")
+_SLOW = (PROBLEM, s.Problem, "Body not received within GATEWAY_BODY_TIMEOUT; connection closed")
+_BUSY = (PROBLEM, s.Problem, "Too many requests in flight, or too many receipts; see Retry-After")
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -45,10 +47,12 @@ ROUTES: tuple[Route, ...] = (
             400: (PROBLEM, s.Problem, "Body is not JSON"),
             401: _UNAUTH,
             403: (PROBLEM, s.Problem, "Denied by policy; `reasons` lists every reason code"),
+            408: _SLOW,
             409: (PROBLEM, s.Problem, "Idempotency-Key reused with a different body"),
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
             415: (PROBLEM, s.Problem, "Body is not application/json"),
             422: (PROBLEM, s.Problem, "Malformed body; `errors` names each field"),
+            429: _BUSY,
         },
     ),
     Route(
@@ -61,6 +65,7 @@ ROUTES: tuple[Route, ...] = (
             200: (JSON, s.DisclosureView, "The disclosure"),
             401: _UNAUTH,
             404: (PROBLEM, s.Problem, "No such disclosure for this client"),
+            429: _BUSY,
         },
     ),
     Route(
@@ -73,8 +78,10 @@ ROUTES: tuple[Route, ...] = (
             200: (JSON, s.ReceiptAccepted, "Receipt verified and recorded (or a replay)"),
             400: (PROBLEM, s.Problem, "Not a compact JWS"),
             404: (PROBLEM, s.Problem, "Unknown message id"),
+            408: _SLOW,
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
             422: (PROBLEM, s.Problem, "Receipt refused; `code` says why"),
+            429: _BUSY,
         },
     ),
     Route(
