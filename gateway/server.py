@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from gateway.http.app import SHUTDOWN_GRACE_SECONDS, create_app, create_ops_app
+from gateway.listener_tls import server_tls_context
 from gateway.logging import configure_logging
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
@@ -161,12 +162,13 @@ async def _listen(
     )
     try:
         await runner.setup()  # starts the gateway's background work (cleanup_ctx)
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        tls = server_tls_context(settings)
+        await web.TCPSite(runner, settings.host, settings.port, ssl_context=tls).start()
         host, port = runner.addresses[0][:2]
         async with ops_listener(gateway):
             log.info("listening", host=host, port=port, role=str(role))
             if started is not None:
-                started(f"http://{host}:{port}")
+                started(f"{'https' if tls else 'http'}://{host}:{port}")
             await stop.wait()
             log.info("stopping", role=str(role))
     finally:

@@ -24,7 +24,7 @@ from gateway.application.council_key_rotation import ensure_signing_key
 from gateway.application.receipt_intake import ReceiptIntake
 from gateway.application.submit import SubmitDisclosures
 from gateway.background import Loops
-from gateway.clients import Client
+from gateway.clients import Client, certificate_sha256
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
@@ -182,8 +182,15 @@ class Gateway:
             await self.store.close()
 
     async def authenticate(self, token: str) -> Client | None:
-        """The active client holding this bearer token, if any."""
-        return await self.policy.client(token)
+        """The active client holding this bearer token, if any and not expired."""
+        client = await self.policy.client(token)
+        if client is None or not client.token_valid_at(self.clock()):
+            return None
+        return client
+
+    async def authenticate_certificate(self, der: bytes) -> Client | None:
+        """The active client a verified TLS client certificate is registered to, if any."""
+        return await self.policy.client_by_certificate(certificate_sha256(der))
 
     async def disclosure_report(self, disclosure_id: str, client: Client) -> DisclosureReport:
         """One of this client's disclosures (NotFoundError otherwise)."""

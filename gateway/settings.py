@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     keys_dir: Path = Field(DEFAULT_VAR / "keys", description="Private keys, mode 0600")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    tls_cert: Path | None = Field(None, description="PEM certificate chain: serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key (default: in tls_cert)")
+    tls_client_ca: Path | None = Field(None, description="CA of client certificates (mTLS)")
     ops_host: str = Field("127.0.0.1", description="Operations listener: health, metrics")
     ops_port: int = Field(8081, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
@@ -61,6 +64,12 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> Settings:
+        if self.tls_cert is None and (self.tls_key is not None or self.tls_client_ca is not None):
+            raise ValueError("GATEWAY_TLS_KEY and GATEWAY_TLS_CLIENT_CA need GATEWAY_TLS_CERT")
+        return self
 
     @field_validator("retry_delays")
     @classmethod

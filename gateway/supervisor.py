@@ -14,16 +14,19 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import sys
 import tempfile
 from typing import Any
 
 import uvloop
+from aiohttp.worker import GunicornUVLoopWebWorker
 from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 from prometheus_client import multiprocess
 
 from gateway.http.app import SHUTDOWN_GRACE_SECONDS
+from gateway.listener_tls import server_tls_context
 from gateway.logging import configure_logging
 from gateway.server import (
     OPS_FD_VARIABLE,
@@ -51,7 +54,7 @@ def run_supervised(settings: Settings, role: Role, processes: int) -> None:
         worker_class = "gateway.supervisor.DeliveryProcess"
     else:
         bind = f"{settings.host}:{settings.port}"
-        worker_class = "aiohttp.GunicornUVLoopWebWorker"
+        worker_class = "gateway.supervisor.ApiProcess"
     options = {
         "--config": "python:gateway.supervisor",
         "--bind": bind,
@@ -60,6 +63,10 @@ def run_supervised(settings: Settings, role: Role, processes: int) -> None:
         "--graceful-timeout": str(int(SHUTDOWN_GRACE_SECONDS) + 5),
         "--name": f"gatehouse-{role.value}",
     }
+    if settings.tls_cert is not None and role is not Role.WORKER:
+        # gunicorn serves TLS when given a certificate; ApiProcess builds the context itself.
+        options["--certfile"] = str(settings.tls_cert)
+        options["--keyfile"] = str(settings.tls_key or settings.tls_cert)
     argv = [sys.executable, "-m", "gunicorn", "gateway.server:api_process", "--no-control-socket"]
     argv += [part for pair in options.items() for part in pair]
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed arguments
@@ -98,6 +105,17 @@ def child_exit(_server: Any, worker: Any) -> None:
     """gunicorn hook: a process's live gauges go with it."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+class ApiProcess(GunicornUVLoopWebWorker):
+    """aiohttp's gunicorn worker with the listener's TLS settings (gateway.listener_tls)."""
+
+    @staticmethod
+    def _create_ssl_context(cfg: Any) -> ssl.SSLContext:
+        context = server_tls_context(load_settings())
+        if context is None:  # gunicorn asks only when it was given a certificate
+            raise RuntimeError("TLS requested without GATEWAY_TLS_CERT")
+        return context
 
 
 class DeliveryProcess(Worker):  # type: ignore[misc]

@@ -66,7 +66,23 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _peer_certificate(request: web.Request) -> bytes | None:
+    """The client certificate the TLS handshake verified (DER), if one was presented."""
+    if request.transport is None:
+        return None
+    tls = request.transport.get_extra_info("ssl_object")
+    der = tls.getpeercert(binary_form=True) if tls is not None else None
+    return der if isinstance(der, bytes) and der else None
+
+
 async def _authenticate(request: web.Request) -> Client:
+    """A verified client certificate registered to a client, else a valid bearer token."""
+    der = _peer_certificate(request)
+    if der is not None:
+        client = await request.app[GATEWAY_KEY].authenticate_certificate(der)
+        if client is not None:
+            bound_context({"client": client.name})
+            return client
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith(_BEARER):
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})

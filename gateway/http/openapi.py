@@ -130,7 +130,8 @@ def _models() -> list[type[BaseModel]]:
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": route.name, "summary": route.summary, "responses": {}}
     if route.auth:
-        op["security"] = [{"bearer": []}]
+        # A bearer token, or a client certificate registered to the client (GATEWAY_TLS_CLIENT_CA).
+        op["security"] = [{"bearer": []}, {"mutualTLS": []}]
     parameters = []
     if "{id}" in route.path:
         parameters.append(
@@ -186,7 +187,10 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schema.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "mutualTLS": {"type": "mutualTLS"},
+            },
         },
     }
     if server_url:
