@@ -160,7 +160,7 @@ def _json_line(event_dict: Any, **dumps_kw: Any) -> str:
     return orjson.dumps(event_dict, default=dumps_kw.get("default")).decode()
 
 
-class _LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler for the standard library's records; one per process."""
 
 
@@ -185,13 +185,14 @@ def _route_library_logs(renderer: Any, level: int) -> None:
             renderer,
         ],
     )
-    handler = _LibraryHandler(_CurrentStderr())
+    handler = LibraryHandler(_CurrentStderr())
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _LibraryHandler)]:
+    for old in [h for h in root.handlers if isinstance(h, LibraryHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
+    # Libraries' debug lines (aiosqlite logs every statement) stay out even at debug level.
+    root.setLevel(max(level, logging.INFO))
 
 
 def _log_uncaught(
