@@ -1,15 +1,23 @@
 """The webhook channel: HTTPS POST of the sealed envelope to the partner's endpoint.
 
-One pooled aiohttp session per channel; per-partner TLS (CA bundle, client certificate for
-mutual TLS) with one cached SSLContext per partner configuration; every partner fault comes back
-as a `DeliveryResult` with a stable reason code, never as an exception. The receipt in a
+One pooled aiohttp session per address policy; per-partner TLS (CA bundle, client certificate
+for mutual TLS) with one cached SSLContext per partner configuration; every partner fault comes
+back as a `DeliveryResult` with a stable reason code, never as an exception. The receipt in a
 synchronous `200 application/jose` answer is returned as bytes: verifying it is the gateway's job.
+
+Where an envelope may go: an https endpoint must resolve to public (global unicast) addresses
+unless the partner's catalog entry says `allow_private_address: true`; plain http only to
+loopback under GATEWAY_ALLOW_INSECURE_LOOPBACK. The check is in the session's resolver, so the
+addresses checked are the addresses connected to: a name cannot resolve once for the check and
+again, elsewhere, for the connection.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
@@ -83,15 +92,80 @@ def outcome_for_status(
 
 
 def is_loopback(host: str | None) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http may ever reach."""
+    """True for 127.0.0.0/8, ::1 and `localhost`: the only hosts plain http may ever reach.
+
+    `*.localhost` is not: nothing makes every resolver keep such names on this machine.
+    """
     if not host:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class AddressPolicy(enum.Enum):
+    """Which resolved addresses a delivery may connect to."""
+
+    PUBLIC = "public"  # https: global unicast addresses only
+    ANY = "any"  # https to a partner whose catalog entry allows private addresses
+    LOOPBACK = "loopback"  # plain http under GATEWAY_ALLOW_INSECURE_LOOPBACK
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def address_allowed(address: IPAddress, policy: AddressPolicy) -> bool:
+    """May a delivery under `policy` connect to `address`?"""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+    if policy is AddressPolicy.LOOPBACK:
+        return address.is_loopback
+    if policy is AddressPolicy.ANY:
+        return not (address.is_unspecified or address.is_multicast)
+    return address.is_global and not address.is_multicast
+
+
+class AddressRefusedError(OSError):
+    """Every address of the endpoint is one its policy does not allow."""
+
+
+class CheckedResolver(AbstractResolver):
+    """Resolve once and keep only the addresses the policy allows: aiohttp connects to exactly
+    what this returns, so a name cannot be re-resolved to somewhere else after the check."""
+
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
+        self.policy = policy
+        self._inner = inner or aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The allowed addresses of `host`; AddressRefusedError when there are none."""
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if address_allowed(_ip(r["host"]), self.policy)]
+        if not allowed:
+            raise AddressRefusedError(
+                f"no address of the endpoint is allowed ({self.policy.value})"
+            )
+        return allowed
+
+    async def close(self) -> None:
+        """Close the wrapped resolver."""
+        await self._inner.close()
+
+
+def _ip(text: str) -> IPAddress:
+    return ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return _ip(host.strip("[]"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +178,7 @@ class WebhookTarget:
     client_key: str | None = None
     connect_timeout: float | None = None
     total_timeout: float | None = None
+    allow_private_address: bool = False
 
     @classmethod
     def from_mapping(cls, target: Mapping[str, Any]) -> WebhookTarget | str:
@@ -130,7 +205,17 @@ class WebhookTarget:
             values[name] = None if value is None else float(value)
         if values["client_key"] and not values["client_cert"]:
             return "client_cert"
-        return cls(endpoint=url, **values)
+        allow_private = target.get("allow_private_address", False)
+        if not isinstance(allow_private, bool):
+            return "allow_private_address"
+        return cls(endpoint=url, allow_private_address=allow_private, **values)
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        """Where this endpoint's addresses may be (http is loopback-only, when allowed at all)."""
+        if self.endpoint.scheme != "https":
+            return AddressPolicy.LOOPBACK
+        return AddressPolicy.ANY if self.allow_private_address else AddressPolicy.PUBLIC
 
     @property
     def tls_key(self) -> tuple[str | None, str | None, str | None]:
@@ -157,20 +242,24 @@ class WebhookChannel:
         self._max_receipt_bytes = max_receipt_bytes
         self._user_agent = user_agent
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[AddressPolicy, aiohttp.ClientSession] = {}
         self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+    def _client(self, policy: AddressPolicy) -> aiohttp.ClientSession:
+        """One session per policy: a DNS cache never serves one policy's answers to another."""
+        session = self._sessions.get(policy)
+        if session is None or session.closed:
             # No connection cap of its own (0 = none): the delivery engine bounds requests per
             # partner (GATEWAY_PARTNER_CONCURRENCY); a hidden cap here would undercut it.
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
+            connector = aiohttp.TCPConnector(
+                limit=0, limit_per_host=0, resolver=CheckedResolver(policy)
+            )
+            session = self._sessions[policy] = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": self._user_agent},
                 trust_env=False,
             )
-        return self._session
+        return session
 
     def tls_context(self, target: WebhookTarget) -> ssl.SSLContext:
         """The partner's SSLContext, built once per configuration (and again if a file changes)."""
@@ -204,6 +293,10 @@ class WebhookChannel:
         refused = self._refuse_endpoint(parsed)
         if refused is not None:
             return refused
+        literal = _literal(parsed.endpoint.host or "")
+        # aiohttp connects to an address literal without asking the resolver: check it here.
+        if literal is not None and not address_allowed(literal, parsed.address_policy):
+            return _refused_address(parsed)
         tls: ssl.SSLContext | bool = True
         if parsed.endpoint.scheme == "https":
             try:
@@ -225,7 +318,7 @@ class WebhookChannel:
             "X-Gatehouse-Attempt": str(envelope.attempt),
         }
         try:
-            async with self._client().post(
+            async with self._client(target.address_policy).post(
                 target.endpoint,
                 data=envelope.body,
                 headers=headers,
@@ -242,6 +335,12 @@ class WebhookChannel:
         except aiohttp.ClientSSLError as exc:
             return _result(
                 DeliveryOutcome.TRANSIENT, "partner_tls_failed", error_type=type(exc).__name__
+            )
+        except aiohttp.ClientConnectorError as exc:  # after TLS: its errors are one too
+            if isinstance(exc.os_error, AddressRefusedError):
+                return _refused_address(target)
+            return _result(
+                DeliveryOutcome.TRANSIENT, "partner_unreachable", error_type=type(exc).__name__
             )
         except (aiohttp.ClientError, OSError) as exc:
             return _result(
@@ -264,6 +363,13 @@ class WebhookChannel:
 
     async def close(self) -> None:
         """Close pooled connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+def _refused_address(target: WebhookTarget) -> DeliveryResult:
+    """Permanent: retrying will not move the partner's endpoint onto an allowed address."""
+    return _result(
+        DeliveryOutcome.PERMANENT, "endpoint_address_refused", policy=target.address_policy.value
+    )

@@ -105,6 +105,9 @@ class ChannelSpec(BaseModel):
 
     type: ChannelType
     endpoint: str | None = None  # webhook URL (https; http only to loopback)
+    # The endpoint may resolve to private, link-local or loopback addresses (a partner on the
+    # council's own network); without it such an https endpoint is refused.
+    allow_private_address: bool = False
     receipt_deadline: timedelta | None = None  # None: the channel type's default
     mailbox: str | None = Field(None, pattern=r"^[A-Z0-9]{6,12}$")  # MESH recipient mailbox
     workflow_id: str | None = Field(None, pattern=r"^[A-Z0-9_]{3,64}$")  # MESH workflow id
@@ -136,6 +139,8 @@ class ChannelSpec(BaseModel):
                 raise ValueError("endpoint must be an absolute https:// URL")
             if parts.scheme == "http" and not _is_loopback(parts.hostname):
                 raise ValueError("endpoint must use https (http only to a loopback address)")
+        if self.allow_private_address and self.type is not ChannelType.WEBHOOK:
+            raise ValueError("allow_private_address applies to webhook channels only")
         if self.receipt_deadline is not None and self.receipt_deadline <= timedelta(0):
             raise ValueError("receipt_deadline must be positive")
         return self

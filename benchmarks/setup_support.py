@@ -51,6 +51,7 @@ async def seed(
         database_url=database_url or f"sqlite+aiosqlite:///{root / 'gatehouse.db'}",
         keys_dir=root / "keys",
         port=free_port(),
+        ops_port=free_port(),
         **settings_extra,
     )
     now = datetime.now(UTC)

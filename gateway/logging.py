@@ -1,11 +1,18 @@
-"""structlog set-up with a redaction processor: field names may be logged, values never."""
+"""structlog set-up with a redaction processor: field names may be logged, values never.
+
+Libraries log through the standard library (aio-pika, asyncio, aiohttp, gunicorn, SQLAlchemy):
+their records go through the same processors and renderer by `ProcessorFormatter`, so every
+line on stderr is one JSON object and is redacted like our own.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+import threading
 from collections.abc import Mapping, MutableMapping
+from types import TracebackType
 from typing import Any, Literal
 
 import orjson
@@ -23,6 +30,7 @@ SAFE_KEYS = frozenset(
         "timestamp",
         "logger",
         "exc_info",
+        "exception",
         "disclosure_id",
         "message_id",
         "agreement",
@@ -91,6 +99,8 @@ SECRET_KEYS = frozenset(
     }
 )
 _NHS_NUMBER = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b")
+# PostgreSQL names the offending value in a constraint error: `Key (col)=(value) already exists`.
+_KEY_VALUE = re.compile(r"\)=\((?:[^()]|\([^()]*\))*\)")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{32,}")
 # Disclosure and message ids are UUIDs: ids, not secrets, and the on-call engineer needs them.
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -106,6 +116,7 @@ _SHORTEST_MATCH = 10  # an NHS number's ten digits; a token-like run needs 32 ch
 def _scrub_text(text: str) -> str:
     if len(text) < _SHORTEST_MATCH:  # most values logged (methods, codes, names): nothing to find
         return text
+    text = _KEY_VALUE.sub(f")=({REDACTED})", text)
     return _TOKEN_LIKE.sub(_token_or_id, _NHS_NUMBER.sub(REDACTED, text))
 
 
@@ -149,6 +160,52 @@ def _json_line(event_dict: Any, **dumps_kw: Any) -> str:
     return orjson.dumps(event_dict, default=dumps_kw.get("default")).decode()
 
 
+class LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler for the standard library's records; one per process."""
+
+
+def _shared_processors() -> list[Any]:
+    # Exceptions are rendered to text first, so the redaction sees (and scrubs) the traceback.
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,
+    ]
+
+
+def _route_library_logs(renderer: Any, level: int) -> None:
+    """Send every standard-library record through structlog's processors to stderr."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_shared_processors(),
+            renderer,
+        ],
+    )
+    handler = LibraryHandler(_CurrentStderr())
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, LibraryHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    # Libraries' debug lines (aiosqlite logs every statement) stay out even at debug level.
+    root.setLevel(max(level, logging.INFO))
+
+
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    structlog.get_logger("gateway").critical("uncaught_exception", exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+
+
 def configure_logging(
     fmt: Literal["auto", "json", "console"] = "auto",
     level: str = "info",
@@ -158,8 +215,9 @@ def configure_logging(
     """Configure structlog once at start-up: JSON when not on a terminal, key-value otherwise.
 
     `cache_loggers` is for a process that configures logging once (`gateway serve`): each
-    module's logger is then built on its first use instead of on every call. Not in tests,
-    which configure logging again and again in one process.
+    module's logger is then built on its first use instead of on every call, and warnings and
+    uncaught exceptions become log lines too. Not in tests, which configure logging again and
+    again in one process.
     """
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
@@ -167,21 +225,18 @@ def configure_logging(
         if use_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=[*_shared_processors(), renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=cache_loggers,
     )
+    _route_library_logs(renderer, numeric_level)
+    if cache_loggers:
+        logging.captureWarnings(True)
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
 
 
 def bound_context(values: Mapping[str, Any]) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -36,6 +37,13 @@ class PolicySnapshot:
     partners: Mapping[str, Partner] = field(default_factory=dict)
     keys: Mapping[str, tuple[PartnerKey, ...]] = field(default_factory=dict)
     loaded_at: float = 0.0
+
+
+_ClientFinder = Callable[[Any, str], Awaitable["clients_repo.StoredClient | None"]]
+
+
+async def _by_certificate(conn: Any, key: str) -> clients_repo.StoredClient | None:
+    return await clients_repo.by_cert_sha256(conn, key.removeprefix("cert:"))
 
 
 class PolicyCache:
@@ -112,24 +120,35 @@ class PolicyCache:
         look it up at once; one lookup is made and the others wait for its answer (made after
         the expiry, so no staler than a lookup of their own).
         """
-        digest = hash_token(token)
+        return await self._client(hash_token(token), clients_repo.by_token_hash)
+
+    async def client_by_certificate(self, fingerprint: str) -> Client | None:
+        """The active client a verified client certificate maps to; remembered likewise."""
+        return await self._client("cert:" + fingerprint, _by_certificate)
+
+    async def _client(self, digest: str, find: _ClientFinder) -> Client | None:
         now = self._monotonic()
         cached = self._clients.get(digest)
         if cached is not None and now - cached[1] < self._interval:
             return cached[0]
         lookup = self._lookups.get(digest)
         if lookup is None:
-            lookup = asyncio.ensure_future(self._look_up(digest, now))
+            lookup = asyncio.ensure_future(self._look_up(digest, now, find))
             self._lookups[digest] = lookup
             lookup.add_done_callback(lambda done: self._lookup_done(digest, done))
         # A caller that goes away (client disconnect) must not cancel the others' lookup.
         return await asyncio.shield(lookup)
 
-    async def _look_up(self, digest: str, now: float) -> Client | None:
+    async def _look_up(self, digest: str, now: float, find: _ClientFinder) -> Client | None:
         async with self._store.read() as conn:
-            stored = await clients_repo.by_token_hash(conn, digest)
+            stored = await find(conn, digest)
         client = (
-            Client(stored.name, frozenset(stored.allowed_agreements), stored.status)
+            Client(
+                stored.name,
+                frozenset(stored.allowed_agreements),
+                stored.status,
+                stored.token_expires_at,
+            )
             if stored is not None
             else None
         )

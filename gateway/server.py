@@ -12,18 +12,22 @@ import enum
 import gc
 import os
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 from aiohttp import web
 
-from gateway.http.app import SHUTDOWN_GRACE_SECONDS, create_app
+from gateway.http.app import SHUTDOWN_GRACE_SECONDS, create_app, create_ops_app
+from gateway.listener_tls import server_tls_context
 from gateway.logging import configure_logging
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 
 log = structlog.get_logger("gateway.server")
 ROLE_VARIABLE = "GATEWAY_SERVE_ROLE"  # how `gateway serve` tells its gunicorn workers the role
+OPS_FD_VARIABLE = "GATEWAY_OPS_FD"  # the operations socket gunicorn's arbiter opened for all
 
 
 class Role(enum.StrEnum):
@@ -49,13 +53,48 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+@asynccontextmanager
+async def ops_listener(gateway: Gateway, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve /healthz, /readyz and /metrics on GATEWAY_OPS_HOST:GATEWAY_OPS_PORT (or on `sock`,
+    the listening socket gunicorn's arbiter shares with its processes); yields its URL."""
+    runner = web.AppRunner(create_ops_app(gateway), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        settings = gateway.settings
+        site = (
+            web.TCPSite(runner, settings.ops_host, settings.ops_port)
+            if sock is None
+            else web.SockSite(runner, sock)
+        )
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        log.info("ops_listening", host=host, port=port)
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def shared_ops_socket() -> socket.socket | None:
+    """In a gunicorn worker: the operations socket the arbiter opened before forking."""
+    fd = os.environ.get(OPS_FD_VARIABLE)
+    return None if fd is None else socket.socket(fileno=int(fd))
+
+
 async def api_process() -> web.Application:
-    """A gunicorn worker's application: the gateway opened, started and closed with it."""
+    """A gunicorn worker's application: the gateway opened, started and closed with it, and
+    the operations listener on the socket all workers share."""
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level, cache_loggers=True)
     role = Role(os.environ.get(ROLE_VARIABLE, Role.API))
     gateway = await Gateway.open(settings, deliver=role.delivers)
     app = create_app(gateway, owns_gateway=True)
+    sock = shared_ops_socket()
+
+    async def operations(_app: web.Application) -> AsyncIterator[None]:
+        async with ops_listener(gateway, sock):
+            yield
+
+    app.cleanup_ctx.append(operations)
     app.on_startup.append(lambda _app: _settled())
     return app
 
@@ -99,11 +138,12 @@ async def _deliver(
 ) -> None:
     try:
         await gateway.start()
-        log.info("delivering", role=str(Role.WORKER))
-        if started is not None:
-            started("")
-        await stop.wait()
-        log.info("stopping", role=str(Role.WORKER))
+        async with ops_listener(gateway):
+            log.info("delivering", role=str(Role.WORKER))
+            if started is not None:
+                started("")
+            await stop.wait()
+            log.info("stopping", role=str(Role.WORKER))
     finally:
         await gateway.close(SHUTDOWN_GRACE_SECONDS)
 
@@ -122,12 +162,14 @@ async def _listen(
     )
     try:
         await runner.setup()  # starts the gateway's background work (cleanup_ctx)
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        tls = server_tls_context(settings)
+        await web.TCPSite(runner, settings.host, settings.port, ssl_context=tls).start()
         host, port = runner.addresses[0][:2]
-        log.info("listening", host=host, port=port, role=str(role))
-        if started is not None:
-            started(f"http://{host}:{port}")
-        await stop.wait()
-        log.info("stopping", role=str(role))
+        async with ops_listener(gateway):
+            log.info("listening", host=host, port=port, role=str(role))
+            if started is not None:
+                started(f"{'https' if tls else 'http'}://{host}:{port}")
+            await stop.wait()
+            log.info("stopping", role=str(role))
     finally:
         await runner.cleanup()  # stops accepting, lets requests finish, closes the gateway

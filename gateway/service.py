@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from gateway.application.receipt_intake import ReceiptIntake
 from gateway.application.submit import SubmitDisclosures
 from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority
 from gateway.background import Loops
-from gateway.clients import Client
+from gateway.clients import Client, certificate_sha256
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
@@ -47,6 +48,7 @@ DELIVERABLE_CHANNELS = frozenset({"webhook", "sftp"})
 
 
 READINESS_TIMEOUT = 2.0  # seconds: a stalled database or broker is "unreachable", not a hang
+READINESS_CACHE_SECONDS = 1.0  # probes from several places cost one check a second
 
 
 def utc_now() -> datetime:
@@ -151,6 +153,8 @@ class Gateway:
                 deliverable_channels(settings) if channels is None else frozenset(channels)
             )
         self.deliverable = deliverable
+        self._readiness: tuple[float, dict[str, str]] | None = None
+        self._readiness_lock = asyncio.Lock()
         self.metrics = Metrics()
         self.keyring = CouncilKeyring(settings.keys_dir)
         self.protection = Protection.from_dir(settings.keys_dir)
@@ -256,8 +260,15 @@ class Gateway:
             await self.store.close()
 
     async def authenticate(self, token: str) -> Client | None:
-        """The active client holding this bearer token, if any."""
-        return await self.policy.client(token)
+        """The active client holding this bearer token, if any and not expired."""
+        client = await self.policy.client(token)
+        if client is None or not client.token_valid_at(self.clock()):
+            return None
+        return client
+
+    async def authenticate_certificate(self, der: bytes) -> Client | None:
+        """The active client a verified TLS client certificate is registered to, if any."""
+        return await self.policy.client_by_certificate(certificate_sha256(der))
 
     async def disclosure_report(self, disclosure_id: str, client: Client) -> DisclosureReport:
         """One of this client's disclosures (NotFoundError otherwise)."""
@@ -268,7 +279,20 @@ class Gateway:
         return self.keyring.jwks(self.clock())
 
     async def readiness(self) -> dict[str, str]:
-        """Database and (when configured) broker reachability, within READINESS_TIMEOUT."""
+        """Database and (when configured) broker reachability, each within READINESS_TIMEOUT,
+        remembered for a second.
+
+        Concurrent probes wait for the one check in flight instead of each opening a connection.
+        """
+        async with self._readiness_lock:
+            cached = self._readiness
+            if cached is not None and time.monotonic() - cached[0] < READINESS_CACHE_SECONDS:
+                return dict(cached[1])
+            checks = await self._check_readiness()
+            self._readiness = (time.monotonic(), checks)
+            return dict(checks)
+
+    async def _check_readiness(self) -> dict[str, str]:
         probes = {"database": self.store.ping()}
         if self.settings.broker_url:
             if self.delivery is not None:

@@ -47,10 +47,21 @@ class Settings(BaseSettings):
     keys_dir: Path = Field(DEFAULT_VAR / "keys", description="Private keys, mode 0600")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    tls_cert: Path | None = Field(None, description="PEM certificate chain: serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key (default: in tls_cert)")
+    tls_client_ca: Path | None = Field(None, description="CA of client certificates (mTLS)")
+    ops_host: str = Field("127.0.0.1", description="Operations listener: health, metrics")
+    ops_port: int = Field(8081, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_inflight_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Request bodies one API process handles at once"
     )
+    body_timeout: float = Field(30.0, gt=0, description="Seconds to receive a request's body")
+    client_concurrency: int = Field(
+        32, ge=1, description="Requests in flight per client (or per address, unauthenticated)"
+    )
+    receipt_rate: float = Field(20.0, gt=0, description="POST /v1/receipts per second per address")
+    receipt_burst: int = Field(200, ge=1, description="Burst of POST /v1/receipts per address")
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -117,6 +128,12 @@ class Settings(BaseSettings):
     def _inflight_fits_a_body(self) -> Settings:
         if self.max_inflight_bytes < self.max_body_bytes:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> Settings:
+        if self.tls_cert is None and (self.tls_key is not None or self.tls_client_ca is not None):
+            raise ValueError("GATEWAY_TLS_KEY and GATEWAY_TLS_CLIENT_CA need GATEWAY_TLS_CERT")
         return self
 
     @field_validator("retry_delays")

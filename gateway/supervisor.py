@@ -3,24 +3,39 @@ dies, and passes SIGTERM on for a graceful stop.
 
 API processes are `aiohttp.GunicornUVLoopWebWorker`s; delivery-only processes are
 `DeliveryProcess` workers. Metrics are kept per process in PROMETHEUS_MULTIPROC_DIR and summed
-by whichever process is scraped. This module is also gunicorn's config (`-c python:...`).
+by whichever process is scraped. The arbiter opens the operations socket once, before it forks:
+every process accepts on that one socket, so a scrape reaches whichever is free and sees the sum,
+and no other program can take the port while a process is being replaced.
+This module is also gunicorn's config (`-c python:...`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import ssl
 import sys
 import tempfile
 from typing import Any
 
 import uvloop
+from aiohttp.worker import GunicornUVLoopWebWorker
+from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 from prometheus_client import multiprocess
 
 from gateway.http.app import SHUTDOWN_GRACE_SECONDS
+from gateway.listener_tls import server_tls_context
 from gateway.logging import configure_logging
-from gateway.server import ROLE_VARIABLE, Role, settle_heap
+from gateway.server import (
+    OPS_FD_VARIABLE,
+    ROLE_VARIABLE,
+    Role,
+    ops_listener,
+    settle_heap,
+    shared_ops_socket,
+)
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 
@@ -39,7 +54,7 @@ def run_supervised(settings: Settings, role: Role, processes: int) -> None:
         worker_class = "gateway.supervisor.DeliveryProcess"
     else:
         bind = f"{settings.host}:{settings.port}"
-        worker_class = "aiohttp.GunicornUVLoopWebWorker"
+        worker_class = "gateway.supervisor.ApiProcess"
     options = {
         "--config": "python:gateway.supervisor",
         "--bind": bind,
@@ -48,15 +63,59 @@ def run_supervised(settings: Settings, role: Role, processes: int) -> None:
         "--graceful-timeout": str(int(SHUTDOWN_GRACE_SECONDS) + 5),
         "--name": f"gatehouse-{role.value}",
     }
+    if settings.tls_cert is not None and role is not Role.WORKER:
+        # gunicorn serves TLS when given a certificate; ApiProcess builds the context itself.
+        options["--certfile"] = str(settings.tls_cert)
+        options["--keyfile"] = str(settings.tls_key or settings.tls_cert)
     argv = [sys.executable, "-m", "gunicorn", "gateway.server:api_process", "--no-control-socket"]
     argv += [part for pair in options.items() for part in pair]
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed arguments
+
+
+class GunicornLogs(Logger):  # type: ignore[misc]
+    """gunicorn's own lines (arbiter and workers) as JSON through structlog, like ours."""
+
+    def setup(self, cfg: Any) -> None:
+        """Drop gunicorn's plain-text handlers: its records go to the root logger's."""
+        super().setup(cfg)
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level, cache_loggers=True)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True
+
+
+logger_class = "gateway.supervisor.GunicornLogs"  # gunicorn reads its settings from this module
+
+
+_OPS_SOCKETS: list[socket.socket] = []  # the arbiter holds the operations socket open
+
+
+def on_starting(_server: Any) -> None:
+    """gunicorn hook, in the arbiter before any worker: open the operations socket for all."""
+    settings = load_settings()
+    sock = socket.create_server((settings.ops_host, settings.ops_port))
+    sock.set_inheritable(True)
+    _OPS_SOCKETS.append(sock)
+    os.environ[OPS_FD_VARIABLE] = str(sock.fileno())
 
 
 def child_exit(_server: Any, worker: Any) -> None:
     """gunicorn hook: a process's live gauges go with it."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+class ApiProcess(GunicornUVLoopWebWorker):
+    """aiohttp's gunicorn worker with the listener's TLS settings (gateway.listener_tls)."""
+
+    @staticmethod
+    def _create_ssl_context(cfg: Any) -> ssl.SSLContext:
+        context = server_tls_context(load_settings())
+        if context is None:  # gunicorn asks only when it was given a certificate
+            raise RuntimeError("TLS requested without GATEWAY_TLS_CERT")
+        return context
 
 
 class DeliveryProcess(Worker):  # type: ignore[misc]
@@ -73,9 +132,10 @@ class DeliveryProcess(Worker):  # type: ignore[misc]
         gateway = await Gateway.open(settings, deliver=True)
         try:
             await gateway.start()
-            settle_heap()
-            while self.alive:  # gunicorn's signal handlers clear it
-                self.notify()
-                await asyncio.sleep(HEARTBEAT_SECONDS)
+            async with ops_listener(gateway, shared_ops_socket()):
+                settle_heap()
+                while self.alive:  # gunicorn's signal handlers clear it
+                    self.notify()
+                    await asyncio.sleep(HEARTBEAT_SECONDS)
         finally:
             await gateway.close(SHUTDOWN_GRACE_SECONDS)

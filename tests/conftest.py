@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.logging import LibraryHandler
 from tests.services import AMQP_URL, fresh_postgres_database, require_service
 
 
@@ -38,3 +40,15 @@ def amqp_url() -> str:
     """The real RabbitMQ; callers must use unique exchange and queue names."""
     require_service("RabbitMQ", "127.0.0.1", 5672)
     return AMQP_URL
+
+
+@pytest.fixture(autouse=True)
+def _library_logs_unrouted() -> Iterator[None]:
+    """A test that configures logging in this process leaves no root handler behind: a later
+    in-process CLI run would otherwise print library lines on its stderr."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if isinstance(h, LibraryHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(level)

@@ -32,12 +32,18 @@ class ServiceProcess:
         self.role, self.processes = role, processes
         self.log = log
         self.port = int(env.get("GATEWAY_PORT", "0"))
+        self.ops_port = int(env.get("GATEWAY_OPS_PORT", "0"))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """Base URL of the API."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """Base URL of the operations listener (health, readiness, metrics)."""
+        return f"http://127.0.0.1:{self.ops_port}"
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         """Start and poll /healthz (API roles) until it answers or the deadline passes."""
@@ -99,6 +105,7 @@ def seeded_environment(tmp_path: Path, **extra: str) -> tuple[dict[str, str], st
         "GATEWAY_DATABASE_URL": settings.resolved_database_url,
         "GATEWAY_KEYS_DIR": str(settings.keys_dir),
         "GATEWAY_PORT": str(free_port()),
+        "GATEWAY_OPS_PORT": str(free_port()),
         **extra,
     }
     return env, token

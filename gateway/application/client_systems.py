@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.agreement_lifecycle import AgreementNotFoundError
@@ -62,13 +62,23 @@ class ClientRecords(Protocol):
         token_hash: str,
         allowed_agreements: frozenset[str],
         at: datetime,
+        token_expires_at: datetime | None = None,
+        cert_sha256: str | None = None,
     ) -> None: ...
 
     async def rotate(
-        self, conn: Connection, name: str, *, token_hash: str, at: datetime
+        self,
+        conn: Connection,
+        name: str,
+        *,
+        token_hash: str,
+        at: datetime,
+        token_expires_at: datetime | None = None,
     ) -> bool: ...
 
     async def set_status(self, conn: Connection, name: str, status: str) -> bool: ...
+
+    async def set_cert(self, conn: Connection, name: str, fingerprint: str | None) -> bool: ...
 
     async def all_clients(self, conn: Connection) -> list[StoredClient]: ...
 
@@ -105,8 +115,14 @@ async def add_client(
     stored_agreements: AgreementLookup = agreements_repo,
     audit_entry: AuditTrail = chained_entry,
     make_token: Callable[[], str] = new_token,
+    expires_in: timedelta | None = None,
+    cert_sha256: str | None = None,
 ) -> IssuedToken:
-    """Register a client system allowed to submit under `agreements`; returns its token."""
+    """Register a client system allowed to submit under `agreements`; returns its token.
+
+    `expires_in`: the token stops working that long after `at`; `cert_sha256`: the client
+    may also authenticate with this client certificate over mutual TLS.
+    """
     if not client_name_valid(name):
         raise ClientNameInvalidError(f"client name {name!r} is not a valid identifier")
     ids = sorted(set(agreements))
@@ -119,9 +135,20 @@ async def add_client(
             if await stored_agreements.get(conn, agreement_id) is None:
                 raise AgreementNotFoundError(f"no agreement {agreement_id!r} is stored")
         await clients.create(
-            conn, name, token_hash=hash_token(token), allowed_agreements=frozenset(ids), at=at
+            conn,
+            name,
+            token_hash=hash_token(token),
+            allowed_agreements=frozenset(ids),
+            at=at,
+            token_expires_at=None if expires_in is None else at + expires_in,
+            cert_sha256=cert_sha256,
         )
-        targets, details = {"client": name}, {"agreements": ids}
+        targets: dict[str, str] = {"client": name}
+        details: dict[str, object] = {"agreements": ids}
+        if cert_sha256 is not None:
+            details["certificate"] = True
+        if expires_in is not None:
+            details["token_expires_at"] = (at + expires_in).isoformat()
         await audit_entry(conn, actor, "client.added", at=at, targets=targets, details=details)
 
     await store.write(work)
@@ -156,17 +183,48 @@ async def rotate_client_token(
     clients: ClientRecords = clients_repo,
     audit_entry: AuditTrail = chained_entry,
     make_token: Callable[[], str] = new_token,
+    expires_in: timedelta | None = None,
 ) -> IssuedToken:
-    """Issue a new token for a client; the old one stops working when this commits."""
+    """Issue a new token for a client (expiring `expires_in` after `at`, if given); the old one
+    stops working when this commits."""
     token = make_token()
+    expires_at = None if expires_in is None else at + expires_in
 
     async def work(conn: Connection) -> None:
         await _active(conn, clients, name)
-        await clients.rotate(conn, name, token_hash=hash_token(token), at=at)
-        await audit_entry(conn, actor, "client.rotated", at=at, targets={"client": name})
+        await clients.rotate(
+            conn, name, token_hash=hash_token(token), at=at, token_expires_at=expires_at
+        )
+        details = {} if expires_at is None else {"token_expires_at": expires_at.isoformat()}
+        await audit_entry(
+            conn, actor, "client.rotated", at=at, targets={"client": name}, details=details
+        )
 
     await store.write(work)
     return IssuedToken(name, token)
+
+
+async def set_client_certificate(
+    store: StorePort,
+    name: str,
+    cert_sha256: str | None,
+    *,
+    actor: Actor,
+    at: datetime,
+    clients: ClientRecords = clients_repo,
+    audit_entry: AuditTrail = chained_entry,
+) -> None:
+    """Map a client certificate (its SHA-256 fingerprint) to a client, or remove the mapping."""
+
+    async def work(conn: Connection) -> None:
+        await _active(conn, clients, name)
+        await clients.set_cert(conn, name, cert_sha256)
+        details = {"certificate": cert_sha256 is not None}
+        await audit_entry(
+            conn, actor, "client.certificate_set", at=at, targets={"client": name}, details=details
+        )
+
+    await store.write(work)
 
 
 async def list_clients(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +21,7 @@ from gateway.cli.admin_partners import partners_app
 from gateway.cli.admin_policy import dictionary_command
 from gateway.cli.admin_records import register as register_records
 from gateway.cli.admin_store import register as register_store
-from gateway.cli.common import invoke
+from gateway.cli.common import PRIVATE_UMASK, invoke
 
 app = typer.Typer(
     name="gateway-admin",
@@ -59,5 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every file this process creates is private to its user."""
+    os.umask(PRIVATE_UMASK)
     sys.exit(main())

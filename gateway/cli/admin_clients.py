@@ -6,9 +6,12 @@ a hash: nobody can read it back, so a lost token is replaced with `clients rotat
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 
 from gateway.application.client_systems import (
     IssuedToken,
@@ -17,9 +20,11 @@ from gateway.application.client_systems import (
     list_clients,
     revoke_client,
     rotate_client_token,
+    set_client_certificate,
 )
 from gateway.cli.common import print_json, print_table
 from gateway.cli.context import ActorOption, AdminContext, JsonFlag, run_async, usage
+from gateway.clients import pem_certificate_sha256
 from gateway.store.clients_repo import StoredClient
 
 clients_app = typer.Typer(
@@ -31,6 +36,35 @@ clients_app = typer.Typer(
 )
 
 ClientName = Annotated[str, typer.Argument(help="The client system's name, e.g. mosaic-childrens.")]
+ExpiresOption = Annotated[
+    str | None,
+    typer.Option("--expires", help="The token stops working after this ISO 8601 duration (P90D)."),
+]
+CertOption = Annotated[
+    Path | None,
+    typer.Option("--cert", help="PEM client certificate it may authenticate with over mutual TLS."),
+]
+
+
+def _duration(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        value = TypeAdapter(timedelta).validate_python(text)
+    except ValidationError:
+        raise usage("--expires: an ISO 8601 duration such as P90D or PT12H") from None
+    if value <= timedelta(0):
+        raise usage("--expires: must be positive")
+    return value
+
+
+def _fingerprint(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return pem_certificate_sha256(path.read_bytes())
+    except (OSError, ValueError):
+        raise usage(f"--cert: {path} is not a readable PEM certificate") from None
 
 
 def _agreement_ids(text: str) -> list[str]:
@@ -47,6 +81,10 @@ def _client_dict(client: StoredClient) -> dict[str, Any]:
         "status": client.status,
         "created_at": client.created_at.isoformat(),
         "rotated_at": client.rotated_at.isoformat() if client.rotated_at else None,
+        "token_expires_at": (
+            client.token_expires_at.isoformat() if client.token_expires_at else None
+        ),
+        "certificate": client.cert_sha256,
     }
 
 
@@ -68,16 +106,28 @@ def add(
     agreements: Annotated[
         str, typer.Option(help="Agreement ids it may submit under, comma-separated.")
     ],
+    *,
     actor: ActorOption = None,
     json_output: JsonFlag = False,
+    expires: ExpiresOption = None,
+    cert: CertOption = None,
 ) -> None:
     """Register a client system and print its bearer token once."""
     if not client_name_valid(name):
         raise usage("client name: letters, digits, '.', '_' and '-' only (at most 120)")
     ids = _agreement_ids(agreements)
+    expires_in, fingerprint = _duration(expires), _fingerprint(cert)
 
     async def work(ctx: AdminContext) -> IssuedToken:
-        return await add_client(ctx.store, name, ids, actor=ctx.actor, at=ctx.now)
+        return await add_client(
+            ctx.store,
+            name,
+            ids,
+            actor=ctx.actor,
+            at=ctx.now,
+            expires_in=expires_in,
+            cert_sha256=fingerprint,
+        )
 
     _print_token(run_async(work, actor=actor), json_output, "added")
 
@@ -125,10 +175,40 @@ def revoke(name: ClientName, actor: ActorOption = None, json_output: JsonFlag = 
 
 
 @clients_app.command("rotate", epilog="Example: gateway-admin clients rotate mosaic-childrens")
-def rotate(name: ClientName, actor: ActorOption = None, json_output: JsonFlag = False) -> None:
+def rotate(
+    name: ClientName,
+    actor: ActorOption = None,
+    json_output: JsonFlag = False,
+    expires: ExpiresOption = None,
+) -> None:
     """Issue a new token for a client (printed once); the old token stops working at once."""
+    expires_in = _duration(expires)
 
     async def work(ctx: AdminContext) -> IssuedToken:
-        return await rotate_client_token(ctx.store, name, actor=ctx.actor, at=ctx.now)
+        return await rotate_client_token(
+            ctx.store, name, actor=ctx.actor, at=ctx.now, expires_in=expires_in
+        )
 
     _print_token(run_async(work, actor=actor), json_output, "has a new token")
+
+
+@clients_app.command(
+    "set-cert", epilog="Example: gateway-admin clients set-cert mosaic-childrens --cert c.pem"
+)
+def set_cert(
+    name: ClientName,
+    cert: CertOption = None,
+    actor: ActorOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Map a client certificate to a client (without --cert: remove the mapping)."""
+    fingerprint = _fingerprint(cert)
+
+    async def work(ctx: AdminContext) -> None:
+        await set_client_certificate(ctx.store, name, fingerprint, actor=ctx.actor, at=ctx.now)
+
+    run_async(work, actor=actor)
+    if json_output:
+        print_json({"name": name, "certificate": fingerprint})
+    else:
+        typer.echo(f"client {name}: certificate {fingerprint or 'removed'}")

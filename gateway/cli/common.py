@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_ATTENTION = 3  # a report (`agreements due --check`) found something to act on
+PRIVATE_UMASK = 0o077  # the database, its -wal/-shm, keys, anchors: readable by their owner only
 
 
 def console() -> Console:

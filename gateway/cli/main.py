@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -11,7 +12,7 @@ import typer
 import uvloop
 from rich.console import Console
 
-from gateway.cli.common import console, invoke
+from gateway.cli.common import PRIVATE_UMASK, console, invoke
 from gateway.demo import run_demo
 from gateway.logging import configure_logging
 from gateway.partner_sim.cli import register as register_partner_sim
@@ -94,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every file this process creates is private to its user."""
+    os.umask(PRIVATE_UMASK)
     sys.exit(main())
 
 

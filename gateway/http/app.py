@@ -6,13 +6,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
-from aiohttp import web
+from aiohttp import web, web_response
 
 from gateway.errors import DatabaseUnavailableError, GatewayError
 from gateway.http import handlers
 from gateway.http.admission import InflightBytes
-from gateway.http.handlers import GATEWAY_KEY, INFLIGHT_KEY, LOG_IDS
-from gateway.http.openapi import ROUTES
+from gateway.http.handlers import GATEWAY_KEY, INFLIGHT_KEY, LIMITS_KEY, LOG_IDS
+from gateway.http.limits import ListenerLimits
+from gateway.http.openapi import OPS_ROUTES, ROUTES, Route
 from gateway.http.problems import problem, unavailable
 from gateway.service import Gateway
 
@@ -73,20 +74,53 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+LINGERING_SECONDS = 1.0
+SERVER_NAME = "Gatehouse"  # in place of aiohttp's own `Server`, which names its version
+
+
+def _application(
+    gateway: Gateway, routes: tuple[Route, ...], client_max_size: int
+) -> web.Application:
+    # aiohttp writes its default `Server` into every response, including the 400s its parser
+    # sends before any application code (or on_response_prepare signal) runs: the default
+    # itself is the one place to change.
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+    app = web.Application(
+        middlewares=[observe],
+        client_max_size=client_max_size,
+        # After a refused or timed-out body, read what is left for at most this long (so the
+        # client can read the answer) instead of aiohttp's 10 s.
+        handler_args={"lingering_time": LINGERING_SECONDS},
+    )
+    app[GATEWAY_KEY] = gateway
+    for route in routes:
+        app.router.add_route(route.method, route.path, _HANDLERS[route.name], name=route.name)
+    return app
+
+
 def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Application:
-    """Build the HTTP application around an opened gateway.
+    """Build the public HTTP application (the contract) around an opened gateway.
 
     `owns_gateway`: the app starts the gateway's background work when it starts and closes
     the gateway when it stops (a served process); otherwise the caller does both.
     """
-    app = web.Application(middlewares=[observe], client_max_size=gateway.settings.max_body_bytes)
-    app[GATEWAY_KEY] = gateway
-    app[INFLIGHT_KEY] = InflightBytes(gateway.settings.max_inflight_bytes)
+    settings = gateway.settings
+    app = _application(gateway, ROUTES, settings.max_body_bytes)
+    app[LIMITS_KEY] = ListenerLimits(
+        in_flight=settings.client_concurrency,
+        receipt_rate=settings.receipt_rate,
+        receipt_burst=settings.receipt_burst,
+        body_timeout=settings.body_timeout,
+    )
+    app[INFLIGHT_KEY] = InflightBytes(settings.max_inflight_bytes)
     if owns_gateway:
         app.cleanup_ctx.append(_running(gateway))
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, _HANDLERS[route.name], name=route.name)
     return app
+
+
+def create_ops_app(gateway: Gateway) -> web.Application:
+    """The operations listener's application: liveness, readiness and metrics, no bodies."""
+    return _application(gateway, OPS_ROUTES, 1024)
 
 
 SHUTDOWN_GRACE_SECONDS = 15.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -14,20 +15,76 @@ from gateway.application.commands import Conflict, Denied
 from gateway.clients import Client
 from gateway.errors import DatabaseUnavailableError, GatewayError, NotFoundError
 from gateway.http.admission import InflightBytes
+from gateway.http.limits import ListenerLimits
 from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, unavailable, validation_errors
-from gateway.http.schemas import DisclosureSubmission, DisclosureView, Health, ReceiptAccepted
+from gateway.http.schemas import (
+    NUL,
+    DisclosureSubmission,
+    DisclosureView,
+    Health,
+    ReceiptAccepted,
+)
 from gateway.logging import bound_context
 from gateway.service import Gateway
 
 _BEARER = "bearer "
+MAX_ID_LENGTH = 64  # the disclosures table's id column
 MAX_RECEIPT_BYTES = 64 * 1024  # a receipt is a few hundred bytes; anything far larger is not one
 LOG_IDS = web.RequestKey("log_ids", dict[str, str])  # read by the access-log middleware
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 INFLIGHT_KEY = web.AppKey("inflight_bytes", InflightBytes)
+LIMITS_KEY = web.AppKey("limits", ListenerLimits)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def _busy() -> web.Response:
+    return problem(
+        429,
+        "too_many_requests_in_flight",
+        "Too many requests in flight for this client",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _body_timeout(limit: float) -> web.Response:
+    response = problem(
+        408, "body_timeout", "Request body not received in time", detail=f"limit {limit:g} s"
+    )
+    response.force_close()  # the rest of a slow body is never read: the connection goes
+    return response
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or _BodyTooLargeError past `limit` bytes; the caller sets the deadline."""
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise _BodyTooLargeError
+    return bytes(body)
+
+
+def _peer_certificate(request: web.Request) -> bytes | None:
+    """The client certificate the TLS handshake verified (DER), if one was presented."""
+    if request.transport is None:
+        return None
+    tls = request.transport.get_extra_info("ssl_object")
+    der = tls.getpeercert(binary_form=True) if tls is not None else None
+    return der if isinstance(der, bytes) and der else None
 
 
 async def _authenticate(request: web.Request) -> Client:
+    """A verified client certificate registered to a client, else a valid bearer token."""
+    der = _peer_certificate(request)
+    if der is not None:
+        client = await request.app[GATEWAY_KEY].authenticate_certificate(der)
+        if client is not None:
+            bound_context({"client": client.name})
+            return client
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith(_BEARER):
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
@@ -56,6 +113,11 @@ def _too_large(request: web.Request, limit: int | None = None) -> web.Response |
 async def submit_disclosure(request: web.Request) -> web.Response:
     """POST /v1/disclosures: the whole pipeline behind one call."""
     client = await _authenticate(request)
+    with request.app[LIMITS_KEY].in_flight.slot(f"client:{client.name}") as free:
+        return await _submit(request, client) if free else _busy()
+
+
+async def _submit(request: web.Request, client: Client) -> web.Response:
     if (refusal := _too_large(request)) is not None:
         return refusal
     if request.content_type != "application/json":
@@ -66,13 +128,18 @@ async def submit_disclosure(request: web.Request) -> web.Response:
     if not inflight.try_take(size):
         return unavailable("gateway_busy", "Too many large requests in flight; try again")
     try:
-        return await _submit(request, client)
+        return await _submit_admitted(request, client)
     finally:
         inflight.give_back(size)
 
 
-async def _submit(request: web.Request, client: Client) -> web.Response:
-    raw = await request.read()
+async def _submit_admitted(request: web.Request, client: Client) -> web.Response:
+    limits = request.app[LIMITS_KEY]
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        return _body_timeout(limits.body_timeout)
     try:  # pydantic's parser: faster than json.loads, exact integers, no NaN or lone surrogates
         payload = from_json(raw, allow_inf_nan=False)
     except ValueError:
@@ -108,9 +175,17 @@ async def _submit(request: web.Request, client: Client) -> web.Response:
 async def get_disclosure(request: web.Request) -> web.Response:
     """GET /v1/disclosures/{id}: only the calling client's own disclosures."""
     client = await _authenticate(request)
-    request[LOG_IDS] = {"client": client.name, "disclosure_id": request.match_info["id"][:64]}
+    with request.app[LIMITS_KEY].in_flight.slot(f"client:{client.name}") as free:
+        return await _disclosure(request, client) if free else _busy()
+
+
+async def _disclosure(request: web.Request, client: Client) -> web.Response:
+    disclosure_id = request.match_info["id"]
+    request[LOG_IDS] = {"client": client.name, "disclosure_id": disclosure_id[:64]}
+    if NUL in disclosure_id or len(disclosure_id) > MAX_ID_LENGTH:  # no such id can exist
+        return problem(404, "disclosure_not_found", "No such disclosure")
     try:
-        report = await request.app[GATEWAY_KEY].disclosure_report(request.match_info["id"], client)
+        report = await request.app[GATEWAY_KEY].disclosure_report(disclosure_id, client)
     except NotFoundError:
         return problem(404, "disclosure_not_found", "No such disclosure")
     view = DisclosureView.of(report)
@@ -118,11 +193,33 @@ async def get_disclosure(request: web.Request) -> web.Response:
 
 
 async def post_receipt(request: web.Request) -> web.Response:
-    """POST /v1/receipts: a partner's signed receipt, verified before anything changes."""
+    """POST /v1/receipts: a partner's signed receipt, verified before anything changes.
+
+    Unauthenticated until verified: rate-limited and limited in flight per source address.
+    """
+    limits = request.app[LIMITS_KEY]
+    address = request.remote or "unknown"
+    wait = limits.receipts.take(address)
+    if wait:
+        return problem(
+            429,
+            "rate_limited",
+            "Too many receipts from this address",
+            headers={"Retry-After": str(wait)},
+        )
+    with limits.in_flight.slot(f"address:{address}") as free:
+        return await _receipt(request, limits) if free else _busy()
+
+
+async def _receipt(request: web.Request, limits: ListenerLimits) -> web.Response:
     if (refusal := _too_large(request, MAX_RECEIPT_BYTES)) is not None:
         return refusal
-    token = (await request.content.read(MAX_RECEIPT_BYTES + 1)).strip()
-    if len(token) > MAX_RECEIPT_BYTES:
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            token = (await _read_body(request, MAX_RECEIPT_BYTES)).strip()
+    except TimeoutError:
+        return _body_timeout(limits.body_timeout)
+    except _BodyTooLargeError:
         return problem(413, "body_too_large", "Request body too large")
     if not token or token.count(b".") != 2:
         return problem(400, "receipt_malformed", "Body must be a compact JWS")

@@ -43,6 +43,8 @@ _RETRY_AFTER = {
         "schema": {"type": "integer", "minimum": 1},
     }
 }
+_SLOW = (PROBLEM, s.Problem, "Body not received within GATEWAY_BODY_TIMEOUT; connection closed")
+_BUSY = (PROBLEM, s.Problem, "Too many requests in flight, or too many receipts; see Retry-After")
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -58,6 +60,7 @@ ROUTES: tuple[Route, ...] = (
             400: (PROBLEM, s.Problem, "Body is not JSON"),
             401: _UNAUTH,
             403: (PROBLEM, s.Problem, "Denied by policy; `reasons` lists every reason code"),
+            408: _SLOW,
             409: (PROBLEM, s.Problem, "Idempotency-Key reused with a different body"),
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
             415: (PROBLEM, s.Problem, "Body is not application/json"),
@@ -68,6 +71,7 @@ ROUTES: tuple[Route, ...] = (
                 "such as 1e400, is `value_not_json` with its path), never its value",
             ),
             503: _UNAVAILABLE,
+            429: _BUSY,
         },
     ),
     Route(
@@ -81,6 +85,7 @@ ROUTES: tuple[Route, ...] = (
             401: _UNAUTH,
             404: (PROBLEM, s.Problem, "No such disclosure for this client"),
             503: _UNAVAILABLE,
+            429: _BUSY,
         },
     ),
     Route(
@@ -98,6 +103,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             400: (PROBLEM, s.Problem, "Not a compact JWS"),
             404: (PROBLEM, s.Problem, "Unknown message id"),
+            408: _SLOW,
             413: (PROBLEM, s.Problem, "Body larger than the limit"),
             422: (
                 PROBLEM,
@@ -105,6 +111,7 @@ ROUTES: tuple[Route, ...] = (
                 "Receipt refused; `code` says why (audited only when the partner's key signed it)",
             ),
             503: _UNAVAILABLE,
+            429: _BUSY,
         },
     ),
     Route(
@@ -123,28 +130,20 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
-        "/readyz",
-        "readyz",
-        "Readiness: database and broker reachable",
-        responses={
-            200: (JSON, s.Health, "Ready"),
-            503: (JSON, s.Health, "A dependency is unreachable"),
-        },
-    ),
-    Route(
-        "GET",
-        "/metrics",
-        "metrics",
-        "Prometheus metrics",
-        responses={200: ("text/plain", None, "Prometheus text exposition format")},
-    ),
-    Route(
-        "GET",
         "/v1/openapi.json",
         "openapi",
         "This document",
         responses={200: (JSON, None, "OpenAPI 3.1 document")},
     ),
+)
+
+
+# The operations listener's routes (GATEWAY_OPS_PORT, loopback by default): not part of the
+# public contract, so not in the OpenAPI document.
+OPS_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthz", "healthz", "Liveness"),
+    Route("GET", "/readyz", "readyz", "Readiness: database and broker reachable"),
+    Route("GET", "/metrics", "metrics", "Prometheus metrics"),
 )
 
 
@@ -161,7 +160,8 @@ def _models() -> list[type[BaseModel]]:
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": route.name, "summary": route.summary, "responses": {}}
     if route.auth:
-        op["security"] = [{"bearer": []}]
+        # A bearer token, or a client certificate registered to the client (GATEWAY_TLS_CLIENT_CA).
+        op["security"] = [{"bearer": []}, {"mutualTLS": []}]
     parameters = []
     if "{id}" in route.path:
         parameters.append(
@@ -220,7 +220,10 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         "webhooks": webhooks(),
         "components": {
             "schemas": schema.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "mutualTLS": {"type": "mutualTLS"},
+            },
         },
     }
     if server_url:

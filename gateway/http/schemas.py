@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +26,46 @@ DisclosureStatus = Literal[
 ]
 
 
+NUL = "\x00"
+_NAMEABLE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL cannot store NUL in text: refuse it here, the same on every database."""
+    if NUL in value:
+        raise PydanticCustomError("string_contains_nul", "text must not contain a NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def nul_path(value: Any) -> str | None:
+    """The path of the first key or string holding a NUL inside a JSON value, or None.
+
+    Keys that are not plain identifiers are shown as `<key>`: a path names fields, never values.
+    """
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                shown = key if _NAMEABLE_KEY.match(key) else "<key>"
+                here = f"{path}.{shown}" if path else shown
+                if NUL in key:
+                    return here
+                pending.append((here, child))
+        elif isinstance(item, list):
+            pending.extend(
+                (f"{path}.{index}" if path else str(index), child)
+                for index, child in enumerate(item)
+            )
+    return None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,7 +78,7 @@ class Subject(_Strict):
         pattern=r"^\d{10}$",
         description="10-digit NHS number; the last digit must be its modulus 11 check digit",
     )
-    local_id: str | None = Field(None, min_length=1, max_length=64)
+    local_id: Text | None = Field(None, min_length=1, max_length=64)
 
     @field_validator("nhs_number")
     @classmethod
@@ -56,8 +98,8 @@ class Subject(_Strict):
 class RequestedBy(_Strict):
     """The member of staff making the request (staff identifiers, not the subject's)."""
 
-    user: str = Field(min_length=1, max_length=128)
-    role: str = Field(min_length=1, max_length=128)
+    user: Text = Field(min_length=1, max_length=128)
+    role: Text = Field(min_length=1, max_length=128)
 
 
 NOT_BLANK = r"\S"  # at least one character that is not whitespace
@@ -72,17 +114,17 @@ def _fact(max_length: int, description: str) -> Any:
 class AnnexB(_Strict):
     """ICO Annex B facts of a request decided case by case (Schedule 2, one-off)."""
 
-    requesting_officer: str = _fact(200, "Who asks: name and collar or staff number")
-    rank: str = _fact(100, "The requester's rank or role")
-    authorising_officer: str = _fact(200, "The officer who authorised the request")
-    requester_reference: str = _fact(100, "The requesting body's reference (e.g. crime number)")
-    offence_or_prejudice: str = _fact(2000, "The offence under investigation, or the matter")
-    prejudice: str = _fact(2000, "What would be prejudiced if the data were not disclosed")
-    why_necessary: str = _fact(4000, "Why the data is necessary and cannot be got otherwise")
+    requesting_officer: Text = _fact(200, "Who asks: name and collar or staff number")
+    rank: Text = _fact(100, "The requester's rank or role")
+    authorising_officer: Text = _fact(200, "The officer who authorised the request")
+    requester_reference: Text = _fact(100, "The requesting body's reference (e.g. crime number)")
+    offence_or_prejudice: Text = _fact(2000, "The offence under investigation, or the matter")
+    prejudice: Text = _fact(2000, "What would be prejudiced if the data were not disclosed")
+    why_necessary: Text = _fact(4000, "Why the data is necessary and cannot be got otherwise")
     data_requested: list[DataItem] = Field(
         min_length=1, max_length=50, description="Each item of data asked for"
     )
-    reference: str | None = Field(None, min_length=1, max_length=100, pattern=NOT_BLANK)
+    reference: Text | None = Field(None, min_length=1, max_length=100, pattern=NOT_BLANK)
 
     def to_facts(self) -> AnnexBFacts:
         """The application's Annex B facts."""
@@ -102,12 +144,12 @@ class AnnexB(_Strict):
 class DisclosureSubmission(_Strict):
     """Body of POST /v1/disclosures."""
 
-    agreement: str = Field(min_length=1, max_length=100, description="Agreement id")
-    purpose: str = Field(min_length=1, max_length=64, description="Purpose code")
+    agreement: Text = Field(min_length=1, max_length=100, description="Agreement id")
+    purpose: Text = Field(min_length=1, max_length=64, description="Purpose code")
     subject: Subject
     record: dict[str, Any] = Field(description="The source record, minimised by Gatehouse")
     requested_by: RequestedBy
-    reason: str = Field(min_length=1, max_length=2000, description="Why this disclosure is made")
+    reason: Text = Field(min_length=1, max_length=2000, description="Why this disclosure is made")
     annex_b: AnnexB | None = None
 
     @field_validator("record")
@@ -119,6 +161,18 @@ class DisclosureSubmission(_Strict):
         if path is not None:
             raise PydanticCustomError(
                 "value_not_json", "{path} is not a finite JSON number", {"path": path[:200]}
+            )
+        return record
+
+    @field_validator("record")
+    @classmethod
+    def _record_has_no_nul(cls, record: dict[str, Any]) -> dict[str, Any]:
+        path = nul_path(record)
+        if path is not None:
+            raise PydanticCustomError(
+                "string_contains_nul",
+                "text must not contain a NUL character (at record.{path})",
+                {"path": path},
             )
         return record
 

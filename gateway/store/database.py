@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,6 +58,23 @@ async def _released_if_cancelled(conn: AsyncConnection) -> AsyncIterator[None]:
         raise
 
 
+PRIVATE_FILE = 0o600
+
+
+def private_database_file(path: Path) -> None:
+    """Create the SQLite file 0600 (and its folder 0700), or make an existing one 0600.
+
+    SQLite gives the -wal and -shm files the database file's own mode.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+
+
 class Store:
     """The durable store on PostgreSQL (production) or SQLite (one box)."""
 
@@ -79,7 +97,7 @@ class Store:
         if is_sqlite(url):
             database = make_url(url).database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_database_file(Path(database))
         return cls(create_engine(url, options or DatabaseOptions()), url)
 
     @property

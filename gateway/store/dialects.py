@@ -64,6 +64,7 @@ def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngi
     if url.startswith("sqlite+aiosqlite://"):
         engine = create_async_engine(
             url,
+            hide_parameters=True,  # an error's text must never carry a row's values into a log
             pool_size=options.pool_size,
             max_overflow=0,
             pool_timeout=options.timeout,
@@ -90,6 +91,7 @@ def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngi
             pool_size=options.pool_size,
             max_overflow=options.max_overflow,
             pool_timeout=options.timeout,
+            hide_parameters=True,
             pool_reset_on_return=None,  # every use ends in COMMIT or ROLLBACK already
             pool_recycle=1800,
             json_serializer=json_text,

@@ -134,6 +134,10 @@ clients = Table(
     Column("status", String(20), nullable=False),
     _at("created_at"),
     _at("rotated_at", nullable=True),
+    _at("token_expires_at", nullable=True),  # None: the token does not expire
+    # SHA-256 (hex) of the DER client certificate that authenticates it over mutual TLS.
+    Column("cert_sha256", String(64), nullable=True),
+    Index("ix_clients_cert_sha256", "cert_sha256", unique=True),
 )
 
 disclosures = Table(

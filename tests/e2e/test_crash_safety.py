@@ -89,7 +89,8 @@ async def _run(tmp: Path, database_url: str, broker: dict[str, str]) -> AsyncIte
     token = await _seed(tmp, database_url, sim_url, sim)
     env = {
         "GATEWAY_DATABASE_URL": database_url, "GATEWAY_KEYS_DIR": str(tmp / "keys"),
-        "GATEWAY_PORT": str(port), "GATEWAY_ALLOW_INSECURE_LOOPBACK": "1",
+        "GATEWAY_PORT": str(port), "GATEWAY_OPS_PORT": str(free_port()),
+        "GATEWAY_ALLOW_INSECURE_LOOPBACK": "1",
         "GATEWAY_RETRY_DELAYS": RETRY_DELAYS, "GATEWAY_RETRY_MAX_ATTEMPTS": "20",
         "GATEWAY_LOG_LEVEL": "warning", **broker,
     }  # fmt: skip

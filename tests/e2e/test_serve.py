@@ -116,7 +116,8 @@ def test_several_api_processes_are_supervised_and_count_as_one(tmp_path: Path) -
         )
         assert [_post(service.url, token) for _ in range(10)] == [202] * 10
         # Each new connection may land on either process; every scrape sums them all.
-        assert _queued_total(service.url) == 20
+        assert {_queued_total(service.ops_url) for _ in range(10)} == {20}
+        assert _queued_total(service.ops_url) == 20
     finally:
         assert service.stop() == 0
 

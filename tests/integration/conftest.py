@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.http.app import create_app
+from gateway.http.app import create_app, create_ops_app
 from tests.gateway_support import Harness, build_harness, isolated_settings
 
 
@@ -25,4 +25,11 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 async def api(harness: Harness, aiohttp_client: Any) -> TestClient[Any, Any]:
     """An HTTP client against the gateway's real app on loopback."""
     client: TestClient[Any, Any] = await aiohttp_client(create_app(harness.gateway))
+    return client
+
+
+@pytest.fixture
+async def ops(harness: Harness, aiohttp_client: Any) -> TestClient[Any, Any]:
+    """An HTTP client against the gateway's operations app (health, readiness, metrics)."""
+    client: TestClient[Any, Any] = await aiohttp_client(create_ops_app(harness.gateway))
     return client

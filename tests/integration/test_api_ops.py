@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.http.app import create_app
+from gateway.http.app import create_app, create_ops_app
 from gateway.store import optouts
 from tests.gateway_support import (
     Harness,
@@ -22,9 +22,10 @@ from tests.gateway_support import (
 Client = TestClient[Any, Any]
 
 
-async def test_health_readiness_jwks_openapi(api: Client, harness: Harness) -> None:
+async def test_health_readiness_jwks_openapi(api: Client, ops: Client, harness: Harness) -> None:
     assert (await (await api.get("/healthz")).json())["status"] == "ok"
-    ready = await api.get("/readyz")
+    assert (await (await ops.get("/healthz")).json())["status"] == "ok"
+    ready = await ops.get("/readyz")
     assert ready.status == 200
     assert (await ready.json())["checks"] == {"database": "ok"}
     jwks = await (await api.get("/.well-known/jwks.json")).json()
@@ -34,11 +35,13 @@ async def test_health_readiness_jwks_openapi(api: Client, harness: Harness) -> N
     assert "/v1/disclosures" in document["paths"]
 
 
-async def test_metrics_count_requests_and_outcomes(api: Client, harness: Harness) -> None:
+async def test_metrics_count_requests_and_outcomes(
+    api: Client, ops: Client, harness: Harness
+) -> None:
     headers = {"Authorization": f"Bearer {harness.token()}"}
     await api.post("/v1/disclosures", json=lac_submission(), headers=headers)
     await api.post("/v1/disclosures", json=lac_submission(purpose="research"), headers=headers)
-    text = await (await api.get("/metrics")).text()
+    text = await (await ops.get("/metrics")).text()
     assert 'gatehouse_disclosures_total{outcome="queued",reason=""} 1.0' in text
     assert 'reason="purpose_not_permitted"' in text
     assert "gatehouse_outbox_depth 1.0" in text
@@ -108,7 +111,7 @@ async def test_readiness_checks_the_broker_from_an_api_only_process(
     for url, expected in ((amqp_url, 200), ("amqp://guest:guest@127.0.0.1:1/", 503)):
         harness = await build_harness(isolated_settings(tmp_path / str(expected), broker_url=url))
         try:
-            client = await aiohttp_client(create_app(harness.gateway))
+            client = await aiohttp_client(create_ops_app(harness.gateway))
             resp = await client.get("/readyz")
             assert resp.status == expected
             assert (await resp.json())["checks"]["broker"] == (

@@ -85,7 +85,7 @@ def _database_bytes(path: Path) -> bytes:
 
 
 async def test_no_marker_escapes(
-    api: Client, harness: Harness, capsys: pytest.CaptureFixture[str]
+    api: Client, ops: Client, harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging("json", "debug")
     markers = Markers()
@@ -103,7 +103,7 @@ async def test_no_marker_escapes(
     assert statuses.count(202) >= 3, statuses  # queued, queued/denied, held: all paths exercised
     assert 403 in statuses
     await harness.gateway.sealer.seal_now()
-    metrics = await (await api.get("/metrics")).text()
+    metrics = await (await ops.get("/metrics")).text()
     logs = capsys.readouterr()
     database = _database_bytes(
         Path(harness.gateway.settings.resolved_database_url.split("///", 1)[1])

@@ -130,6 +130,11 @@ async def partner_url(pki: Pki, aiohttp_server: ServerFactory) -> str:
     return f"https://127.0.0.1:{server.port}/inbox"
 
 
+def _target(url: str, **settings: str) -> dict[str, object]:
+    """The partner on loopback is on a private address: its catalog entry allows that."""
+    return {"endpoint": url, "allow_private_address": True, **settings}
+
+
 @pytest.fixture
 async def channel() -> AsyncIterator[WebhookChannel]:
     webhook = WebhookChannel(total_timeout=5)
@@ -140,7 +145,7 @@ async def channel() -> AsyncIterator[WebhookChannel]:
 async def test_mutual_tls_with_the_partners_ca_and_our_client_certificate(
     pki: Pki, partner_url: str, channel: WebhookChannel
 ) -> None:
-    target = {"endpoint": partner_url, "ca_bundle": str(pki.ca), "client_cert": str(pki.client)}
+    target = _target(partner_url, ca_bundle=str(pki.ca), client_cert=str(pki.client))
     result = await channel.deliver(ENVELOPE, target)
     assert (result.outcome, result.receipt) == (DeliveryOutcome.RECEIPTED, RECEIPT)
 
@@ -148,7 +153,7 @@ async def test_mutual_tls_with_the_partners_ca_and_our_client_certificate(
 async def test_one_tls_context_per_partner_configuration(
     pki: Pki, partner_url: str, channel: WebhookChannel
 ) -> None:
-    target = {"endpoint": partner_url, "ca_bundle": str(pki.ca), "client_cert": str(pki.client)}
+    target = _target(partner_url, ca_bundle=str(pki.ca), client_cert=str(pki.client))
     first = await channel.deliver(ENVELOPE, target)
     second = await channel.deliver(ENVELOPE, dict(target))
     assert first.outcome is second.outcome is DeliveryOutcome.RECEIPTED
@@ -164,7 +169,7 @@ async def test_one_tls_context_per_partner_configuration(
 async def test_an_untrusted_partner_certificate_is_a_transient_tls_failure(
     partner_url: str, channel: WebhookChannel
 ) -> None:
-    result = await channel.deliver(ENVELOPE, {"endpoint": partner_url})  # system CAs only
+    result = await channel.deliver(ENVELOPE, _target(partner_url))  # system CAs only
     assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "partner_tls_failed")
 
 
@@ -172,7 +177,7 @@ async def test_an_untrusted_partner_certificate_is_a_transient_tls_failure(
 async def test_the_partner_refusing_our_certificate_is_transient(
     pki: Pki, partner_url: str, channel: WebhookChannel, client: str | None
 ) -> None:
-    target = {"endpoint": partner_url, "ca_bundle": str(pki.ca)}
+    target = _target(partner_url, ca_bundle=str(pki.ca))
     if client:
         target["client_cert"] = str(getattr(pki, client))
     result = await channel.deliver(ENVELOPE, target)

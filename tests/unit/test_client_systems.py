@@ -48,12 +48,31 @@ class FakeClients:
         token_hash: str,
         allowed_agreements: frozenset[str],
         at: datetime,
+        token_expires_at: datetime | None = None,
+        cert_sha256: str | None = None,
     ) -> None:
-        self.rows[name] = (StoredClient(name, allowed_agreements, "active", at, None), token_hash)
+        stored = StoredClient(
+            name, allowed_agreements, "active", at, None, token_expires_at, cert_sha256
+        )
+        self.rows[name] = (stored, token_hash)
 
-    async def rotate(self, conn: Connection, name: str, *, token_hash: str, at: datetime) -> bool:
+    async def rotate(
+        self,
+        conn: Connection,
+        name: str,
+        *,
+        token_hash: str,
+        at: datetime,
+        token_expires_at: datetime | None = None,
+    ) -> bool:
         client, _ = self.rows[name]
-        self.rows[name] = (dataclasses.replace(client, rotated_at=at), token_hash)
+        changed = dataclasses.replace(client, rotated_at=at, token_expires_at=token_expires_at)
+        self.rows[name] = (changed, token_hash)
+        return True
+
+    async def set_cert(self, conn: Connection, name: str, fingerprint: str | None) -> bool:
+        client, token_hash = self.rows[name]
+        self.rows[name] = (dataclasses.replace(client, cert_sha256=fingerprint), token_hash)
         return True
 
     async def set_status(self, conn: Connection, name: str, status: str) -> bool:

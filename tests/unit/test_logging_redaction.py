@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
+import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.logging import REDACTED, redact
+from gateway.logging import REDACTED, configure_logging, redact
 
 
 def _run(**event: Any) -> dict[str, Any]:
@@ -58,3 +62,43 @@ def test_disclosure_ids_survive_but_tokens_do_not() -> None:
     assert out["disclosure_id"] == disclosure_id
     assert disclosure_id in out["event"]
     assert token not in out["event"]
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_library_records_are_json_lines_and_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "info")
+    token = "Q" * 40
+    logging.getLogger("aio_pika.robust_connection").warning("reconnecting with %s", token)
+    logging.getLogger("asyncio").error("Task exception about 943 476 5919")
+    lines = _json_lines(capsys.readouterr().err)
+    assert [line["logger"] for line in lines] == ["aio_pika.robust_connection", "asyncio"]
+    assert [line["level"] for line in lines] == ["warning", "error"]
+    assert token not in lines[0]["event"]
+    assert "943 476 5919" not in lines[1]["event"]
+
+
+def test_an_exception_is_rendered_then_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    """The traceback's text is scrubbed: an NHS number or a database key value in the message
+    of an exception never reaches the log."""
+    configure_logging("json", "info")
+    log = structlog.get_logger("test")
+    try:
+        raise ValueError(
+            "DETAIL:  Key (token_hash)=(staff-0042-secret) already exists; nhs 9434765919"
+        )
+    except ValueError:
+        log.exception("request_failed")
+    try:
+        raise KeyError("9434765919")
+    except KeyError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    err = capsys.readouterr().err
+    lines = _json_lines(err)
+    assert len(lines) == 2
+    assert all("Traceback" in line["exception"] for line in lines)
+    assert "staff-0042-secret" not in err
+    assert "9434765919" not in err
+    assert "Key (token_hash)=([redacted])" in lines[0]["exception"]

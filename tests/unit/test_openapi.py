@@ -97,3 +97,10 @@ def test_disclosure_view_lists_refused_fields_and_subject_says_modulus_11() -> N
     assert codes == ["type_mismatch", "too_long"]
     nhs = schemas["Subject"]["properties"]["nhs_number"]
     assert "modulus 11" in json.dumps(nhs)
+
+
+def test_operations_endpoints_are_not_in_the_public_contract() -> None:
+    paths = openapi_document()["paths"]
+    assert "/metrics" not in paths
+    assert "/readyz" not in paths
+    assert "/healthz" in paths
