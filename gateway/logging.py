@@ -229,7 +229,9 @@ def configure_logging(
     structlog.configure(
         processors=[*_shared_processors(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        # One write per line (print() writes the newline apart): lines from several processes
+        # sharing a file never interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=cache_loggers,
     )
     _route_library_logs(renderer, numeric_level)

@@ -102,6 +102,7 @@ def served(
         tmp_path,
         GATEWAY_TLS_CERT=str(_write(tmp_path / "server.pem", server_cert, server_key)),
         GATEWAY_TLS_CLIENT_CA=str(ca),
+        GATEWAY_MESH_MAILBOX="X26ABC1",  # the LAC health partner receives by MESH
     )
     service = ServiceProcess(env, role="api", processes=request.param, log=tmp_path / "g.log")
     running = Served(

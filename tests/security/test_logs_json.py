@@ -13,7 +13,7 @@ import pytest
 from agreements.loader import default_catalog_dir, load_catalog
 from gateway.queue.topology import build_topology
 from gateway.settings import load_settings
-from tests.gateway_support import lac_submission
+from tests.gateway_support import adult_submission
 from tests.integration.rabbit_helpers import delete_topology
 from tests.security.support import TcpProxy, log_lines, not_json, until
 from tests.service_process import ServiceProcess, seeded_environment
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 def _post(url: str, token: str) -> int:
     request = urllib.request.Request(  # noqa: S310 - loopback
         url + "/v1/disclosures",
-        data=json.dumps(lac_submission()).encode(),
+        data=json.dumps(adult_submission()).encode(),  # a webhook partner
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310

@@ -30,7 +30,10 @@ MARKER = "ZZSENDERTEXT"  # a sender's text that must never be stored
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    built = await build_harness(isolated_settings(tmp_path, max_body_bytes=16 * 1024 * 1024))
+    # The per-address receipt rate limit is its own test; here every junk receipt must arrive.
+    built = await build_harness(
+        isolated_settings(tmp_path, max_body_bytes=16 * 1024 * 1024, receipt_burst=10_000)
+    )
     yield built
     await built.gateway.close()
 
