@@ -88,7 +88,8 @@ async def _two_workers_against_one_partner(
             "GATEWAY_PARTNER_CONCURRENCY": str(LIMIT), "GATEWAY_LOG_LEVEL": "warning", **broker,
         }  # fmt: skip
         for role in ("worker", "worker", "api"):
-            service = ServiceProcess(env, role=role, log=tmp / f"gateway-{len(services)}.log")
+            own = {**env, "GATEWAY_OPS_PORT": str(free_port())}  # each process its own ops port
+            service = ServiceProcess(own, role=role, log=tmp / f"gateway-{len(services)}.log")
             services.append(await asyncio.to_thread(service.start))
         await _submit_all(f"http://127.0.0.1:{port}", token)
         deadline = time.monotonic() + 120
