@@ -62,19 +62,19 @@ def seed_and_stream(url: str) -> tuple[Tally, int, CountingPages, int]:
 
 
 def test_log_and_ropa_on_100000_disclosures_match_counts_made_independently(
-    database_url: str,
+    postgres_url: str,  # one store: the 100,000-row scale is what is tested, not the dialect
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    tally, seen, pages, peak = seed_and_stream(database_url)
+    tally, seen, pages, peak = seed_and_stream(postgres_url)
     assert seen == tally.total == COUNT
     assert pages.largest == 1000
     assert pages.pages == COUNT // 1000 + 1  # the last, empty page says the log is over
     # Holding every disclosure would take well over 50 MB; a page at a time stays small.
     assert peak < 16 * 1024 * 1024, peak
 
-    catalog = admin_env(monkeypatch, database_url, tmp_path)
+    catalog = admin_env(monkeypatch, postgres_url, tmp_path)
     code, out, err = run(capsys, "disclosures", "list", "--json")
     assert (code, err) == (0, "")
     listed = json.loads(out)
