@@ -177,24 +177,50 @@ def result_from_stored(stored: Mapping[str, Any]) -> Queued | Held | Denied:
     return Denied(id_, tuple(stored.get("reasons", ())))
 
 
+def _plainly_json(value: Any) -> bool:
+    """True when every node is an exact JSON type and every float finite; a cheap first pass,
+    since building paths for every node of every record costs more than the check itself.
+    Iterative: a record may nest deeper than Python's recursion limit."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            if not all(type(key) is str for key in item):
+                return False
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (kind is str or kind is int or kind is bool or item is None):
+            return False
+    return True
+
+
 def non_json_path(value: Any, path: str = "record") -> str | None:
     """The path of the first value an envelope cannot carry as JSON (a number too large for a
     double, NaN or an infinity, or a non-JSON type), or None: refused at submission rather than
     sealed as something else."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else path
-    if value is None or isinstance(value, str | int | bool):
+    if _plainly_json(value):
         return None
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if not isinstance(key, str):
-                return path
-            if (found := non_json_path(child, f"{path}.{key}")) is not None:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for child in value:
-            if (found := non_json_path(child, f"{path}[*]")) is not None:
-                return found
-        return None
-    return path
+    return _first_non_json(value, path)
+
+
+def _first_non_json(value: Any, path: str) -> str | None:
+    pending: list[tuple[str, Any]] = [(path, value)]
+    while pending:
+        here, item = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return here
+        elif isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return here
+            pending.extend((f"{here}.{key}", child) for key, child in reversed(item.items()))
+        elif isinstance(item, list | tuple):
+            pending.extend((f"{here}[*]", child) for child in reversed(item))
+        elif not (item is None or isinstance(item, str | int | bool)):
+            return here
+    return None

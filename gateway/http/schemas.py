@@ -40,11 +40,31 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
+def _holds_nul(value: Any) -> bool:
+    """A first pass without paths (almost every body holds no NUL); iterative, as a record may
+    nest deeper than Python's recursion limit."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            if any(NUL in key for key in item):
+                return True
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def nul_path(value: Any) -> str | None:
     """The path of the first key or string holding a NUL inside a JSON value, or None.
 
     Keys that are not plain identifiers are shown as `<key>`: a path names fields, never values.
     """
+    if not _holds_nul(value):
+        return None
     pending: list[tuple[str, Any]] = [("", value)]
     while pending:
         path, item = pending.pop()
