@@ -200,23 +200,9 @@ class ApprovalDecisions:
             reason=reason,
             at=now,
         )("rejected")
-
-        async def work(conn: Connection) -> Disclosure:
-            await self._decisions.record(conn, rejection)
-            await self._held_records.transition(
-                conn,
-                found.id,
-                Status.REJECTED,
-                event_type="rejected",
-                actor=Actor(ActorKind.ADMIN, registered.name),
-                at=now,
-                detail={"approver": registered.name},
-                changes={"approver": registered.name},
-            )
-            await self._decided(conn, rejection, found)
-            return await self._updated(conn, found.id)
-
-        return await self._store.write(work)
+        return await self._close(
+            found, rejection, Status.REJECTED, detail={"approver": registered.name}, changes={}
+        )
 
     async def _held(self, disclosure_id: str) -> tuple[Disclosure, SubmitDisclosure]:
         async with self._store.read() as conn:
@@ -268,20 +254,38 @@ class ApprovalDecisions:
     ) -> Disclosure:
         """Approved, but refused by the decision re-run: denied with the policy's reasons."""
         reasons = reasons or ("agreement_not_found",)
+        detail = {"reasons": list(reasons), "approver": denial.actor}
+        changes = {"approver": denial.actor, "decision_reasons": list(reasons)}
+        return await self._close(
+            found, denial, Status.DENIED, detail=detail, changes=changes, reasons=reasons
+        )
+
+    async def _close(
+        self,
+        found: Disclosure,
+        decision: Approval,
+        status: Status,
+        *,
+        detail: Mapping[str, Any],
+        changes: Mapping[str, Any],
+        reasons: tuple[str, ...] = (),
+    ) -> Disclosure:
+        """Record the decision and end the held disclosure (rejected or denied): nothing is sent,
+        and the held copy is destroyed."""
 
         async def work(conn: Connection) -> Disclosure:
-            await self._decisions.record(conn, denial)
+            await self._decisions.record(conn, decision)
             await self._held_records.transition(
                 conn,
                 found.id,
-                Status.DENIED,
-                event_type="denied",
-                actor=Actor(ActorKind.ADMIN, denial.actor),
-                at=denial.decided_at,
-                detail={"reasons": list(reasons), "approver": denial.actor},
-                changes={"approver": denial.actor, "decision_reasons": list(reasons)},
+                status,
+                event_type=str(status),
+                actor=Actor(ActorKind.ADMIN, decision.actor),
+                at=decision.decided_at,
+                detail=dict(detail),
+                changes={"approver": decision.actor, **changes},
             )
-            await self._decided(conn, denial, found, reasons)
+            await self._decided(conn, decision, found, reasons)
             return await self._updated(conn, found.id)
 
         return await self._store.write(work)
