@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     max_inflight_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Request bodies one API process handles at once"
     )
+    max_body_values: int = Field(
+        20_000, ge=100, description="JSON values (members and elements) in one submission body"
+    )
     body_timeout: float = Field(30.0, gt=0, description="Seconds to receive a request's body")
     client_concurrency: int = Field(
         32, ge=1, description="Requests in flight per client (or per address, unauthenticated)"

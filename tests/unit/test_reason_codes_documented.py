@@ -30,7 +30,7 @@ def _call_codes(node: ast.Call) -> list[str | None]:
     name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
     args = node.args
     found: list[str | None] = [_literal(k.value) for k in node.keywords if k.arg == "code"]
-    if name == "problem" and len(args) > 1:
+    if name in ("problem", "BodyRefused") and len(args) > 1:
         found.append(_literal(args[1]))
     if name in ("unavailable", "PydanticCustomError") and args:
         found.append(_literal(args[0]))
