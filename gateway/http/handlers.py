@@ -16,15 +16,16 @@ from gateway.http.admission import InflightBytes
 from gateway.http.limits import ListenerLimits
 from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, unavailable
-from gateway.http.submission_body import BodyRefused, read_submission
 from gateway.http.schemas import (
     NUL,
     DisclosureView,
     Health,
     ReceiptAccepted,
 )
+from gateway.http.submission_body import BodyRefused, read_submission
 from gateway.logging import bound_context
 from gateway.service import Gateway
+from gateway.trusted_proxies import FORWARDED_FOR, client_address
 
 _BEARER = "bearer "
 MAX_ID_LENGTH = 64  # the disclosures table's id column
@@ -197,8 +198,12 @@ async def post_receipt(request: web.Request) -> web.Response:
     Unauthenticated until verified: rate-limited and limited in flight per source address.
     """
     limits = request.app[LIMITS_KEY]
-    address = request.remote or "unknown"
-    wait = limits.receipts.take(address)
+    address = client_address(
+        request.remote,
+        request.headers.getall(FORWARDED_FOR, []),
+        request.app[GATEWAY_KEY].settings.trusted_proxy_networks,
+    )
+    wait = await limits.receipts.take(address)
     if wait:
         return problem(
             429,

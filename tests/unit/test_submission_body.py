@@ -17,8 +17,10 @@ from gateway.http.submission_body import (
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet=':,[]{}"ab'),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(alphabet=':,[ab', max_size=3), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(alphabet=":,[ab", max_size=3), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
