@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     audit_tsa_url: str = Field(
         "", description="RFC 3161 time-stamp authority for anchored checkpoints; empty = none"
     )
+    audit_tsa_ca: Path | None = Field(
+        None, description="PEM bundle of the time-stamp authority's CA (needed with a TSA URL)"
+    )
     sftp_key_file: Path | None = Field(
         None, description="The council's SSH key for SFTP; empty = sftp-client.ed25519 in keys_dir"
     )
@@ -153,6 +156,12 @@ class Settings(BaseSettings):
     def _inflight_fits_a_body(self) -> Settings:
         if self.max_inflight_bytes < self.max_body_bytes:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _tsa_needs_its_ca(self) -> Settings:
+        if self.audit_tsa_url and self.audit_tsa_ca is None:
+            raise ValueError("GATEWAY_AUDIT_TSA_URL needs GATEWAY_AUDIT_TSA_CA")
         return self
 
     @model_validator(mode="after")

@@ -1,8 +1,8 @@
 """Every reason code the code can emit is documented in docs/reason-codes.md.
 
-Codes are collected from the source: literals given to `problem`/`unavailable`, pydantic's
-`PydanticCustomError`, `code=` keywords, `code = "..."` class attributes, catalog rules and the
-policy core's enums.
+Codes are collected from the source: literals given to `problem`, `unavailable`, `BodyRefused`,
+audit verify's `Break` and pydantic's `PydanticCustomError`, `code=` keywords, `code = "..."`
+class attributes, catalog rules and the policy core's enums.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _call_codes(node: ast.Call) -> list[str | None]:
     found: list[str | None] = [_literal(k.value) for k in node.keywords if k.arg == "code"]
     if name in ("problem", "BodyRefused") and len(args) > 1:
         found.append(_literal(args[1]))
-    if name in ("unavailable", "PydanticCustomError") and args:
+    if name in ("unavailable", "PydanticCustomError", "Break") and args:
         found.append(_literal(args[0]))
     if name == "add" and len(args) == 3:  # a catalog check's (field, rule, message)
         found.append(_literal(args[1]))
@@ -82,6 +82,7 @@ def test_the_collector_finds_the_codes_of_each_kind() -> None:
     for known in (
         "rate_limited",  # problem(429, "rate_limited", ...)
         "gateway_busy",  # unavailable(...)
+        "anchor_timestamp_missing",  # an audit verify Break(...)
         "string_contains_nul",  # PydanticCustomError(...)
         "configuration_invalid",  # class attribute
         "unknown_partner",  # a catalog rule
