@@ -112,6 +112,7 @@ def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Applicati
         receipt_burst=settings.receipt_burst,
         rate_storage=settings.rate_limit_storage,
         body_timeout=settings.body_timeout,
+        trusted_proxies=settings.trusted_proxy_networks,
     )
     app[INFLIGHT_KEY] = InflightBytes(settings.max_inflight_bytes)
     if owns_gateway:

@@ -139,15 +139,13 @@ async def _submit_admitted(request: web.Request, client: Client) -> web.Response
             raw = await request.read()
     except TimeoutError:
         return _body_timeout(limits.body_timeout)
-    max_values = request.app[GATEWAY_KEY].settings.max_body_values
-    submission = await read_submission(raw, max_values)
+    submission = await read_submission(raw, request.app[GATEWAY_KEY].settings.max_body_values)
     if isinstance(submission, BodyRefused):
-        detail = f"limit {max_values} values" if submission.code == "body_too_many_values" else None
         return problem(
             submission.status,
             submission.code,
             submission.title,
-            detail=detail,
+            detail=submission.detail,
             errors=submission.errors,
         )
     key = request.headers.get("Idempotency-Key")
@@ -201,7 +199,7 @@ async def post_receipt(request: web.Request) -> web.Response:
     address = client_address(
         request.remote,
         request.headers.getall(FORWARDED_FOR, []),
-        request.app[GATEWAY_KEY].settings.trusted_proxy_networks,
+        limits.trusted_proxies,
     )
     wait = await limits.receipts.take(address)
     if wait:

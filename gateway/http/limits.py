@@ -21,6 +21,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from gateway.application.receipt_intake import RateLimitedLog
+from gateway.trusted_proxies import Network
 
 log = structlog.get_logger("gateway.http")
 
@@ -86,7 +87,9 @@ class ListenerLimits:
         receipt_burst: int,
         rate_storage: str,
         body_timeout: float,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.in_flight = InFlight(in_flight)
         self.receipts = ReceiptRate(receipt_rate, receipt_burst, rate_storage)
         self.body_timeout = body_timeout
+        self.trusted_proxies = trusted_proxies  # whose X-Forwarded-For names the source address

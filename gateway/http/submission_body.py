@@ -23,12 +23,13 @@ INLINE_BYTES = 64 * 1024  # below this, a thread hand-off costs more than the pa
 
 @dataclass(frozen=True, slots=True)
 class BodyRefused:
-    """Why a body was refused: the problem's status, code and title, and field errors."""
+    """Why a body was refused: the problem's status, code, title, detail and field errors."""
 
     status: int
     code: str
     title: str
     errors: list[dict[str, Any]] | None = None
+    detail: str | None = None
 
 
 def values_at_most(raw: bytes) -> int:
@@ -61,7 +62,12 @@ def parse_submission(raw: bytes, max_values: int) -> DisclosureSubmission | Body
     except ValueError:
         return BodyRefused(400, "body_not_json", "Body is not valid JSON")
     if values_at_most(raw) > max_values and more_values_than(payload, max_values):
-        return BodyRefused(413, "body_too_many_values", "Body holds too many JSON values")
+        return BodyRefused(
+            413,
+            "body_too_many_values",
+            "Body holds too many JSON values",
+            detail=f"limit {max_values} values",
+        )
     try:
         return DisclosureSubmission.model_validate(payload)
     except ValidationError as exc:

@@ -46,7 +46,12 @@ def test_the_byte_bound_is_never_below_the_values(value: Any) -> None:
 def test_a_body_of_many_values_is_refused_before_validation() -> None:
     raw = json.dumps({"record": {f"k{i}": i for i in range(500)}}).encode()
     refused = parse_submission(raw, max_values=100)
-    assert refused == BodyRefused(413, "body_too_many_values", "Body holds too many JSON values")
+    assert isinstance(refused, BodyRefused)
+    assert (refused.status, refused.code, refused.detail) == (
+        413,
+        "body_too_many_values",
+        "limit 100 values",
+    )
     # Under the limit the same body reaches the schema, which refuses its missing fields.
     checked = parse_submission(raw, max_values=1000)
     assert isinstance(checked, BodyRefused)
