@@ -1,5 +1,6 @@
 """The external anchor: every signed audit checkpoint is also appended to a file outside the
-database (`GATEWAY_AUDIT_ANCHOR`), optionally with an RFC 3161 time-stamp over it.
+database (`GATEWAY_AUDIT_ANCHOR`), optionally with an RFC 3161 time-stamp over it whose
+certificate chain is checked against `GATEWAY_AUDIT_TSA_CA` when stamped and when verified.
 
 Someone who can rewrite the database but not that file (append-only, another host, WORM
 storage) can no longer cut the chain back and rewind its head: `audit verify --anchors` finds
@@ -147,16 +148,52 @@ class AnchorFile:
             os.close(fd)  # closing releases the lock
 
 
-class TimeStampAuthority:
-    """An RFC 3161 time-stamp authority over HTTP (rfc3161-client builds and reads the DER)."""
+class TsaTrust:
+    """The certificates a time-stamp must chain to (GATEWAY_AUDIT_TSA_CA): self-signed ones are
+    roots, the rest intermediates; a certificate for time-stamping in the bundle pins the TSA."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        self.url, self._timeout = url, aiohttp.ClientTimeout(total=timeout)
+    def __init__(self, bundle: bytes) -> None:
+        try:
+            certificates = x509.load_pem_x509_certificates(bundle)
+        except ValueError:
+            raise AnchorError("the TSA CA bundle holds no PEM certificate") from None
+        builder = VerifierBuilder()
+        for certificate in certificates:
+            if certificate.issuer == certificate.subject:
+                builder = builder.add_root_certificate(certificate)
+            else:
+                builder = builder.add_intermediate_certificate(certificate)
+        self._verifier = builder.build()
+
+    @classmethod
+    def from_file(cls, path: Path) -> TsaTrust:
+        """The bundle in `path`; `audit_anchor_failed` if it cannot be read."""
+        try:
+            return cls(path.read_bytes())
+        except OSError as exc:
+            raise AnchorError(f"cannot read the TSA CA bundle ({exc.strerror})") from None
+
+    def verifies(self, response: TimeStampResponse, data: bytes) -> bool:
+        """The time-stamp is over `data` and signed by a certificate that chains to the bundle."""
+        try:
+            return bool(self._verifier.verify_message(response, data))
+        except (ValueError, VerificationError):
+            return False
+
+
+class TimeStampAuthority:
+    """An RFC 3161 time-stamp authority over HTTP (rfc3161-client builds and reads the DER);
+    each reply is checked against the authority's CA before it is anchored."""
+
+    def __init__(self, url: str, trust: TsaTrust, *, timeout: float = 10.0) -> None:
+        self.url, self._trust = url, trust
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def stamp(self, data: bytes) -> bytes:
         """The authority's signed reply over SHA-256(data), checked to be for exactly that."""
         builder = TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256)
-        request = builder.nonce(nonce=True).build()
+        # The reply carries the signing certificate, so the chain can be checked from the bundle.
+        request = builder.nonce(nonce=True).cert_request(cert_request=True).build()
         headers = {"Content-Type": "application/timestamp-query"}
         try:
             async with aiohttp.ClientSession(timeout=self._timeout) as session:
@@ -171,23 +208,24 @@ class TimeStampAuthority:
             raise AnchorError("time-stamp authority refused the request")
         if response.tst_info.nonce != request.nonce or not _imprint_matches(response, data):
             raise AnchorError("time-stamp reply is for another request")
+        if not self._trust.verifies(response, data):
+            raise AnchorError("time-stamp reply does not chain to GATEWAY_AUDIT_TSA_CA")
         return body
 
 
-def timestamp_matches(anchor: AnchoredCheckpoint, tsa_certificate: bytes | None = None) -> bool:
-    """The time-stamp is over this checkpoint's token (and, given the TSA's PEM certificate,
-    signed by it)."""
+def timestamp_matches(anchor: AnchoredCheckpoint, trust: TsaTrust | None = None) -> bool:
+    """The time-stamp is over this checkpoint's token (and, given the TSA's CA bundle, signed
+    by a certificate that chains to it)."""
     if anchor.timestamp is None:
         return False
+    token = anchor.token.encode("ascii")
     try:
         response = decode_timestamp_response(anchor.timestamp)
-        if tsa_certificate is not None:
-            root = x509.load_pem_x509_certificate(tsa_certificate)
-            verifier = VerifierBuilder(roots=[root], tsa_certificate=root).build()
-            verifier.verify_message(response, anchor.token.encode("ascii"))
-    except (ValueError, VerificationError):
+    except ValueError:
         return False
-    return _imprint_matches(response, anchor.token.encode("ascii"))
+    if trust is not None and not trust.verifies(response, token):
+        return False
+    return _imprint_matches(response, token)
 
 
 def _imprint_matches(response: TimeStampResponse, data: bytes) -> bool:
@@ -214,8 +252,10 @@ class CheckpointAnchor:
                     try:
                         stamp = await self._tsa.stamp(row.token.encode("ascii"))
                     except AnchorError as exc:
-                        # Anchored without a time-stamp rather than not at all.
+                        # Verify requires a stamp on every line: anchor up to here, and try
+                        # this checkpoint again at the next catch-up.
                         log.warning("audit_timestamp_failed", seq=int(row.seq), code=exc.code)
+                        break
                 records.append(
                     AnchoredCheckpoint(int(row.seq), row.hash, row.at, row.kid, row.token, stamp)
                 )

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway import jose
-from gateway.audit_anchor import AnchoredCheckpoint, timestamp_matches
+from gateway.audit_anchor import AnchoredCheckpoint, TsaTrust, timestamp_matches
 from gateway.audit_entry import (
     CHECKPOINT_EVERY,
     CHECKPOINT_MAX_AGE,
@@ -98,7 +98,7 @@ async def verify(
     every: int = CHECKPOINT_EVERY,
     max_age: timedelta = CHECKPOINT_MAX_AGE,
     anchors: Sequence[AnchoredCheckpoint] | None = None,
-    tsa_certificate: bytes | None = None,
+    tsa: TsaTrust | None = None,
 ) -> VerifyReport:
     """Check the whole chain, that every checkpoint the sealer promises is there, and each
     checkpoint; a verifier also checks their signatures, `anchors` the external anchor."""
@@ -128,9 +128,7 @@ async def verify(
     report.notes += _late_checkpoints(checkpoints, times, max_age + CHECKPOINT_GRACE)
     if anchors is not None:
         report.anchors_checked = len(anchors)
-        problem = check_anchors(
-            anchors, hashes, seq, checkpoints, verifier=verifier, tsa_certificate=tsa_certificate
-        )
+        problem = check_anchors(anchors, hashes, seq, checkpoints, verifier=verifier, tsa=tsa)
         report.broken = report.broken or problem
     if report.head_seq > report.last_checkpoint_seq:
         report.notes.append(
@@ -265,9 +263,10 @@ def check_anchors(
     checkpoints: Sequence[Any],
     *,
     verifier: CheckpointVerifier | None,
-    tsa_certificate: bytes | None = None,
+    tsa: TsaTrust | None = None,
 ) -> Break | None:
-    """The chain in the database against the checkpoints appended to the external anchor."""
+    """The chain in the database against the checkpoints appended to the external anchor;
+    given the TSA's trust, every anchored checkpoint must carry a time-stamp that chains to it."""
     stored = {int(cp.seq) for cp in checkpoints}
     for anchor in anchors:
         seq = anchor.seq
@@ -279,8 +278,9 @@ def check_anchors(
             return Break("anchor_mismatch", seq, f"entry {seq} differs from the anchor")
         if seq not in stored:
             return Break("checkpoint_deleted", seq, f"anchored checkpoint {seq} is gone")
-        stamped = anchor.timestamp is not None or tsa_certificate is not None
-        if stamped and not timestamp_matches(anchor, tsa_certificate):
+        if tsa is not None and anchor.timestamp is None:
+            return Break("anchor_timestamp_missing", seq, f"anchor {seq} has no time-stamp")
+        if anchor.timestamp is not None and not timestamp_matches(anchor, tsa):
             return Break("anchor_timestamp_invalid", seq, f"anchor {seq} time-stamp fails")
         if verifier is None:
             continue

@@ -25,7 +25,7 @@ from gateway.application.channel import Channel
 from gateway.application.council_key_rotation import ensure_signing_key
 from gateway.application.receipt_intake import ReceiptIntake
 from gateway.application.submit import SubmitDisclosures
-from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority
+from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority, TsaTrust
 from gateway.background import Loops
 from gateway.clients import Client, certificate_sha256
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
@@ -126,7 +126,9 @@ def checkpoint_anchor(settings: Settings) -> CheckpointAnchor | None:
     """The external audit anchor when GATEWAY_AUDIT_ANCHOR is set (time-stamped if a TSA is)."""
     if settings.audit_anchor is None:
         return None
-    tsa = TimeStampAuthority(settings.audit_tsa_url) if settings.audit_tsa_url else None
+    tsa = None
+    if settings.audit_tsa_url and settings.audit_tsa_ca is not None:
+        tsa = TimeStampAuthority(settings.audit_tsa_url, TsaTrust.from_file(settings.audit_tsa_ca))
     return CheckpointAnchor(AnchorFile(settings.audit_anchor), tsa)
 
 

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gateway.errors import ConfigurationError
 from gateway.queue.retry import RetryPolicy
 from gateway.store.dialects import DatabaseOptions
+from gateway.trusted_proxies import Network, parse_networks
 
 DEFAULT_VAR = Path("var")
 
@@ -56,12 +57,23 @@ class Settings(BaseSettings):
     max_inflight_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Request bodies one API process handles at once"
     )
+    max_body_values: int = Field(
+        20_000, ge=100, description="JSON values (members and elements) in one submission body"
+    )
     body_timeout: float = Field(30.0, gt=0, description="Seconds to receive a request's body")
     client_concurrency: int = Field(
         32, ge=1, description="Requests in flight per client (or per address, unauthenticated)"
     )
     receipt_rate: float = Field(20.0, gt=0, description="POST /v1/receipts per second per address")
     receipt_burst: int = Field(200, ge=1, description="Burst of POST /v1/receipts per address")
+    rate_limit_storage: str = Field(
+        "async+memory://",
+        description="Where receipt rate limits are counted (a `limits` async storage URI): "
+        "memory is per process; async+valkey://host:6379 shares them across processes",
+    )
+    trusted_proxies: str = Field(
+        "", description="Comma-separated proxy addresses/networks whose X-Forwarded-For counts"
+    )
     allow_insecure_loopback: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -88,6 +100,9 @@ class Settings(BaseSettings):
     )
     audit_tsa_url: str = Field(
         "", description="RFC 3161 time-stamp authority for anchored checkpoints; empty = none"
+    )
+    audit_tsa_ca: Path | None = Field(
+        None, description="PEM bundle of the time-stamp authority's CA (needed with a TSA URL)"
     )
     sftp_key_file: Path | None = Field(
         None, description="The council's SSH key for SFTP; empty = sftp-client.ed25519 in keys_dir"
@@ -124,10 +139,29 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_storage_is_async(cls, value: str) -> str:
+        if not value.startswith("async+"):
+            raise ValueError("must be an async storage URI: async+memory:// or async+valkey://")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @model_validator(mode="after")
     def _inflight_fits_a_body(self) -> Settings:
         if self.max_inflight_bytes < self.max_body_bytes:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _tsa_needs_its_ca(self) -> Settings:
+        if self.audit_tsa_url and self.audit_tsa_ca is None:
+            raise ValueError("GATEWAY_AUDIT_TSA_URL needs GATEWAY_AUDIT_TSA_CA")
         return self
 
     @model_validator(mode="after")
@@ -149,6 +183,11 @@ class Settings(BaseSettings):
     def retry_policy(self) -> RetryPolicy:
         """The default delivery retry policy (partners may have their own)."""
         return RetryPolicy.parse(self.retry_delays, self.retry_max_attempts)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """The proxies whose X-Forwarded-For is believed; none by default."""
+        return parse_networks(self.trusted_proxies)
 
     @property
     def database_options(self) -> DatabaseOptions:

@@ -15,7 +15,7 @@ import typer
 
 from gateway import audit, jose, retention
 from gateway.application.subject_access import SubjectAccessReport, subject_access_report
-from gateway.audit_anchor import AnchorError, read_anchor
+from gateway.audit_anchor import AnchorError, TsaTrust, read_anchor
 from gateway.audit_verify import JwksCheckpointVerifier, VerifyReport, verify
 from gateway.cli.common import EXIT_REFUSED, default_actor, fail, print_json, print_table
 from gateway.protection import Protection
@@ -91,24 +91,30 @@ def audit_verify(
         Path | None,
         typer.Option(help="The external anchor file (GATEWAY_AUDIT_ANCHOR) to check against."),
     ] = None,
-    tsa_cert: Annotated[
+    tsa_ca: Annotated[
         Path | None,
-        typer.Option(help="PEM certificate of the time-stamp authority, to check its stamps."),
+        typer.Option(
+            "--tsa-ca",
+            "--tsa-cert",
+            help="PEM bundle of the time-stamp authority's CA (default: GATEWAY_AUDIT_TSA_CA); "
+            "with it, every anchored checkpoint needs a time-stamp that chains to it.",
+        ),
     ] = None,
 ) -> None:
     """Walk the audit chain and its checkpoints; exit 1 and name the first broken link."""
     settings = load_settings()
     given = json.loads(jwks.read_text()) if jwks else None
+    bundle = tsa_ca or settings.audit_tsa_ca
     try:
         anchored = read_anchor(anchors) if anchors else None
-        tsa_pem = tsa_cert.read_bytes() if tsa_cert else None
-    except (AnchorError, OSError) as exc:
-        raise fail(f"cannot read the anchor: {exc}") from None
+        trust = TsaTrust.from_file(bundle) if bundle and anchors else None
+    except AnchorError as exc:
+        raise fail(f"cannot read the anchor: {exc.message}") from None
 
     async def work(store: Store) -> VerifyReport:
         keys = given if given is not None else await _mirrored_jwks(store)
         verifier = JwksCheckpointVerifier(keys) if keys["keys"] else None
-        return await verify(store, verifier, now=_now(), anchors=anchored, tsa_certificate=tsa_pem)
+        return await verify(store, verifier, now=_now(), anchors=anchored, tsa=trust)
 
     report = _run(settings, work)
     if as_json:

@@ -110,7 +110,9 @@ def create_app(gateway: Gateway, *, owns_gateway: bool = False) -> web.Applicati
         in_flight=settings.client_concurrency,
         receipt_rate=settings.receipt_rate,
         receipt_burst=settings.receipt_burst,
+        rate_storage=settings.rate_limit_storage,
         body_timeout=settings.body_timeout,
+        trusted_proxies=settings.trusted_proxy_networks,
     )
     app[INFLIGHT_KEY] = InflightBytes(settings.max_inflight_bytes)
     if owns_gateway:

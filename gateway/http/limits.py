@@ -1,13 +1,29 @@
-"""Per-client and per-address limits of the HTTP listener: requests in flight, and a token
-bucket for unauthenticated receipts. Per process: under gunicorn each process keeps its own."""
+"""Limits of the HTTP listener.
+
+Requests in flight per client or source address are counted in this process: they guard this
+process's own memory and tasks. The rate of unauthenticated receipts per source address is kept
+by the `limits` library in `GATEWAY_RATE_LIMIT_STORAGE`: this process's memory by default (so
+each API process allows the full rate), or a Redis or Valkey server that every API process
+shares (one rate for the whole deployment).
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+
+import structlog
+from limits import RateLimitItemPerSecond
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+
+from gateway.application.receipt_intake import RateLimitedLog
+from gateway.trusted_proxies import Network
+
+log = structlog.get_logger("gateway.http")
 
 
 class InFlight:
@@ -35,43 +51,45 @@ class InFlight:
                 del self._counts[key]
 
 
-class TokenBuckets:
-    """`rate` requests a second per key with bursts up to `burst`; the least recently seen
-    keys are forgotten past `max_keys`, so a flood of addresses cannot exhaust memory."""
+class ReceiptRate:
+    """`burst` receipts per source address in any moving window of `burst / rate` seconds."""
 
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10_000,
-    ) -> None:
-        self.rate, self.burst, self._clock, self._max_keys = rate, burst, clock, max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+    def __init__(self, rate: float, burst: int, storage: str) -> None:
+        self.window = max(1, math.ceil(burst / rate))
+        self._item = RateLimitItemPerSecond(burst, self.window)
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage, wrap_exceptions=True))
+        self._store_log = RateLimitedLog(log)
 
-    def take(self, key: str) -> int:
-        """Take one token: 0 when allowed, else the whole seconds to wait (for Retry-After)."""
-        now = self._clock()
-        tokens, then = self._buckets.pop(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        wait = 0
-        if tokens >= 1.0:
-            tokens -= 1.0
-        else:
-            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
-        self._buckets[key] = (tokens, now)
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-        return wait
+    async def take(self, address: str) -> int:
+        """Count one receipt: 0 when allowed, else the whole seconds to wait (Retry-After)."""
+        try:
+            if await self._limiter.hit(self._item, "receipts", address):
+                return 0
+            stats = await self._limiter.get_window_stats(self._item, "receipts", address)
+        except StorageError as exc:
+            # A partner's receipts matter more than the limit: let it through (the in-flight
+            # limit still holds) and say so.
+            self._store_log.warning(
+                "rate_limit_store_unavailable", error=type(exc.storage_error).__name__
+            )
+            return 0
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
 
 class ListenerLimits:
     """The limits one HTTP listener enforces, built from the settings."""
 
     def __init__(
-        self, *, in_flight: int, receipt_rate: float, receipt_burst: int, body_timeout: float
+        self,
+        *,
+        in_flight: int,
+        receipt_rate: float,
+        receipt_burst: int,
+        rate_storage: str,
+        body_timeout: float,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.in_flight = InFlight(in_flight)
-        self.receipts = TokenBuckets(receipt_rate, receipt_burst)
+        self.receipts = ReceiptRate(receipt_rate, receipt_burst, rate_storage)
         self.body_timeout = body_timeout
+        self.trusted_proxies = trusted_proxies  # whose X-Forwarded-For names the source address

@@ -62,7 +62,12 @@ ROUTES: tuple[Route, ...] = (
             403: (PROBLEM, s.Problem, "Denied by policy; `reasons` lists every reason code"),
             408: _SLOW,
             409: (PROBLEM, s.Problem, "Idempotency-Key reused with a different body"),
-            413: (PROBLEM, s.Problem, "Body larger than the limit"),
+            413: (
+                PROBLEM,
+                s.Problem,
+                "Body larger than the limit (`body_too_large`), or holding more JSON values "
+                "than the limit (`body_too_many_values`)",
+            ),
             415: (PROBLEM, s.Problem, "Body is not application/json"),
             422: (
                 PROBLEM,

@@ -4,16 +4,11 @@ the external anchor (with an RFC 3161 time-stamp from OpenSSL's TSA) holds what 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
 from sqlalchemy import delete, update
 
 from gateway import audit
@@ -21,6 +16,7 @@ from gateway.audit_anchor import (
     AnchorFile,
     CheckpointAnchor,
     TimeStampAuthority,
+    TsaTrust,
     read_anchor,
 )
 from gateway.audit_verify import verify
@@ -35,6 +31,7 @@ from tests.integration.store_support import (
     protection,
     record_accepted,
 )
+from tests.security.support import Tsa, tsa_files
 
 HOUR = timedelta(hours=1)
 
@@ -168,65 +165,12 @@ async def test_the_anchor_is_appended_once_across_sealers(sqlite_url: str, tmp_p
     assert [a.seq for a in read_anchor(path)] == [2]
 
 
-@dataclass
-class Tsa:
-    """OpenSSL's `ts -reply` behind a small HTTP shim, with a throwaway certificate."""
-
-    url: str
-    certificate: bytes
-
-
-def _tsa_files(directory: Path) -> Path:
-    directory.mkdir()
-    command = [
-        *("openssl", "req", "-x509", "-newkey", "ec", "-nodes", "-days", "1"),
-        *("-pkeyopt", "ec_paramgen_curve:P-256", "-subj", "/CN=gatehouse-test-tsa"),
-        *("-addext", "extendedKeyUsage=critical,timeStamping"),
-        *("-addext", "basicConstraints=critical,CA:false"),
-    ]
-    keys = ["-keyout", str(directory / "tsa.key"), "-out", str(directory / "tsa.crt")]
-    subprocess.run([*command, *keys], check=True, capture_output=True)
-    (directory / "serial").write_text("01\n")
-    config = directory / "tsa.cnf"
-    config.write_text(
-        "[ tsa ]\ndefault_tsa = tsa1\n[ tsa1 ]\n"
-        f"dir = {directory}\nserial = $dir/serial\ncrypto_device = builtin\n"
-        "signer_cert = $dir/tsa.crt\nsigner_key = $dir/tsa.key\ncerts = $dir/tsa.crt\n"
-        "signer_digest = sha256\ndefault_policy = 1.2.3.4.1\nother_policies = 1.2.3.4.5\n"
-        "digests = sha256\naccuracy = secs:1\nordering = yes\ntsa_name = no\n"
-        "ess_cert_id_chain = no\ness_cert_id_alg = sha256\n"
-    )
-    return config
-
-
-@pytest.fixture
-async def tsa(tmp_path: Path, aiohttp_server: Any) -> Tsa:
-    config = _tsa_files(tmp_path / "tsa")
-    requests = iter(range(1_000_000))
-
-    async def reply(request: web.Request) -> web.Response:
-        n = next(requests)
-        query, answer = tmp_path / "tsa" / f"{n}.tsq", tmp_path / "tsa" / f"{n}.tsr"
-        query.write_bytes(await request.read())
-        arguments = ["-config", str(config), "-queryfile", str(query), "-out", str(answer)]
-        process = await asyncio.create_subprocess_exec(
-            "openssl", "ts", "-reply", *arguments, stderr=asyncio.subprocess.DEVNULL
-        )
-        assert await process.wait() == 0
-        return web.Response(body=answer.read_bytes(), content_type="application/timestamp-reply")
-
-    app = web.Application()
-    app.router.add_post("/tsa", reply)
-    server = await aiohttp_server(app)
-    return Tsa(str(server.make_url("/tsa")), (tmp_path / "tsa" / "tsa.crt").read_bytes())
-
-
 async def test_anchored_checkpoints_carry_an_rfc3161_time_stamp(
     sqlite_url: str, tmp_path: Path, tsa: Tsa
 ) -> None:
     signer, verifier = checkpoint_keys()
     path = tmp_path / "anchor.jsonl"
-    anchor = CheckpointAnchor(AnchorFile(path), TimeStampAuthority(tsa.url))
+    anchor = CheckpointAnchor(AnchorFile(path), TimeStampAuthority(tsa.url, TsaTrust(tsa.ca)))
     async with open_store(sqlite_url) as store:
         await write_entries(store, 2, Clock())
         await audit.checkpoint(store, signer, at=T0, anchor=anchor)
@@ -234,9 +178,7 @@ async def test_anchored_checkpoints_carry_an_rfc3161_time_stamp(
         await audit.checkpoint(store, signer, at=T0, anchor=anchor)
         anchored = read_anchor(path)
         assert all(a.timestamp for a in anchored)
-        good = await verify(
-            store, verifier, now=T0, anchors=anchored, tsa_certificate=tsa.certificate
-        )
+        good = await verify(store, verifier, now=T0, anchors=anchored, tsa=TsaTrust(tsa.ca))
         lines = path.read_text().splitlines()
         swapped = [json.loads(line) for line in lines]
         swapped[0]["rfc3161"] = swapped[1]["rfc3161"]  # a genuine stamp, over another checkpoint
@@ -248,18 +190,17 @@ async def test_anchored_checkpoints_carry_an_rfc3161_time_stamp(
     assert (bad.broken.code, bad.broken.seq) == ("anchor_timestamp_invalid", 2)
 
 
-async def test_a_stamp_from_another_authority_fails_with_the_tsa_certificate(
+async def test_a_stamp_from_another_authority_fails_with_the_tsa_ca(
     sqlite_url: str, tmp_path: Path, tsa: Tsa
 ) -> None:
     signer, verifier = checkpoint_keys()
     path = tmp_path / "anchor.jsonl"
-    other = _tsa_files(tmp_path / "other").parent / "tsa.crt"
+    other = (tsa_files(tmp_path / "other").parent / "ca.crt").read_bytes()
     async with open_store(sqlite_url) as store:
         await write_entries(store, 2, Clock())
-        anchor = CheckpointAnchor(AnchorFile(path), TimeStampAuthority(tsa.url))
+        anchor = CheckpointAnchor(AnchorFile(path), TimeStampAuthority(tsa.url, TsaTrust(tsa.ca)))
         await audit.checkpoint(store, signer, at=T0, anchor=anchor)
-        report = await verify(
-            store, verifier, now=T0, anchors=read_anchor(path), tsa_certificate=other.read_bytes()
-        )
+        anchored = read_anchor(path)
+        report = await verify(store, verifier, now=T0, anchors=anchored, tsa=TsaTrust(other))
     assert report.broken is not None
     assert report.broken.code == "anchor_timestamp_invalid"

@@ -107,6 +107,7 @@ def test_receipts_are_rate_limited_per_address(service: tuple[ServiceProcess, st
     assert 429 not in statuses[:10], statuses  # the burst
     assert statuses[-5:] == [429] * 5, statuses
     head, _, body = last.partition(b"\r\n\r\n")
-    assert 1 <= int(head.split(b"Retry-After: ")[1].split(b"\r\n")[0]) <= 5
+    # The moving window is burst / rate = 50 s: the oldest receipt leaves it within that.
+    assert 1 <= int(head.split(b"Retry-After: ")[1].split(b"\r\n")[0]) <= 50
     assert b"application/problem+json" in head
     assert json.loads(body)["code"] == "rate_limited"
