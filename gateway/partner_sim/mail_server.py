@@ -96,4 +96,6 @@ class PartnerMailServer:
         poster = self.simulator.poster
         # Async mode posts from take_in itself; a mail has no reply to carry a sync receipt.
         if poster is not None and self.simulator.receipts is ReceiptMode.SYNC:
-            poster.post(result.entry, result.receipt.token)
+            poster.post(
+                result.entry, result.receipt.token, delay_s=self.simulator.config.receipt_delay_s
+            )
