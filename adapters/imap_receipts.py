@@ -54,10 +54,11 @@ class ImapOptions:
 
 @dataclass(frozen=True, slots=True)
 class MailedReply:
-    """One mail as the server holds it: `raw` is exactly its bytes."""
+    """One mail as the server holds it: `raw` is exactly its bytes (empty, unread, if too large)."""
 
     uid: str
     raw: bytes
+    too_large: bool = False
 
 
 MailHandler = Callable[[MailedReply], Awaitable[MailVerdict]]
@@ -112,8 +113,7 @@ class ImapReceiptMailbox:
         sizes = await self._sizes(client)
         for uid, size in sizes[: options.batch]:
             if size > options.max_message_bytes:
-                log.warning("imap_mail_too_large", size=size)
-                verdict: MailVerdict = "refused"
+                verdict = await handle(MailedReply(uid, b"", too_large=True))
             else:
                 raw = await self._fetch(client, uid)
                 if raw is None:

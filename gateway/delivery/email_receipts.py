@@ -71,8 +71,13 @@ class EmailReceipts:
 
     async def __call__(self, mail: MailedReply) -> MailVerdict:
         """Take one mail; raising is never needed: our own faults become `retry`."""
+        verdict: MailVerdict
+        reason: str | None
         try:
-            verdict, reason = await self._take(read_reply(mail.raw))
+            if mail.too_large:
+                verdict, reason = "refused", "mail_too_large"
+            else:
+                verdict, reason = await self._take(read_reply(mail.raw))
         except Exception as exc:  # the database, not the mail: look again next poll
             log.error("email_reply_retry", error_type=type(exc).__name__)
             verdict, reason = "retry", None
