@@ -29,12 +29,19 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from adapters.email import EmailChannel
+from adapters.imap_receipts import (
+    ImapOptions,
+    ImapReceiptMailbox,
+    MailboxError,
+    MailedReply,
+    MailVerdict,
+)
 from gateway.application.commands import Queued
 from gateway.clients import Client
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.http.schemas import DisclosureSubmission
 from gateway.receipts import make_receipt
-from gateway.service import receipts_mailbox, smtp_options
+from gateway.service import Gateway, receipts_mailbox, smtp_options
 from gateway.store import disclosures
 from tests.dovecot import PASSWORD, USER, Dovecot, running_dovecot
 from tests.gateway_support import TEST_NOW, Harness, build_harness, isolated_settings
@@ -303,3 +310,65 @@ async def test_signed_mdn_is_a_transport_acknowledgement_not_a_receipt(journey: 
     assert events.count("transport_acknowledged") == 1
     assert _metric(journey, 'gatehouse_mail_quarantined_total{reason="mdn_signature_invalid"} 1.0')
     assert len(journey.dovecot.messages("Archive")) == 2
+
+
+async def test_a_mail_too_large_is_quarantined_unread(journey: Journey) -> None:
+    _disclosure_id, sent = await _dispatched(journey)
+    await _append(journey.dovecot, _reply(sent, b"x" * (1024 * 1024 + 1)))
+    assert (await journey.service.poll_mailbox())["refused"] == 1
+    assert len(journey.dovecot.messages("Quarantine")) == 1
+    assert _metric(journey, 'gatehouse_mail_quarantined_total{reason="mail_too_large"} 1.0')
+
+
+async def test_an_unusable_mailbox_is_a_reason_not_a_crash() -> None:
+    handled: list[MailedReply] = []
+
+    async def handle(mail: MailedReply) -> MailVerdict:
+        handled.append(mail)
+        return "accepted"
+
+    with running_dovecot() as dovecot:
+        good: dict[str, Any] = {
+            "host": "localhost", "port": dovecot.port, "username": USER, "password": PASSWORD,
+            "ca_bundle": str(dovecot.ca_bundle), "timeout": 5,
+        }  # fmt: skip
+        await _append(dovecot, b"Subject: hello\r\n\r\nbody\r\n")
+        cases = {
+            "imap_tls_failed": {"ca_bundle": None},  # the test CA is not a system CA
+            "imap_unreachable": {"port": free_port()},
+            "imap_inbox_missing": {"inbox": "Nowhere"},
+        }
+        for reason, change in cases.items():
+            await _poll_fails(ImapOptions(**{**good, **change}), handle, reason)
+        assert handled == []
+        # The same settings, put right, read the mail: the failures were the settings.
+        assert (await ImapReceiptMailbox(ImapOptions(**good)).poll(handle))["accepted"] == 1
+        assert len(handled) == 1
+        # Last: Dovecot delays the next login from an address that just failed one.
+        await _poll_fails(ImapOptions(**{**good, "password": "wrong"}), handle, "imap_auth_failed")
+
+
+async def _poll_fails(options: ImapOptions, handle: Any, reason: str) -> None:
+    with pytest.raises(MailboxError) as caught:
+        await ImapReceiptMailbox(options).poll(handle)
+    assert caught.value.reason == reason
+
+
+async def test_the_worker_role_polls_the_mailbox_configured_in_settings(tmp_path: Path) -> None:
+    with running_dovecot() as dovecot:
+        settings = isolated_settings(
+            tmp_path, imap_host="localhost", imap_port=dovecot.port, imap_username=USER,
+            imap_password=PASSWORD, imap_ca_bundle=str(dovecot.ca_bundle),
+            imap_poll_seconds=0.2, imap_timeout=5,
+        )  # fmt: skip
+        gateway = await Gateway.open(settings, deliver=True)
+        await gateway.start()
+        try:
+            await _append(dovecot, b"Subject: hello\r\n\r\nno receipt here\r\n")
+            deadline = time.monotonic() + 10
+            while not dovecot.messages("Quarantine"):
+                assert time.monotonic() < deadline, "the mailbox was not polled"
+                await asyncio.sleep(0.05)
+        finally:
+            await gateway.close(5)
+        assert dovecot.messages() == []
