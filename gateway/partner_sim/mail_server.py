@@ -4,8 +4,8 @@ aiosmtpd serves SMTP on loopback in the simulator's own event loop, refusing mai
 client has started TLS (the council's channel requires and verifies it; the certificate comes
 from `tls_identity`). Each message's `<id>.jwe` attachment is opened like a webhook body; the
 signed receipt then goes to the council's POST /v1/receipts (the simulator's receipt poster),
-as a partner's system would send it once its staff or software has taken the mail in. A
-simulated outage answers 451, so the council's channel tries again later.
+or, with a `ReceiptMailer`, by reply to the council's receipts mailbox. A simulated outage
+answers 451, so the council's channel tries again later.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from gateway.partner_sim.config import ReceiptMode
 from gateway.partner_sim.council_jwks import CouncilJwksError
 from gateway.partner_sim.faults import Fault
+from gateway.partner_sim.receipt_mailer import Answered, ReceiptMailer
 from gateway.partner_sim.simulator import PartnerSimulator
 from gateway.partner_sim.tls_identity import TlsIdentity
 
@@ -30,10 +31,15 @@ log = structlog.get_logger("gateway.partner_sim")
 ENVELOPE_SUFFIX = ".jwe"
 
 
-def envelope_attachments(content: bytes) -> list[tuple[str, bytes]]:
-    """(message id, bytes) of each `<id>.jwe` attachment of a mail."""
+def parse_mail(content: bytes) -> EmailMessage:
+    """The council's mail as a message object."""
     message = email.message_from_bytes(content, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
+    return message
+
+
+def envelope_attachments(message: EmailMessage) -> list[tuple[str, bytes]]:
+    """(message id, bytes) of each `<id>.jwe` attachment of a mail."""
     found: list[tuple[str, bytes]] = []
     for part in message.iter_attachments():
         name = part.get_filename() or ""
@@ -47,8 +53,15 @@ def envelope_attachments(content: bytes) -> list[tuple[str, bytes]]:
 class PartnerMailServer:
     """Receive the council's mail for one simulated partner and receipt what it holds."""
 
-    def __init__(self, simulator: PartnerSimulator, identity: TlsIdentity) -> None:
-        self.simulator = simulator
+    def __init__(
+        self,
+        simulator: PartnerSimulator,
+        identity: TlsIdentity,
+        *,
+        mailer: ReceiptMailer | None = None,
+    ) -> None:
+        """`mailer`: mail receipts to the council's receipts mailbox instead of posting them."""
+        self.simulator, self.mailer = simulator, mailer
         self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.tls.load_cert_chain(identity.cert, identity.key)
         self.mails = 0  # messages accepted
@@ -68,7 +81,9 @@ class PartnerMailServer:
         return self.port
 
     async def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (and mailing receipts)."""
+        if self.mailer is not None:
+            await self.mailer.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -80,22 +95,31 @@ class PartnerMailServer:
         if decision.fault is Fault.FAIL:
             return "451 4.3.0 Simulated outage: try again later"
         content = envelope.content
-        data = content if isinstance(content, bytes) else str(content).encode()
+        message = parse_mail(content if isinstance(content, bytes) else str(content).encode())
+        answered = Answered(
+            str(message.get("To", "")),
+            str(message.get("Subject", "")),
+            str(message.get("Message-ID", "")),
+        )
         try:
-            for message_id, body in envelope_attachments(data):
-                await self._take_in(body, message_id, decision.fault)
+            for message_id, body in envelope_attachments(message):
+                await self._take_in(body, message_id, decision.fault, answered)
         except CouncilJwksError:
             return "451 4.4.3 Cannot reach the council's keys: try again later"
         self.mails += 1
         return "250 2.0.0 Accepted"
 
-    async def _take_in(self, body: bytes, message_id: str, fault: Fault) -> None:
+    async def _take_in(
+        self, body: bytes, message_id: str, fault: Fault, answered: Answered
+    ) -> None:
         result = await self.simulator.take_in(body, message_id, fault)
         if result is None or result.receipt is None:
+            return
+        delay = self.simulator.config.receipt_delay_s
+        if self.mailer is not None:
+            self.mailer.send(answered, result.entry.message_id, result.receipt.token, delay)
             return
         poster = self.simulator.poster
         # Async mode posts from take_in itself; a mail has no reply to carry a sync receipt.
         if poster is not None and self.simulator.receipts is ReceiptMode.SYNC:
-            poster.post(
-                result.entry, result.receipt.token, delay_s=self.simulator.config.receipt_delay_s
-            )
+            poster.post(result.entry, result.receipt.token, delay_s=delay)

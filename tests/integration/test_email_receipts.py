@@ -312,6 +312,19 @@ async def test_signed_mdn_is_a_transport_acknowledgement_not_a_receipt(journey: 
     assert len(journey.dovecot.messages("Archive")) == 2
 
 
+async def test_a_receipt_in_an_smime_signed_reply_is_taken_too(journey: Journey) -> None:
+    disclosure_id, sent = await _dispatched(journey)
+    _enc, sig_key = journey.harness.partner_keys[PARTNER]
+    reply = EmailMessage()
+    reply.set_content("Receipt attached.\n")
+    token = _receipt(journey, disclosure_id, _attachment(sent), sig_key)
+    reply.add_attachment(token, maintype="application", subtype="jose", filename="r.jwt")
+    # Whoever signed the mail, the receipt inside is a JWS the intake verifies on its own.
+    await _append(journey.dovecot, _signed(reply, _smime_identity("a mail gateway")))
+    assert (await journey.service.poll_mailbox())["accepted"] == 1
+    assert (await _status(journey.harness, disclosure_id))[0] == "receipted"
+
+
 async def test_a_mail_too_large_is_quarantined_unread(journey: Journey) -> None:
     _disclosure_id, sent = await _dispatched(journey)
     await _append(journey.dovecot, _reply(sent, b"x" * (1024 * 1024 + 1)))
