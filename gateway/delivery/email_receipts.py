@@ -109,7 +109,6 @@ class EmailReceipts:
         try:
             message_id = claimed_message_id(reply.token)
             if reply.answers and message_id.lower() not in reply.answers:
-                log.warning("email_receipt_mismatch", disclosure_id=message_id)
                 return "refused", "mail_receipt_mismatch"
             await self.intake.accept(reply.token, via="email")
         except NotFoundError:
@@ -126,7 +125,9 @@ class EmailReceipts:
         certificates = self.certificates(disclosure.partner_id)
         if not certificates:
             return "refused", "mdn_signer_unknown"
-        if await mdn_signatures.verified_content(raw, certificates) is None:
+        verified = await mdn_signatures.verified_content(raw, certificates)
+        # Believe only what the signature covers: the notification read again from it.
+        if verified is None or read_content(parse(verified), frozenset()) != mdn:
             return "refused", "mdn_signature_invalid"
         kind = mdn.disposition.rpartition(";")[2].strip().lower()
         detail = {"via": "email", "disposition": kind if kind in DISPOSITION_TYPES else "other"}
