@@ -12,6 +12,7 @@ it is believed. These functions only read bytes: nothing here trusts what it rea
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 import re
 from dataclasses import dataclass
@@ -81,7 +82,15 @@ def read_reply(raw: bytes) -> MailReply:
         if message.get_content_type() in SIGNED_TYPES:
             return SignedMail(raw, answers)
         return read_content(message, answers)
-    except (ValueError, LookupError, TypeError, UnicodeError):
+    except (ValueError, LookupError, TypeError, AttributeError, email.errors.MessageError):
+        return Unreadable("mail_malformed")  # a parser fault on hostile bytes: not a receipt
+
+
+def read_signed_content(content: bytes, answers: frozenset[str]) -> MailReply:
+    """What the content of a signed mail holds (the mail's own headers gave `answers`)."""
+    try:
+        return read_content(parse(content), answers)
+    except (ValueError, LookupError, TypeError, AttributeError, email.errors.MessageError):
         return Unreadable("mail_malformed")
 
 

@@ -29,9 +29,8 @@ from adapters.mail_replies import (
     ReceiptReply,
     SignedMail,
     Unreadable,
-    parse,
-    read_content,
     read_reply,
+    read_signed_content,
 )
 from gateway.application.receipt_intake import ReceiptIntake, claimed_message_id
 from gateway.delivery.deadlines import acknowledge_transport
@@ -92,7 +91,7 @@ class EmailReceipts:
             content = await mdn_signatures.signed_content(reply.raw)
             if content is None:
                 return "refused", "mail_signature_unreadable"
-            inner = read_content(parse(content), reply.answers)
+            inner = read_signed_content(content, reply.answers)
             if isinstance(inner, Disposition):
                 return await self._disposition(inner, reply.raw)
             reply = inner  # a receipt is a JWS: the intake checks its own signature
@@ -127,7 +126,7 @@ class EmailReceipts:
             return "refused", "mdn_signer_unknown"
         verified = await mdn_signatures.verified_content(raw, certificates)
         # Believe only what the signature covers: the notification read again from it.
-        if verified is None or read_content(parse(verified), frozenset()) != mdn:
+        if verified is None or read_signed_content(verified, frozenset()) != mdn:
             return "refused", "mdn_signature_invalid"
         kind = mdn.disposition.rpartition(";")[2].strip().lower()
         detail = {"via": "email", "disposition": kind if kind in DISPOSITION_TYPES else "other"}

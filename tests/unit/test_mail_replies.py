@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from adapters.mail_replies import (
     Disposition,
     ReceiptReply,
@@ -84,3 +87,27 @@ def test_a_signed_mail_is_handed_on_whole_to_be_verified() -> None:
 
 def test_bytes_that_are_no_mail_at_all_are_no_receipt() -> None:
     assert isinstance(read_reply(b"\x00\xff garbage"), Unreadable)
+
+
+HEADERS = st.sampled_from(
+    [
+        b"Content-Type: multipart/report; report-type=disposition-notification; boundary=b\r\n",
+        b"Content-Type: message/disposition-notification\r\n",
+        b'Content-Type: multipart/mixed; boundary="\r\n',
+        b'Content-Type: application/jose; name="=?utf-8?q?=ff?=.jwt"\r\n',
+        b"Content-Disposition: attachment; filename*=utf-8''%ff%fe.jwt\r\n",
+        b"Content-Transfer-Encoding: base64\r\n",
+        b"In-Reply-To: <" + SENT.encode() + b".1@x>\r\n",
+        b"Subject: =?unknown?b?////?=\r\n",
+        b"--b\r\n",
+        b"Original-Message-ID: <\r\n",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(HEADERS, st.binary(max_size=40)), max_size=12))
+def test_no_mail_however_broken_raises(parts: list[bytes]) -> None:
+    """Whatever lands in the mailbox, reading it gives a classification, never an exception."""
+    reply = read_reply(b"".join(parts))
+    assert isinstance(reply, ReceiptReply | SignedMail | Disposition | Unreadable)
