@@ -16,7 +16,7 @@ Every quarantined mail is counted by reason and logged once, without its sender 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -42,13 +42,13 @@ from gateway.store.database import Store
 
 log = structlog.get_logger("gateway.delivery.email")
 
-PartnerCertificates = Callable[[str], Sequence[bytes]]
-"""A partner's registered S/MIME certificates (PEM), which may sign its MDNs."""
+PartnerCertificates = Callable[[str], Awaitable[Sequence[bytes]]]
+"""A partner's registered S/MIME certificates (PEM), in force now, which may sign its MDNs."""
 
 DISPOSITION_TYPES = frozenset({"displayed", "deleted", "dispatched", "processed"})
 
 
-def no_certificates(partner_id: str) -> Sequence[bytes]:
+async def no_certificates(partner_id: str) -> Sequence[bytes]:
     """No partner has a registered S/MIME certificate: every signed MDN is quarantined."""
     return ()
 
@@ -121,7 +121,7 @@ class EmailReceipts:
             disclosure = await disclosures.get(conn, mdn.disclosure_id)
         if disclosure is None:
             return "refused", "mdn_unmatched"
-        certificates = self.certificates(disclosure.partner_id)
+        certificates = await self.certificates(disclosure.partner_id)
         if not certificates:
             return "refused", "mdn_signer_unknown"
         verified = await mdn_signatures.verified_content(raw, certificates)

@@ -38,6 +38,7 @@ from adapters.imap_receipts import (
 )
 from gateway.application.commands import Queued
 from gateway.clients import Client
+from gateway.delivery.email_receipts import PartnerCertificates
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.http.schemas import DisclosureSubmission
 from gateway.receipts import make_receipt
@@ -79,6 +80,15 @@ def _smime_identity(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certifi
     return key, cert
 
 
+def _certificates(pem: bytes) -> PartnerCertificates:
+    """Probation's registered S/MIME certificate (the registry is another use case's)."""
+
+    async def certificates(partner_id: str) -> tuple[bytes, ...]:
+        return (pem,) if partner_id == PARTNER else ()
+
+    return certificates
+
+
 @pytest.fixture
 def mta(tmp_path: Path) -> Iterator[tuple[PartnerMta, int, Path]]:
     pki = make_test_pki(tmp_path / "mta-pki")
@@ -114,7 +124,7 @@ async def journey(tmp_path: Path, mta: tuple[PartnerMta, int, Path]) -> AsyncIte
             intake=harness.gateway.receipts, metrics=harness.gateway.metrics,
             channels={"email": channel}, clock=harness.gateway.clock,
             options=DeliveryOptions(poll_interval=0.05), mailbox=receipts_mailbox(settings),
-            certificates=lambda partner: (pem,) if partner == PARTNER else (),
+            certificates=_certificates(pem),
         )  # fmt: skip
         await service.start()
         try:
