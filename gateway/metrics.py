@@ -65,6 +65,12 @@ class Metrics:
             ["channel", "verdict"],
             registry=r,
         )
+        self.mailbox_poll_failures = Counter(
+            "gatehouse_mailbox_poll_failures",
+            "Polls of the receipts mailbox that could not read it, by reason code",
+            ["reason"],
+            registry=r,
+        )
         self.mail_quarantined = Counter(
             "gatehouse_mail_quarantined",
             "Mails moved from the receipts mailbox to its quarantine folder, by reason code",

@@ -151,7 +151,7 @@ class DeliveryService:
         )
         self.mesh_events = MeshEvents(store=store, policy=policy, intake=intake, clock=clock)
         self.sftp_receipts = SftpReceipts(policy=policy, intake=intake, metrics=metrics)
-        self.mailbox = mailbox
+        self.mailbox, self.metrics = mailbox, metrics
         self.email_receipts = EmailReceipts(
             store=store, intake=intake, metrics=metrics, clock=clock, certificates=certificates
         )
@@ -246,6 +246,7 @@ class DeliveryService:
         try:
             return await self.mailbox.poll(self.email_receipts)
         except MailboxError as exc:
+            self.metrics.mailbox_poll_failures.labels(exc.reason).inc()
             log.warning("email_receipts_poll_failed", reason=exc.reason)
             return {"unreachable": 1}
 

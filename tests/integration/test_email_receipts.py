@@ -392,6 +392,13 @@ async def test_the_worker_role_polls_the_mailbox_configured_in_settings(tmp_path
             while not dovecot.messages("Quarantine"):
                 assert time.monotonic() < deadline, "the mailbox was not polled"
                 await asyncio.sleep(0.05)
+            # The mailbox gone: the worker counts that it could not read it, and goes on.
+            dovecot.stop()
+            deadline = time.monotonic() + 10
+            failed = 'gatehouse_mailbox_poll_failures_total{reason="imap_unreachable"}'
+            while failed not in gateway.metrics.render().decode():
+                assert time.monotonic() < deadline, "the failed poll was not counted"
+                await asyncio.sleep(0.05)
         finally:
             await gateway.close(5)
         assert dovecot.messages() == []
