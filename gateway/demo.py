@@ -1,7 +1,8 @@
 """`gateway demo`: the whole journey on the embedded defaults, with simulated partners.
 
-Starts the real service in-process (SQLite, embedded queue) with three simulated partners on
-loopback (one flaky, one answering receipts later), registers a client, drives example
+Starts the real service in-process (SQLite, embedded queue) with simulated partners on loopback
+(one flaky, one answering receipts later, one receiving by email, one by SFTP: see
+`demo_partners`), registers a client, drives example
 disclosures through the HTTP API — allowed, denied with reasons, held then approved by a
 registered approver who narrows the fields — waits for delivery and receipts, and prints the
 outcome and the audit-chain verification.
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
+from adapters.sftp import CLIENT_KEY_FILE, load_or_create_ssh_key, public_key_line
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.samples import adult_record, child_record
 from gateway import audit
@@ -35,19 +39,14 @@ from gateway.application.optout_list import import_optout_list
 from gateway.application.partner_key_admin import add_partner_key
 from gateway.audit_verify import JwksCheckpointVerifier, verify
 from gateway.delivery.engine import DeliveryOptions
+from gateway.demo_partners import SIMULATED, DemoPartners
 from gateway.http.app import create_app
 from gateway.partner_keys import PartnerKey
-from gateway.partner_sim import FaultRates, PartnerConfig, PartnerSimulator, ReceiptMode
+from gateway.partner_sim import PartnerSimulator
 from gateway.service import Gateway
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 
 DEMO = audit.Actor(audit.ActorKind.ADMIN, "demo-ig-officer")
-SIMULATED = {  # partner -> (how it behaves, receipts, faults)
-    "medway-homecare": ("reliable", ReceiptMode.SYNC, FaultRates()),
-    "rochester-care": ("flaky: 503 on half its calls", ReceiptMode.SYNC, FaultRates(fail_rate=0.5)),
-    "kent-cc": ("answers 202, receipts later", ReceiptMode.ASYNC, FaultRates()),
-    "kent-police": ("reliable", ReceiptMode.SYNC, FaultRates()),
-}
 OPTED_OUT = "9990000042"
 ANNEX_B = {
     "requesting_officer": "DC 4471 Example",
@@ -111,6 +110,15 @@ def _cases() -> list[Case]:
             body("KM-POL-S2-011", "law_enforcement_request", adult, "9990000077", annex_b=ANNEX_B),
             approve=True,
         ),
+        Case(
+            "MAPPA referral (by email)",
+            body("KM-PRB-016", "crime_prevention", adult, "9990000115"),
+        ),
+        Case(
+            "children in need census (by SFTP)",
+            body("KM-DFE-CIN-013", "statutory_return", child, "9990000123"),
+            client="education-system",
+        ),
         Case("wrong purpose", body("KM-DOM-006", "research", adult, "9990000085")),
         Case(
             "suspended agreement",
@@ -125,15 +133,19 @@ def _cases() -> list[Case]:
     ]
 
 
-def catalog_with_endpoints(root: Path, endpoints: dict[str, str]) -> Path:
-    """A copy of the example catalog with the simulated partners' endpoints on loopback."""
+def catalog_with_endpoints(root: Path, endpoints: Mapping[str, str | dict[str, Any]]) -> Path:
+    """A copy of the example catalog with the simulated partners on loopback: a webhook
+    endpoint, or a whole channel entry."""
     target = root / "catalog"
     shutil.copytree(default_catalog_dir(), target)
     partners_file = target / "partners.yaml"
     document = yaml.safe_load(partners_file.read_text())
     for partner in document["partners"]:
-        if partner["id"] in endpoints:
-            partner["channel"] = {"type": "webhook", "endpoint": endpoints[partner["id"]]}
+        found = endpoints.get(partner["id"])
+        if isinstance(found, str):
+            partner["channel"] = {"type": "webhook", "endpoint": found}
+        elif found is not None:
+            partner["channel"] = {**partner["channel"], **found}
     partners_file.write_text(yaml.safe_dump(document, sort_keys=False))
     return target
 
@@ -239,48 +251,41 @@ async def run_demo(
 ) -> bool:
     """Run the journey; True when every accepted disclosure ended receipted and audit verifies."""
     root = keep or Path(tempfile.mkdtemp(prefix="gatehouse-demo-"))
-    settings = load_settings(
-        database_url=f"sqlite+aiosqlite:///{root / 'gatehouse.db'}",
-        keys_dir=root / "keys",
-        port=0,
-        allow_insecure_loopback=True,
-        retry_delays="1s,2s,3s,5s",
-        retry_max_attempts=8,
-        log_level="warning",
+    # The API's socket is bound first: the simulated partners need its address to start.
+    listener = socket.create_server(("127.0.0.1", 0))
+    host, port = listener.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    council_ssh = load_or_create_ssh_key(root / "keys" / CLIENT_KEY_FILE)
+    partners = DemoPartners(
+        root,
+        council_url=url,
+        council_id=_settings(root).org_id,
+        council_ssh=public_key_line(council_ssh),
     )
-    gateway = await Gateway.open(
-        settings,
-        deliver=True,
-        delivery_options=DeliveryOptions(poll_interval=0.05, deadline_interval=1.0),
-    )
+    try:
+        channels = await partners.start()
+        settings = _settings(root, **partners.smtp_settings())
+        gateway = await Gateway.open(
+            settings,
+            deliver=True,
+            delivery_options=DeliveryOptions(
+                poll_interval=0.05, deadline_interval=1.0, sftp_poll_interval=0.5
+            ),
+        )
+    except BaseException:
+        listener.close()
+        await partners.stop()
+        raise
     await gateway.start()
     runner = web.AppRunner(create_app(gateway), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    url = f"http://{host}:{port}"
-    sims = {
-        pid: PartnerSimulator(
-            PartnerConfig(
-                partner_id=pid,
-                council_id=settings.org_id,
-                council_jwks=f"{url}/.well-known/jwks.json",
-                receipts=mode,
-                faults=faults,
-                seed=7,
-                async_receipt_url=f"{url}/v1/receipts",
-                receipt_delay_s=0.5,
-            )
-        )
-        for pid, (_, mode, faults) in SIMULATED.items()
-    }
-    endpoints = {pid: await sim.start() + "/in" for pid, sim in sims.items()}
+    await web.SockSite(runner, listener).start()
+    sims = partners.sims
     try:
-        tokens = await _provision(gateway, catalog_with_endpoints(root, endpoints), sims)
+        tokens = await _provision(gateway, catalog_with_endpoints(root, channels), sims)
         console.print(
             f"[bold]Gatehouse[/] running at {url}; simulated partners: "
-            + ", ".join(f"{p} ({SIMULATED[p][0]})" for p in sims)
+            + ", ".join(f"{p} ({SIMULATED[p].behaviour})" for p in sims)
         )
         cases = _cases()
         async with aiohttp.ClientSession() as session:
@@ -308,9 +313,11 @@ async def run_demo(
         )
         for pid, sim in sims.items():
             ledger = sim.ledger
+            statuses = sorted({v["status"] for v in views.values() if v.get("partner") == pid})
             console.print(
-                f"partner {pid}: {ledger.arrivals} envelope(s) received, "
-                f"{ledger.duplicates} duplicate(s) recognised by message id"
+                f"partner {pid} ({SIMULATED[pid].channel}): {ledger.arrivals} envelope(s) "
+                f"received, {ledger.duplicates} duplicate(s) recognised by message id; "
+                f"disclosures {', '.join(statuses) or 'none'}"
             )
         console.print(f"database and keys kept in {root}")
         accepted = [v for v in views.values() if v["status"] not in ("denied", "rejected")]
@@ -318,5 +325,18 @@ async def run_demo(
     finally:
         await runner.cleanup()
         await gateway.close(5)
-        for sim in sims.values():
-            await sim.stop()
+        await partners.stop()
+
+
+def _settings(root: Path, **channel: Any) -> Settings:
+    """The demo's settings: everything under `root`, quick retries, insecure loopback allowed."""
+    return load_settings(
+        database_url=f"sqlite+aiosqlite:///{root / 'gatehouse.db'}",
+        keys_dir=root / "keys",
+        port=0,
+        allow_insecure_loopback=True,
+        retry_delays="1s,2s,3s,5s",
+        retry_max_attempts=8,
+        log_level="warning",
+        **channel,
+    )

@@ -60,8 +60,21 @@ class Metrics:
         )
         self.channel_receipts = Counter(
             "gatehouse_channel_receipt_files",
-            "Receipt files collected from a channel (SFTP outbound directories), by verdict",
+            "Receipts collected from a channel (SFTP outbound directories, the receipts mailbox)"
+            ", by verdict",
             ["channel", "verdict"],
+            registry=r,
+        )
+        self.mailbox_poll_failures = Counter(
+            "gatehouse_mailbox_poll_failures",
+            "Polls of the receipts mailbox that could not read it, by reason code",
+            ["reason"],
+            registry=r,
+        )
+        self.mail_quarantined = Counter(
+            "gatehouse_mail_quarantined",
+            "Mails moved from the receipts mailbox to its quarantine folder, by reason code",
+            ["reason"],
             registry=r,
         )
         self.delivery_seconds = Histogram(

@@ -15,6 +15,7 @@ import structlog
 from aio_pika.connection import make_url
 
 from adapters.email import EmailChannel, SmtpOptions
+from adapters.imap_receipts import ImapOptions, ImapReceiptMailbox
 from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
 from adapters.sftp import CLIENT_KEY_FILE, SftpChannel, SftpOptions
@@ -105,6 +106,25 @@ def sftp_options(settings: Settings) -> SftpOptions:
     )
 
 
+def receipts_mailbox(settings: Settings) -> ImapReceiptMailbox | None:
+    """The council's receipts mailbox (GATEWAY_IMAP_*), when GATEWAY_IMAP_HOST is set."""
+    if not settings.imap_host:
+        return None
+    return ImapReceiptMailbox(
+        ImapOptions(
+            host=settings.imap_host,
+            port=settings.imap_port,
+            username=settings.imap_username,
+            password=settings.imap_password.get_secret_value(),
+            ca_bundle=settings.imap_ca_bundle or None,
+            inbox=settings.imap_inbox,
+            archive=settings.imap_archive,
+            quarantine=settings.imap_quarantine,
+            timeout=settings.imap_timeout,
+        )
+    )
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """Webhook and SFTP always; NHS MESH with GATEWAY_MESH_MAILBOX; email with GATEWAY_SMTP_HOST."""
     channels: dict[str, Channel] = {
@@ -188,6 +208,7 @@ class Gateway:
                 channels=channels,
                 clock=clock,
                 options=delivery_options,
+                mailbox=receipts_mailbox(settings),
             )
         )
         self.submit = SubmitDisclosures(

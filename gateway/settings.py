@@ -128,6 +128,18 @@ class Settings(BaseSettings):
     smtp_ca_bundle: str = Field("", description="CA bundle for the server; empty = system CAs")
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds for one SMTP step")
     smtp_sends_at_once: int = Field(4, ge=1, le=64, description="SMTP sessions open at once")
+    imap_host: str = Field("", description="Receipts mailbox (IMAP, implicit TLS); empty = none")
+    imap_port: int = Field(993, gt=0, lt=65536, description="IMAP port (imaps: TLS from the start)")
+    imap_username: str = Field("", description="Receipts mailbox login")
+    imap_password: SecretStr = Field(SecretStr(""), description="Receipts mailbox password")
+    imap_ca_bundle: str = Field("", description="CA bundle for the IMAP server; empty = system CAs")
+    imap_inbox: str = Field("INBOX", description="Folder partners' replies arrive in")
+    imap_archive: str = Field("Archive", description="Folder taken replies are moved to")
+    imap_quarantine: str = Field("Quarantine", description="Folder refused mail is moved to")
+    imap_timeout: float = Field(30.0, gt=0, description="Seconds for one IMAP step")
+    imap_poll_seconds: float = Field(
+        60.0, gt=0, description="Seconds between looks in the receipts mailbox"
+    )
     policy_refresh_seconds: float = Field(
         2.0, gt=0, le=3600, description="Seconds between re-reads of agreements, keys, clients"
     )

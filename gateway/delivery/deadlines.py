@@ -9,7 +9,7 @@ transport receipt and is not chased: a resend could not help, MESH deduplicates 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,6 +27,25 @@ log = structlog.get_logger("gateway.delivery.deadlines")
 RESEND_EVENT = "resend"
 RECEIPT_OVERDUE = "receipt_overdue"
 TRANSPORT_ACKNOWLEDGED = "transport_acknowledged"
+
+
+async def acknowledge_transport(
+    store: Store, disclosure_id: str, *, at: datetime, detail: Mapping[str, str]
+) -> bool:
+    """Record, once and only while `dispatched`, that the partner's system took the message
+    (a MESH acknowledgement, a signed MDN); True if recorded now. Not a receipt."""
+
+    async def work(conn: Connection) -> bool:
+        if await delivery_records.current_status(conn, disclosure_id) is not Status.DISPATCHED:
+            return False
+        if await delivery_records.count_events(conn, disclosure_id, TRANSPORT_ACKNOWLEDGED):
+            return False
+        await delivery_records.add_event(
+            conn, disclosure_id, TRANSPORT_ACKNOWLEDGED, at=at, detail=dict(detail)
+        )
+        return True
+
+    return await store.write(work)
 
 
 @dataclass(slots=True)

@@ -3,8 +3,9 @@
 With `settings.broker_url` set it runs the outbox relay and one RabbitMQ consumer per partner;
 without, the embedded queue on the outbox table. Either way it also runs the receipt deadline
 scanner and, when a MESH channel is configured, the MESH poller (transport receipts, failure
-reports, signed receipts sent back over MESH), and with an SFTP channel the receipt poller of
-the SFTP partners' outbound directories.
+reports, signed receipts sent back over MESH), with an SFTP channel the receipt poller of
+the SFTP partners' outbound directories, and with a receipts mailbox (GATEWAY_IMAP_HOST) its
+poller.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from adapters.imap_receipts import ImapReceiptMailbox, MailboxError
 from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
 from adapters.sftp import SftpChannel, SftpReceiptPoller
@@ -28,6 +30,7 @@ from gateway.application.receipt_intake import ReceiptIntake
 from gateway.background import every
 from gateway.delivery.broker import BrokerDelivery, topology_for
 from gateway.delivery.deadlines import ReceiptDeadlines
+from gateway.delivery.email_receipts import EmailReceipts, PartnerCertificates, no_certificates
 from gateway.delivery.embedded import EmbeddedOptions, EmbeddedQueue
 from gateway.delivery.mesh_events import MeshEvents
 from gateway.delivery.relay import OutboxRelay, RelayOptions
@@ -103,6 +106,7 @@ class DeliveryOptions:
     per_partner: int | None = None  # in flight per partner, all processes; None: the setting
     reconcile_interval: float = 300.0  # dead letters checked against the database (and at start)
     sftp_poll_interval: float | None = None  # None: settings.sftp_poll_seconds
+    imap_poll_interval: float | None = None  # None: settings.imap_poll_seconds
 
 
 class DeliveryService:
@@ -120,7 +124,10 @@ class DeliveryService:
         clock: Callable[[], datetime] = utc_now,
         options: DeliveryOptions | None = None,
         owner: str | None = None,
+        mailbox: ImapReceiptMailbox | None = None,
+        certificates: PartnerCertificates = no_certificates,
     ) -> None:
+        """`mailbox`: the receipts mailbox to poll, if the council has one."""
         self.settings, self.store, self.policy, self.clock = settings, store, policy, clock
         self.options = options or DeliveryOptions()
         self.owner = owner or default_owner()
@@ -144,6 +151,10 @@ class DeliveryService:
         )
         self.mesh_events = MeshEvents(store=store, policy=policy, intake=intake, clock=clock)
         self.sftp_receipts = SftpReceipts(policy=policy, intake=intake, metrics=metrics)
+        self.mailbox, self.metrics = mailbox, metrics
+        self.email_receipts = EmailReceipts(
+            store=store, intake=intake, metrics=metrics, clock=clock, certificates=certificates
+        )
         self.transport: RabbitTransport | None = None
         self.relay: OutboxRelay | None = None
         self.broker: BrokerDelivery | None = None
@@ -216,7 +227,28 @@ class DeliveryService:
                     failed="sftp_receipts_poll_failed",
                 ),
             )
+        if self.mailbox is not None:
+            self._spawn(
+                "email-receipts",
+                every(
+                    self.options.imap_poll_interval or self.settings.imap_poll_seconds,
+                    self.poll_mailbox,
+                    stop=self._stop,
+                    failed="email_receipts_poll_failed",
+                ),
+            )
         log.info("delivery_started", broker=self.mode, host=self.owner)
+
+    async def poll_mailbox(self) -> dict[str, int]:
+        """One look in the receipts mailbox (counts by verdict); an unreadable one is logged."""
+        if self.mailbox is None:
+            return {}
+        try:
+            return await self.mailbox.poll(self.email_receipts)
+        except MailboxError as exc:
+            self.metrics.mailbox_poll_failures.labels(exc.reason).inc()
+            log.warning("email_receipts_poll_failed", reason=exc.reason)
+            return {"unreachable": 1}
 
     async def poll_sftp_receipts(self) -> dict[str, int]:
         """One look in every SFTP partner's outbound directory (counts by verdict)."""

@@ -24,13 +24,12 @@ from adapters.mesh_inbox import (
     TransportAcknowledged,
 )
 from gateway.application.receipt_intake import ReceiptIntake
-from gateway.delivery.deadlines import TRANSPORT_ACKNOWLEDGED
+from gateway.delivery.deadlines import TRANSPORT_ACKNOWLEDGED, acknowledge_transport
 from gateway.errors import NotFoundError
 from gateway.policy_cache import PolicyCache
 from gateway.receipts import ReceiptError
 from gateway.store import delivery_records
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Status
 from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery.mesh")
@@ -75,23 +74,8 @@ class MeshEvents:
             await self._failed(id_, event)
 
     async def _acknowledged(self, id_: str, event: TransportAcknowledged) -> None:
-        now = self.clock()
-
-        async def work(conn: Connection) -> bool:
-            if await delivery_records.current_status(conn, id_) is not Status.DISPATCHED:
-                return False
-            if await delivery_records.count_events(conn, id_, TRANSPORT_ACKNOWLEDGED):
-                return False
-            await delivery_records.add_event(
-                conn,
-                id_,
-                TRANSPORT_ACKNOWLEDGED,
-                at=now,
-                detail={"mesh_message_id": event.mesh_message_id, "via": "mesh"},
-            )
-            return True
-
-        if await self.store.write(work):
+        detail = {"mesh_message_id": event.mesh_message_id or "", "via": "mesh"}
+        if await acknowledge_transport(self.store, id_, at=self.clock(), detail=detail):
             log.info("mesh_transport_acknowledged", disclosure_id=id_)
 
     async def _failed(self, id_: str, event: DeliveryFailed) -> None:

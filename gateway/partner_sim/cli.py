@@ -17,8 +17,11 @@ from gateway.logging import configure_logging
 from gateway.partner_sim.config import DEFAULT_COUNCIL_JWKS, PartnerConfig, ReceiptMode
 from gateway.partner_sim.faults import FaultRates
 from gateway.partner_sim.key_pairs import PUBLIC_ENC, PUBLIC_SIG, KeyType
+from gateway.partner_sim.mail_server import PartnerMailServer
+from gateway.partner_sim.receipt_mailer import ReceiptMailer, ReplyRoute
 from gateway.partner_sim.sftp_dropbox import HOST_KEY_FILE, SftpDropBox
 from gateway.partner_sim.simulator import PartnerSimulator
+from gateway.partner_sim.tls_identity import load_or_create_tls_identity
 
 
 class SimChannel(enum.StrEnum):
@@ -26,6 +29,7 @@ class SimChannel(enum.StrEnum):
 
     WEBHOOK = "webhook"
     SFTP = "sftp"
+    EMAIL = "email"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,20 @@ class SftpFlags:
     port: int
     authorized_key: Path
     root: Path
+
+
+@dataclass(frozen=True, slots=True)
+class MailFlags:
+    """The email partner's own flags (`--channel email`)."""
+
+    port: int
+    reply: ReplyRoute | None  # None: receipts posted to the council's API
+
+
+def receipts_url(council_jwks: str) -> str:
+    """The council's POST /v1/receipts beside its JWKS (same origin)."""
+    origin = council_jwks.split("/.well-known/", 1)[0].rstrip("/")
+    return f"{origin}/v1/receipts"
 
 
 def partner_sim_command(  # keyword-only: each parameter is a named option
@@ -80,8 +98,24 @@ def partner_sim_command(  # keyword-only: each parameter is a named option
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the fault RNG (reproducible)")] = None,
     channel: Annotated[
-        SimChannel, typer.Option(help="webhook: POST to --port; sftp: also an SFTP server")
+        SimChannel,
+        typer.Option(
+            help="webhook: POST to --port; sftp: also an SFTP server; email: also an SMTP server"
+        ),
     ] = SimChannel.WEBHOOK,
+    smtp_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Email: port to listen on (0: any free port)")
+    ] = 0,
+    receipts_by_mail: Annotated[
+        str | None,
+        typer.Option(help="Email: mail receipts to this address (the council's receipts mailbox)"),
+    ] = None,
+    receipts_smtp: Annotated[
+        str, typer.Option(help="Email: HOST:PORT of the server mailed receipts go through")
+    ] = "localhost:25",
+    receipts_smtp_ca: Annotated[
+        Path | None, typer.Option(help="Email: CA bundle of that server [default: system CAs]")
+    ] = None,
     sftp_port: Annotated[
         int, typer.Option(min=0, max=65535, help="SFTP: port to listen on (0: any free port)")
     ] = 0,
@@ -102,6 +136,9 @@ def partner_sim_command(  # keyword-only: each parameter is a named option
         slow_rate=slow_rate,
         slow_ms=slow_ms,
     )
+    if channel is SimChannel.EMAIL and async_receipt_url is None:
+        # A mail carries no answer: the receipt goes to the council's API by default.
+        async_receipt_url = receipts_url(council_jwks)
     config = PartnerConfig(
         partner_id=partner_id,
         council_id=council_id,
@@ -120,12 +157,33 @@ def partner_sim_command(  # keyword-only: each parameter is a named option
         if authorized_key is None:
             raise ConfigurationError("--channel sftp needs --authorized-key")
         sftp = SftpFlags(sftp_port, authorized_key, sftp_root or keys / "sftp")
+    route = None
+    if receipts_by_mail is not None:
+        if channel is not SimChannel.EMAIL:
+            raise ConfigurationError("--receipts-by-mail needs --channel email")
+        if receipts is ReceiptMode.ASYNC:
+            raise ConfigurationError("--receipts-by-mail mails receipts: not with --receipts async")
+        route = _reply_route(receipts_by_mail, receipts_smtp, receipts_smtp_ca)
     configure_logging()
-    asyncio.run(serve(PartnerSimulator(config), host, port, sftp))
+    smtp = MailFlags(smtp_port, route) if channel is SimChannel.EMAIL else None
+    asyncio.run(serve(PartnerSimulator(config), host, port, sftp, smtp))
+
+
+def _reply_route(address: str, server: str, ca_bundle: Path | None) -> ReplyRoute:
+    host, _, port = server.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError("--receipts-smtp must be HOST:PORT")
+    if "@" not in address:
+        raise ConfigurationError("--receipts-by-mail must be an email address")
+    return ReplyRoute(address, host, int(port), ca_bundle)
 
 
 async def serve(
-    simulator: PartnerSimulator, host: str, port: int, sftp: SftpFlags | None = None
+    simulator: PartnerSimulator,
+    host: str,
+    port: int,
+    sftp: SftpFlags | None = None,
+    smtp: MailFlags | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly."""
     stop = asyncio.Event()
@@ -146,12 +204,17 @@ async def serve(
     dropbox = None
     if sftp is not None:
         dropbox = await _start_sftp(simulator, host, sftp)
+    mail = None
+    if smtp is not None:
+        mail = await _start_smtp(simulator, host, smtp)
     sys.stdout.flush()
     try:
         await stop.wait()
     finally:
         if dropbox is not None:
             await dropbox.stop()
+        if mail is not None:
+            await mail.stop()
         await simulator.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -176,6 +239,32 @@ async def _start_sftp(simulator: PartnerSimulator, host: str, flags: SftpFlags) 
         f"path: /inbound, receipts_path: /outbound\n  host_key: {dropbox.host_key_line}\n"
     )
     return dropbox
+
+
+async def _start_smtp(
+    simulator: PartnerSimulator, host: str, flags: MailFlags
+) -> PartnerMailServer:
+    config = simulator.config
+    try:
+        mailer = ReceiptMailer(flags.reply) if flags.reply is not None else None
+        identity = load_or_create_tls_identity(config.keys_dir or Path("."), config.partner_id)
+        mail = PartnerMailServer(simulator, identity, mailer=mailer)
+        smtp_port = await mail.start(host, flags.port)
+    except (OSError, ValueError) as exc:
+        await simulator.stop()
+        raise ConfigurationError(f"cannot serve SMTP: {exc}") from None
+    sys.stdout.write(
+        f"partner-sim {config.partner_id} receiving mail on {host}:{smtp_port} (STARTTLS "
+        f"required)\n  council settings: GATEWAY_SMTP_HOST=localhost GATEWAY_SMTP_PORT={smtp_port}"
+        f" GATEWAY_SMTP_CA_BUNDLE={identity.ca_cert}\n"
+        + (
+            f"  receipts mailed to: {flags.reply.address} via {flags.reply.host}:"
+            f"{flags.reply.port}\n"
+            if flags.reply is not None
+            else f"  receipts posted to: {config.async_receipt_url}\n"
+        )
+    )
+    return mail
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     out = result.stdout
     assert "audit chain: verified" in out
-    assert out.count("receipted") >= 6
+    assert out.count("receipted") >= 8
+    # One partner receives by email (aiosmtpd, STARTTLS) and one by SFTP (asyncssh), in-process.
+    assert "partner probation-kss (email): 1 envelope(s) received" in out
+    assert "partner dfe (sftp): 1 envelope(s) received" in out
+    for partner in ("probation-kss (email)", "dfe (sftp)"):
+        [line] = [line for line in out.splitlines() if line.startswith(f"partner {partner}")]
+        assert line.endswith("; disclosures receipted"), line
     for code in ("purpose_not_permitted", "agreement_not_active", "national_data_opt_out"):
         assert code in out
     assert "Traceback" not in result.stderr

@@ -1,0 +1,164 @@
+"""The council's receipts mailbox, read over IMAP with implicit TLS (`aioimaplib`).
+
+Partners reply to the council's mail with their signed receipt attached. Each poll logs in
+(the server's certificate verified; `aioimaplib` has no STARTTLS, so the port is imaps), reads
+every mail in the inbox without marking it seen, hands it to the handler, and moves it by the
+handler's verdict: taken ones (`accepted`, `acknowledged`, `ignored`) to the archive folder,
+`refused` ones to the quarantine folder (so each is looked at once, by a person, not every
+poll), `retry` ones stay for the next poll. A mail larger than the limit is quarantined unread.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from aioimaplib import IMAP4_SSL, AioImapException
+
+log = structlog.get_logger(__name__)
+
+MailVerdict = Literal["accepted", "acknowledged", "ignored", "refused", "retry"]
+_TAKEN: frozenset[MailVerdict] = frozenset({"accepted", "acknowledged", "ignored"})
+_UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+
+
+class MailboxError(Exception):
+    """The mailbox could not be read this time (`reason` is a stable code)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ImapOptions:
+    """The council's receipts mailbox (GATEWAY_IMAP_* settings)."""
+
+    host: str
+    username: str
+    password: str
+    port: int = 993
+    ca_bundle: str | None = None  # None: the system's trusted CAs
+    inbox: str = "INBOX"
+    archive: str = "Archive"
+    quarantine: str = "Quarantine"
+    timeout: float = 30.0
+    max_message_bytes: int = 1024 * 1024
+    batch: int = 200  # mails taken per poll; the rest wait for the next
+
+
+@dataclass(frozen=True, slots=True)
+class MailedReply:
+    """One mail as the server holds it: `raw` is exactly its bytes (empty, unread, if too large)."""
+
+    uid: str
+    raw: bytes
+    too_large: bool = False
+
+
+MailHandler = Callable[[MailedReply], Awaitable[MailVerdict]]
+
+
+class ImapReceiptMailbox:
+    """Polls the receipts mailbox; one IMAP session per poll."""
+
+    def __init__(self, options: ImapOptions) -> None:
+        self.options = options
+        self._tls: ssl.SSLContext | None = None
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Verified TLS 1.2 or later, against the configured CA bundle or the system's."""
+        if self._tls is None:
+            context = ssl.create_default_context(cafile=self.options.ca_bundle)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._tls = context
+        return self._tls
+
+    async def poll(self, handle: MailHandler) -> dict[str, int]:
+        """One pass over the inbox; counts by verdict. MailboxError when it cannot be read."""
+        counts = dict.fromkeys(("accepted", "acknowledged", "ignored", "refused", "retry"), 0)
+        options = self.options
+        try:
+            client = IMAP4_SSL(
+                options.host, options.port, timeout=options.timeout, ssl_context=self.tls_context()
+            )
+            await client.wait_hello_from_server()
+        except ssl.SSLError as exc:
+            raise MailboxError("imap_tls_failed") from exc
+        except (OSError, TimeoutError, AioImapException) as exc:
+            raise MailboxError("imap_unreachable") from exc
+        try:
+            await self._session(client, handle, counts)
+        except (OSError, TimeoutError, AioImapException) as exc:
+            raise MailboxError("imap_failed") from exc
+        finally:
+            await _logout(client)
+        return counts
+
+    async def _session(
+        self, client: IMAP4_SSL, handle: MailHandler, counts: dict[str, int]
+    ) -> None:
+        options = self.options
+        if (await client.login(options.username, options.password)).result != "OK":
+            raise MailboxError("imap_auth_failed")
+        for folder in (options.archive, options.quarantine):
+            await client.create(folder)  # NO [ALREADYEXISTS] after the first time
+        if (await client.select(options.inbox)).result != "OK":
+            raise MailboxError("imap_inbox_missing")
+        sizes = await self._sizes(client)
+        for uid, size in sizes[: options.batch]:
+            if size > options.max_message_bytes:
+                verdict = await handle(MailedReply(uid, b"", too_large=True))
+            else:
+                raw = await self._fetch(client, uid)
+                if raw is None:
+                    continue  # another worker process took it meanwhile
+                verdict = await handle(MailedReply(uid, raw))
+            counts[verdict] += 1
+            if verdict != "retry":
+                folder = options.archive if verdict in _TAKEN else options.quarantine
+                await _move(client, uid, folder)
+
+    async def _sizes(self, client: IMAP4_SSL) -> list[tuple[str, int]]:
+        response = await client.uid("fetch", "1:*", "(UID RFC822.SIZE)")
+        if response.result != "OK":
+            return []  # an empty mailbox answers `1:*` with nothing, or NO on some servers
+        found: list[tuple[str, int]] = []
+        for line in response.lines:
+            uid, size = _UID.search(bytes(line)), _SIZE.search(bytes(line))
+            if uid is not None and size is not None:
+                found.append((uid.group(1).decode(), int(size.group(1))))
+        return sorted(found, key=lambda pair: int(pair[0]))
+
+    async def _fetch(self, client: IMAP4_SSL, uid: str) -> bytes | None:
+        response = await client.uid("fetch", uid, "BODY.PEEK[]")
+        if response.result != "OK":
+            return None
+        literals = [bytes(line) for line in response.lines if isinstance(line, bytearray)]
+        return literals[0] if literals else None
+
+
+async def _move(client: IMAP4_SSL, uid: str, folder: str) -> None:
+    """MOVE (RFC 6851) where offered, else copy, flag deleted and expunge that one mail."""
+    if client.has_capability("MOVE"):
+        response = await client.uid("move", uid, folder)
+    else:
+        response = await client.uid("copy", uid, folder)
+        if response.result == "OK":
+            await client.uid("store", uid, "+FLAGS.SILENT", r"(\Deleted)")
+            response = await client.uid("expunge", uid)
+    if response.result != "OK":
+        raise MailboxError("imap_move_failed")
+
+
+async def _logout(client: IMAP4_SSL) -> None:
+    """Say goodbye if the session got that far; a broken one is simply dropped."""
+    try:
+        await client.logout()
+    except (OSError, TimeoutError, AioImapException) as exc:
+        log.debug("imap_logout_failed", error_type=type(exc).__name__)
