@@ -12,8 +12,8 @@ from tests.integration.store_support import open_store
 
 
 def _can_write(url: str) -> bool:
-    """Whether another connection (as another process would) gets the write lock within 1 s."""
-    other = sqlite3.connect(str(make_url(url).database), timeout=1, isolation_level=None)
+    """Whether another connection (as another process would) gets the write lock within 5 s."""
+    other = sqlite3.connect(str(make_url(url).database), timeout=5, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
         other.execute("COMMIT")
