@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agreements.transforms import FieldRefusal
 from gateway.http.openapi import ROUTES, openapi_document
 from gateway.http.partner_contract import DisclosureEnvelopeClaims, ReceiptClaims
 from tests.unit.test_interop import claims_for
@@ -94,7 +95,7 @@ def test_disclosure_view_lists_refused_fields_and_subject_says_modulus_11() -> N
     refused = schemas["DisclosureView"]["properties"]["fields_refused"]
     assert refused["items"]["$ref"].endswith("/RefusedFieldView")
     codes = schemas["RefusedFieldView"]["properties"]["code"]["enum"]
-    assert codes == ["type_mismatch", "too_long"]
+    assert codes == [str(code) for code in FieldRefusal]
     nhs = schemas["Subject"]["properties"]["nhs_number"]
     assert "modulus 11" in json.dumps(nhs)
 
