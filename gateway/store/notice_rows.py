@@ -104,7 +104,8 @@ async def record_sealed(
     await conn.execute(
         insert(disclosures).values(
             id=record.id,
-            client=actor.name,
+            # Not a client system's name (those have no colon): no API client can read it.
+            client=f"admin:{actor.name}"[:120],
             agreement_id=delivery.agreement_id,
             agreement_version=delivery.agreement_version,
             partner_id=record.partner_id,

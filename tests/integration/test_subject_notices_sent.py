@@ -107,14 +107,14 @@ def jwcrypto_open(body: bytes, enc: dict[str, Any], jwks: dict[str, Any]) -> dic
 
 
 def test_a_notice_reaches_exactly_the_recipients_is_opened_and_receipted(
-    sqlite_url: str,
+    database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    applied_catalog(monkeypatch, sqlite_url, tmp_path)
+    applied_catalog(monkeypatch, database_url, tmp_path)
     keys_dir = tmp_path / "keys"
-    ids, partner_keys = seed(sqlite_url, keys_dir)
+    ids, partner_keys = seed(database_url, keys_dir)
     fixes = tmp_path / "fixes.json"
     fixes.write_text(json.dumps({"identity.date_of_birth": SECRET_DOB}))
 
@@ -128,7 +128,7 @@ def test_a_notice_reaches_exactly_the_recipients_is_opened_and_receipted(
     assert set(sent) == {"kent-police", "km-icb"}  # not the GP (denied), not someone else's
     assert all(n["status"] == "queued" for n in sent.values())
 
-    envelopes = {r["disclosure_id"]: bytes(r["envelope"]) for r in rows(sqlite_url, outbox)}
+    envelopes = {r["disclosure_id"]: bytes(r["envelope"]) for r in rows(database_url, outbox)}
     jwks = CouncilKeyring(keys_dir).jwks(datetime.now(UTC))
     opened = {
         partner: jwcrypto_open(envelopes[n["notice_id"]], partner_keys[partner][0], jwks)
@@ -182,9 +182,9 @@ def test_a_notice_reaches_exactly_the_recipients_is_opened_and_receipted(
     assert code == 0
     assert not {n["notice_id"] for n in sent.values()} & {d["id"] for d in log}
 
-    entries = audit_entries(sqlite_url)
+    entries = audit_entries(database_url)
     queued = [e for e in entries if e["action"] == "subject_notice.queued"]
     assert {e["targets"]["partner"] for e in queued} == {"kent-police", "km-icb"}
-    text = json.dumps(entries, default=str) + json.dumps(rows(sqlite_url, outbox), default=str)
+    text = json.dumps(entries, default=str) + json.dumps(rows(database_url, outbox), default=str)
     assert SECRET_DOB not in text
     assert "Jordan" not in text
