@@ -137,7 +137,8 @@ def _status(item: NoticeStatus) -> dict[str, Any]:
         "partner": record.partner_id,
         "created_at": record.created_at.isoformat(),
         "requested_by": record.requested_by,
-        "status": item.status or "not_sent",
+        # No delivery row: never sealed, or its delivery record has since been purged.
+        "status": item.status or ("not_sent" if item.not_sent else "delivery_record_purged"),
         "not_sent": item.not_sent,
         "receipted_at": item.receipted_at.isoformat() if item.receipted_at else None,
         "disclosure_ids": list(record.disclosure_ids),
