@@ -48,8 +48,9 @@ SENT = {
 Keys = dict[str, tuple[dict[str, Any], dict[str, Any]]]
 
 
-def seed(url: str, keys_dir: Path) -> tuple[dict[str, str], Keys]:
-    """Disclosures about the person (and one about someone else), partner keys registered."""
+def seed(url: str, keys_dir: Path, *, keyless: str = "") -> tuple[dict[str, str], Keys]:
+    """Disclosures about the person (and one about someone else), partner keys registered;
+    `keyless`: a partner that also received the person's data but has no key registered."""
     prot = Protection.from_dir(keys_dir)
     now = datetime.now(UTC)
     ids: dict[str, str] = {}
@@ -59,6 +60,8 @@ def seed(url: str, keys_dir: Path) -> tuple[dict[str, str], Keys]:
         async with open_store(url) as store:
             cases = [(p, NHS_NUMBER, *facts) for p, facts in SENT.items()]
             cases.append(("medway-ft", "9990005678", *SENT["kent-police"]))  # someone else
+            if keyless:
+                cases.append((keyless, NHS_NUMBER, *SENT["kent-police"]))
             for partner, nhs, agreement, purpose, status, fields in cases:
                 new = dataclasses.replace(
                     new_disclosure(prot, partner=partner, nhs_number=nhs),
@@ -188,3 +191,27 @@ def test_a_notice_reaches_exactly_the_recipients_is_opened_and_receipted(
     text = json.dumps(entries, default=str) + json.dumps(rows(database_url, outbox), default=str)
     assert SECRET_DOB not in text
     assert "Jordan" not in text
+
+
+def test_a_partner_with_no_key_is_recorded_as_not_told_and_the_command_fails(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    applied_catalog(monkeypatch, database_url, tmp_path)
+    seed(database_url, tmp_path / "keys", keyless="kent-cc")
+    code, run = run_json(
+        capsys,
+        *("subject", "notify", "--nhs-number", NHS_NUMBER, "--kind", "restriction"),
+        *("--reason", "Accuracy contested"),
+    )
+    assert code == 1  # the DPO must follow this partner up by other means
+    sent = {n["partner"]: n for n in run["notices"]}
+    assert sent["kent-cc"]["status"] == "not_sent"
+    assert sent["kent-cc"]["not_sent"] == "partner_key_missing"
+    assert sent["kent-police"]["status"] == "queued"  # the others still go
+    code, tracked = run_json(capsys, "subject", "notices", "--nhs-number", NHS_NUMBER)
+    assert {n["partner"]: n["status"] for n in tracked}["kent-cc"] == "not_sent"
+    not_sent = [e for e in audit_entries(database_url) if e["action"] == "subject_notice.not_sent"]
+    assert [e["details"]["reason"] for e in not_sent] == ["partner_key_missing"]
