@@ -7,7 +7,8 @@ Flags follow what a value reveals, not where it sits: DoLS, personal care, categ
 EHCP reveal health (special category); abuse category and safeguarding concerns reveal alleged
 offences (criminal offence data); every free-text field may hold anything, so it is treated
 like case notes (special category and criminal offence data, sent only for named purposes).
-Each leaf has a type, and a string a maximum length: minimisation refuses any other value.
+Each leaf has a type, a string a maximum length and a code field its closed list of codes:
+minimisation refuses any other value.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from agreements.code_lists import CODE_LISTS
 from agreements.vocabulary import SubjectIdentifier
 
 
@@ -51,6 +53,7 @@ class ValueType(enum.StrEnum):
     DATE = "date"
     NUMBER = "number"
     BOOLEAN = "boolean"
+    CODE = "code"  # one of a closed list of codes (agreements/code_lists.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class FieldDefinition:
     person_name: bool = False  # a person's name (the `initials` transform applies)
     description: str = ""
     max_length: int | None = None  # strings only: a longer value is refused, never truncated
+    codes: frozenset[str] = frozenset()  # code fields only: the closed list of codes
 
     @property
     def health_or_care(self) -> bool:
@@ -75,7 +79,7 @@ class FieldDefinition:
             return True
         return self.special_category and self.category not in _NOT_HEALTH
 
-    def to_dict(self) -> dict[str, str | bool | int | None]:
+    def to_dict(self) -> dict[str, str | bool | int | list[str] | None]:
         """A JSON-able form for `gateway-admin dictionary --json`."""
         return {
             "path": self.path,
@@ -87,6 +91,7 @@ class FieldDefinition:
             "free_text": self.free_text,
             "person_name": self.person_name,
             "max_length": self.max_length,
+            "codes": sorted(self.codes) if self.codes else None,
             "description": self.description,
         }
 
@@ -99,6 +104,7 @@ PATH_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\[\*\])*(\.[a-z][a-z0-9_]*(\[\*\])*)
 
 C = Category
 S, D, N, B = ValueType.STRING, ValueType.DATE, ValueType.NUMBER, ValueType.BOOLEAN
+K = ValueType.CODE
 _SPECIAL = {"special_category": True}
 _CRIMINAL = {"criminal_offence": True}
 _THIRD = {"third_party": True}
@@ -218,22 +224,22 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     ("services.family_support[*].name", C.SERVICES, S, {}, "Family support received"),
     # children's and adults' social care (statutory returns, discharge)
     ("social_care.referral_date", C.SOCIAL_CARE, D, {}, "Date of referral"),
-    ("social_care.referral_source", C.SOCIAL_CARE, S, {}, "Referral source (census code)"),
-    ("social_care.category_of_need", C.SOCIAL_CARE, S, _SPECIAL, "Child in need category (N1-N9)"),
+    ("social_care.referral_source", C.SOCIAL_CARE, K, {}, "Referral source (census code)"),
+    ("social_care.category_of_need", C.SOCIAL_CARE, K, _SPECIAL, "Child in need category (N0-N9)"),
     ("social_care.assessment_date", C.SOCIAL_CARE, D, {}, "Date of assessment"),
     ("social_care.assessment_factors[*]", C.SOCIAL_CARE, S, _SPECIAL, "Assessment factors"),
     ("social_care.s47_enquiry_date", C.SOCIAL_CARE, D, {}, "Section 47 enquiry start"),
     ("social_care.cp_plan.start_date", C.SOCIAL_CARE, D, {}, "Child protection plan start"),
-    ("social_care.cp_plan.category", C.SOCIAL_CARE, S, _CRIMINAL, "Category of abuse"),
+    ("social_care.cp_plan.category", C.SOCIAL_CARE, K, _CRIMINAL, "Category of abuse"),
     ("social_care.looked_after.start_date", C.SOCIAL_CARE, D, {}, "Became looked after"),
-    ("social_care.looked_after.legal_status", C.SOCIAL_CARE, S, {}, "Legal status (C2, V2)"),
-    ("social_care.looked_after.placement_type", C.SOCIAL_CARE, S, {}, "Placement type"),
-    ("social_care.primary_support_reason", C.SOCIAL_CARE, S, _SPECIAL, "Adult support reason"),
+    ("social_care.looked_after.legal_status", C.SOCIAL_CARE, K, {}, "Legal status (C2, V2)"),
+    ("social_care.looked_after.placement_type", C.SOCIAL_CARE, K, {}, "Placement type"),
+    ("social_care.primary_support_reason", C.SOCIAL_CARE, K, _SPECIAL, "Adult support reason"),
     ("social_care.allocated_worker", C.SOCIAL_CARE, S, _NAME, "Allocated social worker"),
     ("social_care.discharge.hospital_ward", C.SOCIAL_CARE, S, {}, "Ward awaiting discharge"),
     ("social_care.discharge.expected_date", C.SOCIAL_CARE, D, {}, "Expected discharge date"),
     ("social_care.discharge.pathway", C.SOCIAL_CARE, N, {}, "Discharge pathway (0-3)"),
-    ("social_care.safeguarding[*].type", C.SOCIAL_CARE, S, _CRIMINAL, "Safeguarding concern type"),
+    ("social_care.safeguarding[*].type", C.SOCIAL_CARE, K, _CRIMINAL, "Safeguarding concern type"),
     ("social_care.safeguarding[*].raised_on", C.SOCIAL_CARE, D, {}, "Concern raised"),
     ("social_care.safeguarding[*].outcome", C.SOCIAL_CARE, S, _CRIMINAL, "Enquiry outcome"),
     # finance (charging, direct payments, benefits)
@@ -263,8 +269,8 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     ("education.attainment[*].subject", C.EDUCATION, S, {}, "Examination subject"),
     ("education.attainment[*].grade", C.EDUCATION, S, {}, "Grade"),
     ("education.attainment[*].year", C.EDUCATION, N, {}, "Year of the examination"),
-    ("education.sen_support", C.EDUCATION, S, _SPECIAL, "SEN provision (K, E)"),
-    ("education.sen_primary_need", C.EDUCATION, S, _SPECIAL, "Primary special need"),
+    ("education.sen_support", C.EDUCATION, K, _SPECIAL, "SEN provision (N, K, E)"),
+    ("education.sen_primary_need", C.EDUCATION, K, _SPECIAL, "Primary special need"),
     ("education.ehcp", C.EDUCATION, B, _SPECIAL, "Has an education, health and care plan"),
     ("education.exclusions[*].type", C.EDUCATION, S, {}, "Exclusion type"),
     ("education.exclusions[*].start_date", C.EDUCATION, D, {}, "Exclusion start"),
@@ -279,7 +285,7 @@ _ENTRIES: tuple[tuple[str, Category, ValueType, dict[str, bool], str], ...] = (
     ("youth_offending.convictions[*].outcome", C.YOUTH_OFFENDING, S, _CRIMINAL, "Sentence"),
     ("youth_offending.interventions[*].type", C.YOUTH_OFFENDING, S, _CRIMINAL, "Intervention"),
     ("youth_offending.interventions[*].started_on", C.YOUTH_OFFENDING, D, _CRIMINAL, "Start"),
-    ("youth_offending.risk_of_serious_harm", C.YOUTH_OFFENDING, S, _CRIMINAL, "RoSH level"),
+    ("youth_offending.risk_of_serious_harm", C.YOUTH_OFFENDING, K, _CRIMINAL, "RoSH level"),
     # case notes (free text: highest risk)
     ("case_notes[*].date", C.CASE_NOTES, D, {}, "Date of the note"),
     ("case_notes[*].kind", C.CASE_NOTES, S, {}, "Conversation, letter or report"),
@@ -310,15 +316,9 @@ _MAX_LENGTH: Mapping[str, int] = {
     "relatives[*].email": 254,
     "health.diagnoses[*].code": 20,
     "health.gp_practice_code": 10,
-    "social_care.referral_source": 10,
-    "social_care.category_of_need": 10,
     "social_care.assessment_factors[*]": 10,
-    "social_care.looked_after.legal_status": 10,
-    "social_care.looked_after.placement_type": 10,
     "education.upn": 13,
     "education.setting_urn": 8,
-    "education.sen_support": 10,
-    "education.sen_primary_need": 10,
 }
 
 
@@ -334,15 +334,19 @@ def _build() -> Mapping[str, FieldDefinition]:
     for path, category, value_type, flags, description in _ENTRIES:
         assert PATH_PATTERN.fullmatch(path), path
         assert path not in table, path
+        codes = CODE_LISTS.get(path, frozenset())
+        assert bool(codes) == (value_type is ValueType.CODE), path
         table[path] = FieldDefinition(
             path,
             category,
             value_type,
             description=description,
             max_length=_max_length(path, value_type, flags),
+            codes=codes,
             **flags,
         )
     assert set(_MAX_LENGTH) <= set(table), set(_MAX_LENGTH) - set(table)
+    assert set(CODE_LISTS) <= set(table), set(CODE_LISTS) - set(table)
     return MappingProxyType(table)
 
 

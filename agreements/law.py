@@ -99,13 +99,16 @@ class StatutoryGateway(enum.StrEnum):
     CHILDREN_ACT_1989_S17 = "ca89_s17"
     CHILDREN_ACT_1989_S22 = "ca89_s22"
     CHILDREN_ACT_1989_S22C = "ca89_s22c"
+    CHILDREN_ACT_1989_S7 = "ca89_s7"
     CHILDREN_ACT_1989_S27 = "ca89_s27"
+    CHILDREN_ACT_1989_S42 = "ca89_s42"
     CHILDREN_ACT_1989_S47 = "ca89_s47"
     CHILDREN_ACT_1989_S83 = "ca89_s83"
     CHILDREN_ACT_2004_S10 = "ca04_s10"
     CHILDREN_ACT_2004_S11 = "ca04_s11"
     CARE_ACT_2014_S6 = "care_act_s6"
     CARE_ACT_2014_S7 = "care_act_s7"
+    CARE_ACT_2014_S37 = "care_act_s37"
     CARE_ACT_2014_S42 = "care_act_s42"
     CARE_ACT_2014_S45 = "care_act_s45"
     CRIME_AND_DISORDER_ACT_1998_S37 = "cda98_s37"
@@ -118,6 +121,7 @@ class StatutoryGateway(enum.StrEnum):
     SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S109B = "ssaa92_s109b"
     SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S110A = "ssaa92_s110a"
     DIGITAL_ECONOMY_ACT_2017_S56 = "dea17_s56"
+    EDUCATION_AND_INSPECTIONS_ACT_2006_S136 = "eia06_s136"
     MENTAL_HEALTH_ACT_1983_S117 = "mha83_s117"
 
 
@@ -154,11 +158,16 @@ NEEDS_POLICY_DOCUMENT: frozenset[str] = frozenset(
 
 IMPOSES_OBLIGATION: frozenset[StatutoryGateway] = frozenset(
     {
+        StatutoryGateway.CHILDREN_ACT_1989_S7,  # a welfare report the family court asks for
+        StatutoryGateway.CHILDREN_ACT_1989_S42,  # Cafcass officers' right to the records
         StatutoryGateway.CHILDREN_ACT_1989_S83,  # returns the Secretary of State requires
+        StatutoryGateway.CARE_ACT_2014_S37,  # the first authority's duty when an adult moves
         StatutoryGateway.CARE_ACT_2014_S45,  # a safeguarding adults board's request
         StatutoryGateway.CRIMINAL_JUSTICE_ACT_2003_S325,  # duty to co-operate with MAPPA
         StatutoryGateway.HEALTH_AND_SOCIAL_CARE_ACT_2008_S64,  # CQC's power to require
+        StatutoryGateway.EDUCATION_AND_INSPECTIONS_ACT_2006_S136,  # Ofsted's inspection access
         StatutoryGateway.HEALTH_AND_SOCIAL_CARE_ACT_2012_S251B,  # duty to share for care
+        StatutoryGateway.SAFEGUARDING_VULNERABLE_GROUPS_ACT_2006_S39,  # duty to refer to DBS
         StatutoryGateway.SOCIAL_SECURITY_ADMINISTRATION_ACT_1992_S109B,  # DWP's power to require
     }
 )

@@ -120,6 +120,9 @@ class ChannelSpec(BaseModel):
     host_key: str | None = Field(None, pattern=_HOST_KEY)  # sftp: pinned OpenSSH public key(s)
     receipts_path: str | None = Field(None, pattern=r"^/")  # sftp: partner's outbound directory
     manifest: bool | None = None  # sftp: a JSON manifest beside each envelope
+    # MESH: the workflow Article 19 notices travel on (DEFAULT_NOTICE_WORKFLOW_ID if unset), so
+    # the partner's system routes them apart from disclosures.
+    notice_workflow_id: str | None = Field(None, pattern=r"^[A-Z0-9_]{3,64}$")
     settings: dict[str, ChannelSetting] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -139,6 +142,8 @@ class ChannelSpec(BaseModel):
                 raise ValueError("endpoint must be an absolute https:// URL")
             if parts.scheme == "http" and not _is_loopback(parts.hostname):
                 raise ValueError("endpoint must use https (http only to a loopback address)")
+        if self.notice_workflow_id is not None and self.type is not ChannelType.MESH:
+            raise ValueError("notice_workflow_id applies to MESH channels only")
         if self.allow_private_address and self.type is not ChannelType.WEBHOOK:
             raise ValueError("allow_private_address applies to webhook channels only")
         if self.receipt_deadline is not None and self.receipt_deadline <= timedelta(0):
@@ -376,4 +381,22 @@ def channel_target(partner: Partner, agreement: Agreement) -> dict[str, Any]:
     target["receipt_deadline_seconds"] = int(deadline.total_seconds())
     target["gzip"] = agreement.gzip
     target["partner_id"] = partner.id
+    return target
+
+
+DEFAULT_NOTICE_WORKFLOW_ID = "GATEHOUSE_ART19_NOTICE"
+
+
+def notice_target(partner: Partner, agreement: Agreement | None) -> dict[str, Any]:
+    """Where an Article 19 notice goes: the partner's usual channel (with the agreement's
+    overrides while it is known), on MESH under the partner's notice workflow id."""
+    if agreement is not None:
+        target = channel_target(partner, agreement)
+    else:
+        target = channel_settings(partner)
+        deadline = partner.channel.effective_receipt_deadline
+        target.update(receipt_deadline_seconds=int(deadline.total_seconds()), gzip=False)
+    target.pop("notice_workflow_id", None)
+    if partner.channel.type is ChannelType.MESH:
+        target["workflow_id"] = partner.channel.notice_workflow_id or DEFAULT_NOTICE_WORKFLOW_ID
     return target

@@ -110,6 +110,7 @@ def gateway_name(code: str) -> str:
         "ssaa92": "Social Security Administration Act 1992",
         "mha83": "Mental Health Act 1983",
         "dea17": "Digital Economy Act 2017",
+        "eia06": "Education and Inspections Act 2006",
     }
     act, _, section = code.rpartition("_")
     return f"{acts[act]} {section}" if act in acts else code

@@ -156,14 +156,14 @@ _ADULT: dict[str, Any] = {
     },
     "social_care": {
         "assessment_date": "2026-10-02",
-        "primary_support_reason": "memory and cognition",
+        "primary_support_reason": "memory_and_cognition",
         "allocated_worker": "Social Worker Example",
         "discharge": {
             "hospital_ward": "Example Ward",
             "expected_date": "2026-11-27",
             "pathway": 1,
         },
-        "safeguarding": [{"type": "self-neglect", "raised_on": "2026-04-01", "outcome": "NFA"}],
+        "safeguarding": [{"type": "self_neglect", "raised_on": "2026-04-01", "outcome": "NFA"}],
     },
     "finance": {
         "benefits": [{"type": "attendance allowance", "weekly_amount": 108.55}],

@@ -28,6 +28,7 @@ class FieldRefusal(enum.StrEnum):
 
     TYPE_MISMATCH = "type_mismatch"
     TOO_LONG = "too_long"
+    NOT_IN_CODE_LIST = "not_in_code_list"
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -119,7 +120,8 @@ def refusal(value: Any, definition: FieldDefinition) -> FieldRefusal | None:
 
     A null is no value and passes; anything else must be exactly the field's type: a yes/no
     field takes only true or false, a date field only an ISO 8601 date, a number field only a
-    finite number, a string field only a string no longer than the field's maximum.
+    finite number, a string field only a string no longer than the field's maximum, a code
+    field only one of its list's codes.
     """
     if value is None:
         return None
@@ -129,6 +131,10 @@ def refusal(value: Any, definition: FieldDefinition) -> FieldRefusal | None:
             return FieldRefusal.TYPE_MISMATCH
         limit = definition.max_length
         return FieldRefusal.TOO_LONG if limit is not None and len(value) > limit else None
+    if kind is ValueType.CODE:
+        if not isinstance(value, str):
+            return FieldRefusal.TYPE_MISMATCH
+        return None if value in definition.codes else FieldRefusal.NOT_IN_CODE_LIST
     if kind is ValueType.BOOLEAN:
         return None if isinstance(value, bool) else FieldRefusal.TYPE_MISMATCH
     if kind is ValueType.NUMBER:

@@ -37,6 +37,7 @@ from gateway.application.client_systems import add_client
 from gateway.application.four_eyes import ApproverIdentity
 from gateway.application.optout_list import import_optout_list
 from gateway.application.partner_key_admin import add_partner_key
+from gateway.application.recipient_notices import NoticeKind
 from gateway.audit_verify import JwksCheckpointVerifier, verify
 from gateway.delivery.engine import DeliveryOptions
 from gateway.demo_partners import SIMULATED, DemoPartners
@@ -48,6 +49,7 @@ from gateway.settings import Settings, load_settings
 
 DEMO = audit.Actor(audit.ActorKind.ADMIN, "demo-ig-officer")
 OPTED_OUT = "9990000042"
+MASH_SUBJECT = "9990000069"  # later told of a correction (Article 19)
 ANNEX_B = {
     "requesting_officer": "DC 4471 Example",
     "rank": "Detective Constable",
@@ -103,7 +105,7 @@ def _cases() -> list[Case]:
         Case("out-of-hours emergency", body("KM-KCC-OOH-009", "emergency", child, "9990000018")),
         Case(
             "MASH safeguarding referral",
-            body("KM-POL-SG-018", "safeguarding_children", child, "9990000069"),
+            body("KM-POL-SG-018", "safeguarding_children", child, MASH_SUBJECT),
         ),
         Case(
             "police Schedule 2 request (approved)",
@@ -246,6 +248,32 @@ async def _wait(
         await asyncio.sleep(0.2)
 
 
+async def _article_19_notice(gateway: Gateway, console: Console, wait_seconds: float) -> bool:
+    """The MASH referral's abuse category was recorded wrongly: tell whoever received it."""
+    run = await gateway.notices.send(
+        nhs_number=MASH_SUBJECT,
+        kind=NoticeKind.RECTIFICATION,
+        reason="Category of abuse corrected after the strategy discussion (demo)",
+        fields=("social_care.cp_plan.category",),
+        corrections={"social_care.cp_plan.category": "emotional"},
+        actor=DEMO,
+    )
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        found = await gateway.notices.about(MASH_SUBJECT)
+        done = [n for n in found if n.status in ("receipted", "failed") or n.not_sent]
+        if len(done) == len(found) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    for notice in found:
+        state = notice.not_sent or notice.status
+        console.print(
+            f"Article 19 {notice.record.kind} notice to {notice.record.partner_id} about "
+            f"{', '.join(notice.record.paths)}: {state}"
+        )
+    return bool(run.notices) and all(n.status == "receipted" for n in found)
+
+
 async def run_demo(
     console: Console, *, keep: Path | None = None, wait_seconds: float = 90.0
 ) -> bool:
@@ -301,6 +329,7 @@ async def run_demo(
                     )
             views = await _wait(session, url, tokens, cases, wait_seconds)
         console.print(_table(cases, views))
+        told = await _article_19_notice(gateway, console, wait_seconds)
         await gateway.sealer.seal_now()
         report = await verify(
             gateway.store,
@@ -321,7 +350,7 @@ async def run_demo(
             )
         console.print(f"database and keys kept in {root}")
         accepted = [v for v in views.values() if v["status"] not in ("denied", "rejected")]
-        return report.ok and all(v["status"] == "receipted" for v in accepted)
+        return told and report.ok and all(v["status"] == "receipted" for v in accepted)
     finally:
         await runner.cleanup()
         await gateway.close(5)

@@ -195,12 +195,18 @@ def check_recipient(claims: EnvelopeClaims, recipient: PartnerKey) -> None:
 
 
 def seal_jwt(
-    jwt: Mapping[str, Any], signer: Signer, kid: str, jwk: Mapping[str, Any]
+    jwt: Mapping[str, Any],
+    signer: Signer,
+    kid: str,
+    jwk: Mapping[str, Any],
+    *,
+    typ: str = "JWT",
 ) -> SealedEnvelope:
     """`seal` after `check_recipient`, from the claims set (`EnvelopeClaims.to_jwt`).
 
     Plain data in: the seal worker process is sent this, which pickles several times faster
-    than the dataclasses.
+    than the dataclasses. `typ` is the signed content's type: `JWT` for a disclosure, its own
+    for a record of another kind (an Article 19 notice), so neither is taken for the other.
     """
     try:
         payload = jose.canonical_json(jwt)
@@ -209,7 +215,7 @@ def seal_jwt(
         raise EnvelopeError("a claim is not JSON", code="envelope_claims_invalid") from None
     if len(payload) > jose.MAX_CLAIMS_BYTES:
         raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
-    signed = signer.sign_compact(payload, typ="JWT")
+    signed = signer.sign_compact(payload, typ=typ)
     key, wrap = _encryption_key(jwk)
     header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
     body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
@@ -242,7 +248,29 @@ def open_envelope(
     now: datetime,
     expected_issuer: str | None = None,
 ) -> dict[str, Any]:
-    """Partner side: decrypt, verify the council's signature by JWKS kid, check the claims."""
+    """Partner side: decrypt, verify the council's signature by JWKS kid, check the claims.
+
+    A record of another kind (an Article 19 notice) is refused with `envelope_not_a_disclosure`.
+    """
+    claims = open_signed(body, decryption_key, council_jwks, typ="JWT")
+    parsed = EnvelopeClaims.from_jwt(claims)
+    if parsed.aud != expected_audience:
+        raise EnvelopeError("envelope is for another partner", code="envelope_wrong_audience")
+    if expected_issuer is not None and parsed.iss != expected_issuer:
+        raise EnvelopeError("envelope is from another issuer", code="envelope_wrong_issuer")
+    if parsed.iat > now + CLOCK_SKEW or claims.get("nbf", 0) > (now + CLOCK_SKEW).timestamp():
+        raise EnvelopeError("envelope is issued in the future", code="envelope_not_yet_valid")
+    return claims
+
+
+def open_signed(
+    body: bytes,
+    decryption_key: Mapping[str, Any] | jose.JoseKey,
+    council_jwks: Mapping[str, Any],
+    *,
+    typ: str,
+) -> dict[str, Any]:
+    """Decrypt a compact JWE, check the signed content is of type `typ`, verify, parse."""
     try:
         header = jose.read_header(body, 5)
         key, named = _decryption_key(decryption_key)
@@ -252,20 +280,14 @@ def open_envelope(
             raise EnvelopeError("envelope content type is not JWT")
         signed = jose.decrypt_jwe(body, key)
         inner = jose.read_header(signed, 3)
-        if inner.get("typ") not in (None, "JWT"):
-            raise EnvelopeError("signed content type is not JWT")
+        found = inner.get("typ", "JWT")
+        if found != typ:
+            code = "envelope_not_a_disclosure" if typ == "JWT" else "envelope_malformed"
+            raise EnvelopeError(f"signed content type is not {typ}", code=code)
         payload = jose.verify_compact(signed, council_jwks, algorithms=jose.COUNCIL_SIGNING_ALGS)
-        claims = jose.parse_json_object(payload)
+        return jose.parse_json_object(payload)
     except jose.JoseFailure as exc:
         raise EnvelopeError(exc.message, code=f"envelope_{exc.reason}") from None
-    parsed = EnvelopeClaims.from_jwt(claims)
-    if parsed.aud != expected_audience:
-        raise EnvelopeError("envelope is for another partner", code="envelope_wrong_audience")
-    if expected_issuer is not None and parsed.iss != expected_issuer:
-        raise EnvelopeError("envelope is from another issuer", code="envelope_wrong_issuer")
-    if parsed.iat > now + CLOCK_SKEW or claims.get("nbf", 0) > (now + CLOCK_SKEW).timestamp():
-        raise EnvelopeError("envelope is issued in the future", code="envelope_not_yet_valid")
-    return claims
 
 
 def _decryption_key(given: Mapping[str, Any] | jose.JoseKey) -> tuple[jose.JoseKey, Any]:

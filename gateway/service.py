@@ -24,6 +24,7 @@ from gateway import audit
 from gateway.application.approval_decisions import ApprovalDecisions
 from gateway.application.channel import Channel
 from gateway.application.council_key_rotation import ensure_signing_key
+from gateway.application.notice_sending import SendNotices
 from gateway.application.receipt_intake import ReceiptIntake
 from gateway.application.submit import SubmitDisclosures
 from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority, TsaTrust
@@ -33,6 +34,7 @@ from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
 from gateway.metrics import Metrics
+from gateway.notice_envelope import NoticeSealer
 from gateway.policy_cache import PolicyCache
 from gateway.protection import Protection
 from gateway.sealing import CouncilSealer
@@ -222,6 +224,16 @@ class Gateway:
             deliverable_channels=deliverable,
             on_accepted=None if self.delivery is None else self.delivery.notify,
             envelope_lifetime=settings.envelope_lifetime,
+        )
+        self.notices = SendNotices(
+            org_id=settings.org_id,
+            store=store,
+            policy=lambda: self.policy.snapshot,
+            sealer=NoticeSealer(self.keyring),
+            protection=self.protection,
+            clock=clock,
+            envelope_lifetime=settings.envelope_lifetime,
+            records_retention=settings.records_retention,
         )
         self.approvals = ApprovalDecisions(
             store=store,

@@ -16,11 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from agreements.dictionary import entries, lookup
+from agreements.transforms import refusal
 from gateway import audit
 from gateway.application.admin_ports import StorePort
 from gateway.errors import GatewayError
 from gateway.protection import Protection
 from gateway.store import disclosures, partners_repo
+from gateway.store.disclosure_model import DISCLOSURE, Disclosure
 from gateway.store.unit_of_work import Connection
 
 RECEIVED = frozenset({"queued", "dispatched", "receipted"})  # left, or leaving, the council
@@ -49,6 +51,9 @@ class PartnerNotice:
     disclosure_ids: tuple[str, ...]
     paths: tuple[str, ...]
     corrected_paths: tuple[str, ...]
+    latest: tuple[str, int] = ("", 0)  # agreement id and version of the latest disclosure
+    # path -> (agreement id, purpose) it was first sent under: which transform it went through
+    sent_under: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +83,21 @@ class NoticePlan:
 
 
 def check_request(kind: NoticeKind, fields: Sequence[str], corrections: Mapping[str, Any]) -> None:
-    """Paths must be in the data dictionary; corrections only come with a rectification."""
+    """Paths must be in the data dictionary; corrections only come with a rectification, name
+    leaf paths, and hold values of the dictionary's type (a list of them for a `[*]` path)."""
     if corrections and kind is not NoticeKind.RECTIFICATION:
         raise NoticeRequestError("corrected values go only with a rectification notice")
     for path in (*fields, *corrections):
         if lookup(path) is None and not any(e.path.startswith(path + ".") for e in entries()):
             raise NoticeRequestError(f"{path!r} is not a field path in the data dictionary")
+    for path, value in corrections.items():
+        definition = lookup(path)
+        if definition is None:
+            raise NoticeRequestError(f"{path!r}: a correction names a field, not a group")
+        items = value if isinstance(value, list) and "[*]" in path else [value]
+        for item in items:
+            if (code := refusal(item, definition)) is not None:
+                raise NoticeRequestError(f"{path!r}: the corrected value is refused ({code})")
 
 
 def _affected(received: Sequence[str], fields: Sequence[str]) -> list[str]:
@@ -115,31 +129,35 @@ async def plan_notices(
     async def work(conn: Connection) -> NoticePlan:
         found = await disclosures.about_subject(conn, nhs_index=nhs_index, local_index=None)
         names = {p.id: p.name for p in await partners_repo.all_partners(conn)}
-        by_partner: dict[str, tuple[list[str], list[str]]] = {}
+        by_partner: dict[str, list[Disclosure]] = {}
         for d in found:
-            if str(d.status) in RECEIVED:
-                ids, paths = by_partner.setdefault(d.partner_id, ([], []))
-                ids.append(d.id)
-                paths.extend(d.fields_sent)
+            if str(d.status) in RECEIVED and d.record_kind == DISCLOSURE:
+                by_partner.setdefault(d.partner_id, []).append(d)
         notices, untouched = [], []
-        for partner, (ids, received) in sorted(by_partner.items()):
-            paths = _affected(received, fields)
+        for partner, received in sorted(by_partner.items()):
+            paths = _affected([p for d in received for p in d.fields_sent], fields)
             if not paths:
                 untouched.append(partner)
                 continue
+            sent_under: dict[str, tuple[str, str]] = {}
+            for d in received:
+                for path in d.fields_sent:
+                    sent_under.setdefault(path, (d.agreement_id, d.purpose))
             notices.append(
                 PartnerNotice(
                     partner=partner,
                     partner_name=names.get(partner, partner),
-                    disclosure_ids=tuple(ids),
+                    disclosure_ids=tuple(d.id for d in received),
                     paths=tuple(paths),
                     corrected_paths=tuple(p for p in paths if p in corrected),
+                    latest=(received[-1].agreement_id, received[-1].agreement_version),
+                    sent_under={p: sent_under[p] for p in paths},
                 )
             )
         plan = NoticePlan(kind, tuple(notices), tuple(untouched))
+        # The reason is free text and may name people: it goes only sealed (in the notice).
         details = {
             "kind": str(kind),
-            "reason": reason,
             "partners": [n.partner for n in plan.notices],
             "paths": sorted({p for n in plan.notices for p in n.paths}),
         }

@@ -21,6 +21,7 @@ from gateway.cli.admin_partners import partners_app
 from gateway.cli.admin_policy import dictionary_command
 from gateway.cli.admin_records import register as register_records
 from gateway.cli.admin_store import register as register_store
+from gateway.cli.admin_subject import subject_app
 from gateway.cli.common import PRIVATE_UMASK, invoke
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ app.add_typer(approvals_app, name="approvals")  # approvals: list, show, approve
 app.add_typer(deadletters_app, name="deadletters")  # delivery: dead letters list|replay
 app.add_typer(disclosures_app, name="disclosures")  # records: the disclosure log
 register_records(app, agreements_app)  # records: ropa, agreements register
+app.add_typer(subject_app, name="subject")  # records: Article 19 notices (notify, notices)
 register_store(app)  # store: db upgrade, audit verify|checkpoint, retention run, subject-report
 
 

@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import csv
 import enum
-import json
 import sys
 from dataclasses import asdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from gateway.application.disclosure_log import day_start
-from gateway.application.recipient_notices import NoticeKind, NoticePlan, plan_notices
 from gateway.application.records_of_processing import (
     ProcessingRecord,
     RegisterLine,
     agreement_register,
     record_of_processing,
 )
-from gateway.cli.common import fail, print_json, print_table
+from gateway.cli.common import print_json, print_table
 from gateway.cli.context import (
-    ActorOption,
     AdminContext,
     JsonFlag,
-    ReasonOption,
-    check_reason,
     parse_date,
     run_async,
     usage,
@@ -45,14 +39,13 @@ class RopaFormat(enum.StrEnum):
 
 
 def register(app: typer.Typer, agreements_app: typer.Typer) -> None:
-    """Add `ropa` and `subject` to gateway-admin and `register` to its agreements group."""
+    """Add `ropa` to gateway-admin and `register` to its agreements group."""
     app.command("ropa", epilog="Example: gateway-admin ropa --from 2026-04-01 --format csv")(
         ropa_command
     )
     agreements_app.command("register", epilog="Example: gateway-admin agreements register --csv")(
         register_command
     )
-    app.add_typer(subject_app, name="subject")
 
 
 def ropa_command(
@@ -172,84 +165,3 @@ def register_command(
         (*columns, "sign-off"),
         [[*(line[c] for c in columns), "yes" if line["sign_off"] else "NO"] for line in lines],
     )
-
-
-subject_app = typer.Typer(
-    name="subject",
-    help="Duties to the people the data is about: Article 19 notices to recipients.",
-    no_args_is_help=True,
-)
-
-
-@subject_app.command(
-    "notify",
-    epilog="Example: gateway-admin subject notify --nhs-number 9990001234 --kind rectification "
-    "--reason 'date of birth corrected' --fields identity.date_of_birth --dry-run",
-)
-def notify_command(
-    *,
-    nhs_number: Annotated[str, typer.Option(help="The person's NHS number.")],
-    kind: Annotated[NoticeKind, typer.Option(help="rectification, erasure or restriction.")],
-    reason: ReasonOption,
-    fields: Annotated[
-        str | None, typer.Option(help="Affected field paths, comma-separated (default: all).")
-    ] = None,
-    corrections: Annotated[
-        Path | None, typer.Option(help="JSON object of field path to corrected value.")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show who would be told.")] = False,
-    json_output: JsonFlag = False,
-    actor: ActorOption = None,
-) -> None:
-    """Which recipients must hear of a rectification, erasure or restriction (UK GDPR Art 19)."""
-    if not dry_run:
-        raise fail(
-            "sending notices is not available yet: run with --dry-run to see who must be told"
-        )
-    text = check_reason(reason)
-    paths = tuple(p.strip() for p in (fields or "").split(",") if p.strip())
-    corrected = _corrections(corrections)
-
-    async def work(ctx: AdminContext) -> NoticePlan:
-        return await plan_notices(
-            ctx.store,
-            ctx.protection(),
-            nhs_number=nhs_number,
-            kind=kind,
-            reason=text,
-            fields=paths,
-            corrections=corrected,
-            actor=ctx.actor,
-            at=ctx.now,
-        )
-
-    plan = run_async(work, actor=actor)
-    if json_output:
-        print_json({"dry_run": True, **plan.as_dict()})
-        return
-    print_table(
-        f"{kind} notice: {len(plan.notices)} recipient(s) would be told",
-        ("partner", "disclosures", "paths", "corrected"),
-        [
-            (
-                n.partner_name,
-                len(n.disclosure_ids),
-                ", ".join(n.paths),
-                ", ".join(n.corrected_paths),
-            )
-            for n in plan.notices
-        ],
-    )
-
-
-def _corrections(path: Path | None) -> dict[str, Any]:
-    """The corrections file: a JSON object of field path to value (values never echoed)."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise usage(f"--corrections: {path.name} is not a readable JSON file") from None
-    if not isinstance(data, dict):
-        raise usage("--corrections: expected a JSON object of field path to value")
-    return data

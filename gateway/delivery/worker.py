@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from agreements.model import channel_target
+from agreements.model import channel_target, notice_target
 from gateway import audit
 from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult, Envelope
 from gateway.application.receipt_intake import RECEIPT_MISMATCH, ReceiptIntake
@@ -30,7 +30,7 @@ from gateway.queue.retry import RetryPolicy
 from gateway.receipts import ReceiptError
 from gateway.store import delivery_records, disclosures, status_moves
 from gateway.store.database import Store
-from gateway.store.disclosure_model import Disclosure, Status
+from gateway.store.disclosure_model import NOTICE, Disclosure, Status
 from gateway.store.group_commit import SetWise
 from gateway.store.unit_of_work import Connection
 
@@ -141,11 +141,13 @@ class DeliveryWorker:
         snapshot = self.policy.snapshot
         agreement = snapshot.agreements.get(found.agreement_id)
         partner = snapshot.partners.get(found.partner_id)
-        if agreement is None or partner is None:
+        # An Article 19 notice goes whatever became of the agreement: the duty outlives it.
+        notice = found.record_kind == NOTICE
+        if partner is None or (agreement is None and not notice):
             bound.warning("delivery_policy_unknown")
-            reason = "agreement_unknown" if agreement is None else "partner_unknown"
+            reason = "partner_unknown" if partner is None else "agreement_unknown"
             return Transient(reason, agreement_id=found.agreement_id)
-        status = str(agreement.status)
+        status = "active" if notice or agreement is None else str(agreement.status)
         if status in HOLD_STATUSES:
             return OnHold(HOLD_STATUSES[status])
         if status in FAIL_STATUSES:
@@ -162,7 +164,12 @@ class DeliveryWorker:
         if channel is None:
             bound.error("delivery_channel_not_configured", channel=channel_type)
             return Transient("channel_not_configured", agreement_id=found.agreement_id)
-        result = await self._deliver(channel, envelope, channel_target(partner, agreement))
+        if notice:
+            target = notice_target(partner, agreement)
+        else:
+            assert agreement is not None  # refused above
+            target = channel_target(partner, agreement)
+        result = await self._deliver(channel, envelope, target)
         self.metrics.deliveries.labels(found.partner_id, str(result.outcome)).inc()
         self.metrics.channel_results.labels(
             channel_type, str(result.outcome), result.reason or ""

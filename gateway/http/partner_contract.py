@@ -59,50 +59,98 @@ class ReceiptClaims(_Open):
     reason: str | None = Field(None, description="Why, when rejected")
 
 
-PARTNER_MODELS: tuple[type[BaseModel], ...] = (DisclosureEnvelopeClaims, ReceiptClaims)
+class NoticeClaim(_Open):
+    """What an Article 19 notice says (docs/keys-and-envelopes.md)."""
+
+    kind: Literal["rectification", "erasure", "restriction"]
+    article: str = Field(description="UK GDPR Art 19")
+    reason: str = Field(description="Why, in the council's words")
+    disclosures: list[str] = Field(description="The jti of every disclosure it concerns")
+    fields: list[str] = Field(description="The field paths concerned, only ones you received")
+    corrections: dict[str, Any] | None = Field(
+        None,
+        description="Rectification only: path to corrected value, for paths in `fields`, in "
+        "the form you received them",
+    )
+
+
+class NoticeEnvelopeClaims(_Open):
+    """The claims of an Article 19 notice: JWS header typ `gatehouse-notice+jwt`, not `JWT`."""
+
+    iss: str = Field(description="The council's id")
+    aud: str = Field(description="The partner's id")
+    jti: str = Field(description="The notice id; quote it in the receipt")
+    iat: int = Field(description="When it was sealed (NumericDate)")
+    nbf: int | None = Field(None, description="Not valid before (NumericDate; equal to iat)")
+    exp: int | None = Field(None, description="Expiry (NumericDate)")
+    notice: NoticeClaim
+    contract_version: int = Field(1, ge=1, description="The envelope contract's version")
+
+
+PARTNER_MODELS: tuple[type[BaseModel], ...] = (
+    DisclosureEnvelopeClaims,
+    ReceiptClaims,
+    NoticeEnvelopeClaims,
+)
 
 
 def webhooks() -> dict[str, Any]:
     """The OpenAPI `webhooks` entry: the council POSTs an envelope; the partner's receipt."""
     envelope = "#/components/schemas/DisclosureEnvelopeClaims"
     receipt = "#/components/schemas/ReceiptClaims"
+    notice = "#/components/schemas/NoticeEnvelopeClaims"
+    disclosure = _delivery(
+        "partner_receives_disclosure",
+        "The council delivers a disclosure envelope to the partner's endpoint",
+        "cty JWT) encrypted to the partner's key; decrypted, a compact JWS signed "
+        f"by a key in the council's JWKS, whose claims are {envelope}. Ignore "
+        "claims you do not know.",
+        receipt,
+    )
+    article_19 = _delivery(
+        "partner_receives_notice",
+        "The council delivers an Article 19 notice (rectification, erasure, restriction)",
+        "cty JWT) encrypted to the partner's key, to the same endpoint; decrypted, a compact "
+        "JWS with typ gatehouse-notice+jwt (never JWT: not a disclosure) signed by a key in "
+        f"the council's JWKS, whose claims are {notice}. Receipted like a disclosure.",
+        receipt,
+    )
+    return {"disclosure": disclosure, "notice": article_19}
+
+
+def _delivery(operation: str, summary: str, body: str, receipt: str) -> dict[str, Any]:
     return {
-        "disclosure": {
-            "post": {
-                "operationId": "partner_receives_disclosure",
-                "summary": "The council delivers a disclosure envelope to the partner's endpoint",
-                "description": (
-                    "The body is a compact JWE (ECDH-ES+A256KW or RSA-OAEP-256, A256GCM, "
-                    "cty JWT) encrypted to the partner's key; decrypted, a compact JWS signed "
-                    f"by a key in the council's JWKS, whose claims are {envelope}. Ignore "
-                    "claims you do not know."
-                ),
-                "requestBody": {
-                    "required": True,
+        "post": {
+            "operationId": operation,
+            "summary": summary,
+            "description": (
+                "The body is a compact JWE (ECDH-ES+A256KW or RSA-OAEP-256, A256GCM, " + body
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {"application/jose": {"schema": {"type": "string"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": (
+                        f"A signed receipt now: a compact JWS whose claims are {receipt}"
+                    ),
                     "content": {"application/jose": {"schema": {"type": "string"}}},
                 },
-                "responses": {
-                    "200": {
-                        "description": (
-                            f"A signed receipt now: a compact JWS whose claims are {receipt}"
-                        ),
-                        "content": {"application/jose": {"schema": {"type": "string"}}},
-                    },
-                    "202": {
-                        "description": (
-                            "Any other 2xx without a receipt: taken, the receipt follows to "
-                            "POST /v1/receipts before the agreement's receipt deadline"
-                        )
-                    },
-                    "429": {"description": "Busy: the council retries later (Retry-After)"},
-                    "503": {"description": "Unavailable: retried later (Retry-After honoured)"},
-                    "400": {
-                        "description": (
-                            "Any other 4xx: refused for good; the disclosure fails and is "
-                            "dead-lettered for an administrator"
-                        )
-                    },
+                "202": {
+                    "description": (
+                        "Any other 2xx without a receipt: taken, the receipt follows to "
+                        "POST /v1/receipts before the agreement's receipt deadline"
+                    )
                 },
-            }
+                "429": {"description": "Busy: the council retries later (Retry-After)"},
+                "503": {"description": "Unavailable: retried later (Retry-After honoured)"},
+                "400": {
+                    "description": (
+                        "Any other 4xx: refused for good; the disclosure fails and is "
+                        "dead-lettered for an administrator"
+                    )
+                },
+            },
         }
     }

@@ -247,9 +247,10 @@ class RefusedFieldView(_Strict):
     """A permitted field whose value was refused: never sent, never echoed."""
 
     path: str = Field(description="Field path in the data dictionary's form")
-    code: Literal["type_mismatch", "too_long"] = Field(
+    code: Literal["type_mismatch", "too_long", "not_in_code_list"] = Field(
         description="type_mismatch: not the dictionary's type; too_long: over the field's "
-        "maximum length (refused, not truncated)"
+        "maximum length (refused, not truncated); not_in_code_list: not one of the coded "
+        "field's codes"
     )
 
 

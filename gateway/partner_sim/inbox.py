@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway import jose
+from gateway.notice_envelope import open_notice
 from gateway.partner_sim.council_jwks import CouncilJwks
 from gateway.partner_sim.key_pairs import PartnerKeyPair
 from gateway.partner_sim.ledger import GivenReceipt, field_paths
@@ -93,14 +94,19 @@ class Inbox:
             return _refused(exc.code, hint)
 
     def _open(self, body: bytes, jwks: Mapping[str, Any]) -> Verdict:
-        claims = open_envelope(
-            body,
-            decryption_key=self._decryption_key,
-            council_jwks=jwks,
-            expected_audience=self._partner_id,
-            expected_issuer=self._council_id,
-            now=self._clock(),
-        )
+        try:
+            claims = open_envelope(
+                body,
+                decryption_key=self._decryption_key,
+                council_jwks=jwks,
+                expected_audience=self._partner_id,
+                expected_issuer=self._council_id,
+                now=self._clock(),
+            )
+        except EnvelopeError as exc:
+            if exc.code != "envelope_not_a_disclosure":
+                raise
+            return self._open_notice(body, jwks)
         return Verdict(
             message_id=claims["jti"],
             status="received",
@@ -109,6 +115,24 @@ class Inbox:
             purpose=claims["purpose"],
             subject_fields=sorted(str(name) for name in claims["subject"]),
             data_fields=field_paths(claims["data"]),
+        )
+
+    def _open_notice(self, body: bytes, jwks: Mapping[str, Any]) -> Verdict:
+        """An Article 19 notice: opened, checked and receipted like a disclosure."""
+        notice = open_notice(
+            body,
+            decryption_key=self._decryption_key,
+            council_jwks=jwks,
+            expected_audience=self._partner_id,
+            expected_issuer=self._council_id,
+            now=self._clock(),
+        )
+        return Verdict(
+            message_id=notice.jti,
+            status="received",
+            issuer=notice.iss,
+            purpose=f"art19_{notice.kind}",
+            data_fields=sorted(notice.fields),
         )
 
     def receipt(

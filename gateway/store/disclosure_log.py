@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.disclosure_model import DISCLOSURE
 from gateway.store.tables import disclosures
 
 
@@ -65,7 +66,8 @@ _COLUMNS = (
 
 def _where(chosen: LogFilter) -> list[ColumnElement[bool]]:
     c = disclosures.c
-    conditions: list[ColumnElement[bool]] = []
+    # Article 19 notices travel the same pipeline but disclose nothing: not in the log.
+    conditions: list[ColumnElement[bool]] = [c.record_kind == DISCLOSURE]
     if chosen.agreement is not None:
         conditions.append(c.agreement_id == chosen.agreement)
     if chosen.partner is not None:

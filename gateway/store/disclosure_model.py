@@ -12,6 +12,9 @@ from sqlalchemy import RowMapping
 
 from gateway.errors import GatewayError
 
+DISCLOSURE, NOTICE = "disclosure", "notice"
+"""The kinds of record the delivery pipeline carries (`disclosures.record_kind`)."""
+
 
 class Status(enum.StrEnum):
     """The life of a disclosure (DESIGN.md, "Statuses of a disclosure")."""
@@ -146,6 +149,7 @@ class Disclosure:
     next_attempt_at: datetime | None
     expires_at: datetime | None = None  # the envelope's exp (none before envelopes had one)
     fields_refused: tuple[Mapping[str, str], ...] = ()  # {path, code}: never the value
+    record_kind: str = "disclosure"  # or NOTICE: an Article 19 notice, delivered the same way
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Disclosure:

@@ -170,6 +170,9 @@ disclosures = Table(
     Column("attempts", Integer, nullable=False, default=0),
     _at("next_attempt_at", nullable=True),
     _at("expires_at", nullable=True),  # the envelope's exp: a receipt after it is late
+    # `disclosure`, or `notice`: an Article 19 notice delivered (and receipted) the same way,
+    # which is no disclosure of data and is left out of disclosure logs and counts.
+    Column("record_kind", String(20), nullable=False, server_default="disclosure"),
     Index("ix_disclosures_retain_until_status", "retain_until", "status"),
     Index("ix_disclosures_created_at", "created_at"),
 )
@@ -266,6 +269,24 @@ approvers = Table(
     Column("agreements", Json, nullable=False),
     Column("added_by", String(200), nullable=False),
     _at("added_at"),
+)
+
+subject_notices = Table(
+    "subject_notices",
+    metadata,
+    # The notice's message id: its row in `disclosures` (delivery, receipt) has the same id.
+    Column("id", String(64), primary_key=True),
+    Column("request_id", String(64), nullable=False, index=True),  # one `subject notify` run
+    Column("subject_nhs_index", String(64), nullable=False, index=True),  # blind index
+    Column("kind", String(20), nullable=False),  # rectification | erasure | restriction
+    Column("partner_id", String(120), nullable=False),
+    Column("disclosure_ids", Json, nullable=False),  # the original disclosures it concerns
+    Column("paths", Json, nullable=False),
+    Column("corrected_paths", Json, nullable=False),  # paths only: values are only sealed
+    Column("reason", Text, nullable=False),  # sealed under the data key, like a request's
+    Column("not_sent", String(60)),  # reason code when no envelope could be sealed
+    Column("requested_by", String(200), nullable=False),
+    _at("created_at"),
 )
 
 held_records = Table(

@@ -12,7 +12,7 @@ import pytest
 from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import audit_log, audit_pending
+from gateway.store.tables import audit_log, audit_pending, subject_notices
 from gateway.store.unit_of_work import Connection
 from tests.integration.cli_support import admin_env, applied_catalog, rows, run, run_json
 from tests.integration.store_support import CLIENT, NHS_NUMBER, T0, new_disclosure, open_store
@@ -101,7 +101,7 @@ def test_notices_go_to_exactly_the_partners_that_received_the_paths(
     assert all(SECRET_DOB not in e["details"] and NHS_NUMBER not in e["details"] for e in planned)
 
 
-def test_bad_requests_are_refused_and_sending_is_not_offered_yet(
+def test_bad_requests_are_refused_before_anything_is_sent(
     sqlite_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -112,13 +112,17 @@ def test_bad_requests_are_refused_and_sending_is_not_offered_yet(
     fixes = tmp_path / "fixes.json"
     fixes.write_text(json.dumps({"identity.date_of_birth": SECRET_DOB}))
     base = ["subject", "notify", "--nhs-number", NHS_NUMBER, "--reason", "r"]
-    code, _, err = run(capsys, *base, "--kind", "erasure")
-    assert code == 1
-    assert "--dry-run" in err
     code, _, err = run(capsys, *base, "--kind", "erasure", "--corrections", str(fixes), "--dry-run")
     assert code == 1
     assert "only with a rectification" in err
     code, _, err = run(capsys, *base, "--kind", "restriction", "--fields", "shoe.size", "--dry-run")
     assert code == 1
     assert "'shoe.size' is not a field path" in err
+    fixes.write_text(json.dumps({"identity.date_of_birth": "born on a Tuesday"}))
+    code, _, err = run(capsys, *base, "--kind", "rectification", "--corrections", str(fixes))
+    assert code == 1
+    assert "identity.date_of_birth" in err
+    assert "type_mismatch" in err
+    assert "Tuesday" not in err
     assert SECRET_DOB not in err
+    assert rows(sqlite_url, subject_notices) == []  # nothing sent, nothing recorded

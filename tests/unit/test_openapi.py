@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+from agreements.transforms import FieldRefusal
 from gateway.http.openapi import ROUTES, openapi_document
-from gateway.http.partner_contract import DisclosureEnvelopeClaims, ReceiptClaims
+from gateway.http.partner_contract import (
+    DisclosureEnvelopeClaims,
+    NoticeEnvelopeClaims,
+    ReceiptClaims,
+)
+from gateway.notice_envelope import NoticeClaims
 from tests.unit.test_interop import claims_for
 
 
@@ -94,7 +101,7 @@ def test_disclosure_view_lists_refused_fields_and_subject_says_modulus_11() -> N
     refused = schemas["DisclosureView"]["properties"]["fields_refused"]
     assert refused["items"]["$ref"].endswith("/RefusedFieldView")
     codes = schemas["RefusedFieldView"]["properties"]["code"]["enum"]
-    assert codes == ["type_mismatch", "too_long"]
+    assert codes == [str(code) for code in FieldRefusal]
     nhs = schemas["Subject"]["properties"]["nhs_number"]
     assert "modulus 11" in json.dumps(nhs)
 
@@ -104,3 +111,28 @@ def test_operations_endpoints_are_not_in_the_public_contract() -> None:
     assert "/metrics" not in paths
     assert "/readyz" not in paths
     assert "/healthz" in paths
+
+
+def test_webhooks_describe_the_article_19_notice_and_a_notice_fits_them() -> None:
+    document = openapi_document()
+    hook = document["webhooks"]["notice"]["post"]
+    assert "gatehouse-notice+jwt" in hook["description"]
+    assert "application/jose" in hook["requestBody"]["content"]
+    assert document["webhooks"]["disclosure"]["post"]["operationId"] == (
+        "partner_receives_disclosure"
+    )
+    schema = document["components"]["schemas"]["NoticeEnvelopeClaims"]
+    assert {"iss", "aud", "jti", "iat", "notice"} <= set(schema["required"])
+    notice = NoticeClaims(
+        iss="medway-council",
+        aud="p-ec",
+        jti="n-1",
+        iat=datetime(2026, 11, 25, tzinfo=UTC),
+        kind="erasure",
+        reason="recorded against the wrong person",
+        disclosures=("d-1",),
+        fields=("identity.name",),
+    )
+    parsed = NoticeEnvelopeClaims.model_validate(notice.to_jwt())
+    assert parsed.notice.kind == "erasure"
+    assert parsed.notice.corrections is None

@@ -85,6 +85,9 @@ def wrong_value(definition: FieldDefinition) -> st.SearchStrategy[Any]:
         assert definition.max_length is not None
         too_long = st.text(min_size=definition.max_length + 1, max_size=definition.max_length + 5)
         return st.one_of(not_text, st.dictionaries(st.just("x"), st.text(), max_size=1), too_long)
+    if kind is ValueType.CODE:
+        not_a_code = st.text(max_size=30).filter(lambda t: t not in definition.codes)
+        return st.one_of(not_text, not_a_code)
     if kind is ValueType.BOOLEAN:
         return st.one_of(st.text(max_size=30), st.integers(), st.floats(allow_nan=False))
     if kind is ValueType.NUMBER:
@@ -96,6 +99,8 @@ def right_value(definition: FieldDefinition) -> st.SearchStrategy[Any]:
     kind = definition.type
     if kind is ValueType.STRING:
         return st.text(max_size=min(definition.max_length or 10, 10))
+    if kind is ValueType.CODE:
+        return st.sampled_from(sorted(definition.codes))
     if kind is ValueType.BOOLEAN:
         return st.booleans()
     if kind is ValueType.NUMBER:
