@@ -1,18 +1,23 @@
-"""The secure email channel: the sealed envelope as an attachment, over SMTP with verified TLS.
+"""The secure email channel: the disclosure over SMTP with verified TLS, or as S/MIME.
 
 Mail goes to the council's submission server (GATEWAY_SMTP_HOST) with STARTTLS required and its
 certificate verified: a server that does not offer STARTTLS, or whose certificate does not
-verify, gets nothing (no fallback to plain text). The message names the disclosure id in its
-subject and nothing else about it (the agreement would reveal, say, a police request); the body
-tells the reader how to open the attachment; the attachment `<disclosure-id>.jwe` is the same
-envelope the other channels send, sealed to the partner's key, so receipts digest its bytes.
-SMTP's 250 is a hand-over to the mail system only: the disclosure is `dispatched`, and
-`receipted` when the partner's signed receipt reaches `POST /v1/receipts`.
+verify, gets nothing (no fallback to plain text). The subject names the disclosure id and
+nothing else (the agreement would reveal, say, a police request).
+
+The channel is handed the council-signed JWT (`application/jwt`). Baseline: the message holds a
+readable rendering of the permitted fields (text and HTML) and the signed JWT attached as
+`<disclosure-id>.jwt`; receipts digest that attachment's bytes. For a partner with a
+certificate (`target["smime_certificate"]`) the same entity is signed with the council's S/MIME
+certificate and enveloped to the partner's; receipts digest the DER of that CMS, which is why a
+dispatched result carries `digest`. An envelope already sealed as a JWE (`application/jose`) is
+attached as it is. SMTP's 250 is a hand-over to the mail system only: `dispatched`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import re
 import ssl
 from collections.abc import Mapping
@@ -24,10 +29,15 @@ from typing import Any
 import aiosmtplib
 import structlog
 
+from adapters.email_rendering import claims_of, render
+from adapters.email_smime import FILE_NAME, SMIME_TYPE, sign_and_envelope
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
+from gateway.council_smime import CouncilSmime
+from gateway.jose import b64url_digest
 
 log = structlog.get_logger(__name__)
 
+SIGNED_JWT = "application/jwt"  # the council-signed disclosure (RFC 7519's media type)
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$|^[^@\s<>,;]+@localhost$")
 _TEXT = """A disclosure from {council} is attached as {file}.
 
@@ -61,14 +71,12 @@ class SmtpOptions:
     timeout: float = 30.0
     sends_at_once: int = 4
     notify_address: str | None = None  # Disposition-Notification-To; None: from_address
+    max_message_bytes: int = 10 * 1024 * 1024
+    smime: CouncilSmime | None = None  # the council's S/MIME signer; None: no S/MIME partners
 
 
-def build_message(envelope: Envelope, address: str, options: SmtpOptions) -> EmailMessage:
-    """The message for one envelope: subject = disclosure id, the envelope attached."""
-    file = f"{envelope.message_id}.jwe"
-    facts = {"council": options.council, "file": file, "message_id": envelope.message_id}
+def _headers(message: EmailMessage, envelope: Envelope, address: str, options: SmtpOptions) -> None:
     domain = options.from_address.rpartition("@")[2]
-    message = EmailMessage()
     message["From"] = options.from_address
     message["To"] = address
     message["Subject"] = envelope.message_id
@@ -77,6 +85,56 @@ def build_message(envelope: Envelope, address: str, options: SmtpOptions) -> Ema
     message["Message-ID"] = f"<{envelope.message_id}.{envelope.attempt}@{domain}>"
     message["Disposition-Notification-To"] = options.notify_address or options.from_address
     message["X-Gatehouse-Message-Id"] = envelope.message_id
+
+
+def readable_entity(envelope: Envelope, council: str) -> EmailMessage:
+    """The rendering of the signed JWT's fields, with the JWT itself attached."""
+    file = f"{envelope.message_id}.jwt"
+    rendering = render(claims_of(envelope.body), council=council, attachment=file)
+    entity = EmailMessage()
+    entity.set_content(rendering.text)
+    entity.add_alternative(rendering.html, subtype="html")
+    entity.add_attachment(envelope.body, maintype="application", subtype="jwt", filename=file)
+    return entity
+
+
+def build_message(
+    envelope: Envelope,
+    address: str,
+    options: SmtpOptions,
+    *,
+    smime: tuple[CouncilSmime, str] | None = None,
+) -> tuple[EmailMessage, str]:
+    """The message for one envelope and the digest a receipt must carry.
+
+    `smime`: the council's signer and the partner's certificate (PEM) to envelope to.
+    """
+    if envelope.content_type != SIGNED_JWT:
+        return _sealed_message(envelope, address, options), envelope.digest
+    entity = readable_entity(envelope, options.council)
+    if smime is None:
+        _headers(entity, envelope, address, options)
+        return entity, envelope.digest
+    der = sign_and_envelope(entity.as_bytes(policy=email.policy.SMTP), *smime)
+    message = EmailMessage()
+    _headers(message, envelope, address, options)
+    message.set_content(
+        der,
+        maintype="application",
+        subtype="pkcs7-mime",
+        params={"smime-type": SMIME_TYPE, "name": FILE_NAME},
+        disposition="attachment",
+        filename=FILE_NAME,
+    )
+    return message, b64url_digest(der)
+
+
+def _sealed_message(envelope: Envelope, address: str, options: SmtpOptions) -> EmailMessage:
+    """An envelope sealed as a JWE before the channel carried the signed JWT: attached as is."""
+    file = f"{envelope.message_id}.jwe"
+    facts = {"council": options.council, "file": file, "message_id": envelope.message_id}
+    message = EmailMessage()
+    _headers(message, envelope, address, options)
     message.set_content(_TEXT.format(**facts))
     message.add_alternative(_HTML.format(**facts), subtype="html")
     maintype, _, subtype = envelope.content_type.partition("/")
@@ -131,11 +189,25 @@ class EmailChannel:
         if not isinstance(address, str) or not _ADDRESS.match(address):
             return _result(DeliveryOutcome.PERMANENT, "channel_misconfigured", setting="address")
         context = {"disclosure_id": envelope.message_id, "partner": envelope.partner_id}
+        smime = self._smime(target)
+        if isinstance(smime, DeliveryResult):
+            log.error("smtp_smime_unavailable", reason=smime.reason, **context)
+            return smime
         try:
-            message = build_message(envelope, address, self.options)
+            message, digest = build_message(envelope, address, self.options, smime=smime)
+            data = message.as_bytes(policy=email.policy.SMTP)
+        except (ValueError, TypeError, UnicodeError) as exc:  # not our signed JWT: never retried
+            log.error("smtp_message_unbuildable", error_type=type(exc).__name__, **context)
+            return _result(DeliveryOutcome.PERMANENT, "envelope_malformed")
+        if len(data) > self.options.max_message_bytes:
+            log.error("smtp_message_too_large", size=len(data), **context)
+            return _result(DeliveryOutcome.PERMANENT, "smtp_message_too_large", size=len(data))
+        try:
             async with self._slots:
                 await aiosmtplib.send(
-                    message,
+                    data,
+                    sender=self.options.from_address,
+                    recipients=[address],
                     hostname=self.options.host,
                     port=self.options.port,
                     username=self.options.username,
@@ -156,8 +228,21 @@ class EmailChannel:
                 **context,
             )
             return _result(outcome, reason, error_type=type(exc).__name__)
-        log.info("smtp_dispatched", **context)
-        return _result(DeliveryOutcome.DISPATCHED, None, smtp_message_id=message["Message-ID"])
+        form = "smime" if smime is not None else "tls"
+        log.info("smtp_dispatched", form=form, size=len(data), **context)
+        detail: dict[str, Any] = {"smtp_message_id": message["Message-ID"], "form": form}
+        if smime is not None:
+            detail.update(digest=digest, smime_cert=target.get("smime_fingerprint", ""))
+        return _result(DeliveryOutcome.DISPATCHED, None, **detail)
+
+    def _smime(self, target: Mapping[str, Any]) -> tuple[CouncilSmime, str] | DeliveryResult | None:
+        """The signer and the partner's certificate, None for the baseline, or why neither."""
+        certificate = target.get("smime_certificate")
+        if certificate is None:
+            return None
+        if self.options.smime is None:  # ours to fix: retried until the certificate is installed
+            return _result(DeliveryOutcome.TRANSIENT, "council_smime_missing")
+        return self.options.smime, str(certificate)
 
     async def close(self) -> None:
         """Nothing pooled: each send has its own SMTP session."""

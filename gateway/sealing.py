@@ -23,6 +23,7 @@ __all__ = [
     "EnvelopeError",
     "ReceiptError",
     "SealedEnvelope",
+    "SignedDisclosure",
     "VerifiedReceipt",
     "make_receipt",
     "open_envelope",
@@ -159,6 +160,17 @@ class SealedEnvelope:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SignedDisclosure:
+    """The council-signed compact JWS of a disclosure (plaintext: never stored or logged)."""
+
+    token: bytes
+    signing_kid: str
+
+    def __repr__(self) -> str:
+        return f"SignedDisclosure(bytes={len(self.token)}, signing_kid={self.signing_kid!r})"
+
+
 class SignerSource(Protocol):
     """Where the council's signing key in force comes from (the keyring)."""
 
@@ -174,6 +186,13 @@ class CouncilSealer:
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
         """Sign, then encrypt for `recipient`."""
         return seal(claims, self._keys.active_signer(claims.iat), recipient)
+
+    async def sign(self, claims: EnvelopeClaims) -> SignedDisclosure:
+        """Sign only: for a channel that carries the signed JWT itself (email)."""
+        if claims.iat.tzinfo is None:
+            raise EnvelopeError("iat must carry a time zone", code="envelope_claims_invalid")
+        signer = self._keys.active_signer(claims.iat)
+        return SignedDisclosure(sign_jwt(claims.to_jwt(), signer).encode("ascii"), signer.kid)
 
 
 def seal(claims: EnvelopeClaims, signer: Signer, recipient: PartnerKey) -> SealedEnvelope:
@@ -202,6 +221,15 @@ def seal_jwt(
     Plain data in: the seal worker process is sent this, which pickles several times faster
     than the dataclasses.
     """
+    signed = sign_jwt(jwt, signer)
+    key, wrap = _encryption_key(jwk)
+    header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
+    body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
+    return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
+
+
+def sign_jwt(jwt: Mapping[str, Any], signer: Signer) -> str:
+    """The council-signed compact JWS of a claims set: what every channel carries inside."""
     try:
         payload = jose.canonical_json(jwt)
     except (TypeError, ValueError):
@@ -209,11 +237,7 @@ def seal_jwt(
         raise EnvelopeError("a claim is not JSON", code="envelope_claims_invalid") from None
     if len(payload) > jose.MAX_CLAIMS_BYTES:
         raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
-    signed = signer.sign_compact(payload, typ="JWT")
-    key, wrap = _encryption_key(jwk)
-    header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
-    body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
-    return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
+    return signer.sign_compact(payload, typ="JWT")
 
 
 @lru_cache(maxsize=256)

@@ -28,6 +28,8 @@ from gateway.application.submit import SubmitDisclosures
 from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority
 from gateway.background import Loops
 from gateway.clients import Client, certificate_sha256
+from gateway.council_smime import load_council_smime
+from gateway.council_smime import paths as smime_paths
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
@@ -90,6 +92,10 @@ def smtp_options(settings: Settings) -> SmtpOptions:
         timeout=settings.smtp_timeout,
         sends_at_once=settings.smtp_sends_at_once,
         notify_address=settings.smtp_notify_address or None,
+        max_message_bytes=settings.smtp_max_message_bytes,
+        smime=load_council_smime(
+            *smime_paths(settings.keys_dir, settings.smime_cert_file, settings.smime_key_file)
+        ),
     )
 
 
@@ -186,6 +192,7 @@ class Gateway:
                 channels=channels,
                 clock=clock,
                 options=delivery_options,
+                protection=self.protection,
             )
         )
         self.submit = SubmitDisclosures(

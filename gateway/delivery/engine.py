@@ -35,6 +35,7 @@ from gateway.delivery.sftp_receipts import SftpReceipts
 from gateway.delivery.worker import DeliveryWorker
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
+from gateway.protection import Protection
 from gateway.queue.rabbit import RabbitTransport
 from gateway.settings import Settings
 from gateway.store import outbox
@@ -120,7 +121,9 @@ class DeliveryService:
         clock: Callable[[], datetime] = utc_now,
         options: DeliveryOptions | None = None,
         owner: str | None = None,
+        protection: Protection | None = None,
     ) -> None:
+        """`protection`: the gateway's at-rest keys (default: those in GATEWAY_KEYS_DIR)."""
         self.settings, self.store, self.policy, self.clock = settings, store, policy, clock
         self.options = options or DeliveryOptions()
         self.owner = owner or default_owner()
@@ -133,6 +136,7 @@ class DeliveryService:
             metrics=metrics,
             clock=clock,
             default_retry=settings.retry_policy,
+            protection=protection or Protection.from_dir(settings.keys_dir),
             partner_concurrency=settings.partner_concurrency,
         )
         self.deadlines = ReceiptDeadlines(
