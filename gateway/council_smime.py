@@ -91,7 +91,9 @@ def install_council_smime(
     return smime
 
 
-def self_signed(address: str, org_id: str, *, now: datetime, days: int = 365) -> tuple[bytes, bytes]:
+def self_signed(
+    address: str, org_id: str, *, now: datetime, days: int = 365
+) -> tuple[bytes, bytes]:
     """A self-signed S/MIME certificate and key (PEM) for `address`: for trying the channel."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     name = x509.Name(

@@ -26,7 +26,9 @@ def _aad(disclosure_id: str) -> bytes:
     return _PURPOSE + disclosure_id.encode()
 
 
-def seal_signed(signed: SignedDisclosure, protection: Protection, disclosure_id: str) -> SealedEnvelope:
+def seal_signed(
+    signed: SignedDisclosure, protection: Protection, disclosure_id: str
+) -> SealedEnvelope:
     """Store form: the JWS sealed at rest; its digest is the JWS's, the bytes a partner gets."""
     body = protection.seal_at_rest(signed.token, _aad(disclosure_id))
     return SealedEnvelope(body, b64url_digest(signed.token), signed.signing_kid, AT_REST_KID)
@@ -41,6 +43,4 @@ def open_signed(envelope: Envelope, protection: Protection) -> Envelope:
     """The envelope as the channel needs it: the signed JWT in memory (AtRestDecryptError if
     the stored bytes were altered or belong to another disclosure)."""
     token = protection.open_at_rest(envelope.body, _aad(envelope.message_id))
-    return replace(
-        envelope, body=token, digest=b64url_digest(token), content_type=SIGNED_JWT_TYPE
-    )
+    return replace(envelope, body=token, digest=b64url_digest(token), content_type=SIGNED_JWT_TYPE)

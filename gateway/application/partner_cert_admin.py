@@ -49,7 +49,9 @@ class PartnerCertRecords(Protocol):
 
     async def certs_of(self, conn: Connection, partner_id: str) -> list[StoredPartnerCert]: ...
 
-    async def add_cert(self, conn: Connection, cert: StoredPartnerCert, *, at: datetime) -> None: ...
+    async def add_cert(
+        self, conn: Connection, cert: StoredPartnerCert, *, at: datetime
+    ) -> None: ...
 
     async def revoke_cert(
         self, conn: Connection, partner_id: str, fingerprint: str, reason: str, *, at: datetime

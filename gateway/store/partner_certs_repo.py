@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.tables import partner_certs
+from gateway.store.tables import partner_certs, partners
 from gateway.store.upsert import upsert
 
 
@@ -74,3 +75,21 @@ async def revoke_cert(
         .values(status="revoked", revoked_reason=reason, revoked_at=at)
     )
     return bool(result.rowcount)
+
+
+async def email_partners_certs(
+    conn: AsyncConnection, partner_ids: Collection[str]
+) -> dict[str, list[StoredPartnerCert]]:
+    """Of these partners, those reached by email, each with its certificates (maybe none)."""
+    query = select(partners.c.id).where(
+        partners.c.channel == "email", partners.c.id.in_(partner_ids)
+    )
+    found: dict[str, list[StoredPartnerCert]] = {row.id: [] for row in await conn.execute(query)}
+    if found:
+        rows = await conn.execute(
+            select(partner_certs).where(partner_certs.c.partner_id.in_(list(found)))
+        )
+        for row in rows:
+            cert = StoredPartnerCert.from_row(row._mapping)
+            found[cert.partner_id].append(cert)
+    return found
