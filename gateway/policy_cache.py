@@ -1,7 +1,7 @@
 """What every request needs from the database, held in memory and refreshed every few seconds.
 
-Agreements, partners, partner keys and certificates change rarely but must take effect without a restart
-(an IG officer suspends an agreement; a partner's key is revoked): the cache re-reads them on
+Agreements, partners, partner keys and certificates change rarely but must take effect without
+a restart (an IG officer suspends an agreement; a partner's key is revoked): it re-reads them on
 an interval (`GATEWAY_POLICY_REFRESH_SECONDS`, default 2 s), so a change is live in every
 process within that time. Client tokens are looked up by hash and remembered for the same time.
 """

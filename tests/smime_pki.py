@@ -56,12 +56,18 @@ def make_ca(common: str = "Partner Test CA") -> Issued:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -76,6 +82,7 @@ def make_partner_cert(
     key_encipherment: bool = True,
     eku: x509.ObjectIdentifier | None = ExtendedKeyUsageOID.EMAIL_PROTECTION,
     ec_key: bool = False,
+    now: dt.datetime | None = None,
 ) -> Issued:
     """A partner's S/MIME certificate, issued by `ca` (self-signed without one)."""
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
@@ -83,7 +90,7 @@ def make_partner_cert(
         if ec_key
         else rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     if ca is None:
         issuer_name, issuer_key = _name(mailbox), key
     else:
@@ -102,12 +109,18 @@ def make_partner_cert(
         .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(mailbox)]), critical=False)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False,
-                key_encipherment=key_encipherment, data_encipherment=False, key_agreement=False,
-                key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=key_encipherment,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
     )
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)

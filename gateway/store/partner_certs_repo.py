@@ -1,4 +1,4 @@
-"""SQL for partners' S/MIME certificates (checked before they get here, in gateway.partner_certs)."""
+"""SQL for partners' S/MIME certificates (checked before they get here: gateway.partner_certs)."""
 
 from __future__ import annotations
 

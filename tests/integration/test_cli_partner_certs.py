@@ -55,7 +55,7 @@ def test_add_list_revoke_a_certificate(
 
     code, listed = run_json(capsys, "partners", "certs", "list", DWP)
     assert (code, [c["status"] for c in listed]) == (0, ["active"])
-    code, out, err = run(capsys, "partners", "certs", "revoke", DWP, added["fingerprint"],
+    code, _out, err = run(capsys, "partners", "certs", "revoke", DWP, added["fingerprint"],
                          "--reason", "key compromised")  # fmt: skip
     assert code == 0, err
     assert "no usable certificate left" in err

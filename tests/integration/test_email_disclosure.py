@@ -153,7 +153,8 @@ async def test_baseline_message_is_readable_and_carries_the_signed_jwt(
     assert message["Disposition-Notification-To"] == RECEIPTS_MAILBOX
     assert "KM-DWP" not in handler.raw[0].decode()  # no agreement id, even in the body
     text, page = message.get_body(("plain",)), message.get_body(("html",))
-    assert text is not None and page is not None
+    assert text is not None
+    assert page is not None
     assert "Date of birth" in text.get_content()  # the dictionary's label, not the path
     assert "2011-03-02" in text.get_content()
     assert "(2)" in text.get_content()  # the second relative, numbered
@@ -165,7 +166,9 @@ async def test_baseline_message_is_readable_and_carries_the_signed_jwt(
     assert attachment.get_content_type() == "application/jwt"
     token = attachment.get_content()
     assert b64url_digest(token) == sent.digest  # the receipt digest rule
-    claims = jose.parse_json_object(jose.verify_compact(token, jwks(council_key), algorithms=["ES256"]))
+    claims = jose.parse_json_object(
+        jose.verify_compact(token, jwks(council_key), algorithms=["ES256"])
+    )
     assert claims["jti"] == sent.message_id
     assert "digest" not in result.detail  # the stored digest stands
 
@@ -177,6 +180,7 @@ def _openssl(*args: str) -> subprocess.CompletedProcess[bytes]:
 async def test_smime_opens_and_verifies_with_openssl_cms(
     mta: tuple[RawMta, int],
     pki: SandboxPki,
+    *,
     council_key: ECKey,
     council_smime_pem: tuple[bytes, bytes],
     partner_cert: Issued,
@@ -194,7 +198,8 @@ async def test_smime_opens_and_verifies_with_openssl_cms(
     result = await EmailChannel(options(port, pki, smime)).deliver(sent, target)
     assert result.outcome is DeliveryOutcome.DISPATCHED, result
     raw = handler.raw[0]
-    assert SURNAME.encode() not in raw and b"Date of birth" not in raw  # nothing readable
+    assert SURNAME.encode() not in raw
+    assert b"Date of birth" not in raw
     message = handler.message()
     assert message["Subject"] == sent.message_id
     assert message.get_content_type() == "application/pkcs7-mime"
@@ -219,7 +224,8 @@ async def test_smime_opens_and_verifies_with_openssl_cms(
     entity = email.message_from_bytes(inner.read_bytes(), policy=email.policy.default)
     assert isinstance(entity, EmailMessage)
     text = entity.get_body(("plain",))
-    assert text is not None and "Date of birth" in text.get_content()
+    assert text is not None
+    assert "Date of birth" in text.get_content()
     [attachment] = list(entity.iter_attachments())
     assert attachment.get_content() == sent.body  # the council-signed JWT, no JWE inside
 
