@@ -17,44 +17,22 @@ attached as it is. SMTP's 250 is a hand-over to the mail system only: `dispatche
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
 
 import aiosmtplib
 import structlog
 
-from adapters.email_rendering import claims_of, render
-from adapters.email_smime import FILE_NAME, SMIME_TYPE, sign_and_envelope
+from adapters.email_message import Sender, build_message
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 from gateway.council_smime import CouncilSmime
-from gateway.jose import b64url_digest
 
 log = structlog.get_logger(__name__)
 
-SIGNED_JWT = "application/jwt"  # the council-signed disclosure (RFC 7519's media type)
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$|^[^@\s<>,;]+@localhost$")
-_TEXT = """A disclosure from {council} is attached as {file}.
-
-It is sealed for your organisation: open it with your Gatehouse decryption key (a standard
-JWE; the signed JWT inside verifies with {council}'s published keys). Then send the signed
-receipt for message {message_id} to {council}'s receipts endpoint.
-
-Disclosure id: {message_id}
-"""
-_HTML = """<html><body>
-<p>A disclosure from {council} is attached as <code>{file}</code>.</p>
-<p>It is sealed for your organisation: open it with your Gatehouse decryption key (a standard
-JWE; the signed JWT inside verifies with {council}'s published keys). Then send the signed
-receipt for message <code>{message_id}</code> to {council}'s receipts endpoint.</p>
-<p>Disclosure id: <code>{message_id}</code></p>
-</body></html>
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,72 +52,10 @@ class SmtpOptions:
     max_message_bytes: int = 10 * 1024 * 1024
     smime: CouncilSmime | None = None  # the council's S/MIME signer; None: no S/MIME partners
 
-
-def _headers(message: EmailMessage, envelope: Envelope, address: str, options: SmtpOptions) -> None:
-    domain = options.from_address.rpartition("@")[2]
-    message["From"] = options.from_address
-    message["To"] = address
-    message["Subject"] = envelope.message_id
-    message["Date"] = formatdate(localtime=False)
-    # One id per disclosure and attempt: a resend is a new message to the mail system.
-    message["Message-ID"] = f"<{envelope.message_id}.{envelope.attempt}@{domain}>"
-    message["Disposition-Notification-To"] = options.notify_address or options.from_address
-    message["X-Gatehouse-Message-Id"] = envelope.message_id
-
-
-def readable_entity(envelope: Envelope, council: str) -> EmailMessage:
-    """The rendering of the signed JWT's fields, with the JWT itself attached."""
-    file = f"{envelope.message_id}.jwt"
-    rendering = render(claims_of(envelope.body), council=council, attachment=file)
-    entity = EmailMessage()
-    entity.set_content(rendering.text)
-    entity.add_alternative(rendering.html, subtype="html")
-    entity.add_attachment(envelope.body, maintype="application", subtype="jwt", filename=file)
-    return entity
-
-
-def build_message(
-    envelope: Envelope,
-    address: str,
-    options: SmtpOptions,
-    *,
-    smime: tuple[CouncilSmime, str] | None = None,
-) -> tuple[EmailMessage, str]:
-    """The message for one envelope and the digest a receipt must carry.
-
-    `smime`: the council's signer and the partner's certificate (PEM) to envelope to.
-    """
-    if envelope.content_type != SIGNED_JWT:
-        return _sealed_message(envelope, address, options), envelope.digest
-    entity = readable_entity(envelope, options.council)
-    if smime is None:
-        _headers(entity, envelope, address, options)
-        return entity, envelope.digest
-    der = sign_and_envelope(entity.as_bytes(policy=email.policy.SMTP), *smime)
-    message = EmailMessage()
-    _headers(message, envelope, address, options)
-    message.set_content(
-        der,
-        maintype="application",
-        subtype="pkcs7-mime",
-        params={"smime-type": SMIME_TYPE, "name": FILE_NAME},
-        disposition="attachment",
-        filename=FILE_NAME,
-    )
-    return message, b64url_digest(der)
-
-
-def _sealed_message(envelope: Envelope, address: str, options: SmtpOptions) -> EmailMessage:
-    """An envelope sealed as a JWE before the channel carried the signed JWT: attached as is."""
-    file = f"{envelope.message_id}.jwe"
-    facts = {"council": options.council, "file": file, "message_id": envelope.message_id}
-    message = EmailMessage()
-    _headers(message, envelope, address, options)
-    message.set_content(_TEXT.format(**facts))
-    message.add_alternative(_HTML.format(**facts), subtype="html")
-    maintype, _, subtype = envelope.content_type.partition("/")
-    message.add_attachment(envelope.body, maintype=maintype, subtype=subtype, filename=file)
-    return message
+    @property
+    def sender(self) -> Sender:
+        """The From address, the council's name, and where read notifications go."""
+        return Sender(self.from_address, self.council, self.notify_address or self.from_address)
 
 
 def _result(outcome: DeliveryOutcome, reason: str | None = None, **detail: Any) -> DeliveryResult:
@@ -194,18 +110,18 @@ class EmailChannel:
             log.error("smtp_smime_unavailable", reason=smime.reason, **context)
             return smime
         try:
-            message, digest = build_message(envelope, address, self.options, smime=smime)
-            data = message.as_bytes(policy=email.policy.SMTP)
+            mail = build_message(envelope, address, self.options.sender, smime=smime)
         except (ValueError, TypeError, UnicodeError) as exc:  # not our signed JWT: never retried
             log.error("smtp_message_unbuildable", error_type=type(exc).__name__, **context)
             return _result(DeliveryOutcome.PERMANENT, "envelope_malformed")
-        if len(data) > self.options.max_message_bytes:
-            log.error("smtp_message_too_large", size=len(data), **context)
-            return _result(DeliveryOutcome.PERMANENT, "smtp_message_too_large", size=len(data))
+        size = len(mail.data)
+        if size > self.options.max_message_bytes:
+            log.error("smtp_message_too_large", size=size, **context)
+            return _result(DeliveryOutcome.PERMANENT, "smtp_message_too_large", size=size)
         try:
             async with self._slots:
                 await aiosmtplib.send(
-                    data,
+                    mail.data,
                     sender=self.options.from_address,
                     recipients=[address],
                     hostname=self.options.host,
@@ -229,10 +145,10 @@ class EmailChannel:
             )
             return _result(outcome, reason, error_type=type(exc).__name__)
         form = "smime" if smime is not None else "tls"
-        log.info("smtp_dispatched", form=form, size=len(data), **context)
-        detail: dict[str, Any] = {"smtp_message_id": message["Message-ID"], "form": form}
+        log.info("smtp_dispatched", form=form, size=size, **context)
+        detail: dict[str, Any] = {"smtp_message_id": mail.message_id, "form": form}
         if smime is not None:
-            detail.update(digest=digest, smime_cert=target.get("smime_fingerprint", ""))
+            detail.update(digest=mail.digest, smime_cert=target.get("smime_fingerprint", ""))
         return _result(DeliveryOutcome.DISPATCHED, None, **detail)
 
     def _smime(self, target: Mapping[str, Any]) -> tuple[CouncilSmime, str] | DeliveryResult | None:

@@ -26,7 +26,8 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from joserfc.jwk import ECKey
 
-from adapters.email import SIGNED_JWT, EmailChannel, SmtpOptions
+from adapters.email import EmailChannel, SmtpOptions
+from adapters.email_message import SIGNED_JWT
 from gateway import jose
 from gateway.application.channel import DeliveryOutcome, Envelope
 from gateway.council_smime import CouncilSmime, install_council_smime, self_signed
