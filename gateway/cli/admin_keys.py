@@ -187,6 +187,10 @@ def smime_certificate(
                 cert.read_bytes(), key.read_bytes(), cert_path, key_path, now=now
             )
         elif self_signed_cert:
+            if load_council_smime(cert_path, key_path) is not None:
+                raise fail(
+                    "an S/MIME certificate is installed already: install a new one with --cert"
+                )
             address = settings.smtp_from or f"disclosures@{settings.org_id}.invalid"
             pem = self_signed(address, settings.org_id, now=now)
             smime = install_council_smime(*pem, cert_path, key_path, now=now)

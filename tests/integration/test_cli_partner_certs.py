@@ -79,6 +79,9 @@ def test_council_smime_certificate_is_installed_shown_and_due(
     assert code == 0
     key_file = tmp_path / "keys" / "smime-key.pem"
     assert key_file.stat().st_mode & 0o077 == 0
+    code, _, err = run(capsys, "keys", "smime", "--self-signed")
+    assert code == 1  # never over an installed certificate
+    assert "installed already" in err
     code, shown = run_json(capsys, "keys", "smime")
     assert (code, shown["fingerprint"]) == (0, made["fingerprint"])
     code, due = run_json(capsys, "agreements", "due", "--days", "400")
