@@ -34,7 +34,10 @@ class Rendering:
 
 def claims_of(token: bytes) -> dict[str, Any]:
     """The claims of our own compact JWS (already signed by us: nothing to verify here)."""
-    payload = token.split(b".")[1]
+    parts = token.split(b".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS")
+    payload = parts[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
     if not isinstance(claims, dict):
         raise ValueError("the signed disclosure's payload is not a JSON object")

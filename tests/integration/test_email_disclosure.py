@@ -257,3 +257,17 @@ async def test_message_over_the_limit_is_not_sent(
     )
     assert (result.outcome, result.reason) == (DeliveryOutcome.PERMANENT, "smtp_message_too_large")
     assert handler.raw == []
+
+
+async def test_a_body_that_is_not_a_signed_jwt_is_refused_not_sent(
+    mta: tuple[RawMta, int], pki: SandboxPki
+) -> None:
+    handler, port = mta
+    channel = EmailChannel(options(port, pki))
+    for body in (b"no dots at all", b"a.!!!.c", b"a.WzFd.c"):  # the last: a JSON list
+        broken = Envelope(
+            str(uuid.uuid4()), "p", body, b64url_digest(body), content_type=SIGNED_JWT
+        )
+        result = await channel.deliver(broken, {"address": PARTNER_MAILBOX})
+        assert (result.outcome, result.reason) == (DeliveryOutcome.PERMANENT, "envelope_malformed")
+    assert handler.raw == []
