@@ -19,11 +19,10 @@ from email.utils import formatdate
 
 from adapters.email_rendering import claims_of, render
 from adapters.email_smime import FILE_NAME, SMIME_TYPE, sign_and_envelope
-from gateway.application.channel import Envelope
+from gateway.application.channel import SIGNED_JWT, Envelope
 from gateway.council_smime import CouncilSmime
 from gateway.jose import b64url_digest
 
-SIGNED_JWT = "application/jwt"  # the council-signed disclosure (RFC 7519's media type)
 WIRE = email.policy.compat32.clone(linesep="\r\n")
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP

@@ -45,9 +45,8 @@ class _Sink:
 
 def signed_envelope(key: Any) -> Any:
     """A council-signed JWT of a full sample record, as the worker hands it over."""
-    from adapters.email_message import SIGNED_JWT
     from agreements.samples import child_record
-    from gateway.application.channel import Envelope
+    from gateway.application.channel import SIGNED_JWT, Envelope
     from gateway.jose import b64url_digest
     from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, sign_jwt
     from gateway.signer import FileSigner

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.application.channel import Envelope
+from gateway.application.channel import SIGNED_JWT, Envelope
 from gateway.jose import b64url_digest
 from gateway.protection import Protection
 from gateway.sealing import SealedEnvelope, SignedDisclosure
 
 AT_REST_KID = "council-at-rest"
 """Recorded in place of a partner key id: the envelope is sealed under the gateway's data key."""
-SIGNED_JWT_TYPE = "application/jwt"  # RFC 7519's media type: what the channel is handed
 _PURPOSE = b"email-signed-jwt\x00"
 
 
@@ -43,4 +42,4 @@ def open_signed(envelope: Envelope, protection: Protection) -> Envelope:
     """The envelope as the channel needs it: the signed JWT in memory (AtRestDecryptError if
     the stored bytes were altered or belong to another disclosure)."""
     token = protection.open_at_rest(envelope.body, _aad(envelope.message_id))
-    return replace(envelope, body=token, digest=b64url_digest(token), content_type=SIGNED_JWT_TYPE)
+    return replace(envelope, body=token, digest=b64url_digest(token), content_type=SIGNED_JWT)

@@ -27,9 +27,8 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from joserfc.jwk import ECKey
 
 from adapters.email import EmailChannel, SmtpOptions
-from adapters.email_message import SIGNED_JWT
 from gateway import jose
-from gateway.application.channel import DeliveryOutcome, Envelope
+from gateway.application.channel import SIGNED_JWT, DeliveryOutcome, Envelope
 from gateway.council_smime import CouncilSmime, install_council_smime, self_signed
 from gateway.jose import b64url_digest
 from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, sign_jwt
