@@ -40,6 +40,7 @@ from gateway.store.unit_of_work import Connection
 log = structlog.get_logger("gateway.delivery")
 
 ATTEMPTS_EXHAUSTED = "delivery_attempts_exhausted"
+CHANNEL_CHANGED = "partner_channel_changed"  # signed for email, the partner now on another
 HANDLER_ERROR = "handler_error"  # an attempt raised (a poison reply, the database away)
 HOLD_STATUSES = {"suspended": "agreement_suspended", "draft": "agreement_not_active"}
 FAIL_STATUSES = {"terminated": "agreement_terminated", "expired": "agreement_expired"}
@@ -169,6 +170,10 @@ class DeliveryWorker:
             return Transient("channel_not_configured", agreement_id=found.agreement_id)
         target = dict(channel_target(partner, agreement))
         if held_at_rest(found.key_ids):
+            if channel_type != "email":  # the partner moved channel: the JWT is not for it
+                bound.error("delivery_channel_changed", channel=channel_type)
+                await self.fail(envelope, CHANNEL_CHANGED)
+                return Failed(CHANNEL_CHANGED)
             opened = await self._open_signed(envelope, found, target, bound)
             if not isinstance(opened, Envelope):
                 return opened

@@ -7,6 +7,7 @@ certificate is never used, and never traded for the TLS-only baseline.
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import shutil
@@ -23,13 +24,14 @@ from aiosmtpd.controller import Controller
 
 from adapters.email import EmailChannel
 from agreements.loader import default_catalog_dir
+from agreements.model import ChannelSpec
 from agreements.samples import child_record
-from gateway.application.channel import Envelope
+from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 from gateway.application.commands import Queued
 from gateway.application.partner_cert_admin import add_partner_cert, revoke_partner_cert
 from gateway.clients import Client
 from gateway.council_smime import install_council_smime, self_signed
-from gateway.delivery.worker import DeliveryWorker, Finished, Transient
+from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Transient
 from gateway.http.schemas import DisclosureSubmission
 from gateway.jose import b64url_digest
 from gateway.partner_keys import generate_partner_keys
@@ -203,3 +205,32 @@ async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
     )  # fmt: skip
     recorded = await rig.gateway.receipts.accept(receipt)
     assert str(recorded.status) == "receipted"
+
+
+async def test_a_partner_moved_off_email_never_gets_the_signed_jwt(rig: Rig) -> None:
+    id_ = await rig.submit()
+    snapshot = rig.gateway.policy.snapshot
+    partner = snapshot.partners[PARTNER]
+    webhook = ChannelSpec(type="webhook", endpoint="https://short-breaks.example/in")
+    moved = {**snapshot.partners, PARTNER: partner.model_copy(update={"channel": webhook})}
+    rig.gateway.policy.snapshot = dataclasses.replace(snapshot, partners=moved)
+    spy = RecordingChannel()
+    rig.worker.channels = {"email": rig.channel, "webhook": spy}
+    assert await rig.attempt(id_) == Failed("partner_channel_changed")
+    assert spy.sent == []
+    _body, found = await rig.stored(id_)
+    assert str(found.status) == "failed"
+
+
+class RecordingChannel:
+    """A webhook stand-in that keeps whatever it is asked to deliver."""
+
+    def __init__(self) -> None:
+        self.sent: list[Envelope] = []
+
+    async def deliver(self, envelope: Envelope, target: Any) -> DeliveryResult:
+        self.sent.append(envelope)
+        return DeliveryResult(DeliveryOutcome.DISPATCHED)
+
+    async def close(self) -> None:
+        """Nothing to release."""
