@@ -14,8 +14,8 @@ DWP = "dwp-counter-fraud"
 
 
 @pytest.fixture(autouse=True)
-def catalog(monkeypatch: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path) -> Path:
-    return applied_catalog(monkeypatch, sqlite_url, tmp_path)
+def catalog(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> Path:
+    return applied_catalog(monkeypatch, database_url, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def ca() -> Issued:
 
 def test_add_list_revoke_a_certificate(
     ca: Issued,
-    sqlite_url: str,
+    database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -37,7 +37,7 @@ def test_add_list_revoke_a_certificate(
                            "--actor", "ig.officer")  # fmt: skip
     assert code == 0
     assert added["usable"] is True
-    assert [r["fingerprint"] for r in rows(sqlite_url, partner_certs)] == [added["fingerprint"]]
+    assert [r["fingerprint"] for r in rows(database_url, partner_certs)] == [added["fingerprint"]]
     code, _, err = run(capsys, "partners", "certs", "add", DWP, "--cert", str(cert))
     assert (code, "already has this certificate" in err) == (1, True)
 
@@ -45,7 +45,7 @@ def test_add_list_revoke_a_certificate(
     code, _, err = run(capsys, "partners", "certs", "add", DWP, "--cert", str(stranger))
     assert code == 1
     assert "does not chain" in err
-    assert len(rows(sqlite_url, partner_certs)) == 1  # nothing half-written
+    assert len(rows(database_url, partner_certs)) == 1  # nothing half-written
 
     code, due = run_json(capsys, "agreements", "due", "--days", "30")
     assert code == 0
@@ -59,10 +59,10 @@ def test_add_list_revoke_a_certificate(
                          "--reason", "key compromised")  # fmt: skip
     assert code == 0, err
     assert "no usable certificate left" in err
-    assert rows(sqlite_url, partner_certs)[0]["status"] == "revoked"
+    assert rows(database_url, partner_certs)[0]["status"] == "revoked"
     code, due = run_json(capsys, "agreements", "due")
     assert ("partner_cert_missing", DWP) in {(i["kind"], i["subject"]) for i in due["items"]}
-    actions = [e["action"] for e in audit_entries(sqlite_url)]
+    actions = [e["action"] for e in audit_entries(database_url)]
     assert actions[-2:] == ["partner_cert.added", "partner_cert.revoked"]
     code, _, err = run(capsys, "partners", "certs", "revoke", DWP, added["fingerprint"],
                        "--reason", "again")  # fmt: skip
