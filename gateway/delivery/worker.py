@@ -172,10 +172,16 @@ class DeliveryWorker:
         if held_at_rest(found.key_ids):
             if channel_type != "email":  # the partner moved channel: the JWT is not for it
                 bound.error("delivery_channel_changed", channel=channel_type)
+                self.metrics.channel_results.labels(
+                    channel_type, "permanent", CHANNEL_CHANGED
+                ).inc()
                 await self.fail(envelope, CHANNEL_CHANGED)
                 return Failed(CHANNEL_CHANGED)
             opened = await self._open_signed(envelope, found, target, bound)
-            if not isinstance(opened, Envelope):
+            if not isinstance(opened, Envelope):  # not sent: counted like a channel's refusal
+                outcome = "transient" if isinstance(opened, Transient) else "permanent"
+                reason = opened.reason if isinstance(opened, Transient | Failed) else ""
+                self.metrics.channel_results.labels(channel_type, outcome, reason).inc()
                 return opened
             envelope = opened
         result = await self._deliver(channel, envelope, target)

@@ -187,6 +187,9 @@ async def test_smime_partner_digest_is_the_cms_and_a_revoked_cert_is_never_used(
     assert isinstance(verdict, Transient)
     assert verdict.reason == "partner_cert_revoked"
     assert len(rig.mta.raw) == 1  # nothing sent, not even over TLS only
+    results = rig.gateway.metrics.channel_results
+    assert results.labels("email", "dispatched", "")._value.get() == 1
+    assert results.labels("email", "transient", "partner_cert_revoked")._value.get() == 1
 
 
 async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
