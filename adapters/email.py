@@ -1,13 +1,17 @@
-"""The secure email channel: the sealed envelope as an attachment, over SMTP with verified TLS.
+"""The secure email channel: the disclosure over SMTP with verified TLS, or as S/MIME.
 
 Mail goes to the council's submission server (GATEWAY_SMTP_HOST) with STARTTLS required and its
 certificate verified: a server that does not offer STARTTLS, or whose certificate does not
-verify, gets nothing (no fallback to plain text). The message names the disclosure id in its
-subject and nothing else about it (the agreement would reveal, say, a police request); the body
-tells the reader how to open the attachment; the attachment `<disclosure-id>.jwe` is the same
-envelope the other channels send, sealed to the partner's key, so receipts digest its bytes.
-SMTP's 250 is a hand-over to the mail system only: the disclosure is `dispatched`, and
-`receipted` when the partner's signed receipt reaches `POST /v1/receipts`.
+verify, gets nothing (no fallback to plain text). The subject names the disclosure id and
+nothing else (the agreement would reveal, say, a police request).
+
+The channel is handed the council-signed JWT (`application/jwt`). Baseline: the message holds a
+readable rendering of the permitted fields (text and HTML) and the signed JWT attached as
+`<disclosure-id>.jwt`; receipts digest that attachment's bytes. For a partner with a
+certificate (`target["smime_certificate"]`) the same entity is signed with the council's S/MIME
+certificate and enveloped to the partner's; receipts digest the DER of that CMS, which is why a
+dispatched result carries `digest`. An envelope already sealed as a JWE (`application/jose`) is
+attached as it is. SMTP's 250 is a hand-over to the mail system only: `dispatched`.
 """
 
 from __future__ import annotations
@@ -17,34 +21,18 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
 
 import aiosmtplib
 import structlog
 
+from adapters.email_message import Sender, build_message
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
+from gateway.council_smime import CouncilSmime
 
 log = structlog.get_logger(__name__)
 
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$|^[^@\s<>,;]+@localhost$")
-_TEXT = """A disclosure from {council} is attached as {file}.
-
-It is sealed for your organisation: open it with your Gatehouse decryption key (a standard
-JWE; the signed JWT inside verifies with {council}'s published keys). Then send the signed
-receipt for message {message_id} to {council}'s receipts endpoint.
-
-Disclosure id: {message_id}
-"""
-_HTML = """<html><body>
-<p>A disclosure from {council} is attached as <code>{file}</code>.</p>
-<p>It is sealed for your organisation: open it with your Gatehouse decryption key (a standard
-JWE; the signed JWT inside verifies with {council}'s published keys). Then send the signed
-receipt for message <code>{message_id}</code> to {council}'s receipts endpoint.</p>
-<p>Disclosure id: <code>{message_id}</code></p>
-</body></html>
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,27 +49,13 @@ class SmtpOptions:
     timeout: float = 30.0
     sends_at_once: int = 4
     notify_address: str | None = None  # Disposition-Notification-To; None: from_address
+    max_message_bytes: int = 10 * 1024 * 1024
+    smime: CouncilSmime | None = None  # the council's S/MIME signer; None: no S/MIME partners
 
-
-def build_message(envelope: Envelope, address: str, options: SmtpOptions) -> EmailMessage:
-    """The message for one envelope: subject = disclosure id, the envelope attached."""
-    file = f"{envelope.message_id}.jwe"
-    facts = {"council": options.council, "file": file, "message_id": envelope.message_id}
-    domain = options.from_address.rpartition("@")[2]
-    message = EmailMessage()
-    message["From"] = options.from_address
-    message["To"] = address
-    message["Subject"] = envelope.message_id
-    message["Date"] = formatdate(localtime=False)
-    # One id per disclosure and attempt: a resend is a new message to the mail system.
-    message["Message-ID"] = f"<{envelope.message_id}.{envelope.attempt}@{domain}>"
-    message["Disposition-Notification-To"] = options.notify_address or options.from_address
-    message["X-Gatehouse-Message-Id"] = envelope.message_id
-    message.set_content(_TEXT.format(**facts))
-    message.add_alternative(_HTML.format(**facts), subtype="html")
-    maintype, _, subtype = envelope.content_type.partition("/")
-    message.add_attachment(envelope.body, maintype=maintype, subtype=subtype, filename=file)
-    return message
+    @property
+    def sender(self) -> Sender:
+        """The From address, the council's name, and where read notifications go."""
+        return Sender(self.from_address, self.council, self.notify_address or self.from_address)
 
 
 def _result(outcome: DeliveryOutcome, reason: str | None = None, **detail: Any) -> DeliveryResult:
@@ -131,11 +105,28 @@ class EmailChannel:
         if not isinstance(address, str) or not _ADDRESS.match(address):
             return _result(DeliveryOutcome.PERMANENT, "channel_misconfigured", setting="address")
         context = {"disclosure_id": envelope.message_id, "partner": envelope.partner_id}
+        smime = self._smime(target)
+        if isinstance(smime, DeliveryResult):
+            log.error("smtp_smime_unavailable", reason=smime.reason, **context)
+            return smime
         try:
-            message = build_message(envelope, address, self.options)
+            # In a thread: S/MIME signing costs milliseconds the loop can spend on other sends.
+            mail = await asyncio.to_thread(
+                build_message, envelope, address, self.options.sender, smime=smime
+            )
+        except (ValueError, TypeError, UnicodeError) as exc:  # not our signed JWT: never retried
+            log.error("smtp_message_unbuildable", error_type=type(exc).__name__, **context)
+            return _result(DeliveryOutcome.PERMANENT, "envelope_malformed")
+        size = len(mail.data)
+        if size > self.options.max_message_bytes:
+            log.error("smtp_message_too_large", size=size, **context)
+            return _result(DeliveryOutcome.PERMANENT, "smtp_message_too_large", size=size)
+        try:
             async with self._slots:
                 await aiosmtplib.send(
-                    message,
+                    mail.data,
+                    sender=self.options.from_address,
+                    recipients=[address],
                     hostname=self.options.host,
                     port=self.options.port,
                     username=self.options.username,
@@ -156,8 +147,21 @@ class EmailChannel:
                 **context,
             )
             return _result(outcome, reason, error_type=type(exc).__name__)
-        log.info("smtp_dispatched", **context)
-        return _result(DeliveryOutcome.DISPATCHED, None, smtp_message_id=message["Message-ID"])
+        form = "smime" if smime is not None else "tls"
+        log.info("smtp_dispatched", form=form, size=size, **context)
+        detail: dict[str, Any] = {"smtp_message_id": mail.message_id, "form": form}
+        if smime is not None:
+            detail.update(digest=mail.digest, smime_cert=target.get("smime_fingerprint", ""))
+        return _result(DeliveryOutcome.DISPATCHED, None, **detail)
+
+    def _smime(self, target: Mapping[str, Any]) -> tuple[CouncilSmime, str] | DeliveryResult | None:
+        """The signer and the partner's certificate, None for the baseline, or why neither."""
+        certificate = target.get("smime_certificate")
+        if certificate is None:
+            return None
+        if self.options.smime is None:  # ours to fix: retried until the certificate is installed
+            return _result(DeliveryOutcome.TRANSIENT, "council_smime_missing")
+        return self.options.smime, str(certificate)
 
     async def close(self) -> None:
         """Nothing pooled: each send has its own SMTP session."""

@@ -1,8 +1,7 @@
-"""Messages/s through the SFTP and email channels, each beside its bare library in the same run.
+"""Messages/s through the SFTP channel beside its bare library in the same run.
 
-SFTP: SftpChannel to a real OpenSSH sshd, against a bare asyncssh upload of the same bytes.
-Email: EmailChannel to aiosmtpd with STARTTLS on loopback, against a bare aiosmtplib send
-(STARTTLS, verified) of the same message.
+SftpChannel to a real OpenSSH sshd, against a bare asyncssh upload of the same bytes. The email
+channel has its own benchmark, benchmarks/bench_email.py.
 
 Usage: .venv/bin/python benchmarks/bench_channels.py [--messages 500] [--size 4000]
 Needs /usr/sbin/sshd (Debian's openssh-server); as root it uses a chrooted account, as
@@ -93,67 +92,6 @@ async def bare_rate(key: Path, sshd: Any, body: bytes, messages: int, concurrenc
         return messages / (time.perf_counter() - started)
 
 
-class _Sink:
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 OK"
-
-
-async def email_rates(
-    body: bytes, messages: int, concurrency: int, tmp: Path
-) -> tuple[float, float]:
-    """(bare aiosmtplib sends/s, EmailChannel deliveries/s) to aiosmtpd with STARTTLS."""
-    import ssl
-
-    import aiosmtplib
-    from aiosmtpd.controller import Controller
-
-    from adapters.email import EmailChannel, SmtpOptions, build_message
-    from gateway.application.channel import DeliveryOutcome, Envelope
-    from tests.mesh_sandbox import free_port, make_test_pki
-
-    pki = make_test_pki(tmp)
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(pki.server_cert, pki.server_key)
-    port = free_port()
-    controller = Controller(
-        _Sink(), hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True
-    )
-    controller.start()
-    options = SmtpOptions(
-        host="localhost", port=port, from_address="disclosures@medway-council.example",
-        council="medway-council", ca_bundle=str(pki.ca_cert), sends_at_once=concurrency,
-    )  # fmt: skip
-    channel = EmailChannel(options)
-    gate = asyncio.Semaphore(concurrency)
-
-    def envelope() -> Envelope:
-        return Envelope(str(uuid.uuid4()), "bench-partner", body, "-")
-
-    async def bare() -> None:
-        message = build_message(envelope(), "someone@partner.example", options)
-        async with gate:
-            await aiosmtplib.send(
-                message, hostname="localhost", port=port, start_tls=True,
-                tls_context=channel.tls_context(),
-            )  # fmt: skip
-
-    async def ours() -> None:
-        result = await channel.deliver(envelope(), {"address": "someone@partner.example"})
-        if result.outcome is not DeliveryOutcome.DISPATCHED:
-            raise RuntimeError(f"delivery failed: {result.reason}")
-
-    async def rate(one: Any) -> float:
-        await one()
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(messages)))
-        return messages / (time.perf_counter() - started)
-
-    try:
-        return await rate(bare), await rate(ours)
-    finally:
-        controller.stop()
-
-
 async def run(messages: int, size: int) -> None:
     from adapters.sftp import load_or_create_ssh_key, public_key_line
     from tests.sshd import IS_ROOT, running_sshd
@@ -172,15 +110,6 @@ async def run(messages: int, size: int) -> None:
                     ours = await channel_rate(key, s, body, messages, concurrency, fsync=fsync)
                     shown = f"SftpChannel.deliver ({name})"
                     print(f"{shown:44} {concurrency:>9} {ours:>11.0f} {ours / bare:>8.0%}")
-        print(f"aiosmtpd with STARTTLS on loopback; {messages} messages, {size}-byte attachment")
-        for concurrency in (1, 4):
-            bare, ours = await email_rates(
-                body, messages, concurrency, Path(tmp) / str(concurrency)
-            )
-            print(
-                f"{'bare aiosmtplib send (STARTTLS, verified)':44} {concurrency:>9} {bare:>11.0f}"
-            )
-            print(f"{'EmailChannel.deliver':44} {concurrency:>9} {ours:>11.0f} {ours / bare:>8.0%}")
 
 
 def main(argv: list[str] | None = None) -> int:

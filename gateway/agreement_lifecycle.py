@@ -13,11 +13,20 @@ from typing import Any, Literal
 
 from agreements.model import AgreementStatus
 from gateway.errors import GatewayError, NotFoundError
+from gateway.partner_certs import PartnerCertificate
 from gateway.partner_keys import PartnerKey
 from gateway.store.agreements_repo import StoredAgreement
 
 StatusAction = Literal["suspend", "resume", "terminate"]
-DueKind = Literal["effective_to", "review_due", "partner_key_missing", "partner_key_expiring"]
+DueKind = Literal[
+    "effective_to",
+    "review_due",
+    "partner_key_missing",
+    "partner_key_expiring",
+    "partner_cert_missing",
+    "partner_cert_expiring",
+    "council_smime_expiring",
+]
 
 _ACTIVE, _SUSPENDED, _DRAFT = (
     AgreementStatus.ACTIVE,
@@ -90,8 +99,15 @@ def due_report(
     *,
     now: datetime,
     days: int,
+    email_certs: Mapping[str, Sequence[PartnerCertificate]] | None = None,
+    council_smime_until: datetime | None = None,
 ) -> list[DueItem]:
-    """Agreements ending or due review within `days` (or past it), and partners without a key."""
+    """Agreements ending or due review within `days` (or past it), partners without a key
+    (or, by email, whose S/MIME certificates lapse), the council's S/MIME certificate.
+
+    `email_certs`: the email partners, each with its certificates; they need no JWK.
+    """
+    email_certs = email_certs or {}
     today, items = now.date(), []
     live = [a for a in agreements if a.status in LIVE]
     for agreement in live:
@@ -105,7 +121,18 @@ def due_report(
                 detail = _date_detail(kind, left)
                 items.append(DueItem(kind, agreement.id, when, left, agreement.status, detail))
     for partner_id in sorted({a.partner_id for a in live}):
-        items += _key_items(partner_id, enc_keys.get(partner_id, ()), now=now, days=days)
+        if partner_id in email_certs:
+            items += _cert_items(partner_id, email_certs[partner_id], now=now, days=days)
+        else:
+            items += _key_items(partner_id, enc_keys.get(partner_id, ()), now=now, days=days)
+    if council_smime_until is not None and council_smime_until <= now + timedelta(days=days):
+        left = (council_smime_until.date() - now.date()).days
+        detail = "the council's S/MIME certificate expires: install a new one (keys smime)"
+        items.append(
+            DueItem(
+                "council_smime_expiring", "council", council_smime_until.date(), left, "", detail
+            )
+        )
     return sorted(
         items,
         key=lambda i: (i.days_left if i.days_left is not None else -(10**6), i.subject, i.kind),
@@ -132,4 +159,22 @@ def _key_items(
         left = (last.date() - now.date()).days
         detail = f"every encryption key expires within {days} days; register a new one"
         return [DueItem("partner_key_expiring", partner_id, last.date(), left, "", detail)]
+    return []
+
+
+def _cert_items(
+    partner_id: str, certs: Sequence[PartnerCertificate], *, now: datetime, days: int
+) -> list[DueItem]:
+    """An S/MIME partner whose certificates are all revoked or lapse soon (TLS-only: none)."""
+    if not certs:
+        return []
+    usable = [c for c in certs if c.usable_at(now)]
+    if not usable:
+        detail = "no usable S/MIME certificate: email to it waits until one is added"
+        return [DueItem("partner_cert_missing", partner_id, None, None, "", detail)]
+    last = max(c.not_after for c in usable)
+    if last <= now + timedelta(days=days):
+        left = (last.date() - now.date()).days
+        detail = f"every S/MIME certificate expires within {days} days; register a new one"
+        return [DueItem("partner_cert_expiring", partner_id, last.date(), left, "", detail)]
     return []

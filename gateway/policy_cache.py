@@ -1,7 +1,7 @@
 """What every request needs from the database, held in memory and refreshed every few seconds.
 
-Agreements, partners and partner keys change rarely but must take effect without a restart
-(an IG officer suspends an agreement; a partner's key is revoked): the cache re-reads them on
+Agreements, partners, partner keys and certificates change rarely but must take effect without
+a restart (an IG officer suspends an agreement; a partner's key is revoked): it re-reads them on
 an interval (`GATEWAY_POLICY_REFRESH_SECONDS`, default 2 s), so a change is live in every
 process within that time. Client tokens are looked up by hash and remembered for the same time.
 """
@@ -22,8 +22,9 @@ from agreements.loader import parse_agreement
 from agreements.model import Agreement, Partner
 from gateway.catalog_sync import partner_from_record
 from gateway.clients import Client, hash_token
+from gateway.partner_certs import PartnerCertificate, from_stored
 from gateway.partner_keys import PartnerKey, PartnerKeyError
-from gateway.store import agreements_repo, clients_repo, partners_repo
+from gateway.store import agreements_repo, clients_repo, partner_certs_repo, partners_repo
 from gateway.store.database import Store
 
 log = structlog.get_logger("gateway.policy")
@@ -37,6 +38,7 @@ class PolicySnapshot:
     partners: Mapping[str, Partner] = field(default_factory=dict)
     keys: Mapping[str, tuple[PartnerKey, ...]] = field(default_factory=dict)
     loaded_at: float = 0.0
+    certs: Mapping[str, tuple[PartnerCertificate, ...]] = field(default_factory=dict)
 
 
 _ClientFinder = Callable[[Any, str], Awaitable["clients_repo.StoredClient | None"]]
@@ -74,8 +76,9 @@ class PolicyCache:
         async with self._store.read() as conn:
             partner_rows = await partners_repo.all_partners(conn)
             key_rows = await partners_repo.all_keys(conn)
+            cert_rows = await partner_certs_repo.all_certs(conn)
             stored = await agreements_repo.current(conn)
-        source = (partner_rows, key_rows, stored)
+        source = (partner_rows, key_rows, stored, cert_rows)
         if source == self._source:
             # Nothing changed since the last read: keep what was parsed (parsing every agreement
             # again would hold the event loop every interval).
@@ -104,11 +107,15 @@ class PolicyCache:
                 continue
             # The status column is authoritative: suspend/resume/terminate change only it.
             agreements[item.id] = agreement.model_copy(update={"status": item.status})
+        certs: dict[str, list[PartnerCertificate]] = {}
+        for cert_row in cert_rows:
+            certs.setdefault(cert_row.partner_id, []).append(from_stored(cert_row))
         self.snapshot = PolicySnapshot(
             agreements,
             parsed_partners,
             {pid: tuple(items) for pid, items in keys.items()},
             self._monotonic(),
+            {pid: tuple(items) for pid, items in certs.items()},
         )
         self._source = source
         return self.snapshot

@@ -23,6 +23,7 @@ __all__ = [
     "EnvelopeError",
     "ReceiptError",
     "SealedEnvelope",
+    "SignedDisclosure",
     "VerifiedReceipt",
     "make_receipt",
     "open_envelope",
@@ -159,6 +160,17 @@ class SealedEnvelope:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SignedDisclosure:
+    """The council-signed compact JWS of a disclosure (plaintext: never stored or logged)."""
+
+    token: bytes
+    signing_kid: str
+
+    def __repr__(self) -> str:
+        return f"SignedDisclosure(bytes={len(self.token)}, signing_kid={self.signing_kid!r})"
+
+
 class SignerSource(Protocol):
     """Where the council's signing key in force comes from (the keyring)."""
 
@@ -174,6 +186,13 @@ class CouncilSealer:
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
         """Sign, then encrypt for `recipient`."""
         return seal(claims, self._keys.active_signer(claims.iat), recipient)
+
+    async def sign(self, claims: EnvelopeClaims) -> SignedDisclosure:
+        """Sign only: for a channel that carries the signed JWT itself (email)."""
+        if claims.iat.tzinfo is None:
+            raise EnvelopeError("iat must carry a time zone", code="envelope_claims_invalid")
+        signer = self._keys.active_signer(claims.iat)
+        return SignedDisclosure(sign_jwt(claims.to_jwt(), signer).encode("ascii"), signer.kid)
 
 
 def seal(claims: EnvelopeClaims, signer: Signer, recipient: PartnerKey) -> SealedEnvelope:
@@ -208,6 +227,15 @@ def seal_jwt(
     than the dataclasses. `typ` is the signed content's type: `JWT` for a disclosure, its own
     for a record of another kind (an Article 19 notice), so neither is taken for the other.
     """
+    signed = sign_jwt(jwt, signer, typ=typ)
+    key, wrap = _encryption_key(jwk)
+    header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
+    body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
+    return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
+
+
+def sign_jwt(jwt: Mapping[str, Any], signer: Signer, *, typ: str = "JWT") -> str:
+    """The council-signed compact JWS of a claims set: what every channel carries inside."""
     try:
         payload = jose.canonical_json(jwt)
     except (TypeError, ValueError):
@@ -215,11 +243,7 @@ def seal_jwt(
         raise EnvelopeError("a claim is not JSON", code="envelope_claims_invalid") from None
     if len(payload) > jose.MAX_CLAIMS_BYTES:
         raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
-    signed = signer.sign_compact(payload, typ=typ)
-    key, wrap = _encryption_key(jwk)
-    header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
-    body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
-    return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
+    return signer.sign_compact(payload, typ=typ)
 
 
 @lru_cache(maxsize=256)
@@ -253,6 +277,29 @@ def open_envelope(
     A record of another kind (an Article 19 notice) is refused with `envelope_not_a_disclosure`.
     """
     claims = open_signed(body, decryption_key, council_jwks, typ="JWT")
+    return _checked(claims, expected_audience, now, expected_issuer)
+
+
+def verify_disclosure(
+    token: bytes,
+    *,
+    council_jwks: Mapping[str, Any],
+    expected_audience: str,
+    now: datetime,
+    expected_issuer: str | None = None,
+) -> dict[str, Any]:
+    """Partner side, for what comes without a JWE (the email baseline's `.jwt` attachment):
+    verify the council's signature by JWKS kid and check the claims, as `open_envelope` does."""
+    try:
+        claims = _verified(token, council_jwks, typ="JWT")
+    except jose.JoseFailure as exc:
+        raise EnvelopeError(exc.message, code=f"envelope_{exc.reason}") from None
+    return _checked(claims, expected_audience, now, expected_issuer)
+
+
+def _checked(
+    claims: dict[str, Any], expected_audience: str, now: datetime, expected_issuer: str | None
+) -> dict[str, Any]:
     parsed = EnvelopeClaims.from_jwt(claims)
     if parsed.aud != expected_audience:
         raise EnvelopeError("envelope is for another partner", code="envelope_wrong_audience")
@@ -278,16 +325,19 @@ def open_signed(
             raise EnvelopeError("envelope is for another key", code="envelope_wrong_key")
         if str(header.get("cty", "")).upper() != "JWT":
             raise EnvelopeError("envelope content type is not JWT")
-        signed = jose.decrypt_jwe(body, key)
-        inner = jose.read_header(signed, 3)
-        found = inner.get("typ", "JWT")
-        if found != typ:
-            code = "envelope_not_a_disclosure" if typ == "JWT" else "envelope_malformed"
-            raise EnvelopeError(f"signed content type is not {typ}", code=code)
-        payload = jose.verify_compact(signed, council_jwks, algorithms=jose.COUNCIL_SIGNING_ALGS)
-        return jose.parse_json_object(payload)
+        return _verified(jose.decrypt_jwe(body, key), council_jwks, typ=typ)
     except jose.JoseFailure as exc:
         raise EnvelopeError(exc.message, code=f"envelope_{exc.reason}") from None
+
+
+def _verified(signed: bytes, council_jwks: Mapping[str, Any], *, typ: str) -> dict[str, Any]:
+    """The claims of a council-signed compact JWS whose content is of type `typ`."""
+    found = jose.read_header(signed, 3).get("typ", "JWT")
+    if found != typ:
+        code = "envelope_not_a_disclosure" if typ == "JWT" else "envelope_malformed"
+        raise EnvelopeError(f"signed content type is not {typ}", code=code)
+    payload = jose.verify_compact(signed, council_jwks, algorithms=jose.COUNCIL_SIGNING_ALGS)
+    return jose.parse_json_object(payload)
 
 
 def _decryption_key(given: Mapping[str, Any] | jose.JoseKey) -> tuple[jose.JoseKey, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ from gateway.application.submit import SubmitDisclosures
 from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority, TsaTrust
 from gateway.background import Loops
 from gateway.clients import Client, certificate_sha256
+from gateway.council_smime import load_council_smime
+from gateway.council_smime import paths as smime_paths
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
@@ -93,6 +95,10 @@ def smtp_options(settings: Settings) -> SmtpOptions:
         timeout=settings.smtp_timeout,
         sends_at_once=settings.smtp_sends_at_once,
         notify_address=settings.smtp_notify_address or None,
+        max_message_bytes=settings.smtp_max_message_bytes,
+        smime=load_council_smime(
+            *smime_paths(settings.keys_dir, settings.smime_cert_file, settings.smime_key_file)
+        ),
     )
 
 
@@ -211,6 +217,8 @@ class Gateway:
                 clock=clock,
                 options=delivery_options,
                 mailbox=receipts_mailbox(settings),
+                certificates=self._mdn_signers,
+                protection=self.protection,
             )
         )
         self.submit = SubmitDisclosures(
@@ -243,6 +251,12 @@ class Gateway:
             clock=clock,
             deliverable_channels=deliverable,
         )
+
+    async def _mdn_signers(self, partner_id: str) -> Sequence[bytes]:
+        """A partner's registered S/MIME certificates usable now: who may sign its MDNs."""
+        now = self.clock()
+        certs = self.policy.snapshot.certs.get(partner_id, ())
+        return tuple(c.pem.encode("ascii") for c in certs if c.usable_at(now))
 
     @classmethod
     async def open(cls, settings: Settings, *, deliver: bool = False, **kwargs: Any) -> Gateway:

@@ -140,6 +140,18 @@ class Settings(BaseSettings):
     imap_poll_seconds: float = Field(
         60.0, gt=0, description="Seconds between looks in the receipts mailbox"
     )
+    smtp_max_message_bytes: int = Field(
+        10 * 1024 * 1024, gt=0, description="Largest message sent; a larger one fails at once"
+    )
+    smime_ca_bundle: str = Field(
+        "", description="CA bundle partner S/MIME certificates must chain to; empty = no check"
+    )
+    smime_cert_file: Path | None = Field(
+        None, description="Council S/MIME certificate (PEM); empty = smime-cert.pem in keys_dir"
+    )
+    smime_key_file: Path | None = Field(
+        None, description="Its private key (PEM, 0600); empty = smime-key.pem in keys_dir"
+    )
     policy_refresh_seconds: float = Field(
         2.0, gt=0, le=3600, description="Seconds between re-reads of agreements, keys, clients"
     )

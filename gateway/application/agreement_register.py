@@ -6,6 +6,7 @@ seconds, so it takes effect for new disclosures without a restart.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -19,9 +20,11 @@ from gateway.agreement_lifecycle import (
 )
 from gateway.application.admin_ports import AuditTrail, StorePort, chained_entry
 from gateway.audit import Actor
+from gateway.partner_certs import from_stored
 from gateway.partner_keys import PartnerKey, PartnerKeyError
-from gateway.store import agreements_repo, partners_repo
+from gateway.store import agreements_repo, partner_certs_repo, partners_repo
 from gateway.store.agreements_repo import StoredAgreement
+from gateway.store.partner_certs_repo import StoredPartnerCert
 from gateway.store.partners_repo import StoredPartnerKey
 from gateway.store.unit_of_work import Connection
 
@@ -46,6 +49,14 @@ class PartnerKeyRows(Protocol):
     """Partners' key rows (`gateway.store.partners_repo`)."""
 
     async def keys_of(self, conn: Connection, partner_id: str) -> list[StoredPartnerKey]: ...
+
+
+class EmailPartnerRows(Protocol):
+    """Email partners and their S/MIME certificates (`gateway.store.partner_certs_repo`)."""
+
+    async def email_partners_certs(
+        self, conn: Connection, partner_ids: Collection[str]
+    ) -> dict[str, list[StoredPartnerCert]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +118,26 @@ async def agreements_due(
     days: int,
     agreements: AgreementRecords = agreements_repo,
     partners: PartnerKeyRows = partners_repo,
+    email: EmailPartnerRows = partner_certs_repo,
+    council_smime_until: datetime | None = None,
 ) -> list[DueItem]:
-    """Agreements ending or due review within `days` (or overdue), and partners lacking keys."""
+    """Agreements ending or due review within `days` (or overdue), partners lacking keys or
+    certificates, and the council's own S/MIME certificate when it expires soon."""
     async with store.read() as conn:
         current = await agreements.current(conn)
+        partner_ids = {a.partner_id for a in current}
         keys = {
-            partner: _loadable(await partners.keys_of(conn, partner))
-            for partner in {a.partner_id for a in current}
+            partner: _loadable(await partners.keys_of(conn, partner)) for partner in partner_ids
         }
-    return due_report(current, keys, now=now, days=days)
+        by_email = await email.email_partners_certs(conn, partner_ids)
+    return due_report(
+        current,
+        keys,
+        now=now,
+        days=days,
+        email_certs={p: [from_stored(c) for c in rows] for p, rows in by_email.items()},
+        council_smime_until=council_smime_until,
+    )
 
 
 async def current_agreements(

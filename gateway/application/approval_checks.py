@@ -116,7 +116,9 @@ class ApprovalChecks:
             today=now.date(),
             client_agreements=client.allowed_agreements if client and active else frozenset(),
             subject_opted_out=opted_out,
-            partner_has_valid_key=key is not None,
+            # As at submission: email carries the signed JWT, so needs no partner JWK.
+            partner_has_valid_key=key is not None
+            or (partner is not None and str(partner.channel.type) == "email"),
             partner_channel=str(partner.channel.type) if partner else None,
             deliverable_channels=self._channels,
         )

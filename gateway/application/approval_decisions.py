@@ -170,7 +170,7 @@ class ApprovalDecisions:
                 found, sub, agreement=agreement, partner=partner, key=key, now=now
             ),
         )
-        if not decision.allowed or agreement is None or partner is None or key is None:
+        if not decision.allowed or agreement is None or partner is None:
             return await self._deny(found, record("denied"), decision.reasons)
         sealed, (sent, every_removed, refused) = await self._sealer.seal_for(
             sub,

@@ -40,7 +40,7 @@ class EnvelopeSealer(Protocol):
         *,
         agreement: Agreement,
         partner: Partner,
-        key: PartnerKey,
+        key: PartnerKey | None,
         disclosure_id: str,
         now: datetime,
     ) -> tuple[SealedEnvelope, FieldLists]: ...

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+SIGNED_JWT = "application/jwt"
+"""The content type of an envelope that is the council-signed JWT itself (the email channel's)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:

@@ -48,7 +48,8 @@ from gateway.logging import bound_context
 from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
 from gateway.protection import Protection
-from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, SealedEnvelope
+from gateway.sealing import EnvelopeAgreement, EnvelopeClaims, SealedEnvelope, SignedDisclosure
+from gateway.signed_at_rest import seal_signed
 from gateway.store.disclosure_model import NewDisclosure, SubjectIndexes
 from gateway.store.disclosures import AcceptedDisclosure
 from gateway.store.idempotency import IdempotencyKeyReusedError
@@ -106,6 +107,10 @@ class Sealer(Protocol):
 
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope: ...
 
+    async def sign(self, claims: EnvelopeClaims) -> SignedDisclosure:
+        """Sign only, for the email channel (sealed at rest here, opened at send time)."""
+        ...
+
 
 def lawful_basis_summary(
     agreement: Agreement, partner: Partner | None = None, purpose: str = ""
@@ -135,6 +140,10 @@ def lawful_basis_summary(
 def new_disclosure_id() -> str:
     """A UUIDv7 (RFC 9562): time-ordered, so a commit's new index entries share pages."""
     return str(uuid_utils.uuid7())
+
+
+def _by_email(partner: Partner | None) -> bool:
+    return partner is not None and str(partner.channel.type) == "email"
 
 
 def _midnight(day: date) -> datetime:
@@ -220,7 +229,8 @@ class SubmitDisclosures:
                     today=now.date(),
                     client_agreements=client.agreements,
                     subject_opted_out=await self._opted_out(agreement, command),
-                    partner_has_valid_key=key is not None,
+                    # Email carries the signed JWT (or S/MIME): no partner JWK is needed.
+                    partner_has_valid_key=key is not None or _by_email(partner),
                     partner_channel=str(partner.channel.type) if partner else None,
                     deliverable_channels=self._channels,
                 ),
@@ -236,7 +246,6 @@ class SubmitDisclosures:
             return Denied(new.id, decision.reasons), PolicyRefusal(new, actor, now)
         if decision.outcome is Outcome.NEEDS_APPROVAL:
             return Held(new.id), Hold(new, command.to_held(), actor, now)
-        assert key is not None  # decide() denied a partner without a valid key
         sealed, (sent, removed, refused) = await self.seal_for(
             command, agreement=agreement, partner=partner, key=key, disclosure_id=new.id, now=now
         )
@@ -258,7 +267,7 @@ class SubmitDisclosures:
         *,
         agreement: Agreement,
         partner: Partner,
-        key: PartnerKey,
+        key: PartnerKey | None,
         disclosure_id: str,
         now: datetime,
     ) -> tuple[SealedEnvelope, FieldLists]:
@@ -290,7 +299,13 @@ class SubmitDisclosures:
             onward_recipients=agreement.onward_recipients,
         )
         with self._stage("seal"):
-            sealed = await self._sealer.seal(claims, key)
+            if _by_email(partner):
+                signed = await self._sealer.sign(claims)
+                sealed = seal_signed(signed, self._protection, disclosure_id)
+            elif key is not None:
+                sealed = await self._sealer.seal(claims, key)
+            else:  # decide() denies a partner without a valid key
+                raise PartnerKeyError("no usable encryption key", code="partner_key_missing")
         refused = tuple(item.to_dict() for item in minimised.refused)
         return sealed, (minimised.sent, minimised.removed, refused)
 

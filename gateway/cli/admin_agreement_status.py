@@ -25,6 +25,8 @@ from gateway.cli.context import (
     run_async,
     usage,
 )
+from gateway.council_smime import load_council_smime
+from gateway.council_smime import paths as smime_paths
 
 AgreementId = Annotated[str, typer.Argument(help="The agreement id, e.g. KM-NHS-LAC-001.")]
 EFFECT = {
@@ -125,11 +127,22 @@ def due(
         ),
     ] = False,
 ) -> None:
-    """What needs action: agreements ending or due review soon or overdue; partners lacking keys."""
+    """What needs action: agreements ending or due review soon or overdue; partners lacking keys
+    or S/MIME certificates; the council's S/MIME certificate expiring."""
     moment = datetime.combine(parse_date(as_of, "--as-of"), time(12), tzinfo=UTC) if as_of else None
 
     async def work(ctx: AdminContext) -> list[DueItem]:
-        return await agreements_due(ctx.store, now=moment or ctx.now, days=days)
+        smime = load_council_smime(
+            *smime_paths(
+                ctx.settings.keys_dir, ctx.settings.smime_cert_file, ctx.settings.smime_key_file
+            )
+        )
+        return await agreements_due(
+            ctx.store,
+            now=moment or ctx.now,
+            days=days,
+            council_smime_until=smime.not_after if smime else None,
+        )
 
     items = run_async(work)
     if json_output:

@@ -1,4 +1,4 @@
-"""`gateway-admin keys ...`: the council's own signing keys (GATEWAY_KEYS_DIR).
+"""`gateway-admin keys ...`: the council's own keys (GATEWAY_KEYS_DIR): signing, SSH, S/MIME.
 
 Private keys stay in the keyring directory; after every change the public halves of all keys
 are mirrored into the database, so any gateway process can verify audit checkpoints with them.
@@ -7,6 +7,7 @@ are mirrored into the database, so any gateway process can verify audit checkpoi
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,22 +18,27 @@ from gateway.application.council_key_rotation import (
     retire_council_key,
     rotate_council_key,
 )
-from gateway.cli.common import print_json, print_table
+from gateway.cli.common import fail, print_json, print_table
 from gateway.cli.context import (
     ActorOption,
     AdminContext,
     JsonFlag,
     parse_duration,
     run_async,
+    usage,
     utc_now,
 )
+from gateway.council_smime import install_council_smime, load_council_smime, self_signed
+from gateway.council_smime import paths as smime_paths
+from gateway.errors import GatewayError
 from gateway.keys import CouncilKey, CouncilKeyring
 from gateway.service import sftp_options
 from gateway.settings import load_settings
 
 keys_app = typer.Typer(
     name="keys",
-    help="The council's signing keys: generate, list, rotate, retire; its SFTP key.",
+    help="The council's signing keys: generate, list, rotate, retire; its SFTP key and S/MIME "
+    "certificate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -148,3 +154,59 @@ def sftp_key(json_output: JsonFlag = False) -> None:
         print_json(shown)
         return
     typer.echo(f"{shown['public_key']}\n{shown['fingerprint']} (default login {options.username})")
+
+
+@keys_app.command(
+    "smime",
+    epilog="Example: gateway-admin keys smime --cert council-smime.pem --key council-smime.key",
+)
+def smime_certificate(
+    cert: Annotated[
+        Path | None, typer.Option(help="Install this CA-issued PEM certificate (then chain).")
+    ] = None,
+    key: Annotated[Path | None, typer.Option(help="Its PEM private key (with --cert).")] = None,
+    self_signed_cert: Annotated[
+        bool,
+        typer.Option(
+            "--self-signed", help="Make a self-signed one for GATEWAY_SMTP_FROM (trials)."
+        ),
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """The council's S/MIME certificate, which signs email to S/MIME partners: show or install."""
+    settings = load_settings()
+    cert_path, key_path = smime_paths(
+        settings.keys_dir, settings.smime_cert_file, settings.smime_key_file
+    )
+    now = utc_now()
+    try:
+        if cert is not None or key is not None:
+            if cert is None or key is None:
+                raise usage("--cert and --key go together")
+            smime = install_council_smime(
+                cert.read_bytes(), key.read_bytes(), cert_path, key_path, now=now
+            )
+        elif self_signed_cert:
+            if load_council_smime(cert_path, key_path) is not None:
+                raise fail(
+                    "an S/MIME certificate is installed already: install a new one with --cert"
+                )
+            address = settings.smtp_from or f"disclosures@{settings.org_id}.invalid"
+            pem = self_signed(address, settings.org_id, now=now)
+            smime = install_council_smime(*pem, cert_path, key_path, now=now)
+        else:
+            found = load_council_smime(cert_path, key_path)
+            if found is None:
+                raise fail(
+                    "no S/MIME certificate installed: use --cert and --key (or --self-signed)"
+                )
+            smime = found
+    except OSError as exc:
+        raise fail(f"{exc.filename}: {exc.strerror or type(exc).__name__}") from None
+    except GatewayError as exc:
+        raise fail(exc.message) from None
+    shown = {**smime.describe(), "certificate_file": str(cert_path)}
+    if json_output:
+        print_json(shown)
+        return
+    typer.echo(f"{shown['subject']}\n{shown['fingerprint']} (until {shown['not_after'][:10]})")

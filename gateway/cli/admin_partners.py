@@ -24,6 +24,7 @@ from gateway.application.partner_key_admin import (
 )
 from gateway.catalog_sync import PARTNER_CONTACTS
 from gateway.cli.admin_agreements import summary
+from gateway.cli.admin_partner_certs import certs_app
 from gateway.cli.common import fail, print_json, print_table
 from gateway.cli.context import (
     ActorOption,
@@ -53,6 +54,7 @@ keys_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 partners_app.add_typer(keys_app, name="keys")
+partners_app.add_typer(certs_app, name="certs")
 
 PartnerId = Annotated[str, typer.Argument(help="The partner id, e.g. kent-police.")]
 

@@ -38,6 +38,7 @@ from gateway.delivery.sftp_receipts import SftpReceipts
 from gateway.delivery.worker import DeliveryWorker
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
+from gateway.protection import Protection
 from gateway.queue.rabbit import RabbitTransport
 from gateway.settings import Settings
 from gateway.store import outbox
@@ -126,8 +127,10 @@ class DeliveryService:
         owner: str | None = None,
         mailbox: ImapReceiptMailbox | None = None,
         certificates: PartnerCertificates = no_certificates,
+        protection: Protection | None = None,
     ) -> None:
-        """`mailbox`: the receipts mailbox to poll, if the council has one."""
+        """`mailbox`: the receipts mailbox to poll, if the council has one; `protection`: the
+        gateway's at-rest keys (default: those in GATEWAY_KEYS_DIR)."""
         self.settings, self.store, self.policy, self.clock = settings, store, policy, clock
         self.options = options or DeliveryOptions()
         self.owner = owner or default_owner()
@@ -140,6 +143,7 @@ class DeliveryService:
             metrics=metrics,
             clock=clock,
             default_retry=settings.retry_policy,
+            protection=protection or Protection.from_dir(settings.keys_dir),
             partner_concurrency=settings.partner_concurrency,
         )
         self.deadlines = ReceiptDeadlines(

@@ -24,10 +24,13 @@ from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult
 from gateway.application.receipt_intake import RECEIPT_MISMATCH, ReceiptIntake
 from gateway.delivery import retries
 from gateway.metrics import Metrics
+from gateway.partner_certs import certificate_for
 from gateway.partner_keys import sealed_key_refusal
 from gateway.policy_cache import PolicyCache
+from gateway.protection import AtRestDecryptError, Protection
 from gateway.queue.retry import RetryPolicy
 from gateway.receipts import ReceiptError
+from gateway.signed_at_rest import held_at_rest, open_signed
 from gateway.store import delivery_records, disclosures, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NOTICE, Disclosure, Status
@@ -37,6 +40,7 @@ from gateway.store.unit_of_work import Connection
 log = structlog.get_logger("gateway.delivery")
 
 ATTEMPTS_EXHAUSTED = "delivery_attempts_exhausted"
+CHANNEL_CHANGED = "partner_channel_changed"  # signed for email, the partner now on another
 HANDLER_ERROR = "handler_error"  # an attempt raised (a poison reply, the database away)
 HOLD_STATUSES = {"suspended": "agreement_suspended", "draft": "agreement_not_active"}
 FAIL_STATUSES = {"terminated": "agreement_terminated", "expired": "agreement_expired"}
@@ -98,9 +102,11 @@ class DeliveryWorker:
         metrics: Metrics,
         clock: Callable[[], datetime],
         default_retry: RetryPolicy,
+        protection: Protection,
         partner_concurrency: int = 16,
     ) -> None:
         self.store, self.policy, self.intake = store, policy, intake
+        self.protection = protection  # opens email partners' signed JWTs, at send time only
         self.channels, self.metrics, self.clock = channels, metrics, clock
         self.default_retry = default_retry
         # A partner sees at most this many of this process's requests at once; the queues make
@@ -165,16 +171,50 @@ class DeliveryWorker:
             bound.error("delivery_channel_not_configured", channel=channel_type)
             return Transient("channel_not_configured", agreement_id=found.agreement_id)
         if notice:
-            target = notice_target(partner, agreement)
+            target = dict(notice_target(partner, agreement))
         else:
             assert agreement is not None  # refused above
-            target = channel_target(partner, agreement)
+            target = dict(channel_target(partner, agreement))
+        if held_at_rest(found.key_ids):
+            if channel_type != "email":  # the partner moved channel: the JWT is not for it
+                bound.error("delivery_channel_changed", channel=channel_type)
+                self.metrics.channel_results.labels(
+                    channel_type, "permanent", CHANNEL_CHANGED
+                ).inc()
+                await self.fail(envelope, CHANNEL_CHANGED)
+                return Failed(CHANNEL_CHANGED)
+            opened = await self._open_signed(envelope, found, target, bound)
+            if not isinstance(opened, Envelope):  # not sent: counted like a channel's refusal
+                outcome = "transient" if isinstance(opened, Transient) else "permanent"
+                reason = opened.reason if isinstance(opened, Transient | Failed) else ""
+                self.metrics.channel_results.labels(channel_type, outcome, reason).inc()
+                return opened
+            envelope = opened
         result = await self._deliver(channel, envelope, target)
         self.metrics.deliveries.labels(found.partner_id, str(result.outcome)).inc()
         self.metrics.channel_results.labels(
             channel_type, str(result.outcome), result.reason or ""
         ).inc()
         return await self._record(envelope, found, channel_type, result, bound)
+
+    async def _open_signed(
+        self, envelope: Envelope, found: Disclosure, target: dict[str, Any], bound: Any
+    ) -> Envelope | Verdict:
+        """An email partner's signed JWT, opened from the data key, and the certificate to
+        envelope it to when the partner holds one (adds `smime_certificate` to `target`)."""
+        certs = self.policy.snapshot.certs.get(found.partner_id, ())
+        cert, refusal = certificate_for(certs, self.clock())
+        if refusal is not None:  # revoked or expired: never the TLS-only baseline instead
+            bound.warning("delivery_cert_refused", reason=refusal)
+            return Transient(refusal, agreement_id=found.agreement_id)
+        if cert is not None:
+            target.update(smime_certificate=cert.pem, smime_fingerprint=cert.fingerprint)
+        try:
+            return open_signed(envelope, self.protection)
+        except AtRestDecryptError as exc:  # altered, or another data key: it can never go
+            bound.error("delivery_envelope_unopenable", reason=exc.code)
+            await self.fail(envelope, exc.code)
+            return Failed(exc.code)
 
     async def _deliver(
         self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]
@@ -235,7 +275,14 @@ class DeliveryWorker:
         return Failed(reason)
 
     async def dispatched(self, envelope: Envelope, channel: str, detail: Mapping[str, Any]) -> None:
-        """queued -> dispatched: handed over, a receipt may come later."""
+        """queued -> dispatched: handed over, a receipt may come later.
+
+        A channel that made the bytes at send time (S/MIME) reports their `digest`: the one a
+        receipt must then carry.
+        """
+        changes: dict[str, Any] = {"attempts": envelope.attempt, "next_attempt_at": None}
+        if isinstance(detail.get("digest"), str):
+            changes["digest"] = detail["digest"]
         move = status_moves.Move(
             envelope.message_id,
             Status.DISPATCHED,
@@ -243,7 +290,7 @@ class DeliveryWorker:
             audit.SYSTEM,
             self.clock(),
             detail={"attempt": envelope.attempt, "channel": channel, **detail},
-            changes={"attempts": envelope.attempt, "next_attempt_at": None},
+            changes=changes,
             record_if_refused=True,  # a receipt may overtake the hand-over; it still happened
         )
         # Deliveries finishing together share one commit, written set-wise.

@@ -19,7 +19,7 @@ from gateway.partner_sim.council_jwks import CouncilJwks
 from gateway.partner_sim.key_pairs import PartnerKeyPair
 from gateway.partner_sim.ledger import GivenReceipt, field_paths
 from gateway.receipts import ReceiptStatus, make_receipt
-from gateway.sealing import EnvelopeError, open_envelope
+from gateway.sealing import EnvelopeError, open_envelope, verify_disclosure
 
 ENVELOPE_INVALID = "envelope_invalid"
 SIGNATURE_INVALID = "signature_invalid"
@@ -94,6 +94,16 @@ class Inbox:
             return _refused(exc.code, hint)
 
     def _open(self, body: bytes, jwks: Mapping[str, Any]) -> Verdict:
+        if body.count(b".") == 2:  # a signed JWT without a JWE: the email baseline
+            return self._disclosure(
+                verify_disclosure(
+                    body,
+                    council_jwks=jwks,
+                    expected_audience=self._partner_id,
+                    expected_issuer=self._council_id,
+                    now=self._clock(),
+                )
+            )
         try:
             claims = open_envelope(
                 body,
@@ -107,6 +117,10 @@ class Inbox:
             if exc.code != "envelope_not_a_disclosure":
                 raise
             return self._open_notice(body, jwks)
+        return self._disclosure(claims)
+
+    @staticmethod
+    def _disclosure(claims: Mapping[str, Any]) -> Verdict:
         return Verdict(
             message_id=claims["jti"],
             status="received",

@@ -2,7 +2,8 @@
 
 aiosmtpd serves SMTP on loopback in the simulator's own event loop, refusing mail until the
 client has started TLS (the council's channel requires and verifies it; the certificate comes
-from `tls_identity`). Each message's `<id>.jwe` attachment is opened like a webhook body; the
+from `tls_identity`). Each message's `<id>.jwt` attachment (the council-signed disclosure) or
+`<id>.jwe` attachment (an envelope sealed to the partner) is opened like a webhook body; the
 signed receipt then goes to the council's POST /v1/receipts (the simulator's receipt poster),
 or, with a `ReceiptMailer`, by reply to the council's receipts mailbox. A simulated outage
 answers 451, so the council's channel tries again later.
@@ -28,7 +29,7 @@ from gateway.partner_sim.tls_identity import TlsIdentity
 
 log = structlog.get_logger("gateway.partner_sim")
 
-ENVELOPE_SUFFIX = ".jwe"
+ENVELOPE_SUFFIXES = (".jwt", ".jwe")
 
 
 def parse_mail(content: bytes) -> EmailMessage:
@@ -39,14 +40,14 @@ def parse_mail(content: bytes) -> EmailMessage:
 
 
 def envelope_attachments(message: EmailMessage) -> list[tuple[str, bytes]]:
-    """(message id, bytes) of each `<id>.jwe` attachment of a mail."""
+    """(message id, bytes) of each `<id>.jwt` or `<id>.jwe` attachment of a mail."""
     found: list[tuple[str, bytes]] = []
     for part in message.iter_attachments():
         name = part.get_filename() or ""
-        if name.endswith(ENVELOPE_SUFFIX):
+        if name.endswith(ENVELOPE_SUFFIXES):
             body = part.get_content()
             data = body if isinstance(body, bytes) else str(body).encode()
-            found.append((name.removesuffix(ENVELOPE_SUFFIX), data.strip()))
+            found.append((name[:-4], data.strip()))
     return found
 
 

@@ -113,6 +113,22 @@ partner_keys = Table(
     _at("created_at"),
 )
 
+partner_certs = Table(
+    "partner_certs",
+    metadata,
+    Column("partner_id", String(120), ForeignKey("partners.id"), primary_key=True),
+    Column("fingerprint", String(64), primary_key=True),  # SHA-256 of the DER, hex
+    Column("subject", String(300), nullable=False),
+    Column("emails", Json, nullable=False),
+    Column("pem", Text, nullable=False),  # public certificate only
+    _at("not_before"),
+    _at("not_after"),
+    Column("status", String(20), nullable=False),  # active | revoked
+    Column("revoked_reason", String(200)),
+    _at("revoked_at", nullable=True),
+    _at("created_at"),
+)
+
 council_keys = Table(
     "council_keys",
     metadata,

@@ -18,6 +18,7 @@ from gateway.application.channel import Envelope
 from gateway.delivery.mesh_events import MeshEvents
 from gateway.delivery.worker import DeliveryWorker
 from gateway.jose import b64url_digest
+from gateway.protection import Protection
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import audit_log
 from tests.integration.delivery_support import Rig, utc_now
@@ -41,6 +42,7 @@ async def dispatched_over_mesh(rig: Rig, mesh_id: str) -> str:
     worker = DeliveryWorker(
         store=rig.store, policy=rig.policy, intake=rig.intake, channels={},
         metrics=rig.metrics, clock=utc_now, default_retry=rig.settings.retry_policy,
+        protection=Protection.from_dir(rig.settings.keys_dir),
     )  # fmt: skip
     body = rig.sealed[id_]
     envelope = Envelope(id_, "nhs-trust", body, b64url_digest(body))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from gateway.agreement_lifecycle import AgreementStatusError, due_report, next_status
+from gateway.partner_certs import PartnerCertificate
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.store.agreements_repo import StoredAgreement
 
@@ -63,3 +65,28 @@ def test_due_report_window_overdue_and_keys() -> None:
     kinds = {(i.kind, i.subject) for i in due_report(agreements, revoked, now=NOW, days=30)}
     assert ("partner_key_missing", "p1") in kinds
     assert ("partner_key_missing", "p3") not in kinds  # terminated: nothing to send
+
+
+def test_due_report_email_partners_certificates_and_the_councils() -> None:
+    cert = PartnerCertificate(
+        "mail", "a" * 64, "CN=x", (), NOW - timedelta(days=1), NOW + timedelta(days=12), "PEM"
+    )
+    agreements = [stored("BY-MAIL", partner="mail"), stored("TLS-ONLY", partner="plain")]
+    report = due_report(
+        agreements,
+        {},  # email partners need no JWK: no partner_key_missing for them
+        now=NOW,
+        days=30,
+        email_certs={"mail": [cert], "plain": []},
+        council_smime_until=NOW + timedelta(days=5),
+    )
+    assert [(i.kind, i.subject, i.days_left) for i in report] == [
+        ("council_smime_expiring", "council", 5),
+        ("partner_cert_expiring", "mail", 12),
+    ]
+    revoked = dataclasses.replace(cert, status="revoked")
+    kinds = {
+        i.kind
+        for i in due_report(agreements, {}, now=NOW, days=30, email_certs={"mail": [revoked]})
+    }
+    assert "partner_cert_missing" in kinds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -119,6 +120,13 @@ async def test_a_refused_change_writes_nothing(agreement_id: str, error: type[Ex
     assert trail.rows == []
 
 
+class NoEmailPartners:
+    """None of the partners is reached by email."""
+
+    async def email_partners_certs(self, conn: object, partner_ids: object) -> dict[str, list[Any]]:
+        return {}
+
+
 async def test_due_lists_dates_and_skips_keys_that_no_longer_load() -> None:
     agreements = FakeAgreements([version(1, ends=NOW.date() + timedelta(days=10))])
     private, _ = generate_partner_keys("ec")
@@ -126,13 +134,17 @@ async def test_due_lists_dates_and_skips_keys_that_no_longer_load() -> None:
     broken = dataclasses.replace(good.to_store(registered_at=NOW), jwk={"kty": "oct"})
     keys = FakeKeys({"kent-police": [broken]})
     store = FakeStore()
-    due = await agreements_due(store, now=NOW, days=30, agreements=agreements, partners=keys)
+    due = await agreements_due(
+        store, now=NOW, days=30, agreements=agreements, partners=keys, email=NoEmailPartners()
+    )
     assert [(i.kind, i.days_left) for i in due] == [
         ("partner_key_missing", None),
         ("effective_to", 10),
     ]
     keys.rows["kent-police"].append(good.to_store(registered_at=NOW - timedelta(days=1)))
-    due = await agreements_due(store, now=NOW, days=30, agreements=agreements, partners=keys)
+    due = await agreements_due(
+        store, now=NOW, days=30, agreements=agreements, partners=keys, email=NoEmailPartners()
+    )
     assert [i.kind for i in due] == ["effective_to"]
     with pytest.raises(AgreementNotFoundError):
         await agreement_versions(store, "NO-SUCH", agreements=agreements)

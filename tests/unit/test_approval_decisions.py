@@ -102,12 +102,13 @@ class FakeSealer:
         *,
         agreement: Agreement,
         partner: Partner,
-        key: PartnerKey,
+        key: PartnerKey | None,
         disclosure_id: str,
         now: datetime,
     ) -> tuple[SealedEnvelope, FieldLists]:
         self.agreements.append(agreement)
-        sealed = SealedEnvelope(b"jwe:" + disclosure_id.encode(), "digest", "council", key.kid)
+        kid = key.kid if key is not None else "council-at-rest"  # email: no partner key
+        sealed = SealedEnvelope(b"jwe:" + disclosure_id.encode(), "digest", "council", kid)
         return sealed, (tuple(agreement.rules_for(command.purpose)), ("household[*].name",), ())
 
 
@@ -291,7 +292,7 @@ def desk() -> Desk:
         sealer=sealer,
         protection=protection,
         clock=lambda: NOW,
-        deliverable_channels=frozenset({"webhook", "mesh"}),
+        deliverable_channels=frozenset({"webhook", "mesh", "email"}),
         held=held,
         decisions=decisions,
         approvers=approvers,
@@ -517,3 +518,30 @@ async def test_the_annex_b_record_shows_the_facts_the_decision_who_when_why(desk
     desk.held.rows["disclosures"]["d-x"] = dataclasses.replace(HELD, id="d-x", status=Status.QUEUED)
     with pytest.raises(AnnexBNotFoundError):
         await desk.approvals.annex_b("d-x")
+
+
+async def test_an_email_partner_is_released_without_a_jwk(desk: Desk) -> None:
+    dwp = CATALOG.agreements["KM-DWP-FR-012"]
+    desk.approvers.register("CG-0001", POLICE, dwp.id, role="caldicott_guardian")
+    command = SubmitDisclosure(
+        agreement=dwp.id,
+        purpose="fraud_prevention",
+        record=adult_record(),
+        requested_by_user="sw-0099",
+        requested_by_role="care_manager",
+        reason="DWP request",
+        local_id="MC-A-000456",
+        annex_b=FACTS,
+    )
+    desk.hold(
+        "d-9",
+        raw=command.to_held(),
+        agreement_id=dwp.id,
+        agreement_version=dwp.version,
+        partner_id=dwp.partner,
+        purpose="fraud_prevention",
+    )
+    assert dwp.partner not in desk.policy.snapshot.keys  # the partner registered no JWK
+    done = await desk.approvals.approve("d-9", approver=GUARDIAN, reason="Sch2 p2")
+    assert done.status is Status.QUEUED, done.decision_reasons
+    assert desk.held.rows["outbox"] == {"d-9": b"jwe:d-9"}

@@ -12,6 +12,7 @@ import pytest
 from agreements.loader import default_catalog_dir, load_catalog
 from agreements.model import Agreement, Partner, Purpose
 from agreements.samples import adult_record, child_record
+from gateway.application.channel import Envelope
 from gateway.application.commands import (
     AnnexBFacts,
     Conflict,
@@ -23,10 +24,12 @@ from gateway.application.commands import (
 )
 from gateway.application.submit import SubmitDisclosures
 from gateway.clients import Client
+from gateway.jose import b64url_digest
 from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.protection import Protection
-from gateway.sealing import EnvelopeClaims, SealedEnvelope
+from gateway.sealing import EnvelopeClaims, SealedEnvelope, SignedDisclosure
+from gateway.signed_at_rest import AT_REST_KID, open_signed
 from gateway.store.disclosures import AcceptedDisclosure
 from gateway.store.idempotency import IdempotencyKeyReusedError
 from gateway.store.submissions import Hold, KeptReply, PolicyRefusal, Write
@@ -71,6 +74,10 @@ class FakeSealer:
     async def seal(self, claims: EnvelopeClaims, recipient: PartnerKey) -> SealedEnvelope:
         self.sealed.append(claims)
         return SealedEnvelope(b"jwe:" + claims.jti.encode(), "digest", "council-kid", recipient.kid)
+
+    async def sign(self, claims: EnvelopeClaims) -> SignedDisclosure:
+        self.sealed.append(claims)
+        return SignedDisclosure(b"jws:" + claims.jti.encode(), "council-kid")
 
 
 @dataclass(frozen=True)
@@ -304,3 +311,31 @@ def test_replies_kept_by_earlier_versions_as_http_bodies_still_read() -> None:
     )
     denied = {"http_status": 403, "body": {"id": "d2", "reasons": ["agreement_expired"]}}
     assert result_from_stored(denied) == Denied("d2", ("agreement_expired",))
+
+
+async def test_an_email_partner_gets_the_signed_jwt_sealed_at_rest_without_a_jwk(rig: Rig) -> None:
+    no_keys = Snapshot(CATALOG.agreements, CATALOG.partners, {})
+    submit = SubmitDisclosures(
+        org_id="medway-council",
+        records=rig.records,
+        policy=lambda: no_keys,
+        sealer=rig.sealer,
+        protection=rig.protection,
+        metrics=Metrics(),
+        clock=lambda: NOW,
+        deliverable_channels=frozenset({"email"}),
+    )
+    mappa = lac(agreement="KM-PRB-016", purpose="crime_prevention", record=adult_record())
+    result = await submit(EVERYTHING, mappa)
+    assert isinstance(result, Queued), result
+    [write] = rig.records.writes
+    assert isinstance(write, AcceptedDisclosure)
+    token = b"jws:" + result.id.encode()
+    assert token not in write.envelope  # sealed under the data key, not stored as signed
+    assert write.new.key_ids == ("council-kid", AT_REST_KID)
+    assert write.digest == b64url_digest(token)  # what a TLS-only partner's receipt digests
+    opened = open_signed(Envelope(result.id, "probation-kss", write.envelope, "-"), rig.protection)
+    assert (opened.body, opened.content_type) == (token, "application/jwt")
+    webhook = await submit(EVERYTHING, lac())  # a partner on another channel still needs a key
+    assert isinstance(webhook, Denied)
+    assert "partner_key_missing" in webhook.reasons

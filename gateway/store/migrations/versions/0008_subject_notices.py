@@ -1,7 +1,7 @@
 """Article 19 notices: the notice record, and the kind of each delivered record
 
 Revision ID: 0008_subject_notices
-Revises: 0006_client_credentials
+Revises: 0007_partner_certs
 Create Date: 2026-12-04 18:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0008_subject_notices'
-down_revision: str | None = '0006_client_credentials'
+down_revision: str | None = '0007_partner_certs'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,239 @@
+"""An email partner end to end through the store: submitted, held at rest, sent, receipted.
+
+The signed JWT is stored sealed under the gateway's data key and opened only by the worker; a
+partner with a certificate gets S/MIME and the disclosure's digest becomes the CMS's; a revoked
+certificate is never used, and never traded for the TLS-only baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import shutil
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from adapters.email import EmailChannel
+from agreements.loader import default_catalog_dir
+from agreements.model import ChannelSpec
+from agreements.samples import child_record
+from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
+from gateway.application.commands import Queued
+from gateway.application.partner_cert_admin import add_partner_cert, revoke_partner_cert
+from gateway.clients import Client
+from gateway.council_smime import install_council_smime, self_signed
+from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Transient
+from gateway.http.schemas import DisclosureSubmission
+from gateway.jose import b64url_digest
+from gateway.partner_keys import generate_partner_keys
+from gateway.receipts import make_receipt
+from gateway.service import Gateway, smtp_options
+from gateway.signed_at_rest import AT_REST_KID
+from gateway.store import disclosures
+from gateway.store.tables import outbox
+from tests.gateway_support import (
+    ADMIN,
+    TEST_NOW,
+    build_harness,
+    isolated_settings,
+    register_partner_key,
+)
+from tests.integration.cli_support import edit
+from tests.integration.test_email_disclosure import RawMta
+from tests.mesh_sandbox import SandboxPki, free_port, make_test_pki
+from tests.smime_pki import Issued, make_partner_cert
+
+PARTNER = "hoo-short-breaks"
+AGREEMENT = "KM-RSP-008"
+CLIENT = Client("case-system", frozenset({AGREEMENT}))
+CHILD_NAME = "Jordan Example"  # synthetic, from agreements/samples.py
+
+
+def submission() -> dict[str, Any]:
+    return {
+        "agreement": AGREEMENT,
+        "purpose": "direct_care",
+        "subject": {"local_id": "MC-C-000123"},
+        "record": child_record(),
+        "requested_by": {"user": "sw-0042", "role": "social_worker"},
+        "reason": "Short break booking",
+    }
+
+
+class Rig:
+    """A gateway with the email channel to a loopback aiosmtpd, and a worker."""
+
+    def __init__(self, gateway: Gateway, mta: RawMta) -> None:
+        self.gateway, self.mta = gateway, mta
+        self.channel = EmailChannel(smtp_options(gateway.settings))
+        self.worker = DeliveryWorker(
+            store=gateway.store,
+            policy=gateway.policy,
+            intake=gateway.receipts,
+            channels={"email": self.channel},
+            metrics=gateway.metrics,
+            clock=gateway.clock,
+            default_retry=gateway.settings.retry_policy,
+            protection=gateway.protection,
+        )
+
+    async def submit(self) -> str:
+        command = DisclosureSubmission.model_validate(submission()).to_command()
+        result = await self.gateway.submit(CLIENT, command)
+        assert isinstance(result, Queued), result
+        return result.id
+
+    async def stored(self, id_: str) -> tuple[bytes, Any]:
+        async with self.gateway.store.read() as conn:
+            row = (await conn.execute(outbox.select().where(outbox.c.disclosure_id == id_))).one()
+            return row.envelope, await disclosures.get(conn, id_)
+
+    async def attempt(self, id_: str) -> Any:
+        body, found = await self.stored(id_)
+        return await self.worker.attempt(Envelope(id_, PARTNER, body, found.digest))
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    pki: SandboxPki = make_test_pki(tmp_path / "pki")
+    mta, port = RawMta(), free_port()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    controller = Controller(
+        mta, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+    )
+    controller.start()
+    catalog = tmp_path / "catalog"
+    shutil.copytree(default_catalog_dir(), catalog)
+    # Reviewed on time in this copy, so the short-breaks agreement lets disclosures go.
+    edit(
+        catalog / "children" / "short-breaks.yaml",
+        ("review_due: 2026-06-30", "review_due: 2027-06-30"),
+    )
+    settings = isolated_settings(
+        tmp_path,
+        smtp_host="localhost",
+        smtp_port=port,
+        smtp_ca_bundle=str(pki.ca_cert),
+        smtp_from="disclosures@medway-council.example",
+    )
+    install_council_smime(
+        *self_signed("disclosures@medway-council.example", "medway-council", now=TEST_NOW),
+        settings.keys_dir / "smime-cert.pem",
+        settings.keys_dir / "smime-key.pem",
+        now=TEST_NOW,
+    )
+    harness = await build_harness(
+        settings, catalog_dir=catalog, deliverable=None, without_keys=frozenset({PARTNER})
+    )
+    try:
+        yield Rig(harness.gateway, mta)
+    finally:
+        await harness.gateway.close()
+        controller.stop()
+
+
+async def test_signed_jwt_is_held_at_rest_then_sent_readable_and_receipted(rig: Rig) -> None:
+    id_ = await rig.submit()  # the partner has no JWK at all: email does not need one
+    body, found = await rig.stored(id_)
+    assert AT_REST_KID in found.key_ids
+    assert not body.startswith(b"ey")  # not a JWS or JWE: sealed under the data key
+    assert CHILD_NAME.encode() not in body
+    assert await rig.attempt(id_) == Finished("dispatched")
+    message = email.message_from_bytes(rig.mta.raw[0], policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["Subject"] == id_
+    text = message.get_body(("plain",))
+    assert text is not None
+    assert CHILD_NAME in text.get_content()
+    [attachment] = list(message.iter_attachments())
+    assert b64url_digest(attachment.get_content()) == found.digest  # what receipts digest
+
+
+async def test_smime_partner_digest_is_the_cms_and_a_revoked_cert_is_never_used(
+    rig: Rig, tmp_path: Path
+) -> None:
+    issued: Issued = make_partner_cert(days=400, now=TEST_NOW)
+    cert = await add_partner_cert(
+        rig.gateway.store, PARTNER, issued.cert_pem, actor=ADMIN, at=TEST_NOW
+    )
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    _body, before = await rig.stored(id_)
+    assert await rig.attempt(id_) == Finished("dispatched")
+    message = email.message_from_bytes(rig.mta.raw[0], policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message.get_content_type() == "application/pkcs7-mime"
+    assert CHILD_NAME.encode() not in rig.mta.raw[0]
+    _body, after = await rig.stored(id_)
+    assert after.digest == b64url_digest(message.get_content()) != before.digest
+
+    await revoke_partner_cert(
+        rig.gateway.store, PARTNER, cert.fingerprint, "compromised", actor=ADMIN,
+        at=TEST_NOW + timedelta(minutes=1),
+    )  # fmt: skip
+    await rig.gateway.policy.refresh()
+    second = await rig.submit()
+    verdict = await rig.attempt(second)
+    assert isinstance(verdict, Transient)
+    assert verdict.reason == "partner_cert_revoked"
+    assert len(rig.mta.raw) == 1  # nothing sent, not even over TLS only
+    results = rig.gateway.metrics.channel_results
+    assert results.labels("email", "dispatched", "")._value.get() == 1
+    assert results.labels("email", "transient", "partner_cert_revoked")._value.get() == 1
+
+
+async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
+    _enc, sig = generate_partner_keys("ec")
+    await register_partner_key(rig.gateway, PARTNER, sig, "sig", TEST_NOW)
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    assert await rig.attempt(id_) == Finished("dispatched")
+    message = email.message_from_bytes(rig.mta.raw[0], policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    [attachment] = list(message.iter_attachments())
+    receipt = make_receipt(
+        partner_id=PARTNER, council_id=rig.gateway.settings.org_id, message_id=id_,
+        body_received=attachment.get_content(), status="received", signing_key=sig,
+        now=TEST_NOW, receipt_id=str(uuid.uuid4()),
+    )  # fmt: skip
+    recorded = await rig.gateway.receipts.accept(receipt)
+    assert str(recorded.status) == "receipted"
+
+
+async def test_a_partner_moved_off_email_never_gets_the_signed_jwt(rig: Rig) -> None:
+    id_ = await rig.submit()
+    snapshot = rig.gateway.policy.snapshot
+    partner = snapshot.partners[PARTNER]
+    webhook = ChannelSpec(type="webhook", endpoint="https://short-breaks.example/in")
+    moved = {**snapshot.partners, PARTNER: partner.model_copy(update={"channel": webhook})}
+    rig.gateway.policy.snapshot = dataclasses.replace(snapshot, partners=moved)
+    spy = RecordingChannel()
+    rig.worker.channels = {"email": rig.channel, "webhook": spy}
+    assert await rig.attempt(id_) == Failed("partner_channel_changed")
+    assert spy.sent == []
+    _body, found = await rig.stored(id_)
+    assert str(found.status) == "failed"
+
+
+class RecordingChannel:
+    """A webhook stand-in that keeps whatever it is asked to deliver."""
+
+    def __init__(self) -> None:
+        self.sent: list[Envelope] = []
+
+    async def deliver(self, envelope: Envelope, target: Any) -> DeliveryResult:
+        self.sent.append(envelope)
+        return DeliveryResult(DeliveryOutcome.DISPATCHED)
+
+    async def close(self) -> None:
+        """Nothing to release."""
