@@ -209,10 +209,14 @@ def seal_jwt(
         raise EnvelopeError("a claim is not JSON", code="envelope_claims_invalid") from None
     if len(payload) > jose.MAX_CLAIMS_BYTES:
         raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
-    signed = signer.sign_compact(payload, typ="JWT")
     key, wrap = _encryption_key(jwk)
     header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
-    body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
+    # Each large intermediate is let go as soon as the next exists: a 9 MB record passes
+    # through several copies of itself here, and they should not all be alive at once.
+    signed = signer.sign_compact(payload, typ="JWT").encode("ascii")
+    del payload
+    body = jose.encrypt_jwe(signed, key, header).encode("ascii")
+    del signed
     return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
 
 
