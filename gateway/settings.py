@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     smtp_ca_bundle: str = Field("", description="CA bundle for the server; empty = system CAs")
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds for one SMTP step")
     smtp_sends_at_once: int = Field(4, ge=1, le=64, description="SMTP sessions open at once")
+    receipt_scan_seconds: float = Field(
+        15.0, gt=0, le=3600, description="Seconds between scans for overdue receipts"
+    )
     policy_refresh_seconds: float = Field(
         2.0, gt=0, le=3600, description="Seconds between re-reads of agreements, keys, clients"
     )

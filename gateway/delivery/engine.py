@@ -97,7 +97,7 @@ class DeliveryOptions:
     relay_lease: timedelta = timedelta(seconds=30)  # relay: a crashed relay's rows come back
     relay_batch: int = 200
     hold_recheck: timedelta = timedelta(seconds=30)  # suspended agreement: look again after
-    deadline_interval: float = 15.0  # receipt deadline scans
+    deadline_interval: float | None = None  # None: settings.receipt_scan_seconds
     resend_limit: int = 3  # resends of an unreceipted envelope before `receipt_overdue`
     mesh_poll_interval: float = 30.0
     per_partner: int | None = None  # in flight per partner, all processes; None: the setting
@@ -186,7 +186,7 @@ class DeliveryService:
         self._spawn(
             "receipt-deadlines",
             every(
-                self.options.deadline_interval,
+                self.options.deadline_interval or self.settings.receipt_scan_seconds,
                 self.deadlines.scan_once,
                 stop=self._stop,
                 failed="deadline_scan_failed",
