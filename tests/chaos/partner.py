@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import io
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -110,7 +111,8 @@ class MisbehavingPartner:
         headers = {"Content-Type": JOSE}
         if "X-Gatehouse-Message-Id" in request.headers:
             headers["X-Gatehouse-Message-Id"] = request.headers["X-Gatehouse-Message-Id"]
-        async with self._session.post(self._sim_url + "/in", data=body, headers=headers) as resp:
+        forward = io.BytesIO(body)  # aiohttp streams a file-like body, bytes in one write
+        async with self._session.post(self._sim_url + "/in", data=forward, headers=headers) as resp:
             status, receipt = resp.status, await resp.read()
         if status != 200:
             return web.Response(status=status, body=receipt, content_type="application/json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -91,12 +92,21 @@ class Rig:
         return await asyncio.to_thread(fresh.start, 60.0)
 
 
-def _body() -> dict[str, Any]:
-    return {
+def _body(record: dict[str, Any] | None = None) -> bytes:
+    return json.dumps({
         "agreement": AGREEMENT, "purpose": "direct_care",
-        "subject": {"nhs_number": "9990000026"}, "record": adult_record(),
+        "subject": {"nhs_number": "9990000026"}, "record": record or adult_record(),
         "requested_by": {"user": "sw-1", "role": "care_manager"}, "reason": "chaos test",
-    }  # fmt: skip
+    }).encode()  # fmt: skip
+
+
+def large_record(size: int) -> dict[str, Any]:
+    """An adult's record of about `size` bytes, its size in goals of long free text (each just
+    under the dictionary's 10,000-character limit for one free-text field)."""
+    text = ("Keep living at home with support from family and carers. " * 200)[:9_900]
+    record = adult_record()
+    record["goals"] = [{"description": text} for _ in range(max(1, size // 9_950))]
+    return record
 
 
 async def _seed(tmp: Path, database_url: str, partner: MisbehavingPartner) -> str:
@@ -130,8 +140,11 @@ def _through(url: str, port: int, proxy: TcpProxy) -> str:
 
 
 @contextlib.asynccontextmanager
-async def chaos_rig(tmp: Path, database_url: str, amqp_url: str) -> AsyncIterator[Rig]:
-    """Start the rig; on the way out stop everything and delete the broker topology."""
+async def chaos_rig(
+    tmp: Path, database_url: str, amqp_url: str, **settings: str
+) -> AsyncIterator[Rig]:
+    """Start the rig (`settings`: more GATEWAY_* variables for every process); on the way out
+    stop everything and delete the broker topology."""
     prefix = unique_name("chaos")
     db = await TcpProxy("127.0.0.1", 5432).start()
     broker = await TcpProxy("127.0.0.1", 5672).start()
@@ -154,7 +167,7 @@ async def chaos_rig(tmp: Path, database_url: str, amqp_url: str) -> AsyncIterato
             "GATEWAY_RETRY_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
             "GATEWAY_WEBHOOK_TOTAL_TIMEOUT": str(WEBHOOK_TIMEOUT_S),
             "GATEWAY_RECEIPT_SCAN_SECONDS": "1",
-            "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_LOG_FORMAT": "json",
+            "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_LOG_FORMAT": "json", **settings,
         }  # fmt: skip
         env = {
             **common,
@@ -196,7 +209,9 @@ async def chaos_rig(tmp: Path, database_url: str, amqp_url: str) -> AsyncIterato
 
 
 # -- the load generator ------------------------------------------------------------------------
-async def _submit(rig: Rig, session: aiohttp.ClientSession, key: str, turn: int) -> None:
+async def _submit(
+    rig: Rig, session: aiohttp.ClientSession, key: str, turn: int, body: bytes
+) -> None:
     """Submit once: on no answer, a 503 or a 500, ask again with the same Idempotency-Key."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -204,7 +219,9 @@ async def _submit(rig: Rig, session: aiohttp.ClientSession, key: str, turn: int)
         turn += 1
         try:
             async with session.post(
-                f"{url}/v1/disclosures", json=_body(), headers={"Idempotency-Key": key}
+                f"{url}/v1/disclosures",
+                data=io.BytesIO(body),  # aiohttp streams a file-like body, bytes in one write
+                headers={"Idempotency-Key": key, "Content-Type": "application/json"},
             ) as resp:
                 rig.tally.statuses[resp.status] += 1
                 if resp.status == 202:
@@ -220,17 +237,24 @@ async def _submit(rig: Rig, session: aiohttp.ClientSession, key: str, turn: int)
     raise AssertionError(f"no answer for {key} in two minutes")
 
 
-async def load(rig: Rig, count: int, concurrency: int = 8, pause: float = 0.0) -> None:
+async def load(
+    rig: Rig,
+    count: int,
+    concurrency: int = 8,
+    pause: float = 0.0,
+    record: dict[str, Any] | None = None,
+) -> None:
     """Submit `count` disclosures, `concurrency` at a time, each under its own key; each caller
     waits `pause` seconds between its submissions (a steady stream rather than a burst)."""
     headers = {"Authorization": f"Bearer {rig.token}"}
-    timeout = aiohttp.ClientTimeout(total=10)
+    body = _body(record)
+    timeout = aiohttp.ClientTimeout(total=10 if record is None else 60)
     keys = [unique_name("chaos-key") for _ in range(count)]
     async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
 
         async def caller(turn: int) -> None:
             while keys:
-                await _submit(rig, session, keys.pop(), turn)
+                await _submit(rig, session, keys.pop(), turn, body)
                 await asyncio.sleep(pause)
 
         await asyncio.gather(*(caller(i) for i in range(concurrency)))
