@@ -329,7 +329,7 @@ async def check(rig: Rig, case: str, within: float = 60.0) -> dict[str, Any]:
         admin(rig, "deadletters", "reconcile"),
         admin(rig, "audit", "verify"),
     )
-    assert not stuck, f"stuck: {Counter(statuses.get(i, 'missing') for i in stuck)}"
+    assert not stuck, f"stuck: {Counter(statuses.get(i, 'missing') for i in stuck)}; {_logs(rig)}"
     assert set(rig.partner.late_receipts) <= {200}, rig.partner.late_receipts
     assert rig.tally.statuses[500] == 0, "a 500 reached a caller"
     assert not rig.tally.twice, "one Idempotency-Key was given two disclosures"
@@ -346,3 +346,20 @@ async def check(rig: Rig, case: str, within: float = 60.0) -> dict[str, Any]:
         assert len(entry.digests) == 1, "a duplicate at the partner carried other bytes"
     assert {i for i in accepted if statuses[i] == "receipted"} <= set(ledger)
     return row
+
+
+def _logs(rig: Rig) -> str:
+    """The services' warnings and errors, counted by event (pytest's tmp folders do not last)."""
+    lines = []
+    for service in [*rig.apis, *rig.workers]:
+        events: Counter[str] = Counter()
+        for line in service.log.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                events[line[:120]] += 1
+                continue
+            if entry.get("level") in ("warning", "error", "critical"):
+                events[f"{entry['level']} {str(entry.get('event'))[:120]}"] += 1
+        lines.append(f"{service.log.name}: {dict(events.most_common(12))}")
+    return "\n".join(lines)

@@ -56,4 +56,4 @@ async def test_a_partner_that_only_answers_poison_fills_the_dead_letters_visibly
         assert row["receipted"] == 30
     assert {d["reason"] for d in listed["dead_letters"]} == {"receipt_overdue"}
     # A reply that is no receipt leaves the envelope delivered but unproven: chased by resends.
-    assert rig.partner.answered[Mode.POISON.value] == 30 * (1 + RESEND_LIMIT)
+    assert rig.partner.answered[Mode.POISON.value] > 30 * RESEND_LIMIT
