@@ -35,6 +35,7 @@ from gateway.delivery.sftp_receipts import SftpReceipts
 from gateway.delivery.worker import DeliveryWorker
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
+from gateway.queue.amqp import BROKER_FAULTS, BrokerError
 from gateway.queue.rabbit import RabbitTransport
 from gateway.settings import Settings
 from gateway.store import outbox
@@ -242,6 +243,14 @@ class DeliveryService:
                 default_retry=s.retry_policy,
             )
             await self.broker.consume_all()
+        except (*BROKER_FAULTS, OSError) as exc:
+            await self.transport.close(0)
+            self.transport = None
+            # As for a broker that cannot be reached at all: one line and exit 1 (the
+            # supervisor starts the process again), not an uncaught traceback.
+            raise BrokerError(
+                f"the broker went away during start-up ({type(exc).__name__})"
+            ) from None
         except BaseException:
             await self.transport.close(0)
             self.transport = None

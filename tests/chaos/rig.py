@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -89,7 +90,26 @@ class Rig:
         fresh = ServiceProcess(service.env, role=service.role, log=service.log)
         group = self.apis if service in self.apis else self.workers
         group[group.index(service)] = fresh
-        return await asyncio.to_thread(fresh.start, 60.0)
+        return await asyncio.to_thread(_ready, fresh)
+
+
+def _ready(service: ServiceProcess) -> ServiceProcess:
+    """Start, and wait until /readyz answers 200: a worker started while the broker is away
+    exits (its supervisor starts it again), so a case's faults begin once all are connected."""
+    service.start(60.0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert service.proc is not None
+        if service.proc.poll() is not None:
+            raise RuntimeError(f"{service.log.name} exited: {service.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(service.ops_url + "/readyz", timeout=3) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return service
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{service.log.name} not ready in 60 s")
 
 
 def _body(record: dict[str, Any] | None = None) -> bytes:
@@ -194,7 +214,7 @@ async def chaos_rig(
         ]
         services = [*apis, *workers]
         rig = Rig(tmp, database_url, env, admin_env, token, db, broker, partner, apis, workers)
-        await asyncio.gather(*(asyncio.to_thread(s.start, 60.0) for s in services))
+        await asyncio.gather(*(asyncio.to_thread(_ready, s) for s in services))
         yield rig
     finally:
         # rig.apis and rig.workers hold the processes started in place of killed ones.
