@@ -180,6 +180,19 @@ def _is_connection_fault(exc: BaseException | None) -> bool:
     return False
 
 
+def _echoes_a_lost_connection(message: str) -> bool:
+    """aio-pika's "Callback ... error: <type>: <text>" about a connection or channel gone."""
+    _, found, error = message.partition(" error: ")
+    if not found:
+        return False
+    kind = error.partition(":")[0]
+    return (
+        error.endswith(" closed")
+        or kind in _CONNECTION_FAULT_NAMES
+        or kind.endswith(("ConnectionError", "ResetError", "RefusedError", "ChannelClosed"))
+    )
+
+
 class ConnectionFaultLines(logging.Filter):
     """One line per connection event from a library: the exception's type and message instead
     of its traceback, and none of the follow-on complaints about callbacks on the closed
@@ -187,7 +200,7 @@ class ConnectionFaultLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Shorten a connection fault's record; drop the echoes of one already logged."""
-        if record.name == "aio_pika.tools" and record.getMessage().endswith(" closed"):
+        if record.name == "aio_pika.tools" and _echoes_a_lost_connection(record.getMessage()):
             return False
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and _is_connection_fault(exc):

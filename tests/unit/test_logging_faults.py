@@ -58,5 +58,11 @@ def test_echoes_of_a_closed_connection_are_dropped_and_others_kept() -> None:
         "aio_pika.tools", 'Callback x error: RuntimeError: <Connection: "a"> closed', None
     )
     other = _record("aio_pika.tools", "Callback x error: ValueError: bad", None, logging.ERROR)
+    channel = _record(
+        "aio_pika.tools",
+        "Callback <cb=_on_close> error: ChannelInvalidStateError: No active transport",
+        None,
+    )
     assert not ConnectionFaultLines().filter(echo)
+    assert not ConnectionFaultLines().filter(channel)
     assert ConnectionFaultLines().filter(other)
