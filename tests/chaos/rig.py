@@ -85,7 +85,8 @@ class Rig:
         return [api.url for api in self.apis]
 
     async def restart(self, service: ServiceProcess) -> ServiceProcess:
-        """kill -9 one process and start a fresh one in its place (same ports, same log)."""
+        """kill -9 one process (unless it is dead already) and start a fresh one in its place
+        (same ports, same log); returns once the fresh one is ready."""
         service.kill()
         fresh = ServiceProcess(service.env, role=service.role, log=service.log)
         group = self.apis if service in self.apis else self.workers

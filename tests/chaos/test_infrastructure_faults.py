@@ -70,9 +70,12 @@ async def test_everything_at_once_with_kill_9(
         await until_accepted(rig, 40)
         rig.partner.mode = Mode.UNAVAILABLE
         rig.broker.cut()
-        await rig.restart(rig.workers[1])
+        rig.workers[1].kill()  # kill -9 while the broker is away ...
         await asyncio.sleep(2)
         rig.broker.restore()
+        # ... and started again once it is back: one started while the broker is away exits
+        # (its supervisor would start it again; the rig does that here).
+        await rig.restart(rig.workers[1])
         rig.partner.mode = Mode.STALE
         rig.db.stall()
         await asyncio.sleep(2)
