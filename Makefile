@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-# Every chaos case (about 4 minutes); `make test` runs only the two not marked chaos_full.
+# Every chaos case (about 3 minutes); `make test` runs only the two not marked chaos_full.
 chaos: $(STAMP)
 	$(BIN)/pytest -q -m chaos tests/chaos
 
