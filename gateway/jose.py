@@ -17,6 +17,7 @@ and never `algorithms=`.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 from collections.abc import Collection, Mapping
@@ -45,6 +46,7 @@ MAX_RSA_BITS: Final = 8192
 
 # Claims JSON up to 16 MiB: a 10 MB record plus JSON escaping and the other claims.
 MAX_CLAIMS_BYTES: Final = 16 * 1024 * 1024
+_LARGE_PLAINTEXT: Final = 1024 * 1024
 _HEADER_B64: Final = 2048
 _SIGNATURE_B64: Final = 1024
 
@@ -285,7 +287,12 @@ def verify_compact(
 
 def encrypt_jwe(plaintext: bytes, key: JoseKey, header: Mapping[str, Any]) -> str:
     """A compact JWE of plaintext for key, through the sized registry."""
-    return jwe.encrypt_compact(dict(header), plaintext, key, registry=JWE_REGISTRY)
+    token = jwe.encrypt_compact(dict(header), plaintext, key, registry=JWE_REGISTRY)
+    if len(plaintext) > _LARGE_PLAINTEXT:
+        # joserfc's message and recipient objects refer to each other, so the ciphertext and
+        # its base64 copies outlive the call until the collector runs: free them now.
+        gc.collect(0)
+    return token
 
 
 def decrypt_jwe(token: bytes | str, key: JoseKey) -> bytes:

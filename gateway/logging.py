@@ -164,6 +164,53 @@ class LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler for the standard library's records; one per process."""
 
 
+# A connection the network or the server took away is an expected event: the library's line
+# says so; a traceback through its reader adds some 30 lines and nothing an operator can use.
+_CONNECTION_FAULTS: tuple[type[BaseException], ...] = (ConnectionError, EOFError, TimeoutError)
+_CONNECTION_FAULT_NAMES = frozenset(
+    {"AMQPConnectionError", "ConnectionClosed", "ChannelInvalidStateError", "IncompleteReadError"}
+)
+
+
+def _is_connection_fault(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, _CONNECTION_FAULTS) or type(exc).__name__ in _CONNECTION_FAULT_NAMES:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _echoes_a_lost_connection(message: str) -> bool:
+    """aio-pika's "Callback ... error: <type>: <text>" about a connection or channel gone."""
+    _, found, error = message.partition(" error: ")
+    if not found:
+        return False
+    kind = error.partition(":")[0]
+    return (
+        error.endswith(" closed")
+        or kind in _CONNECTION_FAULT_NAMES
+        or kind.endswith(("ConnectionError", "ResetError", "RefusedError", "ChannelClosed"))
+    )
+
+
+class ConnectionFaultLines(logging.Filter):
+    """One line per connection event from a library: the exception's type and message instead
+    of its traceback, and none of the follow-on complaints about callbacks on the closed
+    connection (aio-pika logs one per channel, at error, after it has said it lost it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Shorten a connection fault's record; drop the echoes of one already logged."""
+        if record.name == "aio_pika.tools" and _echoes_a_lost_connection(record.getMessage()):
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _is_connection_fault(exc):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def _shared_processors() -> list[Any]:
     # Exceptions are rendered to text first, so the redaction sees (and scrubs) the traceback.
     return [
@@ -187,6 +234,7 @@ def _route_library_logs(renderer: Any, level: int) -> None:
     )
     handler = LibraryHandler(_CurrentStderr())
     handler.setFormatter(formatter)
+    handler.addFilter(ConnectionFaultLines())
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, LibraryHandler)]:
         root.removeHandler(old)

@@ -223,14 +223,16 @@ def seal_jwt(
 ) -> SealedEnvelope:
     """`seal` after `check_recipient`, from the claims set (`EnvelopeClaims.to_jwt`).
 
-    Plain data in: the seal worker process is sent this, which pickles several times faster
-    than the dataclasses. `typ` is the signed content's type: `JWT` for a disclosure, its own
-    for a record of another kind (an Article 19 notice), so neither is taken for the other.
+    `typ` is the signed content's type: `JWT` for a disclosure, its own for a record of another
+    kind (an Article 19 notice), so neither is taken for the other.
     """
-    signed = sign_jwt(jwt, signer, typ=typ)
     key, wrap = _encryption_key(jwk)
     header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
-    body = jose.encrypt_jwe(signed.encode("ascii"), key, header).encode("ascii")
+    # Each large intermediate is let go as soon as the next exists: a 9 MB record passes
+    # through several copies of itself here, and they should not all be alive at once.
+    signed = sign_jwt(jwt, signer, typ=typ).encode("ascii")
+    body = jose.encrypt_jwe(signed, key, header).encode("ascii")
+    del signed
     return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
 
 

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     smime_key_file: Path | None = Field(
         None, description="Its private key (PEM, 0600); empty = smime-key.pem in keys_dir"
     )
+    receipt_scan_seconds: float = Field(
+        15.0, gt=0, le=3600, description="Seconds between scans for overdue receipts"
+    )
     policy_refresh_seconds: float = Field(
         2.0, gt=0, le=3600, description="Seconds between re-reads of agreements, keys, clients"
     )

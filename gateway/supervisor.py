@@ -19,6 +19,7 @@ import sys
 import tempfile
 from typing import Any
 
+import structlog
 import uvloop
 from aiohttp.worker import GunicornUVLoopWebWorker
 from gunicorn.glogging import Logger
@@ -40,6 +41,7 @@ from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 
 HEARTBEAT_SECONDS = 1.0
+log = structlog.get_logger("gateway.supervisor")
 
 
 def run_supervised(settings: Settings, role: Role, processes: int) -> None:
@@ -135,6 +137,10 @@ class DeliveryProcess(Worker):  # type: ignore[misc]
             async with ops_listener(gateway, shared_ops_socket()):
                 settle_heap()
                 while self.alive:  # gunicorn's signal handlers clear it
+                    if os.getppid() != self.ppid:
+                        # The arbiter was killed: no one would restart or stop this process.
+                        log.warning("supervisor_gone", role="worker")
+                        break
                     self.notify()
                     await asyncio.sleep(HEARTBEAT_SECONDS)
         finally:

@@ -23,6 +23,7 @@ from gateway.cli.admin_records import register as register_records
 from gateway.cli.admin_store import register as register_store
 from gateway.cli.admin_subject import subject_app
 from gateway.cli.common import PRIVATE_UMASK, invoke
+from gateway.logging import configure_logging
 
 app = typer.Typer(
     name="gateway-admin",
@@ -36,6 +37,9 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Administer Gatehouse: agreements, partners, keys, clients, approvals, audit."""
+    # Log lines (warnings and worse) on stderr: stdout is the command's answer, and `--json`
+    # output must parse.
+    configure_logging("console", "warning")
 
 
 # Each area registers its own commands; keep one line per area, in this order.

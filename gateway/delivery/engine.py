@@ -39,6 +39,7 @@ from gateway.delivery.worker import DeliveryWorker
 from gateway.metrics import Metrics
 from gateway.policy_cache import PolicyCache
 from gateway.protection import Protection
+from gateway.queue.amqp import BROKER_FAULTS, BrokerError
 from gateway.queue.rabbit import RabbitTransport
 from gateway.settings import Settings
 from gateway.store import outbox
@@ -101,7 +102,7 @@ class DeliveryOptions:
     relay_lease: timedelta = timedelta(seconds=30)  # relay: a crashed relay's rows come back
     relay_batch: int = 200
     hold_recheck: timedelta = timedelta(seconds=30)  # suspended agreement: look again after
-    deadline_interval: float = 15.0  # receipt deadline scans
+    deadline_interval: float | None = None  # None: settings.receipt_scan_seconds
     resend_limit: int = 3  # resends of an unreceipted envelope before `receipt_overdue`
     mesh_poll_interval: float = 30.0
     per_partner: int | None = None  # in flight per partner, all processes; None: the setting
@@ -201,7 +202,7 @@ class DeliveryService:
         self._spawn(
             "receipt-deadlines",
             every(
-                self.options.deadline_interval,
+                self.options.deadline_interval or self.settings.receipt_scan_seconds,
                 self.deadlines.scan_once,
                 stop=self._stop,
                 failed="deadline_scan_failed",
@@ -278,6 +279,14 @@ class DeliveryService:
                 default_retry=s.retry_policy,
             )
             await self.broker.consume_all()
+        except (*BROKER_FAULTS, OSError) as exc:
+            await self.transport.close(0)
+            self.transport = None
+            # As for a broker that cannot be reached at all: one line and exit 1 (the
+            # supervisor starts the process again), not an uncaught traceback.
+            raise BrokerError(
+                f"the broker went away during start-up ({type(exc).__name__})"
+            ) from None
         except BaseException:
             await self.transport.close(0)
             self.transport = None

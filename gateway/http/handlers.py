@@ -18,6 +18,7 @@ from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, unavailable
 from gateway.http.schemas import (
     NUL,
+    DisclosureSubmission,
     DisclosureView,
     Health,
     ReceiptAccepted,
@@ -57,14 +58,18 @@ def _body_timeout(limit: float) -> web.Response:
     return response
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, or _BodyTooLargeError past `limit` bytes; the caller sets the deadline."""
+async def _read_body(request: web.Request, limit: int) -> bytearray:
+    """The whole body, or _BodyTooLargeError past `limit` bytes; the caller sets the deadline.
+
+    One buffer, not copied to bytes and not kept on the request (as `request.read()` does):
+    a large record is held once while it is parsed, then let go.
+    """
     body = bytearray()
     async for chunk in request.content.iter_any():
         body += chunk
         if len(body) > limit:
             raise _BodyTooLargeError
-    return bytes(body)
+    return body
 
 
 def _peer_certificate(request: web.Request) -> bytes | None:
@@ -133,26 +138,10 @@ async def _submit(request: web.Request, client: Client) -> web.Response:
 
 
 async def _submit_admitted(request: web.Request, client: Client) -> web.Response:
-    limits = request.app[LIMITS_KEY]
-    try:
-        async with asyncio.timeout(limits.body_timeout):
-            raw = await request.read()
-    except TimeoutError:
-        return _body_timeout(limits.body_timeout)
-    submission = await read_submission(raw, request.app[GATEWAY_KEY].settings.max_body_values)
-    if isinstance(submission, BodyRefused):
-        return problem(
-            submission.status,
-            submission.code,
-            submission.title,
-            detail=submission.detail,
-            errors=submission.errors,
-        )
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 0 < len(key) <= 200:
-        return problem(422, "idempotency_key_invalid", "Idempotency-Key must be 1-200 characters")
-    # The digest matters only to an Idempotency-Key (same key, same body?).
-    digest = hashlib.sha256(raw).hexdigest() if key is not None else ""
+    parsed = await _parse_submission(request)
+    if isinstance(parsed, web.Response):
+        return parsed
+    submission, key, digest = parsed
     result = await request.app[GATEWAY_KEY].submit(
         client, submission.to_command(), idempotency_key=key, body_digest=digest
     )
@@ -168,6 +157,37 @@ async def _submit_admitted(request: web.Request, client: Client) -> web.Response
             extra={"id": result.id},
         )
     return _json({"id": result.id, "status": result.status}, 202)
+
+
+async def _parse_submission(
+    request: web.Request,
+) -> tuple[DisclosureSubmission, str | None, str] | web.Response:
+    """The validated body, its Idempotency-Key and the body's digest (for that key), or the
+    refusal; the raw bytes and the parsed JSON go when this returns, before sealing starts."""
+    limits = request.app[LIMITS_KEY]
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            raw = await _read_body(request, request.app[GATEWAY_KEY].settings.max_body_bytes)
+    except TimeoutError:
+        return _body_timeout(limits.body_timeout)
+    except _BodyTooLargeError:
+        return problem(413, "body_too_large", "Request body too large")
+    key = request.headers.get("Idempotency-Key")
+    # The digest matters only to an Idempotency-Key (same key, same body?).
+    digest = hashlib.sha256(raw).hexdigest() if key is not None else ""
+    submission = await read_submission(raw, request.app[GATEWAY_KEY].settings.max_body_values)
+    del raw
+    if isinstance(submission, BodyRefused):
+        return problem(
+            submission.status,
+            submission.code,
+            submission.title,
+            detail=submission.detail,
+            errors=submission.errors,
+        )
+    if key is not None and not 0 < len(key) <= 200:
+        return problem(422, "idempotency_key_invalid", "Idempotency-Key must be 1-200 characters")
+    return submission, key, digest
 
 
 async def get_disclosure(request: web.Request) -> web.Response:
@@ -218,7 +238,7 @@ async def _receipt(request: web.Request, limits: ListenerLimits) -> web.Response
         return refusal
     try:
         async with asyncio.timeout(limits.body_timeout):
-            token = (await _read_body(request, MAX_RECEIPT_BYTES)).strip()
+            token = bytes(await _read_body(request, MAX_RECEIPT_BYTES)).strip()
     except TimeoutError:
         return _body_timeout(limits.body_timeout)
     except _BodyTooLargeError:

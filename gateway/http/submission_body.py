@@ -32,7 +32,7 @@ class BodyRefused:
     detail: str | None = None
 
 
-def values_at_most(raw: bytes) -> int:
+def values_at_most(raw: bytes | bytearray) -> int:
     """An upper bound on the JSON values in `raw`: every member has a colon, and an array of
     n elements has n - 1 commas (strings may hold more of either, never fewer)."""
     return raw.count(b":") + raw.count(b",") + raw.count(b"[")
@@ -55,7 +55,7 @@ def more_values_than(value: Any, limit: int) -> bool:
     return False
 
 
-def parse_submission(raw: bytes, max_values: int) -> DisclosureSubmission | BodyRefused:
+def parse_submission(raw: bytes | bytearray, max_values: int) -> DisclosureSubmission | BodyRefused:
     """The validated body, or why it is refused; never raises for bad input."""
     try:  # pydantic's parser: faster than json.loads, exact integers, no NaN or lone surrogates
         payload = from_json(raw, allow_inf_nan=False)
@@ -76,7 +76,9 @@ def parse_submission(raw: bytes, max_values: int) -> DisclosureSubmission | Body
         )
 
 
-async def read_submission(raw: bytes, max_values: int) -> DisclosureSubmission | BodyRefused:
+async def read_submission(
+    raw: bytes | bytearray, max_values: int
+) -> DisclosureSubmission | BodyRefused:
     """`parse_submission`, in a worker thread for a large body so other requests go on."""
     if len(raw) <= INLINE_BYTES:
         return parse_submission(raw, max_values)

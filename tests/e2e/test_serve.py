@@ -132,3 +132,29 @@ def test_several_delivery_processes_run_under_the_same_supervisor(tmp_path: Path
     finally:
         assert service.stop() == 0
     assert service.log.read_text().count('"delivery_stopped"') == 2
+
+
+def test_delivery_processes_stop_cleanly_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    env, _token = seeded_environment(tmp_path, GATEWAY_LOG_FORMAT="json")
+    service = ServiceProcess(env, role="worker", processes=2, log=tmp_path / "gateway.log").start()
+    assert service.proc is not None
+    try:
+        _until(lambda: service.log.read_text().count('"delivery_started"') == 2, "two engines")
+        orphans = _children(service.proc.pid)
+        service.kill()  # kill -9 of the arbiter: no one will stop or restart its processes
+        _until(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in orphans),
+            "the orphaned delivery processes exit",
+            timeout=20,
+        )
+    finally:
+        for pid in orphans:
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
+    text = service.log.read_text()
+    lines = text.splitlines()
+    assert all(line.startswith("{") and json.loads(line) for line in lines), text[-2000:]
+    assert "Traceback" not in text
+    gone = [json.loads(line) for line in lines if '"supervisor_gone"' in line]
+    assert [event["level"] for event in gone] == ["warning", "warning"]  # one line each
+    assert text.count('"delivery_stopped"') == 2  # and each closed its engine on the way out
