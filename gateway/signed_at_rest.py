@@ -38,7 +38,7 @@ def held_at_rest(key_ids: tuple[str, ...] | list[str]) -> bool:
     return AT_REST_KID in key_ids
 
 
-def open_signed(envelope: Envelope, protection: Protection) -> Envelope:
+def open_held(envelope: Envelope, protection: Protection) -> Envelope:
     """The envelope as the channel needs it: the signed JWT in memory (AtRestDecryptError if
     the stored bytes were altered or belong to another disclosure)."""
     token = protection.open_at_rest(envelope.body, _aad(envelope.message_id))

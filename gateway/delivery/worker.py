@@ -30,7 +30,7 @@ from gateway.policy_cache import PolicyCache
 from gateway.protection import AtRestDecryptError, Protection
 from gateway.queue.retry import RetryPolicy
 from gateway.receipts import ReceiptError
-from gateway.signed_at_rest import held_at_rest, open_signed
+from gateway.signed_at_rest import held_at_rest, open_held
 from gateway.store import delivery_records, disclosures, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NOTICE, Disclosure, Status
@@ -210,7 +210,7 @@ class DeliveryWorker:
         if cert is not None:
             target.update(smime_certificate=cert.pem, smime_fingerprint=cert.fingerprint)
         try:
-            return open_signed(envelope, self.protection)
+            return open_held(envelope, self.protection)
         except AtRestDecryptError as exc:  # altered, or another data key: it can never go
             bound.error("delivery_envelope_unopenable", reason=exc.code)
             await self.fail(envelope, exc.code)

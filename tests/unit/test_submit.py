@@ -29,7 +29,7 @@ from gateway.metrics import Metrics
 from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
 from gateway.protection import Protection
 from gateway.sealing import EnvelopeClaims, SealedEnvelope, SignedDisclosure
-from gateway.signed_at_rest import AT_REST_KID, open_signed
+from gateway.signed_at_rest import AT_REST_KID, open_held
 from gateway.store.disclosures import AcceptedDisclosure
 from gateway.store.idempotency import IdempotencyKeyReusedError
 from gateway.store.submissions import Hold, KeptReply, PolicyRefusal, Write
@@ -334,7 +334,7 @@ async def test_an_email_partner_gets_the_signed_jwt_sealed_at_rest_without_a_jwk
     assert token not in write.envelope  # sealed under the data key, not stored as signed
     assert write.new.key_ids == ("council-kid", AT_REST_KID)
     assert write.digest == b64url_digest(token)  # what a TLS-only partner's receipt digests
-    opened = open_signed(Envelope(result.id, "probation-kss", write.envelope, "-"), rig.protection)
+    opened = open_held(Envelope(result.id, "probation-kss", write.envelope, "-"), rig.protection)
     assert (opened.body, opened.content_type) == (token, "application/jwt")
     webhook = await submit(EVERYTHING, lac())  # a partner on another channel still needs a key
     assert isinstance(webhook, Denied)
