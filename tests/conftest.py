@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from gateway.logging import LibraryHandler
 from tests.services import AMQP_URL, fresh_postgres_database, require_service
@@ -44,11 +45,14 @@ def amqp_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _library_logs_unrouted() -> Iterator[None]:
-    """A test that configures logging in this process leaves no root handler behind: a later
-    in-process CLI run would otherwise print library lines on its stderr."""
+    """A test that configures logging in this process leaves no root handler behind (a later
+    in-process CLI run would otherwise print library lines on its stderr), and structlog as it
+    found it (a level set by one test would otherwise filter what a later one captures)."""
     root = logging.getLogger()
     level = root.level
+    logs = structlog.get_config()
     yield
+    structlog.configure(**logs)
     for handler in [h for h in root.handlers if isinstance(h, LibraryHandler)]:
         root.removeHandler(handler)
     root.setLevel(level)
