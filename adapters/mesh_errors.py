@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from adapters.retry_after import parse_retry_after
 from gateway.errors import GatewayError
 
 # MESH (DTS) error codes seen in error bodies and in REPORT messages.
@@ -96,17 +98,6 @@ def parse_error_body(body: Any) -> MeshErrorBody:
     return MeshErrorBody()
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header given in seconds (dates are ignored)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
 def classify(http_status: int, body: Any, *, retry_after: str | None = None) -> MeshApiError:
     """Turn an error reply into a MeshApiError: 5xx/408/429 transient, other 4xx permanent."""
     parsed = parse_error_body(body)
@@ -129,5 +120,5 @@ def classify(http_status: int, body: Any, *, retry_after: str | None = None) -> 
         transient=transient,
         http_status=http_status,
         mesh_code=parsed.mesh_code,
-        retry_after=parse_retry_after(retry_after),
+        retry_after=parse_retry_after(retry_after, datetime.now(UTC)),
     )

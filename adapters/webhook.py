@@ -22,17 +22,16 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from adapters.retry_after import parse_retry_after
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 
 JOSE = "application/jose"
-MAX_RETRY_AFTER = 24 * 3600.0  # a partner cannot park a message for longer than a day
 
 
 def _now() -> datetime:
@@ -41,24 +40,6 @@ def _now() -> datetime:
 
 def _result(outcome: DeliveryOutcome, reason: str | None = None, **detail: Any) -> DeliveryResult:
     return DeliveryResult(outcome=outcome, reason=reason, detail=detail)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped at a day."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        seconds = float(text)
-    else:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def outcome_for_status(

@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -30,6 +30,7 @@ from gateway.application.submit import SubmitDisclosures
 from gateway.audit_anchor import AnchorFile, CheckpointAnchor, TimeStampAuthority, TsaTrust
 from gateway.background import Loops
 from gateway.clients import Client, certificate_sha256
+from gateway.clock import utc_now
 from gateway.council_smime import load_council_smime
 from gateway.council_smime import paths as smime_paths
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
@@ -54,11 +55,6 @@ DELIVERABLE_CHANNELS = frozenset({"webhook", "sftp"})
 
 READINESS_TIMEOUT = 2.0  # seconds: a stalled database or broker is "unreachable", not a hang
 READINESS_CACHE_SECONDS = 1.0  # probes from several places cost one check a second
-
-
-def utc_now() -> datetime:
-    """The service clock (tests pass their own)."""
-    return datetime.now(UTC)
 
 
 async def _bounded(probe: Coroutine[Any, Any, bool]) -> bool:

@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from gateway.application.admin_ports import StorePort
-from gateway.store import disclosure_log as log_store
-from gateway.store.disclosure_log import Cursor, LogFilter, LoggedDisclosure
+from gateway.store import disclosure_listing as log_store
+from gateway.store.disclosure_listing import Cursor, LogFilter, LoggedDisclosure
 from gateway.store.unit_of_work import Connection
 
 PAGE = 1000
@@ -35,7 +35,7 @@ COLUMNS = (
 
 
 class DisclosureLogRows(Protocol):
-    """Disclosures page by page (`gateway.store.disclosure_log`)."""
+    """Disclosures page by page (`gateway.store.disclosure_listing`)."""
 
     async def page(
         self, conn: Connection, chosen: LogFilter, *, after: Cursor | None, limit: int

@@ -58,7 +58,7 @@ class PartnerCertRecords(Protocol):
     ) -> bool: ...
 
 
-class PartnerRecords(Protocol):
+class PartnerLookup(Protocol):
     """Partners (`gateway.store.partners_repo`)."""
 
     async def get_partner(self, conn: Connection, id_: str) -> StoredPartner | None: ...
@@ -82,7 +82,7 @@ async def add_partner_cert(
     at: datetime,
     trusted: Sequence[x509.Certificate] = (),
     certs: PartnerCertRecords = partner_certs_repo,
-    partners: PartnerRecords = partners_repo,
+    partners: PartnerLookup = partners_repo,
     audit_entry: AuditTrail = chained_entry,
 ) -> PartnerCertificate:
     """Check and register a partner's certificate (`trusted`: the configured CA bundle)."""
@@ -115,7 +115,7 @@ async def revoke_partner_cert(
     actor: Actor,
     at: datetime,
     certs: PartnerCertRecords = partner_certs_repo,
-    partners: PartnerRecords = partners_repo,
+    partners: PartnerLookup = partners_repo,
     audit_entry: AuditTrail = chained_entry,
 ) -> RevokedPartnerCert:
     """Revoke a certificate for good: no message is ever encrypted to it again."""
@@ -152,7 +152,7 @@ async def partner_certs(
     partner_id: str,
     *,
     certs: PartnerCertRecords = partner_certs_repo,
-    partners: PartnerRecords = partners_repo,
+    partners: PartnerLookup = partners_repo,
 ) -> list[PartnerCertificate]:
     """Every certificate the partner registered, revoked and expired ones included."""
     async with store.read() as conn:
@@ -160,7 +160,7 @@ async def partner_certs(
         return [from_stored(row) for row in await certs.certs_of(conn, partner_id)]
 
 
-async def _partner(conn: Connection, partners: PartnerRecords, partner_id: str) -> StoredPartner:
+async def _partner(conn: Connection, partners: PartnerLookup, partner_id: str) -> StoredPartner:
     partner = await partners.get_partner(conn, partner_id)
     if partner is None:
         raise PartnerNotFoundError(f"no partner {partner_id!r} is stored")

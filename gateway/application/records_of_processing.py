@@ -20,9 +20,9 @@ from agreements.processing_record import ProcessingEntry, processing_entry
 from gateway.application.admin_ports import StorePort
 from gateway.catalog_sync import partner_from_record
 from gateway.store import agreements_repo, partners_repo
-from gateway.store import disclosure_log as log_store
+from gateway.store import disclosure_listing as log_store
 from gateway.store.agreements_repo import StoredAgreement
-from gateway.store.disclosure_log import LogFilter
+from gateway.store.disclosure_listing import LogFilter
 from gateway.store.partners_repo import StoredPartner
 from gateway.store.unit_of_work import Connection
 
@@ -36,7 +36,7 @@ class AgreementRows(Protocol):
     async def current(self, conn: Connection) -> list[StoredAgreement]: ...
 
 
-class PartnerRows(Protocol):
+class PartnerList(Protocol):
     """Every stored partner (`gateway.store.partners_repo`)."""
 
     async def all_partners(self, conn: Connection) -> list[StoredPartner]: ...
@@ -110,7 +110,7 @@ class RegisterLine:
 
 
 async def _policy(
-    store: StorePort, agreements: AgreementRows, partners: PartnerRows
+    store: StorePort, agreements: AgreementRows, partners: PartnerList
 ) -> tuple[list[StoredAgreement], dict[str, Partner]]:
     async with store.read() as conn:
         stored = await agreements.current(conn)
@@ -137,7 +137,7 @@ async def record_of_processing(
     since: datetime,
     before: datetime,
     agreements: AgreementRows = agreements_repo,
-    partners: PartnerRows = partners_repo,
+    partners: PartnerList = partners_repo,
     counter: DisclosureCounts = log_store,
 ) -> ProcessingRecord:
     """Every agreement in force, or used in the period, with what was disclosed under it."""
@@ -175,7 +175,7 @@ async def agreement_register(
     *,
     today: date,
     agreements: AgreementRows = agreements_repo,
-    partners: PartnerRows = partners_repo,
+    partners: PartnerList = partners_repo,
 ) -> list[RegisterLine]:
     """Every stored agreement (newest version), in force or not, with its governance facts."""
     stored, known = await _policy(store, agreements, partners)

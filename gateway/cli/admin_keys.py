@@ -26,8 +26,8 @@ from gateway.cli.context import (
     parse_duration,
     run_async,
     usage,
-    utc_now,
 )
+from gateway.clock import utc_now
 from gateway.council_smime import install_council_smime, load_council_smime, self_signed
 from gateway.council_smime import paths as smime_paths
 from gateway.errors import GatewayError

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, TypeVar
 
 import typer
@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gateway import audit
 from gateway.cli.common import EXIT_USAGE, default_actor, fail
-from gateway.errors import ConflictError, GatewayError
+from gateway.clock import utc_now
+from gateway.errors import ConflictError, DatabaseUnavailableError, GatewayError
 from gateway.keys import CouncilKeyring
 from gateway.protection import Protection
 from gateway.settings import Settings, load_settings
@@ -40,17 +41,6 @@ class SchemaNotCurrentError(GatewayError):
     """The database is not at the schema this code expects."""
 
     code = "schema_not_current"
-
-
-class DatabaseUnavailableError(GatewayError):
-    """The database cannot be reached or refused the work."""
-
-    code = "database_unavailable"
-
-
-def utc_now() -> datetime:
-    """The real clock (tests pass their own)."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

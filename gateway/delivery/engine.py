@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +28,7 @@ from gateway.application.channel import Channel
 from gateway.application.dead_letter_reconcile import ReconcileReport, reconcile_dead_letters
 from gateway.application.receipt_intake import ReceiptIntake
 from gateway.background import every
+from gateway.clock import utc_now
 from gateway.delivery.broker import BrokerDelivery, topology_for
 from gateway.delivery.deadlines import ReceiptDeadlines
 from gateway.delivery.email_receipts import EmailReceipts, PartnerCertificates, no_certificates
@@ -47,11 +48,6 @@ from gateway.store.database import Store
 from gateway.store.unit_of_work import Connection
 
 log = structlog.get_logger("gateway.delivery")
-
-
-def utc_now() -> datetime:
-    """The default clock."""
-    return datetime.now(UTC)
 
 
 def default_owner() -> str:

@@ -14,8 +14,8 @@ import pytest
 
 from gateway.application.disclosure_log import COLUMNS, DisclosureLogQuery, read_disclosure_log
 from gateway.cli.admin import main
-from gateway.store import disclosure_log as log_rows
-from gateway.store.disclosure_log import Cursor, LogFilter, LoggedDisclosure
+from gateway.store import disclosure_listing as log_rows
+from gateway.store.disclosure_listing import Cursor, LogFilter, LoggedDisclosure
 from gateway.store.unit_of_work import Connection
 from tests.integration.cli_support import admin_env, run
 from tests.integration.records_support import SHARES, Tally, seed_history

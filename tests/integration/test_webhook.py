@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.webhook import WebhookChannel, is_loopback, outcome_for_status, parse_retry_after
+from adapters.retry_after import parse_retry_after
+from adapters.webhook import WebhookChannel, is_loopback, outcome_for_status
 from gateway.application.channel import DeliveryOutcome, Envelope
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -161,7 +161,7 @@ def test_error_replies_are_classified(
 
 def test_retry_after_is_carried_when_given_in_seconds() -> None:
     assert classify(429, None, retry_after="7").retry_after == 7.0
-    assert classify(429, None, retry_after="Wed, 21 Oct 2025 07:28:00 GMT").retry_after is None
+    assert classify(429, None, retry_after="Wed, 21 Oct 2025 07:28:00 GMT").retry_after == 0.0
 
 
 def test_error_body_shapes() -> None:
