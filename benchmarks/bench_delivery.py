@@ -212,7 +212,12 @@ class TimedIntake(ReceiptIntake):
     on_receipted: Callable[[str], None] = staticmethod(lambda _id: None)  # type: ignore[assignment]
 
     async def accept(self, token: bytes, *, via: str = "api", known: Any = None) -> Any:
-        result = await super().accept(token, via=via, known=known)
+        return self._timed(await super().accept(token, via=via, known=known))
+
+    async def accept_sync(self, token: bytes, *, sent: Any, digest: str, via: str) -> Any:
+        return self._timed(await super().accept_sync(token, sent=sent, digest=digest, via=via))
+
+    def _timed(self, result: Any) -> Any:
         if result.status == Status.RECEIPTED:
             self.on_receipted(result.message_id)
         return result

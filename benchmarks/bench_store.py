@@ -88,7 +88,7 @@ async def run(url: str, writers: int, seconds: float, prot: Protection) -> None:
     await loops.stop()
     await sealer.seal_now()
     drain = time.perf_counter() - drain_start
-    report = await verify(store)
+    report = await verify(store, now=datetime.now(UTC))
     await store.close()
     rate = counter[0] / elapsed
     print(
@@ -96,7 +96,8 @@ async def run(url: str, writers: int, seconds: float, prot: Protection) -> None:
         f"  {counter[0]:6} disclosures in {elapsed:4.1f}s"
         f"  = {rate:7.0f}/s, CPU {cpu / max(counter[0], 1) * 1e6:4.0f} µs each"
         f"   sealer backlog drained in {drain * 1000:5.0f} ms"
-        f"   chain ok={report.ok} entries={report.entries}"
+        f"   chain: {'ok' if report.ok else report.broken.code if report.broken else 'broken'}"
+        f" entries={report.entries}"
     )
 
 
