@@ -3,24 +3,26 @@ fixed, and reconciled with the broker's dead-letter queues."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 
-from gateway import audit
 from gateway.application.dead_letter_reconcile import (
     QUIET_AFTER,
     ReconcileReport,
     reconcile_dead_letters,
 )
-from gateway.cli.common import EXIT_USAGE, default_actor, fail, print_json, print_table
+from gateway.cli.common import EXIT_USAGE, fail, print_json, print_table
+from gateway.cli.context import AdminContext, run_async
+from gateway.clock import utc_now
 from gateway.delivery.dead_letters import ReplayResult, list_dead_letters, replay
 from gateway.queue.rabbit import RabbitTransport
 from gateway.queue.retry import RetryPolicyError, delay_name, parse_delay
 from gateway.queue.topology import TopologyError, build_topology, check_partner_id
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings
 from gateway.store import partners_repo
 from gateway.store.database import Store
 
@@ -33,10 +35,6 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document for sc
 PartnerOption = Annotated[str | None, typer.Option("--partner", help="Only this partner id.")]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @deadletters_app.command("list")
 def list_command(
     partner: PartnerOption = None,
@@ -44,17 +42,12 @@ def list_command(
     limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 1000,
 ) -> None:
     """Failed disclosures whose envelope can be sent again, oldest failure first."""
-    settings = load_settings()
 
-    async def work() -> list[dict[str, object]]:
-        store = await Store.open(settings.resolved_database_url, settings.database_options)
-        try:
-            found = await list_dead_letters(store, partner=partner, limit=limit)
-        finally:
-            await store.close()
+    async def work(ctx: AdminContext) -> list[dict[str, object]]:
+        found = await list_dead_letters(ctx.store, partner=partner, limit=limit)
         return [d.to_dict() for d in found]
 
-    rows = asyncio.run(work())
+    rows = run_async(work)
     if as_json:
         print_json({"dead_letters": rows, "count": len(rows)})
         return
@@ -74,10 +67,8 @@ def replay_command(
     """Send a dead letter again (the same envelope), or every one of a partner's; audited."""
     if (disclosure_id is None) == (partner is None):
         raise fail("give a disclosure id or --partner (one of them)", EXIT_USAGE)
-    settings = load_settings()
-    who = audit.Actor(audit.ActorKind.ADMIN, actor or default_actor())
     ids = [disclosure_id] if disclosure_id is not None else None
-    result = asyncio.run(_replay(settings, who, ids, partner))
+    result = run_async(lambda ctx: _replay(ctx, ids, partner), actor=actor)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -89,30 +80,33 @@ def replay_command(
         raise typer.Exit(1)
 
 
-async def _replay(
-    settings: Settings, actor: audit.Actor, ids: list[str] | None, partner: str | None
-) -> ReplayResult:
-    store = await Store.open(settings.resolved_database_url, settings.database_options)
-    transport: RabbitTransport | None = None
-    try:
-        if settings.broker_url:
-            partners = await _partners_of(store, ids, partner)
-            topology = build_topology(
-                settings.broker_prefix,
-                partners,
-                settings.retry_policy,
-                delivery_limit=settings.delivery_limit,
-            )
-            transport = await RabbitTransport.connect(
-                settings.broker_url, topology, connection_name="gatehouse-admin"
-            )
+async def _replay(ctx: AdminContext, ids: list[str] | None, partner: str | None) -> ReplayResult:
+    partners = await _partners_of(ctx.store, ids, partner) if ctx.settings.broker_url else []
+    async with _broker(ctx.settings, partners) as transport:
         return await replay(
-            store, actor=actor, clock=_now, ids=ids, partner=partner, broker=transport
+            ctx.store, actor=ctx.actor, clock=utc_now, ids=ids, partner=partner, broker=transport
         )
+
+
+@asynccontextmanager
+async def _broker(settings: Settings, partners: list[str]) -> AsyncIterator[RabbitTransport | None]:
+    """The broker with these partners' queues, when one is configured (else None)."""
+    if not settings.broker_url:
+        yield None
+        return
+    topology = build_topology(
+        settings.broker_prefix,
+        partners,
+        settings.retry_policy,
+        delivery_limit=settings.delivery_limit,
+    )
+    transport = await RabbitTransport.connect(
+        settings.broker_url, topology, connection_name="gatehouse-admin"
+    )
+    try:
+        yield transport
     finally:
-        if transport is not None:
-            await transport.close(0)
-        await store.close()
+        await transport.close(0)
 
 
 async def _partners_of(store: Store, ids: list[str] | None, partner: str | None) -> list[str]:
@@ -143,8 +137,7 @@ def reconcile_command(
         quiet = parse_delay(quiet_after)
     except RetryPolicyError as exc:
         raise fail(f"--quiet-after: {exc.message}", EXIT_USAGE) from None
-    settings = load_settings()
-    report = asyncio.run(_reconcile(settings, quiet))
+    report = run_async(lambda ctx: _reconcile(ctx, quiet))
     if as_json:
         print_json(report.to_dict())
         return
@@ -154,30 +147,15 @@ def reconcile_command(
     print_table(title, ("disclosure_id", "now", "last reason"), rows)
 
 
-async def _reconcile(settings: Settings, quiet_after: timedelta) -> ReconcileReport:
-    store = await Store.open(settings.resolved_database_url)
-    transport: RabbitTransport | None = None
-    try:
-        if settings.broker_url:
-            async with store.read() as conn:
-                stored = [p.id for p in await partners_repo.all_partners(conn)]
-            partners = [p for p in stored if _queue_safe(p)]
-            topology = build_topology(
-                settings.broker_prefix,
-                partners,
-                settings.retry_policy,
-                delivery_limit=settings.delivery_limit,
-            )
-            transport = await RabbitTransport.connect(
-                settings.broker_url, topology, connection_name="gatehouse-admin"
-            )
+async def _reconcile(ctx: AdminContext, quiet_after: timedelta) -> ReconcileReport:
+    partners: list[str] = []
+    if ctx.settings.broker_url:
+        async with ctx.store.read() as conn:
+            partners = [p.id for p in await partners_repo.all_partners(conn) if _queue_safe(p.id)]
+    async with _broker(ctx.settings, partners) as transport:
         return await reconcile_dead_letters(
-            store, clock=_now, broker=transport, quiet_after=quiet_after
+            ctx.store, clock=utc_now, broker=transport, quiet_after=quiet_after
         )
-    finally:
-        if transport is not None:
-            await transport.close(0)
-        await store.close()
 
 
 def _queue_safe(partner: str) -> bool:

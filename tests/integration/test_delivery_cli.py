@@ -122,3 +122,20 @@ async def test_replay_needs_exactly_one_target(
     assert code == 2
     code, _ = await admin(capsys, "deadletters", "replay", "x", "--partner", "alpha")
     assert code == 2
+
+
+@pytest.mark.parametrize("command", [["list"], ["replay", "--partner", "p"], ["reconcile"]])
+async def test_a_database_without_the_schema_is_one_line_not_a_traceback(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("GATEWAY_BROKER_URL", "")
+    monkeypatch.setenv("GATEWAY_KEYS_DIR", str(tmp_path / "keys"))
+    code = await asyncio.to_thread(admin_main, ["deadletters", *command])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "gateway-admin db upgrade" in err
+    assert "Traceback" not in err
