@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aio_pika
 import aiohttp
@@ -170,9 +170,9 @@ async def bare(partner: Partner, keyring: CouncilKeyring, count: int, window: in
                 token = await reply.read()  # fmt: skip
             verify_receipt(
                 token, partner_keys=[partner.sig], partner_id=PARTNER, council_id=COUNCIL,
-                message_id=message.message_id or "", expected_digest=message.headers["d"],
+                message_id=message.message_id or "", expected_digest=str(message.headers["d"]),
                 now=now(),
-            )  # type: ignore[arg-type]  # fmt: skip
+            )  # fmt: skip
             await message.ack()
             figures.latencies.append(time.perf_counter() - started_at[message.message_id or ""])
             slots.release()
@@ -209,7 +209,7 @@ async def bare(partner: Partner, keyring: CouncilKeyring, count: int, window: in
 class TimedIntake(ReceiptIntake):
     """The real receipt intake, telling the benchmark when a disclosure became receipted."""
 
-    on_receipted: Callable[[str], None] = staticmethod(lambda _id: None)  # type: ignore[assignment]
+    on_receipted: Callable[[str], None] = staticmethod(lambda _id: None)
 
     async def accept(self, token: bytes, *, via: str = "api", known: Any = None) -> Any:
         return self._timed(await super().accept(token, via=via, known=known))
@@ -250,7 +250,7 @@ async def through_service(
         if len(figures.latencies) == count:
             done.set()
 
-    intake.on_receipted = receipted  # type: ignore[method-assign]
+    intake.on_receipted = receipted
     channel = WebhookChannel(allow_insecure_loopback=True)
     service = DeliveryService(
         settings=settings, store=store, policy=policy, intake=intake, metrics=metrics,
@@ -361,6 +361,15 @@ async def drop_topology(topology: Any) -> None:
         await connection.close()
 
 
+class Common(TypedDict):
+    """What every run through the service shares."""
+
+    keyring: CouncilKeyring
+    count: int
+    window: int
+    workdir: Path
+
+
 async def main(count: int, window: int, postgres: bool, only: str | None) -> None:
     configure_logging(
         "console", os.environ.get("BENCH_LOG", "warning")
@@ -373,8 +382,11 @@ async def main(count: int, window: int, postgres: bool, only: str | None) -> Non
         results: list[Figures] = []
         try:
             results.append(await bare(partner, keyring, count, window))
-            sqlite = lambda n: f"sqlite+aiosqlite:///{workdir / n}.db"  # noqa: E731
-            common = {"keyring": keyring, "count": count, "window": window, "workdir": workdir}
+
+            def sqlite(name: str) -> str:
+                return f"sqlite+aiosqlite:///{workdir / name}.db"
+
+            common = Common(keyring=keyring, count=count, window=window, workdir=workdir)
             if only in (None, "embedded"):
                 results.append(await through_service(
                     "DeliveryService embedded (SQLite)", partner, database_url=sqlite("embedded"),

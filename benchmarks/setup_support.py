@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agreements.loader import default_catalog_dir, load_catalog
 from gateway import audit
@@ -63,7 +63,11 @@ async def seed(
         for partner_id in catalog.partners:
             enc, sig = generate_partner_keys("ec")
             keys[partner_id] = (enc, sig)
-            for jwk, use in ((enc, "enc"), (sig, "sig")):
+            uses: tuple[tuple[dict[str, Any], Literal["enc", "sig"]], ...] = (
+                (enc, "enc"),
+                (sig, "sig"),
+            )
+            for jwk, use in uses:
                 key = PartnerKey.from_jwk(
                     partner_id, public_jwk(jwk), use=use, not_before=now - timedelta(days=1)
                 )
