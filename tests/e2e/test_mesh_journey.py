@@ -18,10 +18,14 @@ from typing import Any
 import pytest
 
 from adapters.mesh import MeshChannel
+from agreements.model import DEFAULT_NOTICE_WORKFLOW_ID
 from gateway.application.commands import Queued
+from gateway.application.recipient_notices import NoticeKind
+from gateway.audit import Actor, ActorKind
 from gateway.clients import Client
 from gateway.delivery.engine import DeliveryOptions, DeliveryService
 from gateway.http.schemas import DisclosureSubmission
+from gateway.notice_envelope import open_notice
 from gateway.receipts import make_receipt
 from gateway.sealing import open_envelope
 from gateway.store import disclosures
@@ -148,3 +152,48 @@ async def test_undelivered_report_from_mesh_fails_the_disclosure(
         events = await disclosures.timeline(conn, disclosure_id)
     failure = events[-1]
     assert failure.detail.get("reason") == "mesh_undelivered", failure
+
+
+async def test_article_19_notice_goes_over_mesh_on_the_notice_workflow(
+    journey: tuple[Harness, Any, DeliveryService],
+) -> None:
+    """A rectification notice reaches the trust that received the data, on the partner's notice
+    workflow, opens as a notice for that disclosure, and is receipted like a disclosure."""
+    harness, sandbox, _service = journey
+    disclosure_id = await _dispatched(harness)
+    trust = partner_client(sandbox)
+    try:
+        await _trust_journey(harness, trust, disclosure_id)
+        run = await harness.gateway.notices.send(
+            nhs_number=lac_submission()["subject"]["nhs_number"], kind=NoticeKind.RECTIFICATION,
+            reason="date of birth corrected", fields=(), corrections={},
+            actor=Actor(ActorKind.ADMIN, "dpo-0001"),
+        )  # fmt: skip
+        [sent] = run.notices
+        assert (sent.partner, sent.status, sent.disclosure_ids) == (
+            "medway-ft",
+            "queued",
+            (disclosure_id,),
+        )
+        await _until(harness, sent.notice_id, lambda status, _events: status == "dispatched")
+        [(message, body)] = await asyncio.to_thread(receive_all, trust)
+        assert message.workflow_id == DEFAULT_NOTICE_WORKFLOW_ID
+        enc_key, sig_key = harness.partner_keys["medway-ft"]
+        notice = open_notice(
+            body, decryption_key=enc_key, council_jwks=harness.gateway.jwks(),
+            expected_audience="medway-ft", now=TEST_NOW,
+        )  # fmt: skip
+        assert (notice.jti, notice.kind, notice.disclosures) == (
+            sent.notice_id,
+            "rectification",
+            (disclosure_id,),
+        )
+        receipt = make_receipt(
+            partner_id="medway-ft", council_id="medway-council", message_id=sent.notice_id,
+            body_received=body, status="received", signing_key=sig_key, now=TEST_NOW,
+            receipt_id=str(uuid.uuid4()),
+        )  # fmt: skip
+        await asyncio.to_thread(trust.send_message, SENDER, receipt, workflow_id=RECEIPT_WORKFLOW)
+        await _until(harness, sent.notice_id, lambda status, _events: status == "receipted")
+    finally:
+        trust.close()
