@@ -5,7 +5,8 @@ service is live: (1) for receipted or failed disclosures past their agreement's 
 delete the outbox envelope and any held record and stamp `envelope_purged_at`; (2) delete the
 disclosure record itself (with its events, receipts and approvals) once it is past the later of
 its `retain_until` and the council's records schedule, so "who has my data" can be answered for
-as long as the recipient may hold the data. Every purge is audited, one entry per disclosure;
+as long as the recipient may hold the data; an Article 19 notice's record goes with its delivery
+record, and one never sent goes on the same terms (3). Every purge is audited, one entry each;
 the audit log itself is never purged. On PostgreSQL batches lock their rows with SKIP LOCKED,
 so a concurrent run or a worker holding a row is stepped around, never waited on or doubled.
 """
@@ -41,6 +42,7 @@ class RetentionReport:
     records_schedule: timedelta
     envelopes_purged: list[str] = field(default_factory=list)
     metadata_deleted: list[str] = field(default_factory=list)
+    unsent_notices_deleted: list[str] = field(default_factory=list)
     records_kept_past_schedule: int = 0
     idempotency_keys_deleted: int = 0
 
@@ -72,6 +74,9 @@ async def run(
     async def metadata(conn: Connection, limit: int | None) -> list[str]:
         return await retention_rows.metadata_due(conn, now=now, cutoff=cutoff, limit=limit)
 
+    async def unsent_notices(conn: Connection, limit: int | None) -> list[str]:
+        return await retention_rows.unsent_notices_due(conn, now=now, cutoff=cutoff, limit=limit)
+
     async def purge(conn: Connection, ids: Sequence[str]) -> None:
         await retention_rows.purge_envelopes(conn, ids, now)
 
@@ -79,21 +84,32 @@ async def run(
         async with store.read() as conn:
             report.envelopes_purged = await envelopes(conn, None)
             report.metadata_deleted = await metadata(conn, None)
+            report.unsent_notices_deleted = await unsent_notices(conn, None)
             report.records_kept_past_schedule = await retention_rows.kept_past_schedule(
                 conn, now=now, cutoff=cutoff
             )
         return report
-    stages: list[tuple[Due, Purge, str, list[str]]] = [
-        (envelopes, purge, "retention.envelope_purged", report.envelopes_purged),
+    stages: list[tuple[Due, Purge, str, str, list[str]]] = [
+        (envelopes, purge, "retention.envelope_purged", "disclosure", report.envelopes_purged),
         (
             metadata,
             retention_rows.delete_metadata,
             "retention.metadata_deleted",
+            "disclosure",
             report.metadata_deleted,
         ),
+        (
+            unsent_notices,
+            retention_rows.delete_notices,
+            "retention.notice_deleted",
+            "notice",
+            report.unsent_notices_deleted,
+        ),
     ]
-    for due, action, audited, done in stages:
-        while ids := await _batch(store, due, action, audited, batch, now=now, actor=actor):
+    for due, action, audited, target, done in stages:
+        while ids := await _batch(
+            store, due, action, (audited, target), batch, now=now, actor=actor
+        ):
             done.extend(ids)
 
     async def forget_keys(conn: Connection) -> int:
@@ -111,7 +127,7 @@ async def _batch(
     store: Store,
     due: Due,
     action: Purge,
-    audited: str,
+    audited: tuple[str, str],
     size: int,
     *,
     now: datetime,
@@ -123,9 +139,8 @@ async def _batch(
         ids = await due(conn, size)
         if ids:
             await action(conn, ids)
-            entries: list[audit.PendingEntry] = [
-                (actor, audited, {"disclosure": i}, {}) for i in ids
-            ]
+            name, target = audited
+            entries: list[audit.PendingEntry] = [(actor, name, {target: i}, {}) for i in ids]
             await audit.append_many(conn, entries, at=now)
         return ids
 

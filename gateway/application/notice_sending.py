@@ -138,7 +138,8 @@ class SendNotices:
         self._org_id, self._store, self._policy = org_id, store, policy
         self._sealer, self._protection, self._clock = sealer, protection, clock
         self._lifetime, self._new_id = envelope_lifetime, new_id
-        # The proof that a partner was told is kept like the council's other records.
+        # The proof that a partner was told is kept like the council's other records, and
+        # for as long as the record of what it corrects.
         self._records_retention = records_retention
 
     async def plan(
@@ -202,6 +203,7 @@ class SendNotices:
                 reason=self._protection.seal_text(reason, notice_id),
                 requested_by=actor.name,
                 created_at=now,
+                retain_until=max(now + self._records_retention, notice.kept_until or now),
             )
             values = corrected_values(
                 notice,
@@ -236,7 +238,6 @@ class SendNotices:
                 key_ids=(sealed.signing_kid, sealed.encryption_kid),
                 agreement_id=notice.latest[0],
                 agreement_version=notice.latest[1],
-                retain_until=now + self._records_retention,
                 expires_at=now + self._lifetime,
             )
             await self._write_sealed(record, delivery, actor)

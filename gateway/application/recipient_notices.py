@@ -52,6 +52,8 @@ class PartnerNotice:
     paths: tuple[str, ...]
     corrected_paths: tuple[str, ...]
     latest: tuple[str, int] = ("", 0)  # agreement id and version of the latest disclosure
+    # The latest `retain_until` of those disclosures: the notice is kept at least as long.
+    kept_until: datetime | None = None
     # path -> (agreement id, purpose) it was first sent under: which transform it went through
     sent_under: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -151,6 +153,7 @@ async def plan_notices(
                     paths=tuple(paths),
                     corrected_paths=tuple(p for p in paths if p in corrected),
                     latest=(received[-1].agreement_id, received[-1].agreement_version),
+                    kept_until=max(d.retain_until for d in received),
                     sent_under={p: sent_under[p] for p in paths},
                 )
             )

@@ -203,6 +203,7 @@ def retention_run(
             ("envelopes and held records", len(report.envelopes_purged)),
             ("disclosure records past retain_until and the schedule", len(report.metadata_deleted)),
             ("records past the schedule kept for retain_until", report.records_kept_past_schedule),
+            ("Article 19 notices never sent", len(report.unsent_notices_deleted)),
             ("idempotency keys", report.idempotency_keys_deleted),
         ],
     )

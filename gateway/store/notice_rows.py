@@ -38,6 +38,7 @@ class NoticeRecord:
     reason: str  # sealed under the data key
     requested_by: str
     created_at: datetime
+    retain_until: datetime | None  # None only on notices recorded before it was kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,6 @@ class NoticeDelivery:
     key_ids: tuple[str, ...]
     agreement_id: str
     agreement_version: int
-    retain_until: datetime
     expires_at: datetime
 
 
@@ -77,6 +77,7 @@ def _notice_row(record: NoticeRecord, not_sent: str | None) -> dict[str, Any]:
         "not_sent": not_sent,
         "requested_by": record.requested_by,
         "created_at": record.created_at,
+        "retain_until": record.retain_until,
     }
 
 
@@ -99,6 +100,8 @@ async def record_sealed(
 ) -> None:
     """The notice, its delivery row, event, outbox envelope and audit entry, atomically."""
     require_transaction(conn)
+    if record.retain_until is None:
+        raise ValueError("a sealed notice is recorded with the date it is kept until")
     at = record.created_at
     await conn.execute(insert(subject_notices).values(_notice_row(record, None)))
     await conn.execute(
@@ -123,7 +126,7 @@ async def record_sealed(
             decision_reasons=[],
             key_ids=list(delivery.key_ids),
             digest=delivery.digest,
-            retain_until=delivery.retain_until,
+            retain_until=record.retain_until,
             created_at=at,
             updated_at=at,
             attempts=0,
@@ -199,6 +202,7 @@ async def notices_about(conn: AsyncConnection, nhs_index: str) -> Sequence[Notic
             reason=row.reason,
             requested_by=row.requested_by,
             created_at=row.created_at,
+            retain_until=row.retain_until,
         )
         receipted = row.updated_at if row.status == str(Status.RECEIPTED) else None
         found.append(NoticeStatus(record, row.not_sent, row.status, receipted))

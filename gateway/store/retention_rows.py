@@ -1,16 +1,23 @@
 """The rows retention removes: envelopes and held records past `retain_until`, disclosure records
-past both `retain_until` and the records schedule, and old idempotency keys."""
+past both `retain_until` and the records schedule (a notice's record goes with its delivery
+record), notices never sent past both, and old idempotency keys."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import disclosures, held_records, idempotency_keys, outbox
+from gateway.store.tables import (
+    disclosures,
+    held_records,
+    idempotency_keys,
+    outbox,
+    subject_notices,
+)
 
 PURGEABLE = (str(Status.RECEIPTED), str(Status.FAILED))
 FINISHED = (*PURGEABLE, str(Status.DENIED), str(Status.REJECTED))
@@ -70,8 +77,30 @@ async def purge_envelopes(conn: AsyncConnection, ids: Sequence[str], now: dateti
 
 
 async def delete_metadata(conn: AsyncConnection, ids: Sequence[str]) -> None:
-    """Delete the disclosure rows; events, outbox, receipts, approvals go with them (CASCADE)."""
+    """Delete the disclosure rows; events, outbox, receipts, approvals go with them (CASCADE),
+    and so does the notice record of a delivered notice (same id)."""
+    await conn.execute(delete(subject_notices).where(subject_notices.c.id.in_(ids)))
     await conn.execute(delete(disclosures).where(disclosures.c.id.in_(ids)))
+
+
+async def unsent_notices_due(
+    conn: AsyncConnection, *, now: datetime, cutoff: datetime, limit: int | None
+) -> list[str]:
+    """Notices never sealed (no delivery record) past the schedule and their `retain_until`."""
+    due = and_(
+        subject_notices.c.not_sent.is_not(None),
+        subject_notices.c.created_at <= cutoff,
+        or_(subject_notices.c.retain_until.is_(None), subject_notices.c.retain_until <= now),
+    )
+    query = select(subject_notices.c.id).where(due).order_by(subject_notices.c.id).limit(limit)
+    if limit is not None and conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [str(row.id) for row in await conn.execute(query)]
+
+
+async def delete_notices(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    """Delete notice records (those never sent: nothing else refers to them)."""
+    await conn.execute(delete(subject_notices).where(subject_notices.c.id.in_(ids)))
 
 
 async def delete_idempotency_keys(conn: AsyncConnection, before: datetime) -> int:

@@ -303,6 +303,8 @@ subject_notices = Table(
     Column("not_sent", String(60)),  # reason code when no envelope could be sealed
     Column("requested_by", String(200), nullable=False),
     _at("created_at"),
+    # The later of the records schedule and the longest-kept disclosure it concerns.
+    _at("retain_until", nullable=True),
 )
 
 held_records = Table(

@@ -9,15 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from gateway import audit
+from gateway import audit, retention
 from gateway.application.notice_sending import SendNotices
 from gateway.application.recipient_notices import NoticeKind
 from gateway.notice_envelope import NoticeSealer
 from gateway.protection import Protection
 from gateway.store.disclosure_model import Status
-from gateway.store.tables import disclosures
+from gateway.store.tables import disclosures, subject_notices
 from tests.integration.delivery_support import COUNCIL, Rig, utc_now
 
 NHS_NUMBER = "9990000026"
@@ -82,3 +82,15 @@ async def test_a_notice_is_delivered_and_receipted_after_the_agreement_ended(
     [status] = await notices.about(NHS_NUMBER)
     assert status.status == "receipted"
     assert status.record.partner_id == "care-home"
+
+    # The proof of telling the partner is kept for the schedule, then goes with its record.
+    schedule = timedelta(days=6 * 365)
+    kept = await retention.run(
+        rig.store, now=utc_now() + timedelta(days=365), records_retention=schedule
+    )
+    assert notice.notice_id not in kept.metadata_deleted
+    gone = await retention.run(rig.store, now=utc_now() + 2 * schedule, records_retention=schedule)
+    assert notice.notice_id in gone.metadata_deleted
+    assert await notices.about(NHS_NUMBER) == []
+    async with rig.store.read() as conn:
+        assert (await conn.execute(select(subject_notices.c.id))).all() == []

@@ -87,6 +87,7 @@ def test_upgrade_verify_checkpoint_report_and_retention(
         "envelopes_purged": [],
         "metadata_deleted": [],
         "records_kept_past_schedule": 0,
+        "unsent_notices_deleted": [],
         "idempotency_keys_deleted": 0,
         "records_schedule_days": 30,
     }

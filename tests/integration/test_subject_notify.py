@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from gateway import retention
 from gateway.protection import Protection
 from gateway.store import disclosures
 from gateway.store.disclosure_model import Status
@@ -20,7 +23,7 @@ from tests.integration.store_support import CLIENT, NHS_NUMBER, T0, new_disclosu
 SECRET_DOB = "2011-04-30"
 
 
-def seed(url: str, keys: Path) -> dict[str, str]:
+def seed(url: str, keys: Path, police_kept: timedelta = timedelta(days=365)) -> dict[str, str]:
     """The person's data went to police (received) and the NHS trust (dispatched); a GP was
     denied, a care home's delivery failed, and someone else's went to the DfE."""
     prot = Protection.from_dir(keys)
@@ -40,8 +43,10 @@ def seed(url: str, keys: Path) -> dict[str, str]:
     async def work() -> None:
         async with open_store(url) as store:
             for partner, (nhs, status, fields) in cases.items():
+                kept = police_kept if partner == "kent-police" else timedelta(days=365)
                 new = dataclasses.replace(
-                    new_disclosure(prot, partner=partner, nhs_number=nhs), fields_sent=fields
+                    new_disclosure(prot, partner=partner, nhs_number=nhs, retain_until=T0 + kept),
+                    fields_sent=fields,
                 )
                 ids[partner] = new.id
 
@@ -126,3 +131,52 @@ def test_bad_requests_are_refused_before_anything_is_sent(
     assert "Tuesday" not in err
     assert SECRET_DOB not in err
     assert rows(sqlite_url, subject_notices) == []  # nothing sent, nothing recorded
+
+
+def test_a_notice_is_kept_as_long_as_what_it_concerns(
+    sqlite_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    applied_catalog(monkeypatch, sqlite_url, tmp_path)
+    seed(sqlite_url, tmp_path / "keys", police_kept=timedelta(days=75 * 365))
+    code, run_ = run_json(
+        capsys,
+        "subject",
+        "notify",
+        "--nhs-number",
+        NHS_NUMBER,
+        "--reason",
+        "wrong person",
+        "--kind",
+        "erasure",
+    )
+    # No partner keys are registered here: each notice is recorded as not sent, and kept.
+    assert code == 1
+    sent = {n["partner"]: n for n in run_["notices"]}
+    assert {n["not_sent"] for n in sent.values()} == {"partner_key_missing"}
+    [created_at] = {r["created_at"] for r in rows(sqlite_url, subject_notices)}
+    schedule = timedelta(days=6 * 365)
+
+    ids = {n["notice_id"]: p for p, n in sent.items()}
+
+    async def purge(years: int) -> tuple[list[str], list[str]]:
+        """Run retention `years` after the notices; (partners whose went, partners left)."""
+        async with open_store(sqlite_url) as store:
+            now = created_at + timedelta(days=years * 365)
+            report = await retention.run(store, now=now, records_retention=schedule)
+            async with store.read() as conn:
+                left = [r.partner_id for r in await conn.execute(select(subject_notices))]
+        return sorted(ids[i] for i in report.unsent_notices_deleted), sorted(left)
+
+    assert asyncio.run(purge(5)) == ([], ["kent-police", "medway-ft"])  # within the schedule
+    # The police keep what they got for 75 years: so does the council its notice to them.
+    assert asyncio.run(purge(7)) == (["medway-ft"], ["kent-police"])
+    assert asyncio.run(purge(76)) == (["kent-police"], [])
+    deleted = [
+        e
+        for e in rows(sqlite_url, audit_log) + rows(sqlite_url, audit_pending)
+        if e["action"] == "retention.notice_deleted"
+    ]
+    assert len(deleted) == 2
