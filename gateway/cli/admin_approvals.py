@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from gateway.application.annex_b import AnnexBRecord
 from gateway.application.four_eyes import ApproverIdentity
 from gateway.cli.common import default_actor, fail, print_json, print_table
-from gateway.cli.context import JsonFlag, ReasonOption, check_reason, usage
+from gateway.cli.context import JsonFlag, ReasonOption, check_reason, usage, with_gateway
 from gateway.errors import GatewayError
-from gateway.service import Gateway
-from gateway.settings import load_settings
 from gateway.store.disclosure_model import Disclosure, Status
 
-T = TypeVar("T")
 approvals_app = typer.Typer(
     help="Decide held disclosures (one-off agreements, police and DWP requests).",
     no_args_is_help=True,
 )
 IdArgument = Annotated[str, typer.Argument(help="The disclosure id.")]
-
-
-def _with_gateway(work: Callable[[Gateway], Awaitable[T]]) -> T:
-    async def main() -> T:
-        gateway = await Gateway.open(load_settings())
-        try:
-            return await work(gateway)
-        finally:
-            await gateway.close()
-
-    return asyncio.run(main())
 
 
 def _summary(item: Disclosure) -> dict[str, Any]:
@@ -56,7 +40,7 @@ def list_command(as_json: JsonFlag = False) -> None:
 
     Example: gateway-admin approvals list --json
     """
-    items = [_summary(item) for item in _with_gateway(lambda gw: gw.approvals.pending())]
+    items = [_summary(item) for item in with_gateway(lambda gw: gw.approvals.pending())]
     if as_json:
         print_json(items)
         return
@@ -91,9 +75,9 @@ def show_command(
     Example: gateway-admin approvals show 6f1c... --annex-b --json
     """
     if annex_b:
-        _show_annex_b(_with_gateway(lambda gw: gw.approvals.annex_b(disclosure_id)), as_json)
+        _show_annex_b(with_gateway(lambda gw: gw.approvals.annex_b(disclosure_id)), as_json)
         return
-    held = _with_gateway(lambda gw: gw.approvals.show(disclosure_id))
+    held = with_gateway(lambda gw: gw.approvals.show(disclosure_id))
     data = {
         **_summary(held.disclosure),
         "annex_b": held.annex_b,
@@ -217,7 +201,7 @@ def approve_command(
     who = _approver(actor)
     why = check_reason(reason)
     chosen = None if fields is None else fields.split(",")
-    done = _with_gateway(
+    done = with_gateway(
         lambda gw: gw.approvals.approve(disclosure_id, approver=who, reason=why, fields=chosen)
     )
     _report(done, as_json)
@@ -241,7 +225,7 @@ def reject_command(
     """
     who = _approver(actor)
     why = check_reason(reason)
-    done = _with_gateway(lambda gw: gw.approvals.reject(disclosure_id, approver=who, reason=why))
+    done = with_gateway(lambda gw: gw.approvals.reject(disclosure_id, approver=who, reason=why))
     _report(done, as_json)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
@@ -20,12 +19,11 @@ from gateway.cli.context import (
     admin_actor,
     check_reason,
     usage,
+    with_gateway,
 )
 from gateway.service import Gateway
-from gateway.settings import load_settings
 from gateway.store.notice_rows import NoticeStatus
 
-T = TypeVar("T")
 NhsNumberOption = Annotated[str, typer.Option(help="The person's NHS number.")]
 
 subject_app = typer.Typer(
@@ -33,17 +31,6 @@ subject_app = typer.Typer(
     help="Duties to the people the data is about: Article 19 notices to recipients.",
     no_args_is_help=True,
 )
-
-
-def _with_gateway(work: Callable[[Gateway], Awaitable[T]]) -> T:
-    async def main() -> T:
-        gateway = await Gateway.open(load_settings())
-        try:
-            return await work(gateway)
-        finally:
-            await gateway.close()
-
-    return asyncio.run(main())
 
 
 @subject_app.command(
@@ -99,9 +86,9 @@ def notify_command(
         )
 
     if dry_run:
-        _show_plan(_with_gateway(plan), json_output)
+        _show_plan(with_gateway(plan), json_output)
         return
-    run = _with_gateway(send)
+    run = with_gateway(send)
     _show_run(run, json_output)
     unsent = [n.partner for n in run.notices if n.not_sent]
     if unsent:
@@ -113,7 +100,7 @@ def notify_command(
 )
 def notices_command(*, nhs_number: NhsNumberOption, json_output: JsonFlag = False) -> None:
     """Every Article 19 notice sent about the person: to whom, about what, and if receipted."""
-    found: Sequence[NoticeStatus] = _with_gateway(lambda gw: gw.notices.about(nhs_number))
+    found: Sequence[NoticeStatus] = with_gateway(lambda gw: gw.notices.about(nhs_number))
     items = [_status(item) for item in found]
     if json_output:
         print_json(items)

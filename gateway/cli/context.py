@@ -19,6 +19,7 @@ from gateway.clock import utc_now
 from gateway.errors import ConflictError, DatabaseUnavailableError, GatewayError
 from gateway.keys import CouncilKeyring
 from gateway.protection import Protection
+from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 from gateway.store import migrate
 from gateway.store.database import Store
@@ -151,5 +152,18 @@ def run_async(
             ) from None
         finally:
             await store.close()
+
+    return asyncio.run(main())
+
+
+def with_gateway(work: Callable[[Gateway], Awaitable[T]]) -> T:
+    """Open the whole service (for use cases that seal or decide), run `work`, close it."""
+
+    async def main() -> T:
+        gateway = await Gateway.open(load_settings())
+        try:
+            return await work(gateway)
+        finally:
+            await gateway.close()
 
     return asyncio.run(main())
