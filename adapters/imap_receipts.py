@@ -2,26 +2,27 @@
 
 Partners reply to the council's mail with their signed receipt attached. Each poll logs in
 (the server's certificate verified; `aioimaplib` has no STARTTLS, so the port is imaps), reads
-every mail in the inbox without marking it seen, hands it to the handler, and moves it by the
-handler's verdict: taken ones (`accepted`, `acknowledged`, `ignored`) to the archive folder,
-`refused` ones to the quarantine folder (so each is looked at once, by a person, not every
-poll), `retry` ones stay for the next poll. A mail larger than the limit is quarantined unread.
+every mail in the inbox without marking it seen, hands what it holds (`adapters.inbound_mail`)
+to the handler, and moves it by the handler's verdict: taken ones (`accepted`, `acknowledged`,
+`ignored`) to the archive folder, `refused` ones to the quarantine folder (so each is looked at
+once, by a person, not every poll), `retry` ones stay for the next poll. A mail larger than the
+limit is quarantined unread.
 """
 
 from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import structlog
 from aioimaplib import IMAP4_SSL, AioImapException
 
+from adapters.inbound_mail import read_mail
+from gateway.application.inbound import InboundMail, MailHandler, MailVerdict, RefusedMail
+
 log = structlog.get_logger(__name__)
 
-MailVerdict = Literal["accepted", "acknowledged", "ignored", "refused", "retry"]
 _TAKEN: frozenset[MailVerdict] = frozenset({"accepted", "acknowledged", "ignored"})
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
@@ -52,18 +53,6 @@ class ImapOptions:
     batch: int = 200  # mails taken per poll; the rest wait for the next
 
 
-@dataclass(frozen=True, slots=True)
-class MailedReply:
-    """One mail as the server holds it: `raw` is exactly its bytes (empty, unread, if too large)."""
-
-    uid: str
-    raw: bytes
-    too_large: bool = False
-
-
-MailHandler = Callable[[MailedReply], Awaitable[MailVerdict]]
-
-
 class ImapReceiptMailbox:
     """Polls the receipts mailbox; one IMAP session per poll."""
 
@@ -78,6 +67,14 @@ class ImapReceiptMailbox:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             self._tls = context
         return self._tls
+
+    async def poll_once(self, handle: MailHandler) -> dict[str, int]:
+        """`poll`, a mailbox that cannot be read reported to `handle` and counted `unreachable`."""
+        try:
+            return await self.poll(handle)
+        except MailboxError as exc:
+            handle.unreachable(exc.reason)
+            return {"unreachable": 1}
 
     async def poll(self, handle: MailHandler) -> dict[str, int]:
         """One pass over the inbox; counts by verdict. MailboxError when it cannot be read."""
@@ -112,13 +109,15 @@ class ImapReceiptMailbox:
             raise MailboxError("imap_inbox_missing")
         sizes = await self._sizes(client)
         for uid, size in sizes[: options.batch]:
+            mail: InboundMail
             if size > options.max_message_bytes:
-                verdict = await handle(MailedReply(uid, b"", too_large=True))
+                mail = RefusedMail("mail_too_large")  # not even fetched
             else:
                 raw = await self._fetch(client, uid)
                 if raw is None:
                     continue  # another worker process took it meanwhile
-                verdict = await handle(MailedReply(uid, raw))
+                mail = await read_mail(raw, handle.signers)
+            verdict = await handle(mail)
             counts[verdict] += 1
             if verdict != "retry":
                 folder = options.archive if verdict in _TAKEN else options.quarantine

@@ -18,19 +18,13 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 
+from gateway.application.inbound import Disposition, ReceiptReply, RefusedMail
+
 RECEIPT_TYPES = frozenset({"application/jose", "application/jwt"})
 SIGNED_TYPES = frozenset({"multipart/signed", "application/pkcs7-mime", "application/x-pkcs7-mime"})
 # The email channel's Message-ID: <disclosure-id.attempt@domain>; ids are UUIDs.
 _SENT_ID = re.compile(r"<([0-9a-fA-F-]{36})\.\d+@[^>\s]+>")
 _DISCLOSURE_ID = re.compile(r"\b([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})\b")
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptReply:
-    """A mail holding one receipt; `answers`: disclosure ids its headers say it replies to."""
-
-    token: bytes
-    answers: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +35,7 @@ class SignedMail:
     answers: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Disposition:
-    """An MDN: which message of ours it is about, and what the recipient's client did."""
-
-    disclosure_id: str
-    disposition: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unreadable:
-    """Nothing we can take: `reason` is a stable code."""
-
-    reason: str
-
-
-MailReply = ReceiptReply | SignedMail | Disposition | Unreadable
+MailReply = ReceiptReply | SignedMail | Disposition | RefusedMail
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -83,7 +62,7 @@ def read_reply(raw: bytes) -> MailReply:
             return SignedMail(raw, answers)
         return read_content(message, answers)
     except (ValueError, LookupError, TypeError, AttributeError, email.errors.MessageError):
-        return Unreadable("mail_malformed")  # a parser fault on hostile bytes: not a receipt
+        return RefusedMail("mail_malformed")  # a parser fault on hostile bytes: not a receipt
 
 
 def read_signed_content(content: bytes, answers: frozenset[str]) -> MailReply:
@@ -91,7 +70,7 @@ def read_signed_content(content: bytes, answers: frozenset[str]) -> MailReply:
     try:
         return read_content(parse(content), answers)
     except (ValueError, LookupError, TypeError, AttributeError, email.errors.MessageError):
-        return Unreadable("mail_malformed")
+        return RefusedMail("mail_malformed")
 
 
 def read_content(message: EmailMessage, answers: frozenset[str]) -> MailReply:
@@ -104,9 +83,9 @@ def read_content(message: EmailMessage, answers: frozenset[str]) -> MailReply:
         if not part.is_multipart() and _is_receipt(part)
     ]
     if not tokens:
-        return Unreadable("mail_no_receipt")
+        return RefusedMail("mail_no_receipt")
     if len(tokens) > 1:
-        return Unreadable("mail_several_receipts")
+        return RefusedMail("mail_several_receipts")
     token = tokens[0]
     data = token.encode("ascii", "replace") if isinstance(token, str) else bytes(token)
     return ReceiptReply(data.strip(), answers)
@@ -120,9 +99,9 @@ def read_disposition(message: EmailMessage) -> MailReply:
         fields = _notification_fields(part)
         found = _SENT_ID.search(fields.get("original-message-id", ""))
         if found is None:
-            return Unreadable("mdn_unmatched")
+            return RefusedMail("mdn_unmatched")
         return Disposition(found.group(1).lower(), fields.get("disposition", "").strip()[:200])
-    return Unreadable("mail_malformed")
+    return RefusedMail("mail_malformed")
 
 
 def _is_report(message: Message) -> bool:

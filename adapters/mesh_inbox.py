@@ -1,17 +1,17 @@
-"""What comes back over MESH: transport acknowledgements, failures and receipts, as events.
+"""What comes back over MESH: transport acknowledgements, failures and receipts, as the
+application's events (`gateway.application.inbound`).
 
-Two sources feed one handler. `check_dispatched` tracks messages we sent (acknowledged ->
-`TransportAcknowledged`; error -> `DeliveryFailed`). `poll_inbox` reads our own inbox: REPORT
-messages (`mex-LinkedMsgID`, `mex-StatusCode`) -> `DeliveryFailed`; DATA on the agreed receipt
-workflow -> `ReceiptArrived`. An inbox message is acknowledged only after the handler returns.
+Two sources feed one handler, both read by `poll_once`. `check_dispatched` tracks messages we
+sent (acknowledged -> `TransportAcknowledged`; error -> `DeliveryFailed`). `poll_inbox` reads our
+own inbox: REPORT messages (`mex-LinkedMsgID`, `mex-StatusCode`) -> `DeliveryFailed`; DATA on the
+agreed receipt workflow -> `ReceiptArrived`. An inbox message is acknowledged only after the
+handler returns.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 
 import structlog
 
@@ -25,58 +25,17 @@ from adapters.mesh_messages import (
     InboxMessage,
     Tracking,
 )
+from gateway.application.inbound import (
+    DeliveryFailed,
+    Dispatched,
+    MeshEvent,
+    MeshEventHandler,
+    ReceiptArrived,
+    TransportAcknowledged,
+)
 
 log = structlog.get_logger(__name__)
 _MAX_IGNORED = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class TransportAcknowledged:
-    """The partner's MESH client downloaded and acknowledged our message (transport receipt)."""
-
-    mesh_message_id: str
-    local_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFailed:
-    """MESH gave up on our message; `reason` is a stable code, `status_code` MESH's own."""
-
-    mesh_message_id: str | None
-    local_id: str | None
-    reason: str
-    status_code: str | None = None
-    description: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptArrived:
-    """A partner sent a message on the receipt workflow: `body` is exactly what it sent."""
-
-    body: bytes
-    mesh_message_id: str
-    local_id: str | None
-    sender: str | None
-
-
-MeshEvent = TransportAcknowledged | DeliveryFailed | ReceiptArrived
-
-
-class MeshEventHandler(Protocol):
-    """Records one event durably; raising leaves the inbox message for the next poll."""
-
-    async def __call__(self, event: MeshEvent, /) -> None:
-        """Handle one event."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatched:
-    """A message we sent and are still waiting on (from the delivery result's detail)."""
-
-    mesh_message_id: str
-    local_id: str | None = None
-    base_url: str | None = None
 
 
 @dataclass(slots=True)
@@ -182,25 +141,18 @@ class MeshInboxPoller:
                 summary.events += 1
         return summary
 
-    async def run(
-        self,
-        handler: MeshEventHandler,
-        *,
-        pending: Callable[[], Awaitable[Iterable[Dispatched]]],
-        interval: float,
-        stop: asyncio.Event,
-    ) -> None:
-        """Poll inbox and tracking every `interval` seconds until `stop` is set."""
-        while not stop.is_set():
-            try:
-                await self.poll_inbox(handler)
-                await self.check_dispatched(await pending(), handler)
-            except MeshError as exc:
-                log.warning("mesh_poll_failed", reason=exc.code)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                continue
+    async def poll_once(self, handler: MeshEventHandler) -> dict[str, int]:
+        """The inbox, then the tracking of what `handler` says is pending; a MESH outage is
+        logged and waits for the next call."""
+        try:
+            inbox = await self.poll_inbox(handler)
+            tracked = await self.check_dispatched(await handler.pending(), handler)
+        except MeshError as exc:
+            log.warning("mesh_poll_failed", reason=exc.code)
+            return {"unreachable": 1}
+        return {
+            f.name: getattr(inbox, f.name) + getattr(tracked, f.name) for f in fields(PollSummary)
+        }
 
     async def _handle(
         self, handler: MeshEventHandler, event: MeshEvent, message_id: str, summary: PollSummary

@@ -16,7 +16,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ import asyncssh
 import structlog
 
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
+from gateway.application.inbound import ReceiptFile, ReceiptFileHandler, ReceiptVerdict
 
 log = structlog.get_logger(__name__)
 
@@ -348,20 +349,6 @@ async def put_atomically(
         raise
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiptFile:
-    """A receipt a partner left in its outbound directory: `body` is exactly what it wrote."""
-
-    partner_id: str
-    name: str
-    message_id: str
-    body: bytes
-
-
-ReceiptVerdict = Literal["accepted", "refused", "retry"]
-ReceiptHandler = Callable[[ReceiptFile], Awaitable[ReceiptVerdict]]
-
-
 class SftpReceiptPoller:
     """Collects `<disclosure-id>.receipt.jwt` files from each SFTP partner's outbound directory.
 
@@ -372,12 +359,11 @@ class SftpReceiptPoller:
     def __init__(self, channel: SftpChannel) -> None:
         self.channel = channel
 
-    async def poll(
-        self, partners: Iterable[tuple[str, Mapping[str, Any]]], handle: ReceiptHandler
-    ) -> dict[str, int]:
-        """One pass over every partner with a receipts directory; counts by verdict."""
+    async def poll_once(self, handle: ReceiptFileHandler) -> dict[str, int]:
+        """One pass over every partner `handle` names with a receipts directory; counts by
+        verdict."""
         counts = {"accepted": 0, "refused": 0, "retry": 0, "unreachable": 0}
-        for partner_id, mapping in partners:
+        for partner_id, mapping in handle.partners():
             target = SftpTarget.from_mapping(mapping)
             if isinstance(target, str) or target.receipts_path is None:
                 continue
@@ -399,7 +385,7 @@ class SftpReceiptPoller:
         self,
         partner_id: str,
         target: SftpTarget,
-        handle: ReceiptHandler,
+        handle: ReceiptFileHandler,
         counts: dict[str, int],
     ) -> None:
         assert target.receipts_path is not None
@@ -421,7 +407,7 @@ class SftpReceiptPoller:
         partner_id: str,
         target: SftpTarget,
         entry: asyncssh.SFTPName,
-        handle: ReceiptHandler,
+        handle: ReceiptFileHandler,
     ) -> ReceiptVerdict:
         assert target.receipts_path is not None
         name = str(entry.filename)

@@ -18,7 +18,8 @@ from adapters.email import EmailChannel, SmtpOptions
 from adapters.imap_receipts import ImapOptions, ImapReceiptMailbox
 from adapters.mesh import MeshChannel
 from adapters.mesh_config import load_mesh_config
-from adapters.sftp import CLIENT_KEY_FILE, SftpChannel, SftpOptions
+from adapters.mesh_inbox import MeshInboxPoller
+from adapters.sftp import CLIENT_KEY_FILE, SftpChannel, SftpOptions, SftpReceiptPoller
 from adapters.webhook import WebhookChannel
 from gateway import audit
 from gateway.application.approval_decisions import ApprovalDecisions
@@ -33,7 +34,7 @@ from gateway.clients import Client, certificate_sha256
 from gateway.clock import utc_now
 from gateway.council_smime import load_council_smime
 from gateway.council_smime import paths as smime_paths
-from gateway.delivery.engine import DeliveryOptions, DeliveryService
+from gateway.delivery.engine import DeliveryOptions, DeliveryService, InboundPollers
 from gateway.disclosure_view import DisclosureReport, disclosure_report
 from gateway.keys import CouncilKeyring, KeyringCheckpointSigner
 from gateway.metrics import Metrics
@@ -129,6 +130,16 @@ def receipts_mailbox(settings: Settings) -> ImapReceiptMailbox | None:
     )
 
 
+def inbound_pollers(settings: Settings, channels: Mapping[str, Channel]) -> InboundPollers:
+    """What comes back: over the MESH and SFTP channels built, and to the receipts mailbox."""
+    mesh, sftp = channels.get("mesh"), channels.get("sftp")
+    return InboundPollers(
+        mesh=MeshInboxPoller(mesh.client) if isinstance(mesh, MeshChannel) else None,
+        sftp=SftpReceiptPoller(sftp) if isinstance(sftp, SftpChannel) else None,
+        mailbox=receipts_mailbox(settings),
+    )
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """Webhook and SFTP always; NHS MESH with GATEWAY_MESH_MAILBOX; email with GATEWAY_SMTP_HOST."""
     channels: dict[str, Channel] = {
@@ -212,7 +223,7 @@ class Gateway:
                 channels=channels,
                 clock=clock,
                 options=delivery_options,
-                mailbox=receipts_mailbox(settings),
+                inbound=inbound_pollers(settings, channels),
                 certificates=self._mdn_signers,
                 protection=self.protection,
             )

@@ -1,12 +1,13 @@
 """Replies in the council's receipts mailbox, taken by the receipt intake or as transport acks.
 
-The poller (`adapters.imap_receipts.ImapReceiptMailbox`) hands each mail here; the answer says
-where it goes:
+The poller (`adapters.imap_receipts.ImapReceiptMailbox`) reads each mail, checks the signature
+of a signed MDN against the certificates `signers` names, and hands the result here; the answer
+says where the mail goes:
 - a partner's JOSE receipt goes to the same `ReceiptIntake` as `POST /v1/receipts`: `accepted`
   (recorded, or a replay of one that was) is archived; a receipt that is malformed, unknown,
   forged, or for another disclosure than the reply answers, is `refused` and quarantined
   (audited by the intake when its signature verifies against the partner's key);
-- a signed MDN (RFC 8098) whose S/MIME signature verifies against the partner's registered
+- a signed MDN (RFC 8098) whose S/MIME signature verified against the partner's registered
   certificate is recorded as `transport_acknowledged` (the status stays `dispatched`: a mail
   client displaying the message is not the partner's system taking it) and archived; an
   unsigned MDN proves nothing and is archived unrecorded (`ignored`);
@@ -21,16 +22,13 @@ from datetime import datetime
 
 import structlog
 
-from adapters import mdn_signatures
-from adapters.imap_receipts import MailedReply, MailVerdict
-from adapters.mail_replies import (
+from gateway.application.inbound import (
     Disposition,
-    MailReply,
+    InboundMail,
+    MailDeferred,
+    MailVerdict,
     ReceiptReply,
-    SignedMail,
-    Unreadable,
-    read_reply,
-    read_signed_content,
+    RefusedMail,
 )
 from gateway.application.receipt_intake import ReceiptIntake, claimed_message_id
 from gateway.delivery.deadlines import acknowledge_transport
@@ -54,7 +52,7 @@ async def no_certificates(partner_id: str) -> Sequence[bytes]:
 
 
 class EmailReceipts:
-    """The receipts mailbox poller's handler."""
+    """The receipts mailbox poller's `MailHandler`."""
 
     def __init__(
         self,
@@ -68,41 +66,42 @@ class EmailReceipts:
         self.store, self.intake, self.metrics, self.clock = store, intake, metrics, clock
         self.certificates = certificates
 
-    async def __call__(self, mail: MailedReply) -> MailVerdict:
+    async def __call__(self, mail: InboundMail) -> MailVerdict:
         """Take one mail; raising is never needed: our own faults become `retry`."""
         verdict: MailVerdict
         reason: str | None
         try:
-            if mail.too_large:
-                verdict, reason = "refused", "mail_too_large"
-            else:
-                verdict, reason = await self._take(read_reply(mail.raw))
+            verdict, reason = await self._take(mail)
         except Exception as exc:  # the database, not the mail: look again next poll
-            log.error("email_reply_retry", error_type=type(exc).__name__)
-            verdict, reason = "retry", None
+            verdict, reason = _retry(type(exc).__name__)
         self.metrics.channel_receipts.labels("email", verdict).inc()
         if verdict == "refused":
             self.metrics.mail_quarantined.labels(reason or "unknown").inc()
             log.warning("email_reply_quarantined", reason=reason)
         return verdict
 
-    async def _take(self, reply: MailReply) -> tuple[MailVerdict, str | None]:
-        if isinstance(reply, SignedMail):
-            content = await mdn_signatures.signed_content(reply.raw)
-            if content is None:
-                return "refused", "mail_signature_unreadable"
-            inner = read_signed_content(content, reply.answers)
-            if isinstance(inner, Disposition):
-                return await self._disposition(inner, reply.raw)
-            reply = inner  # a receipt is a JWS: the intake checks its own signature
-        if isinstance(reply, Unreadable):
-            return "refused", reply.reason
-        if isinstance(reply, Disposition):
-            log.info("email_mdn_unsigned", disclosure_id=reply.disclosure_id)
-            return "ignored", None
-        if isinstance(reply, SignedMail):
-            return "refused", "mail_malformed"  # a signed mail inside a signed mail
-        return await self._receipt(reply)
+    async def signers(self, disclosure_id: str) -> Sequence[bytes] | None:
+        """The certificates of the disclosure's partner that may sign its MDNs; None when there
+        is no such disclosure."""
+        async with self.store.read() as conn:
+            disclosure = await disclosures.get(conn, disclosure_id)
+        if disclosure is None:
+            return None
+        return await self.certificates(disclosure.partner_id)
+
+    def unreachable(self, reason: str) -> None:
+        """The mailbox could not be read this time: counted and logged, nothing moved."""
+        self.metrics.mailbox_poll_failures.labels(reason).inc()
+        log.warning("email_receipts_poll_failed", reason=reason)
+
+    async def _take(self, mail: InboundMail) -> tuple[MailVerdict, str | None]:
+        if isinstance(mail, MailDeferred):
+            return _retry(mail.error_type)
+        if isinstance(mail, RefusedMail):
+            return "refused", mail.reason
+        if isinstance(mail, Disposition):
+            return await self._disposition(mail)
+        return await self._receipt(mail)
 
     async def _receipt(self, reply: ReceiptReply) -> tuple[MailVerdict, str | None]:
         try:
@@ -116,20 +115,20 @@ class EmailReceipts:
             return "refused", exc.code
         return "accepted", None
 
-    async def _disposition(self, mdn: Disposition, raw: bytes) -> tuple[MailVerdict, str | None]:
-        async with self.store.read() as conn:
-            disclosure = await disclosures.get(conn, mdn.disclosure_id)
-        if disclosure is None:
-            return "refused", "mdn_unmatched"
-        certificates = await self.certificates(disclosure.partner_id)
-        if not certificates:
-            return "refused", "mdn_signer_unknown"
-        verified = await mdn_signatures.verified_content(raw, certificates)
-        # Believe only what the signature covers: the notification read again from it.
-        if verified is None or read_signed_content(verified, frozenset()) != mdn:
-            return "refused", "mdn_signature_invalid"
+    async def _disposition(self, mdn: Disposition) -> tuple[MailVerdict, str | None]:
+        if not mdn.verified:
+            log.info("email_mdn_unsigned", disclosure_id=mdn.disclosure_id)
+            return "ignored", None
         kind = mdn.disposition.rpartition(";")[2].strip().lower()
         detail = {"via": "email", "disposition": kind if kind in DISPOSITION_TYPES else "other"}
-        if await acknowledge_transport(self.store, disclosure.id, at=self.clock(), detail=detail):
-            log.info("email_transport_acknowledged", disclosure_id=disclosure.id)
+        if await acknowledge_transport(
+            self.store, mdn.disclosure_id, at=self.clock(), detail=detail
+        ):
+            log.info("email_transport_acknowledged", disclosure_id=mdn.disclosure_id)
         return "acknowledged", None
+
+
+def _retry(error_type: str) -> tuple[MailVerdict, str | None]:
+    """Our side failed (the database, OpenSSL): the mail stays for the next poll."""
+    log.error("email_reply_retry", error_type=error_type)
+    return "retry", None

@@ -2,10 +2,9 @@
 
 With `settings.broker_url` set it runs the outbox relay and one RabbitMQ consumer per partner;
 without, the embedded queue on the outbox table. Either way it also runs the receipt deadline
-scanner and, when a MESH channel is configured, the MESH poller (transport receipts, failure
-reports, signed receipts sent back over MESH), with an SFTP channel the receipt poller of
-the SFTP partners' outbound directories, and with a receipts mailbox (GATEWAY_IMAP_HOST) its
-poller.
+scanner and the inbound pollers it is given, each with its handler: the MESH poller (transport
+receipts, failure reports, signed receipts sent back over MESH), the receipt poller of the SFTP
+partners' outbound directories, and the receipts mailbox's (GATEWAY_IMAP_HOST).
 """
 
 from __future__ import annotations
@@ -20,14 +19,16 @@ from typing import Any
 
 import structlog
 
-from adapters.imap_receipts import ImapReceiptMailbox, MailboxError
-from adapters.mesh import MeshChannel
-from adapters.mesh_inbox import MeshInboxPoller
-from adapters.sftp import SftpChannel, SftpReceiptPoller
 from gateway.application.channel import Channel
 from gateway.application.dead_letter_reconcile import ReconcileReport, reconcile_dead_letters
+from gateway.application.inbound import (
+    InboundPoller,
+    MailHandler,
+    MeshEventHandler,
+    ReceiptFileHandler,
+)
 from gateway.application.receipt_intake import ReceiptIntake
-from gateway.background import every
+from gateway.background import Step, every
 from gateway.clock import utc_now
 from gateway.delivery.broker import BrokerDelivery, topology_for
 from gateway.delivery.deadlines import ReceiptDeadlines
@@ -107,6 +108,15 @@ class DeliveryOptions:
     imap_poll_interval: float | None = None  # None: settings.imap_poll_seconds
 
 
+@dataclass(frozen=True, slots=True)
+class InboundPollers:
+    """The channels' ways back in that this process reads (built by the composition root)."""
+
+    mesh: InboundPoller[MeshEventHandler] | None = None
+    sftp: InboundPoller[ReceiptFileHandler] | None = None
+    mailbox: InboundPoller[MailHandler] | None = None
+
+
 class DeliveryService:
     """Runs delivery for one process: `await start()`, later `await stop(grace)`."""
 
@@ -122,16 +132,16 @@ class DeliveryService:
         clock: Callable[[], datetime] = utc_now,
         options: DeliveryOptions | None = None,
         owner: str | None = None,
-        mailbox: ImapReceiptMailbox | None = None,
+        inbound: InboundPollers | None = None,
         certificates: PartnerCertificates = no_certificates,
         protection: Protection | None = None,
     ) -> None:
-        """`mailbox`: the receipts mailbox to poll, if the council has one; `protection`: the
-        gateway's at-rest keys (default: those in GATEWAY_KEYS_DIR)."""
+        """`inbound`: the pollers to run (default: none); `certificates`: who may sign a
+        partner's MDNs; `protection`: the gateway's at-rest keys (default: those in
+        GATEWAY_KEYS_DIR)."""
         self.settings, self.store, self.policy, self.clock = settings, store, policy, clock
         self.options = options or DeliveryOptions()
         self.owner = owner or default_owner()
-        self.channels = channels
         self.worker = DeliveryWorker(
             store=store,
             policy=policy,
@@ -152,7 +162,7 @@ class DeliveryService:
         )
         self.mesh_events = MeshEvents(store=store, policy=policy, intake=intake, clock=clock)
         self.sftp_receipts = SftpReceipts(policy=policy, intake=intake, metrics=metrics)
-        self.mailbox, self.metrics = mailbox, metrics
+        self.inbound = inbound or InboundPollers()
         self.email_receipts = EmailReceipts(
             store=store, intake=intake, metrics=metrics, clock=clock, certificates=certificates
         )
@@ -204,21 +214,20 @@ class DeliveryService:
                 failed="deadline_scan_failed",
             ),
         )
-        self._spawn("dead-letter-reconcile", self._reconcile_loop())
-        mesh = self.channels.get("mesh")
-        if isinstance(mesh, MeshChannel):
-            poller = MeshInboxPoller(mesh.client)
+        self._spawn(
+            "dead-letter-reconcile",
+            self._now_and_every(
+                self.options.reconcile_interval, self.reconcile, "dead_letter_reconcile_failed"
+            ),
+        )
+        if self.inbound.mesh is not None:
             self._spawn(
                 "mesh-poller",
-                poller.run(
-                    self.mesh_events,
-                    pending=self.mesh_events.pending,
-                    interval=self.options.mesh_poll_interval,
-                    stop=self._stop,
+                self._now_and_every(
+                    self.options.mesh_poll_interval, self.poll_mesh, "mesh_poll_failed"
                 ),
             )
-        sftp = self.channels.get("sftp")
-        if isinstance(sftp, SftpChannel):
+        if self.inbound.sftp is not None:
             self._spawn(
                 "sftp-receipts",
                 every(
@@ -228,7 +237,7 @@ class DeliveryService:
                     failed="sftp_receipts_poll_failed",
                 ),
             )
-        if self.mailbox is not None:
+        if self.inbound.mailbox is not None:
             self._spawn(
                 "email-receipts",
                 every(
@@ -240,24 +249,20 @@ class DeliveryService:
             )
         log.info("delivery_started", broker=self.mode, host=self.owner)
 
-    async def poll_mailbox(self) -> dict[str, int]:
-        """One look in the receipts mailbox (counts by verdict); an unreadable one is logged."""
-        if self.mailbox is None:
-            return {}
-        try:
-            return await self.mailbox.poll(self.email_receipts)
-        except MailboxError as exc:
-            self.metrics.mailbox_poll_failures.labels(exc.reason).inc()
-            log.warning("email_receipts_poll_failed", reason=exc.reason)
-            return {"unreachable": 1}
+    async def poll_mesh(self) -> Mapping[str, int]:
+        """One look at the MESH inbox and at the tracking of messages awaiting their receipt."""
+        mesh = self.inbound.mesh
+        return {} if mesh is None else await mesh.poll_once(self.mesh_events)
 
-    async def poll_sftp_receipts(self) -> dict[str, int]:
+    async def poll_sftp_receipts(self) -> Mapping[str, int]:
         """One look in every SFTP partner's outbound directory (counts by verdict)."""
-        sftp = self.channels.get("sftp")
-        if not isinstance(sftp, SftpChannel):
-            return {}
-        poller = SftpReceiptPoller(sftp)
-        return await poller.poll(self.sftp_receipts.partners(), self.sftp_receipts)
+        sftp = self.inbound.sftp
+        return {} if sftp is None else await sftp.poll_once(self.sftp_receipts)
+
+    async def poll_mailbox(self) -> Mapping[str, int]:
+        """One look in the receipts mailbox (counts by verdict); an unreadable one is logged."""
+        mailbox = self.inbound.mailbox
+        return {} if mailbox is None else await mailbox.poll_once(self.email_receipts)
 
     async def _start_broker(self) -> None:
         s = self.settings
@@ -305,18 +310,13 @@ class DeliveryService:
         """Record `failed` for dead letters the database never heard of (see the use case)."""
         return await reconcile_dead_letters(self.store, clock=self.clock, broker=self.transport)
 
-    async def _reconcile_loop(self) -> None:
-        """Once at start, then every `reconcile_interval` seconds."""
+    async def _now_and_every(self, interval: float, step: Step, failed: str) -> None:
+        """`step` at once, then every `interval` seconds (a failure logged as `failed`)."""
         try:
-            await self.reconcile()
-        except Exception as exc:  # the database or broker away: the next round tries again
-            log.error("dead_letter_reconcile_failed", error_type=type(exc).__name__)
-        await every(
-            self.options.reconcile_interval,
-            self.reconcile,
-            stop=self._stop,
-            failed="dead_letter_reconcile_failed",
-        )
+            await step()
+        except Exception as exc:  # the database, broker or channel away: the next round tries
+            log.error(failed, error_type=type(exc).__name__)
+        await every(interval, step, stop=self._stop, failed=failed)
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))

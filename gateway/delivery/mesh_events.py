@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from adapters.mesh_inbox import (
+from gateway.application.inbound import (
     DeliveryFailed,
     Dispatched,
     MeshEvent,
@@ -36,7 +36,7 @@ log = structlog.get_logger("gateway.delivery.mesh")
 
 
 class MeshEvents:
-    """The MESH poller's event handler, and the list of messages it should track."""
+    """The MESH poller's `MeshEventHandler`: records events, names the messages to track."""
 
     def __init__(
         self,

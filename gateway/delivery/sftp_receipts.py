@@ -14,9 +14,9 @@ from typing import Any
 
 import structlog
 
-from adapters.sftp import ReceiptFile, ReceiptVerdict
 from agreements.model import channel_settings
 from agreements.vocabulary import ChannelType
+from gateway.application.inbound import ReceiptFile, ReceiptVerdict
 from gateway.application.receipt_intake import ReceiptIntake, claimed_message_id
 from gateway.errors import NotFoundError
 from gateway.metrics import Metrics
@@ -27,7 +27,7 @@ log = structlog.get_logger("gateway.delivery.sftp")
 
 
 class SftpReceipts:
-    """The SFTP receipt poller's handler, and the list of partners it should look at."""
+    """The SFTP receipt poller's `ReceiptFileHandler`: takes files, names the partners."""
 
     def __init__(self, *, policy: PolicyCache, intake: ReceiptIntake, metrics: Metrics) -> None:
         self.policy, self.intake, self.metrics = policy, intake, metrics

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 
 from adapters.mesh import MeshChannel
+from adapters.mesh_inbox import MeshInboxPoller
 from agreements.model import DEFAULT_NOTICE_WORKFLOW_ID
 from gateway.application.commands import Queued
 from gateway.application.recipient_notices import NoticeKind
 from gateway.audit import Actor, ActorKind
 from gateway.clients import Client
-from gateway.delivery.engine import DeliveryOptions, DeliveryService
+from gateway.delivery.engine import DeliveryOptions, DeliveryService, InboundPollers
 from gateway.http.schemas import DisclosureSubmission
 from gateway.notice_envelope import open_notice
 from gateway.receipts import make_receipt
@@ -61,6 +62,7 @@ async def journey(
             metrics=harness.gateway.metrics, channels={"mesh": channel},
             clock=harness.gateway.clock,
             options=DeliveryOptions(poll_interval=0.05, mesh_poll_interval=0.2),
+            inbound=InboundPollers(mesh=MeshInboxPoller(channel.client)),
         )  # fmt: skip
         await service.start()
         try:

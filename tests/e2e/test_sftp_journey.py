@@ -19,13 +19,14 @@ import pytest
 from adapters.sftp import (
     CLIENT_KEY_FILE,
     SftpChannel,
+    SftpReceiptPoller,
     load_or_create_ssh_key,
     public_key_line,
 )
 from gateway.application.commands import Queued
 from gateway.catalog_sync import partner_record
 from gateway.clients import Client
-from gateway.delivery.engine import DeliveryOptions, DeliveryService
+from gateway.delivery.engine import DeliveryOptions, DeliveryService, InboundPollers
 from gateway.http.schemas import DisclosureSubmission
 from gateway.receipts import make_receipt
 from gateway.sealing import open_envelope
@@ -52,6 +53,7 @@ async def journey(tmp_path: Path) -> AsyncIterator[Journey]:
             intake=harness.gateway.receipts, metrics=harness.gateway.metrics,
             channels={"sftp": channel}, clock=harness.gateway.clock,
             options=DeliveryOptions(poll_interval=0.05),
+            inbound=InboundPollers(sftp=SftpReceiptPoller(channel)),
         )  # fmt: skip
         await service.start()
         try:

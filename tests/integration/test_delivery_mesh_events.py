@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from adapters.mesh_inbox import DeliveryFailed, Dispatched, ReceiptArrived, TransportAcknowledged
 from gateway.application.channel import Envelope
+from gateway.application.inbound import (
+    DeliveryFailed,
+    Dispatched,
+    ReceiptArrived,
+    TransportAcknowledged,
+)
 from gateway.delivery.mesh_events import MeshEvents
 from gateway.delivery.worker import DeliveryWorker
 from gateway.jose import b64url_digest

@@ -29,17 +29,12 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from adapters.email import EmailChannel
-from adapters.imap_receipts import (
-    ImapOptions,
-    ImapReceiptMailbox,
-    MailboxError,
-    MailedReply,
-    MailVerdict,
-)
+from adapters.imap_receipts import ImapOptions, ImapReceiptMailbox, MailboxError
 from gateway.application.commands import Queued
+from gateway.application.inbound import InboundMail, MailVerdict, RefusedMail
 from gateway.clients import Client
 from gateway.delivery.email_receipts import PartnerCertificates
-from gateway.delivery.engine import DeliveryOptions, DeliveryService
+from gateway.delivery.engine import DeliveryOptions, DeliveryService, InboundPollers
 from gateway.http.schemas import DisclosureSubmission
 from gateway.receipts import make_receipt
 from gateway.service import Gateway, receipts_mailbox, smtp_options
@@ -123,7 +118,8 @@ async def journey(tmp_path: Path, mta: tuple[PartnerMta, int, Path]) -> AsyncIte
             settings=settings, store=harness.gateway.store, policy=harness.gateway.policy,
             intake=harness.gateway.receipts, metrics=harness.gateway.metrics,
             channels={"email": channel}, clock=harness.gateway.clock,
-            options=DeliveryOptions(poll_interval=0.05), mailbox=receipts_mailbox(settings),
+            options=DeliveryOptions(poll_interval=0.05),
+            inbound=InboundPollers(mailbox=receipts_mailbox(settings)),
             certificates=_certificates(pem),
         )  # fmt: skip
         await service.start()
@@ -343,12 +339,26 @@ async def test_a_mail_too_large_is_quarantined_unread(journey: Journey) -> None:
     assert _metric(journey, 'gatehouse_mail_quarantined_total{reason="mail_too_large"} 1.0')
 
 
-async def test_an_unusable_mailbox_is_a_reason_not_a_crash() -> None:
-    handled: list[MailedReply] = []
+class Taker:
+    """A `MailHandler` that takes every mail; no disclosure has MDN signers."""
 
-    async def handle(mail: MailedReply) -> MailVerdict:
-        handled.append(mail)
+    def __init__(self) -> None:
+        self.handled: list[InboundMail] = []
+        self.unreachable_reasons: list[str] = []
+
+    async def __call__(self, mail: InboundMail) -> MailVerdict:
+        self.handled.append(mail)
         return "accepted"
+
+    async def signers(self, disclosure_id: str) -> None:
+        return None
+
+    def unreachable(self, reason: str) -> None:
+        self.unreachable_reasons.append(reason)
+
+
+async def test_an_unusable_mailbox_is_a_reason_not_a_crash() -> None:
+    handle = Taker()
 
     with running_dovecot() as dovecot:
         good: dict[str, Any] = {
@@ -363,15 +373,19 @@ async def test_an_unusable_mailbox_is_a_reason_not_a_crash() -> None:
         }
         for reason, change in cases.items():
             await _poll_fails(ImapOptions(**{**good, **change}), handle, reason)
-        assert handled == []
+        assert handle.handled == []
+        # As the engine polls: the handler is told why, and nothing is raised.
+        away = ImapOptions(**{**good, "port": free_port()})
+        assert await ImapReceiptMailbox(away).poll_once(handle) == {"unreachable": 1}
+        assert handle.unreachable_reasons == ["imap_unreachable"]
         # The same settings, put right, read the mail: the failures were the settings.
         assert (await ImapReceiptMailbox(ImapOptions(**good)).poll(handle))["accepted"] == 1
-        assert len(handled) == 1
+        assert handle.handled == [RefusedMail("mail_no_receipt")]
         # Last: Dovecot delays the next login from an address that just failed one.
         await _poll_fails(ImapOptions(**{**good, "password": "wrong"}), handle, "imap_auth_failed")
 
 
-async def _poll_fails(options: ImapOptions, handle: Any, reason: str) -> None:
+async def _poll_fails(options: ImapOptions, handle: Taker, reason: str) -> None:
     with pytest.raises(MailboxError) as caught:
         await ImapReceiptMailbox(options).poll(handle)
     assert caught.value.reason == reason

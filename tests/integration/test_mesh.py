@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,15 +12,15 @@ from adapters.mesh import MeshChannel
 from adapters.mesh_chunking import MIB
 from adapters.mesh_client import MeshClient
 from adapters.mesh_errors import MeshApiError
-from adapters.mesh_inbox import (
+from adapters.mesh_inbox import MeshInboxPoller
+from gateway.application.channel import DeliveryOutcome
+from gateway.application.inbound import (
     DeliveryFailed,
     Dispatched,
     MeshEvent,
-    MeshInboxPoller,
     ReceiptArrived,
     TransportAcknowledged,
 )
-from gateway.application.channel import DeliveryOutcome
 from tests.mesh_sandbox import (
     OTHER,
     RECEIPT_WORKFLOW,
@@ -31,6 +30,7 @@ from tests.mesh_sandbox import (
     MeshSandbox,
     envelope,
     fake_jwe,
+    free_port,
     gateway_config,
     partner_client,
     receive_all,
@@ -42,16 +42,20 @@ pytestmark = pytest.mark.mesh
 
 
 class Recorder:
-    """A handler that keeps every event (and can be told to fail)."""
+    """A handler that keeps every event (and can be told to fail); `dispatched` is pending."""
 
-    def __init__(self, *, fail: bool = False) -> None:
+    def __init__(self, *, fail: bool = False, dispatched: list[Dispatched] | None = None) -> None:
         self.events: list[MeshEvent] = []
         self.fail = fail
+        self.dispatched = dispatched or []
 
     async def __call__(self, event: MeshEvent) -> None:
         if self.fail:
             raise RuntimeError("the gateway could not record it")
         self.events.append(event)
+
+    async def pending(self) -> list[Dispatched]:
+        return self.dispatched
 
 
 @pytest.fixture(scope="module")
@@ -339,28 +343,26 @@ async def test_we_download_chunked_gzipped_messages_byte_identical(
     assert event.body == receipt
 
 
-async def test_the_poll_loop_delivers_events_until_stopped(
+async def test_one_poll_reads_the_inbox_and_tracks_what_the_handler_says_is_pending(
     channel: MeshChannel, partner: Any
 ) -> None:
     sealed = envelope()
     mesh_id = (await channel.deliver(sealed, target())).detail["mesh_message_id"]
     receive_all(partner)
     partner.send_message(SENDER, b"receipt", workflow_id=RECEIPT_WORKFLOW)
-    events: list[MeshEvent] = []
-    stop = asyncio.Event()
+    events = Recorder(dispatched=[Dispatched(mesh_id, sealed.message_id)])
 
-    async def record_until_both(event: MeshEvent) -> None:
-        events.append(event)
-        if len(events) >= 2:
-            stop.set()
+    counts = await MeshInboxPoller(channel.client).poll_once(events)
 
-    async def pending() -> list[Dispatched]:
-        return [Dispatched(mesh_id, sealed.message_id)]
+    assert [type(event) for event in events.events] == [ReceiptArrived, TransportAcknowledged]
+    assert counts == {"events": 2, "acknowledged": 1, "ignored": 0, "handler_failures": 0}
 
-    poller = MeshInboxPoller(channel.client)
-    await asyncio.wait_for(
-        poller.run(record_until_both, pending=pending, interval=0.05, stop=stop), timeout=10
-    )
 
-    kinds = {type(event) for event in events}
-    assert {ReceiptArrived, TransportAcknowledged} <= kinds
+async def test_a_poll_while_mesh_is_away_is_counted_not_raised(sandbox: MeshSandbox) -> None:
+    away = MeshChannel(gateway_config(sandbox, base_url=f"http://127.0.0.1:{free_port()}"))
+    events = Recorder(dispatched=[Dispatched("20200101000000000000_ABCDEF")])
+    try:
+        assert await MeshInboxPoller(away.client).poll_once(events) == {"unreachable": 1}
+    finally:
+        await away.close()
+    assert events.events == []

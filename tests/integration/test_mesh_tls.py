@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from adapters.mesh import MeshChannel
-from adapters.mesh_inbox import Dispatched, MeshEvent, MeshInboxPoller, TransportAcknowledged
+from adapters.mesh_inbox import MeshInboxPoller
 from gateway.application.channel import DeliveryOutcome
+from gateway.application.inbound import Dispatched, MeshEvent, TransportAcknowledged
 from tests.mesh_sandbox import (
     RECEIPT_WORKFLOW,
     SENDER,

@@ -15,8 +15,9 @@ from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
 from adapters.email import EmailChannel, SmtpOptions
-from adapters.mail_replies import ReceiptReply, read_reply
+from adapters.mail_replies import read_reply
 from gateway.application.channel import DeliveryOutcome, Envelope
+from gateway.application.inbound import ReceiptReply
 from gateway.cli.main import main
 from gateway.keys import CouncilKeyring, PartnerKey
 from gateway.partner_sim.cli import receipts_url

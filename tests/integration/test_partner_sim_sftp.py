@@ -13,8 +13,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.sftp import (
-    ReceiptFile,
-    ReceiptVerdict,
     SftpChannel,
     SftpOptions,
     SftpReceiptPoller,
@@ -22,12 +20,14 @@ from adapters.sftp import (
     public_key_line,
 )
 from gateway.application.channel import DeliveryOutcome, Envelope
+from gateway.application.inbound import ReceiptFile, ReceiptVerdict
 from gateway.cli.main import main
 from gateway.keys import CouncilKeyring, PartnerKey
 from gateway.partner_sim.key_pairs import PUBLIC_ENC, PUBLIC_SIG
 from gateway.receipts import verify_receipt
 from gateway.sealing import seal
 from tests.integration.test_partner_sim_cli import GATEWAY, claims, now
+from tests.integration.test_sftp import OnePartner
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 PARTNER = "dbs"
@@ -114,7 +114,7 @@ async def test_partner_takes_in_the_upload_and_leaves_a_receipt(
         assert result.outcome is DeliveryOutcome.DISPATCHED, result
         poller = SftpReceiptPoller(channel)
         for _ in range(100):
-            await poller.poll([(PARTNER, target)], handle)
+            await poller.poll_once(OnePartner(PARTNER, target, handle))
             if received:
                 break
             await asyncio.sleep(0.1)

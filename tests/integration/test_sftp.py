@@ -7,7 +7,8 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,6 @@ import pytest
 
 from adapters.sftp import (
     CLIENT_KEY_FILE,
-    ReceiptFile,
-    ReceiptVerdict,
     SftpChannel,
     SftpOptions,
     SftpReceiptPoller,
@@ -24,6 +23,7 @@ from adapters.sftp import (
     public_key_line,
 )
 from gateway.application.channel import DeliveryOutcome, Envelope
+from gateway.application.inbound import ReceiptFile, ReceiptVerdict
 from gateway.jose import b64url_digest
 from tests.sshd import IS_ROOT, Sshd, host_key_pair, require_root, running_sshd
 
@@ -55,6 +55,21 @@ async def channel(client_key: Path, sshd: Sshd) -> AsyncIterator[SftpChannel]:
     chan = _channel(client_key, sshd)
     yield chan
     await chan.close()
+
+
+@dataclass
+class OnePartner:
+    """A `ReceiptFileHandler` naming one partner; `take` answers for each receipt file."""
+
+    partner_id: str
+    target: Mapping[str, Any]
+    take: Callable[[ReceiptFile], Awaitable[ReceiptVerdict]]
+
+    def partners(self) -> list[tuple[str, Mapping[str, Any]]]:
+        return [(self.partner_id, self.target)]
+
+    async def __call__(self, file: ReceiptFile) -> ReceiptVerdict:
+        return await self.take(file)
 
 
 def target(sshd: Sshd, **overrides: Any) -> dict[str, Any]:
@@ -259,7 +274,7 @@ async def test_receipts_are_collected_then_archived_or_quarantined(
         seen.append(file)
         return verdicts[file.message_id]
 
-    counts = await SftpReceiptPoller(channel).poll([("dfe", target(sshd))], handle)
+    counts = await SftpReceiptPoller(channel).poll_once(OnePartner("dfe", target(sshd), handle))
     assert counts == {"accepted": 1, "refused": 2, "retry": 1, "unreachable": 0}
     assert {(f.partner_id, f.message_id, f.body) for f in seen} == {
         ("dfe", name, f"token-{name}".encode()) for name in verdicts
@@ -278,7 +293,7 @@ async def test_poll_of_an_unreachable_partner_is_counted_not_raised(
         raise AssertionError("nothing to read")
 
     sshd.stop()
-    counts = await SftpReceiptPoller(channel).poll([("dfe", target(sshd))], handle)
+    counts = await SftpReceiptPoller(channel).poll_once(OnePartner("dfe", target(sshd), handle))
     assert counts["unreachable"] == 1
 
 
@@ -294,6 +309,6 @@ async def test_receipt_taken_by_another_worker_meanwhile_is_skipped(
             (outbound / file.name).unlink()  # as another process archiving it first would
         return "accepted"
 
-    counts = await SftpReceiptPoller(channel).poll([("dfe", target(sshd))], handle)
+    counts = await SftpReceiptPoller(channel).poll_once(OnePartner("dfe", target(sshd), handle))
     assert counts == {"accepted": 1, "refused": 0, "retry": 0, "unreachable": 0}
     assert os.listdir(outbound / "archive") == ["kept.receipt.jwt"]

@@ -7,13 +7,8 @@ from email.message import EmailMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.mail_replies import (
-    Disposition,
-    ReceiptReply,
-    SignedMail,
-    Unreadable,
-    read_reply,
-)
+from adapters.mail_replies import SignedMail, read_reply
+from gateway.application.inbound import Disposition, ReceiptReply, RefusedMail
 
 SENT = "01a2420f-f967-7200-bc8d-d5237989fd4a"
 OTHER = "01a2420f-0000-7000-8000-000000000001"
@@ -43,9 +38,9 @@ def test_a_jwt_file_of_another_type_is_a_receipt_too() -> None:
 
 
 def test_no_receipt_or_several_is_unreadable() -> None:
-    assert read_reply(_reply((b"%PDF-1.7", "pdf", "letter.pdf"))) == Unreadable("mail_no_receipt")
+    assert read_reply(_reply((b"%PDF-1.7", "pdf", "letter.pdf"))) == RefusedMail("mail_no_receipt")
     both = _reply((TOKEN, "jose", "a.jwt"), (TOKEN, "jwt", "b.jwt"))
-    assert read_reply(both) == Unreadable("mail_several_receipts")
+    assert read_reply(both) == RefusedMail("mail_several_receipts")
 
 
 def _mdn(original: str) -> EmailMessage:
@@ -73,7 +68,7 @@ def test_an_mdn_names_the_disclosure_it_is_about() -> None:
 
 
 def test_an_mdn_about_a_message_we_did_not_send_is_unmatched() -> None:
-    assert read_reply(_mdn("<abc@elsewhere.example>").as_bytes()) == Unreadable("mdn_unmatched")
+    assert read_reply(_mdn("<abc@elsewhere.example>").as_bytes()) == RefusedMail("mdn_unmatched")
 
 
 def test_a_signed_mail_is_handed_on_whole_to_be_verified() -> None:
@@ -86,7 +81,7 @@ def test_a_signed_mail_is_handed_on_whole_to_be_verified() -> None:
 
 
 def test_bytes_that_are_no_mail_at_all_are_no_receipt() -> None:
-    assert isinstance(read_reply(b"\x00\xff garbage"), Unreadable)
+    assert isinstance(read_reply(b"\x00\xff garbage"), RefusedMail)
 
 
 HEADERS = st.sampled_from(
@@ -110,4 +105,4 @@ HEADERS = st.sampled_from(
 def test_no_mail_however_broken_raises(parts: list[bytes]) -> None:
     """Whatever lands in the mailbox, reading it gives a classification, never an exception."""
     reply = read_reply(b"".join(parts))
-    assert isinstance(reply, ReceiptReply | SignedMail | Disposition | Unreadable)
+    assert isinstance(reply, ReceiptReply | SignedMail | Disposition | RefusedMail)

@@ -25,14 +25,9 @@ from adapters.mesh_chunking import (
 from adapters.mesh_client import _Reply
 from adapters.mesh_config import MeshConfig, load_mesh_config
 from adapters.mesh_errors import MeshProtocolError, classify, parse_error_body
-from adapters.mesh_inbox import (
-    DeliveryFailed,
-    ReceiptArrived,
-    TransportAcknowledged,
-    event_from_inbox,
-    event_from_tracking,
-)
+from adapters.mesh_inbox import event_from_inbox, event_from_tracking
 from adapters.mesh_messages import InboxMessage, Tracking, chunk_count, tracking_from_json
+from gateway.application.inbound import DeliveryFailed, ReceiptArrived, TransportAcknowledged
 from gateway.errors import ConfigurationError
 
 CHUNK = int(5.5 * MIB)
