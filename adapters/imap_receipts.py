@@ -157,6 +157,9 @@ async def _move(client: IMAP4_SSL, uid: str, folder: str) -> None:
 
 async def _logout(client: IMAP4_SSL) -> None:
     """Say goodbye if the session got that far; a broken one is simply dropped."""
+    transport = client.protocol.transport
+    if transport is None or transport.is_closing():
+        return  # the server went away: a LOGOUT would only wait out the timeout
     try:
         await client.logout()
     except (OSError, TimeoutError, AioImapException) as exc:
