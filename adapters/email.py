@@ -9,8 +9,9 @@ The channel is handed the council-signed JWT (`application/jwt`). Baseline: the 
 readable rendering of the permitted fields (text and HTML) and the signed JWT attached as
 `<disclosure-id>.jwt`; receipts digest that attachment's bytes. For a partner with a
 certificate (`target["smime_certificate"]`) the same entity is signed with the council's S/MIME
-certificate and enveloped to the partner's; receipts digest the DER of that CMS, which is why a
-dispatched result carries `digest`. An envelope already sealed as a JWE (`application/jose`) is
+certificate and enveloped to the partner's; receipts digest the DER of that CMS. The worker has
+the channel make that CMS once (`seal_for_partner`) and keeps it, so every attempt sends the
+same CMS (`application/pkcs7-mime`). An envelope already sealed as a JWE (`application/jose`) is
 attached as it is. SMTP's 250 is a hand-over to the mail system only: `dispatched`.
 """
 
@@ -26,9 +27,16 @@ from typing import Any
 import aiosmtplib
 import structlog
 
-from adapters.email_message import Sender, build_message
-from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
+from adapters.email_message import Sender, build_message, smime_entity
+from gateway.application.channel import (
+    SIGNED_JWT,
+    SMIME_CMS,
+    DeliveryOutcome,
+    DeliveryResult,
+    Envelope,
+)
 from gateway.council_smime import CouncilSmime
+from gateway.jose import b64url_digest
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +113,8 @@ class EmailChannel:
         if not isinstance(address, str) or not _ADDRESS.match(address):
             return _result(DeliveryOutcome.PERMANENT, "channel_misconfigured", setting="address")
         context = {"disclosure_id": envelope.message_id, "partner": envelope.partner_id}
-        smime = self._smime(target)
+        # A CMS made before goes as it is; only a signed JWT may still need sealing here.
+        smime = self._smime(target) if envelope.content_type != SMIME_CMS else None
         if isinstance(smime, DeliveryResult):
             log.error("smtp_smime_unavailable", reason=smime.reason, **context)
             return smime
@@ -147,12 +156,50 @@ class EmailChannel:
                 **context,
             )
             return _result(outcome, reason, error_type=type(exc).__name__)
-        form = "smime" if smime is not None else "tls"
+        sealed = smime is not None or envelope.content_type == SMIME_CMS
+        form = "smime" if sealed else "tls"
         log.info("smtp_dispatched", form=form, size=size, **context)
         detail: dict[str, Any] = {"smtp_message_id": mail.message_id, "form": form}
-        if smime is not None:
+        if sealed:
             detail.update(digest=mail.digest, smime_cert=target.get("smime_fingerprint", ""))
         return _result(DeliveryOutcome.DISPATCHED, None, **detail)
+
+    async def seal_for_partner(
+        self, envelope: Envelope, target: Mapping[str, Any]
+    ) -> Envelope | DeliveryResult | None:
+        """The S/MIME CMS of a signed JWT for the partner's certificate in `target`, made once
+        by the worker's request and then sent as it is; None for a TLS-only partner."""
+        if envelope.content_type != SIGNED_JWT:
+            return None
+        smime = self._smime(target)
+        if isinstance(smime, DeliveryResult):
+            log.error(
+                "smtp_smime_unavailable",
+                reason=smime.reason,
+                disclosure_id=envelope.message_id,
+                partner=envelope.partner_id,
+            )
+        if smime is None or isinstance(smime, DeliveryResult):
+            return smime
+        try:
+            # In a thread: signing and enveloping cost milliseconds the loop can spend elsewhere.
+            der = await asyncio.to_thread(smime_entity, envelope, self.options.sender, smime)
+        except (ValueError, TypeError, UnicodeError) as exc:  # not our signed JWT: never retried
+            log.error(
+                "smtp_message_unbuildable",
+                error_type=type(exc).__name__,
+                disclosure_id=envelope.message_id,
+                partner=envelope.partner_id,
+            )
+            return _result(DeliveryOutcome.PERMANENT, "envelope_malformed")
+        return Envelope(
+            envelope.message_id,
+            envelope.partner_id,
+            der,
+            b64url_digest(der),
+            envelope.attempt,
+            SMIME_CMS,
+        )
 
     def _smime(self, target: Mapping[str, Any]) -> tuple[CouncilSmime, str] | DeliveryResult | None:
         """The signer and the partner's certificate, None for the baseline, or why neither."""

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from adapters.email import EmailChannel
 from agreements.loader import default_catalog_dir
@@ -39,7 +41,7 @@ from gateway.receipts import make_receipt
 from gateway.service import Gateway, smtp_options
 from gateway.signed_at_rest import AT_REST_KID
 from gateway.store import disclosures
-from gateway.store.tables import outbox
+from gateway.store.tables import disclosure_events, outbox
 from tests.gateway_support import (
     ADMIN,
     TEST_NOW,
@@ -49,6 +51,7 @@ from tests.gateway_support import (
 )
 from tests.integration.cli_support import edit
 from tests.integration.test_email_disclosure import RawMta
+from tests.integration.test_email_disclosure import _openssl as openssl
 from tests.mesh_sandbox import SandboxPki, free_port, make_test_pki
 from tests.smime_pki import Issued, make_partner_cert
 
@@ -72,7 +75,7 @@ def submission() -> dict[str, Any]:
 class Rig:
     """A gateway with the email channel to a loopback aiosmtpd, and a worker."""
 
-    def __init__(self, gateway: Gateway, mta: RawMta) -> None:
+    def __init__(self, gateway: Gateway, mta: FlakyMta) -> None:
         self.gateway, self.mta = gateway, mta
         self.channel = EmailChannel(smtp_options(gateway.settings))
         self.worker = DeliveryWorker(
@@ -97,15 +100,31 @@ class Rig:
             row = (await conn.execute(outbox.select().where(outbox.c.disclosure_id == id_))).one()
             return row.envelope, await disclosures.get(conn, id_)
 
-    async def attempt(self, id_: str) -> Any:
+    async def attempt(self, id_: str, attempt: int = 1) -> Any:
         body, found = await self.stored(id_)
-        return await self.worker.attempt(Envelope(id_, PARTNER, body, found.digest))
+        return await self.worker.attempt(Envelope(id_, PARTNER, body, found.digest, attempt))
+
+
+@dataclasses.dataclass
+class FlakyMta(RawMta):
+    """The partner's MTA; answers 451 to the first `defer` messages, after reading them."""
+
+    defer: int = 0
+    offered: list[bytes] = dataclasses.field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.offered.append(envelope.content)
+        if self.defer > 0:
+            self.defer -= 1
+            return "451 Try again later"
+        return await super().handle_DATA(server, session, envelope)
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     pki: SandboxPki = make_test_pki(tmp_path / "pki")
-    mta, port = RawMta(), free_port()
+    mta, port = FlakyMta(), free_port()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.server_cert, pki.server_key)
     controller = Controller(
@@ -190,6 +209,90 @@ async def test_smime_partner_digest_is_the_cms_and_a_revoked_cert_is_never_used(
     results = rig.gateway.metrics.channel_results
     assert results.labels("email", "dispatched", "")._value.get() == 1
     assert results.labels("email", "transient", "partner_cert_revoked")._value.get() == 1
+
+
+def cms_of(raw: bytes) -> bytes:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message.get_content_type() == "application/pkcs7-mime"
+    der = message.get_content()
+    assert isinstance(der, bytes)
+    return der
+
+
+async def test_every_attempt_sends_the_same_cms_and_a_receipt_for_it_matches(
+    rig: Rig, tmp_path: Path
+) -> None:
+    _enc, sig = generate_partner_keys("ec")
+    await register_partner_key(rig.gateway, PARTNER, sig, "sig", TEST_NOW)
+    issued: Issued = make_partner_cert(days=400, now=TEST_NOW)
+    await add_partner_cert(rig.gateway.store, PARTNER, issued.cert_pem, actor=ADMIN, at=TEST_NOW)
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    held, _found = await rig.stored(id_)
+    rig.mta.defer = 1  # the first attempt reaches the partner's MTA, which answers 451
+
+    first = await rig.attempt(id_, attempt=1)
+    assert isinstance(first, Transient)
+    assert first.reason == "smtp_deferred"
+    body, after_first = await rig.stored(id_)
+    assert body == held  # the signed JWT stays held at rest beside the CMS
+    first_cms = cms_of(rig.mta.offered[0])
+    assert after_first.digest == b64url_digest(first_cms)  # recorded before it went
+
+    assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
+    second_cms = cms_of(rig.mta.raw[0])
+    assert second_cms == first_cms  # the same bytes, not a new CMS per attempt
+    assert rig.mta.offered[0] != rig.mta.raw[0]  # a new message (Message-ID) around them
+    _body, dispatched = await rig.stored(id_)
+    assert dispatched.digest == b64url_digest(second_cms)
+
+    # What the partner received opens with OpenSSL, and its receipt over either copy matches.
+    received = tmp_path / "in.eml"
+    received.write_bytes(rig.mta.offered[0])
+    recip_cert, recip_key = issued.write(tmp_path, "partner")
+    opened = openssl(
+        "cms", "-decrypt", "-in", str(received), "-recip", str(recip_cert), "-inkey", str(recip_key)
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert CHILD_NAME.encode() not in rig.mta.offered[0]
+    receipt = make_receipt(
+        partner_id=PARTNER, council_id=rig.gateway.settings.org_id, message_id=id_,
+        body_received=first_cms, status="received", signing_key=sig,
+        now=TEST_NOW, receipt_id=str(uuid.uuid4()),
+    )  # fmt: skip
+    recorded = await rig.gateway.receipts.accept(receipt)
+    assert str(recorded.status) == "receipted"
+    async with rig.gateway.store.read() as conn:
+        query = disclosure_events.select().where(disclosure_events.c.disclosure_id == id_)
+        events = [row.type for row in await conn.execute(query)]
+    assert events.count("smime_sealed") == 1
+
+
+async def test_a_replaced_certificate_gets_a_cms_of_its_own(rig: Rig) -> None:
+    old = await add_partner_cert(
+        rig.gateway.store, PARTNER, make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN, at=TEST_NOW,
+    )  # fmt: skip
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    rig.mta.defer = 1
+    assert isinstance(await rig.attempt(id_, attempt=1), Transient)
+    _body, sealed_for_old = await rig.stored(id_)
+    await revoke_partner_cert(
+        rig.gateway.store, PARTNER, old.fingerprint, "compromised", actor=ADMIN,
+        at=TEST_NOW + timedelta(minutes=1),
+    )  # fmt: skip
+    await add_partner_cert(
+        rig.gateway.store, PARTNER, make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN, at=TEST_NOW + timedelta(minutes=2),
+    )  # fmt: skip
+    await rig.gateway.policy.refresh()
+    assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
+    cms = cms_of(rig.mta.raw[0])
+    assert cms != cms_of(rig.mta.offered[0])  # never sent to the revoked certificate again
+    _body, found = await rig.stored(id_)
+    assert found.digest == b64url_digest(cms) != sealed_for_old.digest
 
 
 async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
