@@ -17,7 +17,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formatdate
 
-from adapters.email_rendering import claims_of, render
+from adapters.email_rendering import claims_of, is_notice, render, render_notice
 from adapters.email_smime import FILE_NAME, SMIME_TYPE, sign_and_envelope
 from gateway.application.channel import SIGNED_JWT, SMIME_CMS, Envelope
 from gateway.council_smime import CouncilSmime
@@ -87,9 +87,12 @@ def _alternative(text: str, page: str) -> MIMEMultipart:
 
 
 def readable_entity(envelope: Envelope, council: str) -> MIMEMultipart:
-    """The rendering of the signed JWT's fields (text and HTML), with the JWT attached."""
+    """The rendering of the signed JWT's fields (text and HTML), with the JWT attached: a
+    disclosure, or an Article 19 notice."""
     file = f"{envelope.message_id}.jwt"
-    rendering = render(claims_of(envelope.body), council=council, attachment=file)
+    claims = claims_of(envelope.body)
+    how = render_notice if is_notice(claims) else render
+    rendering = how(claims, council=council, attachment=file)
     return MIMEMultipart(
         "mixed",
         _subparts=[
