@@ -130,7 +130,7 @@ class FlakyMta(RawMta):
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
     pki: SandboxPki = make_test_pki(tmp_path / "pki")
     mta, port = FlakyMta(), free_port()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -148,6 +148,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     settings = isolated_settings(
         tmp_path,
+        database_url,
         smtp_host="localhost",
         smtp_port=port,
         smtp_ca_bundle=str(pki.ca_cert),
