@@ -1,9 +1,10 @@
 """The secure email channel: the disclosure over SMTP with verified TLS, or as S/MIME.
 
-Mail goes to the council's submission server (GATEWAY_SMTP_HOST) with STARTTLS required and its
-certificate verified: a server that does not offer STARTTLS, or whose certificate does not
-verify, gets nothing (no fallback to plain text). The subject names the disclosure id and
-nothing else (the agreement would reveal, say, a police request).
+Mail goes to the council's submission server (GATEWAY_SMTP_HOST), or with direct delivery
+straight to the partner domain's mail servers (MX, MTA-STS respected: `email_direct`), with
+STARTTLS required and the certificate verified: a server that does not offer STARTTLS, or whose
+certificate does not verify, gets nothing (no fallback to plain text). The subject names the
+disclosure id and nothing else (the agreement would reveal, say, a police request).
 
 The channel is handed the council-signed JWT (`application/jwt`). Baseline: the message holds a
 readable rendering of the permitted fields (text and HTML) and the signed JWT attached as
@@ -27,6 +28,7 @@ from typing import Any
 import aiosmtplib
 import structlog
 
+from adapters.email_direct import DirectDelivery, DirectDeliveryError
 from adapters.email_message import Sender, build_message, smime_entity
 from gateway.application.channel import (
     SIGNED_JWT,
@@ -59,6 +61,10 @@ class SmtpOptions:
     notify_address: str | None = None  # Disposition-Notification-To; None: from_address
     max_message_bytes: int = 10 * 1024 * 1024
     smime: CouncilSmime | None = None  # the council's S/MIME signer; None: no S/MIME partners
+    direct: bool = False  # to the partner's MX (MTA-STS respected), not through `host`
+    direct_port: int = 25
+    dns_servers: tuple[str, ...] = ()  # "address[:port]"; empty: the system's resolver
+    mta_sts_port: int = 443
 
     @property
     def sender(self) -> Sender:
@@ -98,6 +104,7 @@ class EmailChannel:
         self.options = options
         self._slots = asyncio.Semaphore(options.sends_at_once)
         self._tls: ssl.SSLContext | None = None
+        self._direct: DirectDelivery | None = None
 
     def tls_context(self) -> ssl.SSLContext:
         """Verified TLS 1.2 or later, against the configured CA bundle or the system's."""
@@ -106,6 +113,18 @@ class EmailChannel:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             self._tls = context
         return self._tls
+
+    def direct(self) -> DirectDelivery:
+        """Direct delivery to partners' mail servers, its MTA-STS policies cached per process."""
+        if self._direct is None:
+            self._direct = DirectDelivery(
+                tls=self.tls_context(),
+                timeout=self.options.timeout,
+                port=self.options.direct_port,
+                nameservers=self.options.dns_servers,
+                mta_sts_port=self.options.mta_sts_port,
+            )
+        return self._direct
 
     async def deliver(self, envelope: Envelope, target: Mapping[str, Any]) -> DeliveryResult:
         """Send the envelope once; every mail or network fault comes back as a result."""
@@ -130,21 +149,19 @@ class EmailChannel:
         if size > self.options.max_message_bytes:
             log.error("smtp_message_too_large", size=size, **context)
             return _result(DeliveryOutcome.PERMANENT, "smtp_message_too_large", size=size)
+        delivered: dict[str, str] = {}
         try:
             async with self._slots:
-                await aiosmtplib.send(
-                    mail.data,
-                    sender=self.options.from_address,
-                    recipients=[address],
-                    hostname=self.options.host,
-                    port=self.options.port,
-                    username=self.options.username,
-                    password=self.options.password,
-                    start_tls=True,  # required: no STARTTLS, no send
-                    validate_certs=True,
-                    tls_context=self.tls_context(),
-                    timeout=self.options.timeout,
-                )
+                if self.options.direct:
+                    sent = await self.direct().send(mail.data, self.options.from_address, address)
+                    delivered = {"mx": sent.mx, "mta_sts": sent.mta_sts}
+                else:
+                    await self._submit(mail.data, address)
+        except DirectDeliveryError as exc:
+            log.warning(
+                "smtp_delivery_failed", outcome=str(exc.outcome), reason=exc.code, **context
+            )
+            return _result(exc.outcome, exc.code)
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
             outcome, reason = classify(exc)
             event = "smtp_tls_refused" if reason.startswith("smtp_tls") else "smtp_delivery_failed"
@@ -158,11 +175,27 @@ class EmailChannel:
             return _result(outcome, reason, error_type=type(exc).__name__)
         sealed = smime is not None or envelope.content_type == SMIME_CMS
         form = "smime" if sealed else "tls"
-        log.info("smtp_dispatched", form=form, size=size, **context)
-        detail: dict[str, Any] = {"smtp_message_id": mail.message_id, "form": form}
+        log.info("smtp_dispatched", form=form, size=size, **delivered, **context)
+        detail: dict[str, Any] = {"smtp_message_id": mail.message_id, "form": form, **delivered}
         if sealed:
             detail.update(digest=mail.digest, smime_cert=target.get("smime_fingerprint", ""))
         return _result(DeliveryOutcome.DISPATCHED, None, **detail)
+
+    async def _submit(self, data: bytes, address: str) -> None:
+        """Through the council's submission server, STARTTLS required and verified."""
+        await aiosmtplib.send(
+            data,
+            sender=self.options.from_address,
+            recipients=[address],
+            hostname=self.options.host,
+            port=self.options.port,
+            username=self.options.username,
+            password=self.options.password,
+            start_tls=True,  # required: no STARTTLS, no send
+            validate_certs=True,
+            tls_context=self.tls_context(),
+            timeout=self.options.timeout,
+        )
 
     async def seal_for_partner(
         self, envelope: Envelope, target: Mapping[str, Any]
