@@ -233,25 +233,28 @@ class DeliveryWorker:
             if isinstance(sealed, DeliveryResult):  # counted and recorded like a send's
                 return envelope, sealed
             if sealed is not None:
-                envelope = sealed
+                envelope, fingerprint = sealed
+                target = {**target, "smime_fingerprint": fingerprint}
         return envelope, await self._deliver(channel, envelope, target)
 
     async def _sealed_once(
         self, channel: SealsAtSend, envelope: Envelope, target: Mapping[str, Any]
-    ) -> Envelope | DeliveryResult | None:
-        """The partner's S/MIME message: the one kept for this certificate, or made now and
-        kept (with its digest as the one a receipt must carry) before it is first sent, so a
-        resend, or a duplicate after a lost answer, carries the same bytes and digest. Made
-        anew only for another certificate (the kept one was revoked, expired or replaced)."""
-        fingerprint = str(target.get("smime_fingerprint", ""))
+    ) -> tuple[Envelope, str] | DeliveryResult | None:
+        """The partner's S/MIME message and the certificate it is for: the one kept while that
+        certificate is still usable, or one made now for `target`'s and kept (its digest made
+        the one a receipt must carry) before it is first sent. So a retry, a resend, or a
+        duplicate after a lost answer carries the same bytes and digest; only a revoked or
+        expired certificate gets a new one made."""
         async with self.store.read() as conn:
             kept = await smime_seals.kept(conn, envelope.message_id)
-        if kept is not None and kept[0] == fingerprint:
-            cms = kept[1]
-            return replace(envelope, body=cms, digest=b64url_digest(cms), content_type=SMIME_CMS)
+        if kept is not None and kept[0] in self._usable_certs(envelope.partner_id):
+            fingerprint, cms = kept
+            sealed = replace(envelope, body=cms, digest=b64url_digest(cms), content_type=SMIME_CMS)
+            return sealed, fingerprint
         made = await channel.seal_for_partner(envelope, target)
         if not isinstance(made, Envelope):
             return made
+        fingerprint = str(target.get("smime_fingerprint", ""))
         at = self.clock()
 
         async def work(conn: Connection) -> None:
@@ -265,7 +268,12 @@ class DeliveryWorker:
             )
 
         await self.store.write(work)
-        return made
+        return made, fingerprint
+
+    def _usable_certs(self, partner_id: str) -> set[str]:
+        now = self.clock()
+        certs = self.policy.snapshot.certs.get(partner_id, ())
+        return {cert.fingerprint for cert in certs if cert.usable_at(now)}
 
     async def _deliver(
         self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]

@@ -266,10 +266,15 @@ async def test_every_attempt_sends_the_same_cms_and_a_receipt_for_it_matches(
     assert opened.returncode == 0, opened.stderr
     assert CHILD_NAME.encode() not in rig.mta.offered[0]
     receipt = make_receipt(
-        partner_id=PARTNER, council_id=rig.gateway.settings.org_id, message_id=id_,
-        body_received=first_cms, status="received", signing_key=sig,
-        now=TEST_NOW, receipt_id=str(uuid.uuid4()),
-    )  # fmt: skip
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=id_,
+        body_received=first_cms,
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
     recorded = await rig.gateway.receipts.accept(receipt)
     assert str(recorded.status) == "receipted"
     async with rig.gateway.store.read() as conn:
@@ -280,28 +285,65 @@ async def test_every_attempt_sends_the_same_cms_and_a_receipt_for_it_matches(
 
 async def test_a_replaced_certificate_gets_a_cms_of_its_own(rig: Rig) -> None:
     old = await add_partner_cert(
-        rig.gateway.store, PARTNER, make_partner_cert(days=400, now=TEST_NOW).cert_pem,
-        actor=ADMIN, at=TEST_NOW,
-    )  # fmt: skip
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW,
+    )
     await rig.gateway.policy.refresh()
     id_ = await rig.submit()
     rig.mta.defer = 1
     assert isinstance(await rig.attempt(id_, attempt=1), Transient)
     _body, sealed_for_old = await rig.stored(id_)
     await revoke_partner_cert(
-        rig.gateway.store, PARTNER, old.fingerprint, "compromised", actor=ADMIN,
+        rig.gateway.store,
+        PARTNER,
+        old.fingerprint,
+        "compromised",
+        actor=ADMIN,
         at=TEST_NOW + timedelta(minutes=1),
-    )  # fmt: skip
+    )
     await add_partner_cert(
-        rig.gateway.store, PARTNER, make_partner_cert(days=400, now=TEST_NOW).cert_pem,
-        actor=ADMIN, at=TEST_NOW + timedelta(minutes=2),
-    )  # fmt: skip
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW + timedelta(minutes=2),
+    )
     await rig.gateway.policy.refresh()
     assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
     cms = cms_of(rig.mta.raw[0])
     assert cms != cms_of(rig.mta.offered[0])  # never sent to the revoked certificate again
     _body, found = await rig.stored(id_)
     assert found.digest == b64url_digest(cms) != sealed_for_old.digest
+
+
+async def test_a_newer_certificate_leaves_the_kept_cms_in_use_while_its_own_is_usable(
+    rig: Rig,
+) -> None:
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW,
+    )
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    rig.mta.defer = 1
+    assert isinstance(await rig.attempt(id_, attempt=1), Transient)
+    # The partner adds a certificate valid for longer, which new mail would be encrypted to.
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=700, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW + timedelta(minutes=1),
+    )
+    await rig.gateway.policy.refresh()
+    assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
+    assert cms_of(rig.mta.raw[0]) == cms_of(rig.mta.offered[0])
 
 
 async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
@@ -314,10 +356,15 @@ async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
     assert isinstance(message, EmailMessage)
     [attachment] = list(message.iter_attachments())
     receipt = make_receipt(
-        partner_id=PARTNER, council_id=rig.gateway.settings.org_id, message_id=id_,
-        body_received=attachment.get_content(), status="received", signing_key=sig,
-        now=TEST_NOW, receipt_id=str(uuid.uuid4()),
-    )  # fmt: skip
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=id_,
+        body_received=attachment.get_content(),
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
     recorded = await rig.gateway.receipts.accept(receipt)
     assert str(recorded.status) == "receipted"
 
@@ -442,10 +489,15 @@ async def test_a_notice_to_a_tls_partner_is_readable_signed_and_receipted(rig: R
     assert b64url_digest(token) == found.digest
 
     receipt = make_receipt(
-        partner_id=PARTNER, council_id=rig.gateway.settings.org_id, message_id=notice_id,
-        body_received=token, status="received", signing_key=sig,
-        now=TEST_NOW, receipt_id=str(uuid.uuid4()),
-    )  # fmt: skip
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=notice_id,
+        body_received=token,
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
     assert str((await rig.gateway.receipts.accept(receipt)).status) == "receipted"
 
 
@@ -471,9 +523,17 @@ async def test_a_notice_to_an_smime_partner_opens_with_openssl_and_is_receipted(
     received.write_bytes(raw)
     recip_cert, recip_key = issued.write(tmp_path, "partner")
     decrypted = openssl(
-        "cms", "-decrypt", "-in", str(received), "-recip", str(recip_cert),
-        "-inkey", str(recip_key), "-out", str(signed),
-    )  # fmt: skip
+        "cms",
+        "-decrypt",
+        "-in",
+        str(received),
+        "-recip",
+        str(recip_cert),
+        "-inkey",
+        str(recip_key),
+        "-out",
+        str(signed),
+    )
     assert decrypted.returncode == 0, decrypted.stderr
     council_cert = rig.gateway.settings.keys_dir / "smime-cert.pem"
     verified = openssl(
@@ -488,8 +548,13 @@ async def test_a_notice_to_an_smime_partner_opens_with_openssl_and_is_receipted(
     assert claims["notice"]["kind"] == "rectification"
 
     receipt = make_receipt(
-        partner_id=PARTNER, council_id=rig.gateway.settings.org_id, message_id=notice_id,
-        body_received=der, status="received", signing_key=sig,
-        now=TEST_NOW, receipt_id=str(uuid.uuid4()),
-    )  # fmt: skip
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=notice_id,
+        body_received=der,
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
     assert str((await rig.gateway.receipts.accept(receipt)).status) == "receipted"
