@@ -1,8 +1,8 @@
 """The S/MIME message an email disclosure goes as, made once and kept beside its envelope.
 
 A CMS EnvelopedData is new bytes every time it is made (a random content key), and a receipt
-digests those bytes, so the worker makes it once per disclosure and certificate and every
-attempt sends the same. It is ciphertext for the partner only, kept in the outbox row where the
+digests those bytes, so the worker makes it once per disclosure and every attempt sends the
+same, while the certificate it was made for stays usable. It is ciphertext for the partner only, kept in the outbox row where the
 other channels keep their sealed envelope, and purged with it.
 """
 
