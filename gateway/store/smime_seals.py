@@ -2,8 +2,9 @@
 
 A CMS EnvelopedData is new bytes every time it is made (a random content key), and a receipt
 digests those bytes, so the worker makes it once per disclosure and every attempt sends the
-same, while the certificate it was made for stays usable. It is ciphertext for the partner only, kept in the outbox row where the
-other channels keep their sealed envelope, and purged with it.
+same, while the certificate it was made for stays usable. It is ciphertext for the partner
+only, kept in the outbox row where the other channels keep their sealed envelope, and purged
+with it.
 """
 
 from __future__ import annotations
