@@ -17,9 +17,9 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formatdate
 
-from adapters.email_rendering import claims_of, render
+from adapters.email_rendering import claims_of, is_notice, render, render_notice
 from adapters.email_smime import FILE_NAME, SMIME_TYPE, sign_and_envelope
-from gateway.application.channel import SIGNED_JWT, Envelope
+from gateway.application.channel import SIGNED_JWT, SMIME_CMS, Envelope
 from gateway.council_smime import CouncilSmime
 from gateway.jose import b64url_digest
 
@@ -87,9 +87,12 @@ def _alternative(text: str, page: str) -> MIMEMultipart:
 
 
 def readable_entity(envelope: Envelope, council: str) -> MIMEMultipart:
-    """The rendering of the signed JWT's fields (text and HTML), with the JWT attached."""
+    """The rendering of the signed JWT's fields (text and HTML), with the JWT attached: a
+    disclosure, or an Article 19 notice."""
     file = f"{envelope.message_id}.jwt"
-    rendering = render(claims_of(envelope.body), council=council, attachment=file)
+    claims = claims_of(envelope.body)
+    how = render_notice if is_notice(claims) else render
+    rendering = how(claims, council=council, attachment=file)
     return MIMEMultipart(
         "mixed",
         _subparts=[
@@ -113,6 +116,21 @@ def _sealed_entity(envelope: Envelope, council: str) -> MIMEMultipart:
     )
 
 
+def smime_entity(envelope: Envelope, sender: Sender, smime: tuple[CouncilSmime, str]) -> bytes:
+    """The DER CMS of the readable entity, signed by the council and enveloped to the partner's
+    certificate (`smime`: the council's signer and the partner's certificate, PEM)."""
+    entity = readable_entity(envelope, sender.council)
+    return sign_and_envelope(entity.as_bytes(policy=WIRE), *smime)
+
+
+def _smime_message(der: bytes) -> MIMEBase:
+    message = MIMEApplication(der, "pkcs7-mime")
+    message.set_param("smime-type", SMIME_TYPE)
+    message.set_param("name", FILE_NAME)
+    message.add_header("Content-Disposition", "attachment", filename=FILE_NAME)
+    return message
+
+
 def build_message(
     envelope: Envelope,
     address: str,
@@ -120,21 +138,20 @@ def build_message(
     *,
     smime: tuple[CouncilSmime, str] | None = None,
 ) -> OutgoingMail:
-    """The message for one envelope (`smime`: the council's signer and the partner's
-    certificate, PEM, to envelope to)."""
+    """The message for one envelope: an S/MIME CMS made before (`SMIME_CMS`) goes as it is;
+    a signed JWT is rendered, and signed and enveloped here when `smime` is given."""
     digest = envelope.digest
     message: MIMEBase
-    if envelope.content_type != SIGNED_JWT:
+    if envelope.content_type == SMIME_CMS:
+        message = _smime_message(envelope.body)
+        digest = b64url_digest(envelope.body)
+    elif envelope.content_type != SIGNED_JWT:
         message = _sealed_entity(envelope, sender.council)
     elif smime is None:
         message = readable_entity(envelope, sender.council)
     else:
-        entity = readable_entity(envelope, sender.council)
-        der = sign_and_envelope(entity.as_bytes(policy=WIRE), *smime)
-        message = MIMEApplication(der, "pkcs7-mime")
-        message.set_param("smime-type", SMIME_TYPE)
-        message.set_param("name", FILE_NAME)
-        message.add_header("Content-Disposition", "attachment", filename=FILE_NAME)
+        der = smime_entity(envelope, sender, smime)
+        message = _smime_message(der)
         digest = b64url_digest(der)
     domain = sender.address.rpartition("@")[2]
     # One id per disclosure and attempt: a resend is a new message to the mail system.

@@ -1,8 +1,10 @@
-"""The readable part of a disclosure email: the permitted fields, labelled from the data dictionary.
+"""The readable part of an email: the permitted fields, labelled from the data dictionary.
 
 Made from the claims of the council-signed JWT the message carries, so the reader sees exactly
-what the attachment holds, nothing more. Every value is HTML-escaped in the HTML part. The
-agreement id is left out (like the subject line): it could reveal, say, a police request.
+what the attachment holds, nothing more: a disclosure's fields, or an Article 19 notice's kind,
+original disclosures, affected fields and corrected values. Every value is HTML-escaped in the
+HTML part. The agreement id is left out (like the subject line): it could reveal, say, a police
+request.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,29 @@ class Rendering:
 
     text: str
     html: str
+
+
+_NOTICE_ACTIONS = {
+    "rectification": (
+        "The data listed below was inaccurate and has been corrected. Please correct the records "
+        "you hold from these disclosures; where a corrected value is given, it replaces the one "
+        "you received."
+    ),
+    "erasure": (
+        "The data listed below has been erased. Please erase it from the records you hold from "
+        "these disclosures, unless the law requires you to keep it."
+    ),
+    "restriction": (
+        "Processing of the data listed below is restricted. Please keep it but not otherwise use "
+        "it until the council tells you the restriction has ended."
+    ),
+}
+
+
+def is_notice(claims: Mapping[str, Any]) -> bool:
+    """The claims are an Article 19 notice's (signed as `gatehouse-notice+jwt`), which carry a
+    `notice` object where a disclosure carries `data`."""
+    return isinstance(claims.get("notice"), Mapping)
 
 
 def claims_of(token: bytes) -> dict[str, Any]:
@@ -67,6 +93,71 @@ def _walk(value: Any, path: str, position: str) -> Iterator[tuple[str, str]]:
                 yield _label(path, where), _show(item)
     else:
         yield _label(path, position), _show(value)
+
+
+def _show_value(value: Any) -> str:
+    return "; ".join(_show(v) for v in value) if isinstance(value, list) else _show(value)
+
+
+def _table_lines(rows: list[tuple[str, str]], width: int) -> list[str]:
+    return [f"{label.ljust(width)}  {value}".rstrip() for label, value in rows]
+
+
+def _html_table(rows: list[tuple[str, str]]) -> str:
+    esc = html.escape
+    body = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return f"<table>\n{body}\n</table>"
+
+
+def render_notice(claims: Mapping[str, Any], *, council: str, attachment: str) -> Rendering:
+    """Text and HTML of an Article 19 notice: what happened, to which disclosures and fields,
+    and the corrected values (only ever those of fields the partner received)."""
+    notice = dict(claims.get("notice") or {})
+    notice_id = str(claims.get("jti", ""))
+    kind = str(notice.get("kind", ""))
+    corrections = dict(notice.get("corrections") or {})
+    facts = [
+        ("Notice id", notice_id),
+        ("Kind of notice", kind.capitalize()),
+        ("Reason", str(notice.get("reason", ""))),
+        ("Disclosures", ", ".join(str(d) for d in notice.get("disclosures") or ())),
+    ]
+    fields = []
+    for path in notice.get("fields") or ():
+        label = _label(str(path), "")
+        shown = label if label == path else f"{label} ({path})"
+        if path in corrections:
+            fields.append((shown, f"corrected: {_show_value(corrections[path])}"))
+        else:
+            fields.append((shown, "no corrected value given" if kind == "rectification" else ""))
+    width = max((len(label) for label, _ in [*facts, *fields]), default=0)
+    action = _NOTICE_ACTIONS.get(kind, "See the agreement.")
+    closing = (
+        f"The attachment {attachment} is the same notice signed by {council}; a system can "
+        f"verify it with {council}'s published keys (JWKS). Send the signed receipt for "
+        f"notice {notice_id} as your agreement sets out."
+    )
+    intro = f"A notice from {council} under UK GDPR Article 19 about data it shared with you."
+    lines = [
+        intro,
+        "",
+        *_table_lines(facts, width),
+        "",
+        textwrap.fill(action, 96),
+        "",
+        "Fields concerned:",
+        *_table_lines(fields, width),
+        "",
+        textwrap.fill(closing, 96),
+        "",
+    ]
+    esc = html.escape
+    page = (
+        f"<html><body>\n<p>{esc(intro)}</p>\n{_html_table(facts)}\n<p>{esc(action)}</p>\n"
+        f"<h3>Fields concerned</h3>\n{_html_table(fields)}\n<p>{esc(closing)}</p>\n"
+        "</body></html>\n"
+    )
+    return Rendering("\n".join(lines), page)
 
 
 def _label(path: str, position: str) -> str:

@@ -1,10 +1,12 @@
 """The Article 19 notice envelope: a signed and sealed record of its own kind, never a disclosure.
 
 Sealed exactly like a disclosure (a nested JWT: the council's JWS inside a JWE for one partner
-key), but the signed content's `typ` is `NOTICE_TYP`, so a partner's disclosure handler refuses
-it (`envelope_not_a_disclosure`) rather than file it as data. The claims name the original
-disclosures and the field paths concerned and, for a rectification, the corrected values: the
-only place those values exist outside the caller's memory (docs/keys-and-envelopes.md).
+key; for an email partner, the signed JWT itself, held at rest until it is sent, as an email
+disclosure is), but the signed content's `typ` is `NOTICE_TYP`, so a partner's disclosure
+handler refuses it (`envelope_not_a_disclosure`) rather than file it as data. The claims name
+the original disclosures and the field paths concerned and, for a rectification, the corrected
+values: the only place those values exist outside the caller's memory
+(docs/keys-and-envelopes.md).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from gateway.sealing import (
     CONTRACT_VERSION,
     EnvelopeError,
     SealedEnvelope,
+    SignedDisclosure,
     SignerSource,
     open_signed,
     seal_jwt,
+    sign_jwt,
 )
 from gateway.signer import Signer
 
@@ -124,6 +128,14 @@ def seal_notice(claims: NoticeClaims, signer: Signer, recipient: PartnerKey) -> 
     return seal_jwt(claims.to_jwt(), signer, recipient.kid, recipient.jwk, typ=NOTICE_TYP)
 
 
+def sign_notice(claims: NoticeClaims, signer: Signer) -> SignedDisclosure:
+    """Sign only: the email channel carries the signed notice itself (TLS or S/MIME)."""
+    if claims.iat.tzinfo is None:
+        raise EnvelopeError("iat must carry a time zone", code="envelope_claims_invalid")
+    token = sign_jwt(claims.to_jwt(), signer, typ=NOTICE_TYP).encode("ascii")
+    return SignedDisclosure(token, signer.kid)
+
+
 class NoticeSealer:
     """Seals notices with the council key active at the claims' `iat`."""
 
@@ -133,6 +145,10 @@ class NoticeSealer:
     async def seal(self, claims: NoticeClaims, recipient: PartnerKey) -> SealedEnvelope:
         """Sign, then encrypt for `recipient`."""
         return seal_notice(claims, self._keys.active_signer(claims.iat), recipient)
+
+    async def sign(self, claims: NoticeClaims) -> SignedDisclosure:
+        """Sign only, for an email partner (held at rest here, sealed at send time)."""
+        return sign_notice(claims, self._keys.active_signer(claims.iat))
 
 
 def open_notice(

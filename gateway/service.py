@@ -74,9 +74,14 @@ def deliverable_channels(settings: Settings) -> frozenset[str]:
     configured = set(DELIVERABLE_CHANNELS)
     if os.environ.get("GATEWAY_MESH_MAILBOX"):
         configured.add("mesh")
-    if settings.smtp_host:
+    if email_configured(settings):
         configured.add("email")
     return frozenset(configured)
+
+
+def email_configured(settings: Settings) -> bool:
+    """Mail can leave: through a submission server, or directly to partners' mail servers."""
+    return bool(settings.smtp_host) or settings.smtp_delivery == "direct"
 
 
 def smtp_options(settings: Settings) -> SmtpOptions:
@@ -93,6 +98,10 @@ def smtp_options(settings: Settings) -> SmtpOptions:
         sends_at_once=settings.smtp_sends_at_once,
         notify_address=settings.smtp_notify_address or None,
         max_message_bytes=settings.smtp_max_message_bytes,
+        direct=settings.smtp_delivery == "direct",
+        direct_port=settings.smtp_direct_port,
+        dns_servers=tuple(s.strip() for s in settings.smtp_dns_servers.split(",") if s.strip()),
+        mta_sts_port=settings.smtp_mta_sts_port,
         smime=load_council_smime(
             *smime_paths(settings.keys_dir, settings.smime_cert_file, settings.smime_key_file)
         ),
@@ -152,7 +161,7 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     }
     if os.environ.get("GATEWAY_MESH_MAILBOX"):
         channels["mesh"] = MeshChannel(load_mesh_config())
-    if settings.smtp_host:
+    if email_configured(settings):
         channels["email"] = EmailChannel(smtp_options(settings))
     return channels
 

@@ -128,6 +128,18 @@ class Settings(BaseSettings):
     smtp_ca_bundle: str = Field("", description="CA bundle for the server; empty = system CAs")
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds for one SMTP step")
     smtp_sends_at_once: int = Field(4, ge=1, le=64, description="SMTP sessions open at once")
+    smtp_delivery: Literal["submission", "direct"] = Field(
+        "submission",
+        description="submission: through GATEWAY_SMTP_HOST; direct: to the partner's MX, "
+        "MTA-STS respected",
+    )
+    smtp_direct_port: int = Field(25, gt=0, lt=65536, description="Partners' MX port (direct)")
+    smtp_dns_servers: str = Field(
+        "", description="Name servers for direct delivery, address[:port],...; empty = system"
+    )
+    smtp_mta_sts_port: int = Field(
+        443, gt=0, lt=65536, description="HTTPS port of partners' MTA-STS policy hosts"
+    )
     imap_host: str = Field("", description="Receipts mailbox (IMAP, implicit TLS); empty = none")
     imap_port: int = Field(993, gt=0, lt=65536, description="IMAP port (imaps: TLS from the start)")
     imap_username: str = Field("", description="Receipts mailbox login")

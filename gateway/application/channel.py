@@ -5,10 +5,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 SIGNED_JWT = "application/jwt"
 """The content type of an envelope that is the council-signed JWT itself (the email channel's)."""
+SMIME_CMS = "application/pkcs7-mime"
+"""The content type of an envelope that is the partner's S/MIME message (DER CMS), made once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,4 +54,18 @@ class Channel(Protocol):
 
     async def close(self) -> None:
         """Release pooled connections."""
+        ...
+
+
+@runtime_checkable
+class SealsAtSend(Protocol):
+    """A channel that seals for the partner at send time (email's S/MIME). The worker has it
+    seal once and keeps the result, so every attempt sends the same bytes and a receipt digests
+    them whichever attempt arrived."""
+
+    async def seal_for_partner(
+        self, envelope: Envelope, target: Mapping[str, Any]
+    ) -> Envelope | DeliveryResult | None:
+        """The sealed envelope (content type `SMIME_CMS`), None when `target` asks for no
+        sealing, or the result that says why it cannot be made."""
         ...

@@ -1,12 +1,14 @@
 """Send Article 19 notices: each recipient of the person's data gets a sealed notice.
 
 Plans the notices (`recipient_notices.plan_notices`), then for each partner seals a notice
-envelope to its encryption key and records it for delivery through the outbox, exactly as a
-disclosure leaves, so it is retried, dead-lettered and receipted the same way. The notice goes
-even where the agreement has since ended: the duty to notify outlives it. Corrected values go
-only in the sealed notice, only for paths that partner received, and through the transform
-the partner's agreement applied to that path (a year for `year_only`, a pseudonym for
-`pseudonymise`), so a notice never tells a partner more than the disclosure did.
+envelope to its encryption key (for an email partner: signs it and holds it at rest, to go
+readable over TLS or as S/MIME, as an email disclosure does) and records it for delivery
+through the outbox, exactly as a disclosure leaves, so it is retried, dead-lettered and
+receipted the same way. The notice goes even where the agreement has since ended: the duty to
+notify outlives it. Corrected values go only in the sealed notice, only for paths that partner
+received, and through the transform the partner's agreement applied to that path (a year for
+`year_only`, a pseudonym for `pseudonymise`), so a notice never tells a partner more than the
+disclosure did.
 """
 
 from __future__ import annotations
@@ -30,15 +32,19 @@ from gateway.application.submit import PolicyView, new_disclosure_id
 from gateway.notice_envelope import NoticeClaims
 from gateway.partner_keys import PartnerKey, PartnerKeyError, encryption_key_for
 from gateway.protection import Protection
-from gateway.sealing import SealedEnvelope
+from gateway.sealing import SealedEnvelope, SignedDisclosure
+from gateway.signed_at_rest import seal_signed
 from gateway.store import notice_rows
 from gateway.store.unit_of_work import Connection
 
 
 class NoticeSealerPort(Protocol):
-    """Signs a notice with the council key in force and encrypts it for the partner's key."""
+    """Signs a notice with the council key in force and encrypts it for the partner's key, or
+    only signs it (for the email channel)."""
 
     async def seal(self, claims: NoticeClaims, recipient: PartnerKey) -> SealedEnvelope: ...
+
+    async def sign(self, claims: NoticeClaims) -> SignedDisclosure: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,12 +219,6 @@ class SendNotices:
                 today=now,
             )
             record = replace(record, corrected_paths=tuple(values))
-            try:
-                key = encryption_key_for(snapshot.keys.get(notice.partner, ()), notice.partner, now)
-            except PartnerKeyError as exc:
-                await self._write_not_sent(record, exc.code, actor)
-                sent.append(_sent(record, notice, exc.code))
-                continue
             claims = NoticeClaims(
                 iss=self._org_id,
                 aud=notice.partner,
@@ -231,7 +231,12 @@ class SendNotices:
                 corrections=values,
                 exp=now + self._lifetime,
             )
-            sealed = await self._sealer.seal(claims, key)
+            try:
+                sealed = await self._sealed(claims, snapshot, notice_id)
+            except PartnerKeyError as exc:
+                await self._write_not_sent(record, exc.code, actor)
+                sent.append(_sent(record, notice, exc.code))
+                continue
             delivery = notice_rows.NoticeDelivery(
                 envelope=sealed.body,
                 digest=sealed.digest,
@@ -243,6 +248,18 @@ class SendNotices:
             await self._write_sealed(record, delivery, actor)
             sent.append(_sent(record, notice, None))
         return NoticeRun(request_id, kind, tuple(sent), plan.not_affected)
+
+    async def _sealed(
+        self, claims: NoticeClaims, snapshot: PolicyView, notice_id: str
+    ) -> SealedEnvelope:
+        """Sealed to the partner's encryption key; for an email partner, signed and held at
+        rest under the data key (it needs no JWK: the message is TLS or S/MIME)."""
+        partner = snapshot.partners.get(claims.aud)
+        if partner is not None and str(partner.channel.type) == "email":
+            signed = await self._sealer.sign(claims)
+            return seal_signed(signed, self._protection, notice_id)
+        key = encryption_key_for(snapshot.keys.get(claims.aud, ()), claims.aud, claims.iat)
+        return await self._sealer.seal(claims, key)
 
     async def _write_sealed(
         self,

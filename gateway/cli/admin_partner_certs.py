@@ -88,8 +88,13 @@ def certs_list(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
     if json_output:
         print_json(certs)
         return
+    print_certs(f"{len(certs)} certificate(s) of {partner_id}", certs)
+
+
+def print_certs(title: str, certs: list[dict[str, Any]]) -> None:
+    """A table of certificates as `cert_dict` gives them (`list`, and `partners show`)."""
     print_table(
-        f"{len(certs)} certificate(s) of {partner_id}",
+        title,
         ("fingerprint", "subject", "not after", "status", "usable"),
         [
             (c["fingerprint"][:16], c["subject"], c["not_after"][:10], c["status"], c["usable"])

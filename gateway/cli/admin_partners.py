@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from gateway.application.partner_cert_admin import partner_certs
 from gateway.application.partner_directory import list_partners, partner_profile
 from gateway.application.partner_key_admin import (
     RetiredPartnerKey,
@@ -24,7 +25,7 @@ from gateway.application.partner_key_admin import (
 )
 from gateway.catalog_sync import PARTNER_CONTACTS
 from gateway.cli.admin_agreements import summary
-from gateway.cli.admin_partner_certs import certs_app
+from gateway.cli.admin_partner_certs import cert_dict, certs_app, print_certs
 from gateway.cli.common import fail, print_json, print_table
 from gateway.cli.context import (
     ActorOption,
@@ -128,13 +129,15 @@ def _partner_dict(partner: StoredPartner, keys: list[dict[str, Any]]) -> dict[st
 
 @partners_app.command("show", epilog="Example: gateway-admin partners show kent-police")
 def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
-    """One partner: channel settings, contacts, keys, and the agreements that name it."""
+    """One partner: channel settings, contacts, keys, S/MIME certificates, and the agreements
+    that name it."""
 
     async def work(ctx: AdminContext) -> dict[str, Any]:
         profile = await partner_profile(ctx.store, partner_id)
         keys = [key_dict(k, ctx.now) for k in profile.keys]
         shown = _partner_dict(profile.partner, keys)
         shown["keys"] = keys
+        shown["certs"] = [cert_dict(c, ctx.now) for c in await partner_certs(ctx.store, partner_id)]
         shown["agreements"] = [summary(a) for a in profile.agreements]
         return shown
 
@@ -150,6 +153,7 @@ def show(partner_id: PartnerId, json_output: JsonFlag = False) -> None:
     facts += [(k, data[k]) for k in PARTNER_CONTACTS]  # blank when the catalog gives none
     print_table(data["id"], ("", ""), facts)
     _print_keys(data["id"], data["keys"])
+    print_certs(f"S/MIME certificates of {data['id']}", data["certs"])
     print_table(
         "agreements",
         ("id", "version", "status", "review_due"),

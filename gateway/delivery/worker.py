@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,9 +20,17 @@ import structlog
 
 from agreements.model import channel_target, notice_target
 from gateway import audit
-from gateway.application.channel import Channel, DeliveryOutcome, DeliveryResult, Envelope
+from gateway.application.channel import (
+    SMIME_CMS,
+    Channel,
+    DeliveryOutcome,
+    DeliveryResult,
+    Envelope,
+    SealsAtSend,
+)
 from gateway.application.receipt_intake import RECEIPT_MISMATCH, ReceiptIntake
 from gateway.delivery import retries
+from gateway.jose import b64url_digest
 from gateway.metrics import Metrics
 from gateway.partner_certs import certificate_for
 from gateway.partner_keys import sealed_key_refusal
@@ -31,7 +39,7 @@ from gateway.protection import AtRestDecryptError, Protection
 from gateway.queue.retry import RetryPolicy
 from gateway.receipts import ReceiptError
 from gateway.signed_at_rest import held_at_rest, open_held
-from gateway.store import delivery_records, disclosures, status_moves
+from gateway.store import delivery_records, disclosures, smime_seals, status_moves
 from gateway.store.database import Store
 from gateway.store.disclosure_model import NOTICE, Disclosure, Status
 from gateway.store.group_commit import SetWise
@@ -190,7 +198,7 @@ class DeliveryWorker:
                 self.metrics.channel_results.labels(channel_type, outcome, reason).inc()
                 return opened
             envelope = opened
-        result = await self._deliver(channel, envelope, target)
+        envelope, result = await self._send(channel, envelope, target)
         self.metrics.deliveries.labels(found.partner_id, str(result.outcome)).inc()
         self.metrics.channel_results.labels(
             channel_type, str(result.outcome), result.reason or ""
@@ -215,6 +223,57 @@ class DeliveryWorker:
             bound.error("delivery_envelope_unopenable", reason=exc.code)
             await self.fail(envelope, exc.code)
             return Failed(exc.code)
+
+    async def _send(
+        self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]
+    ) -> tuple[Envelope, DeliveryResult]:
+        """Seal for the partner first where the channel seals at send time, then deliver."""
+        if "smime_certificate" in target and isinstance(channel, SealsAtSend):
+            sealed = await self._sealed_once(channel, envelope, target)
+            if isinstance(sealed, DeliveryResult):  # counted and recorded like a send's
+                return envelope, sealed
+            if sealed is not None:
+                envelope, fingerprint = sealed
+                target = {**target, "smime_fingerprint": fingerprint}
+        return envelope, await self._deliver(channel, envelope, target)
+
+    async def _sealed_once(
+        self, channel: SealsAtSend, envelope: Envelope, target: Mapping[str, Any]
+    ) -> tuple[Envelope, str] | DeliveryResult | None:
+        """The partner's S/MIME message and the certificate it is for: the one kept while that
+        certificate is still usable, or one made now for `target`'s and kept (its digest made
+        the one a receipt must carry) before it is first sent. So a retry, a resend, or a
+        duplicate after a lost answer carries the same bytes and digest; only a revoked or
+        expired certificate gets a new one made."""
+        async with self.store.read() as conn:
+            kept = await smime_seals.kept(conn, envelope.message_id)
+        if kept is not None and kept[0] in self._usable_certs(envelope.partner_id):
+            fingerprint, cms = kept
+            sealed = replace(envelope, body=cms, digest=b64url_digest(cms), content_type=SMIME_CMS)
+            return sealed, fingerprint
+        made = await channel.seal_for_partner(envelope, target)
+        if not isinstance(made, Envelope):
+            return made
+        fingerprint = str(target.get("smime_fingerprint", ""))
+        at = self.clock()
+
+        async def work(conn: Connection) -> None:
+            await smime_seals.keep(
+                conn,
+                made.message_id,
+                fingerprint=fingerprint,
+                cms=made.body,
+                digest=made.digest,
+                at=at,
+            )
+
+        await self.store.write(work)
+        return made, fingerprint
+
+    def _usable_certs(self, partner_id: str) -> set[str]:
+        now = self.clock()
+        certs = self.policy.snapshot.certs.get(partner_id, ())
+        return {cert.fingerprint for cert in certs if cert.usable_at(now)}
 
     async def _deliver(
         self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]

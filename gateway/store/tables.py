@@ -223,6 +223,9 @@ outbox = Table(
     Column("partner_id", String(120), nullable=False),
     Column("envelope", LargeBinary, nullable=False),  # compact JWE, encrypted to the partner
     Column("digest", String(100), nullable=False),
+    # Email to an S/MIME partner: the CMS made once (for this certificate), sent on every attempt.
+    Column("smime_cms", LargeBinary, nullable=True),
+    Column("smime_cert", String(100), nullable=True),
     Column("state", String(20), nullable=False),  # pending | published | delivered
     Column("lease_owner", String(120)),
     _at("lease_until", nullable=True),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.email import EmailChannel
 from gateway.application.commands import Denied, Queued
 from gateway.clients import Client
 from gateway.http.schemas import DisclosureSubmission
@@ -28,6 +29,14 @@ async def test_channels_are_deliverable_only_when_configured(
     monkeypatch.delenv("GATEWAY_MESH_MAILBOX")  # building MESH needs all of GATEWAY_MESH_*
     assert set(build_channels(with_smtp)) == {"webhook", "sftp", "email"}
     assert set(build_channels(settings)) == {"webhook", "sftp"}
+    direct = isolated_settings(
+        tmp_path, smtp_delivery="direct", smtp_dns_servers="127.0.0.1:5353, 127.0.0.2:5353"
+    )
+    assert deliverable_channels(direct) == {"webhook", "sftp", "email"}
+    email = build_channels(direct)["email"]
+    assert isinstance(email, EmailChannel)
+    assert email.options.direct
+    assert email.options.dns_servers == ("127.0.0.1:5353", "127.0.0.2:5353")
 
 
 @pytest.mark.parametrize("mesh_configured", [False, True])

@@ -69,6 +69,43 @@ def test_add_list_revoke_a_certificate(
     assert code == 1
 
 
+def test_partners_show_lists_certificates(
+    ca: Issued, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, shown = run_json(capsys, "partners", "show", DWP)
+    assert (code, shown["certs"]) == (0, [])
+    first, _ = make_partner_cert(ca, days=20).write(tmp_path, "first")
+    second, _ = make_partner_cert(ca, days=90).write(tmp_path, "second")
+    fingerprints = []
+    for cert in (first, second):
+        code, added = run_json(capsys, "partners", "certs", "add", DWP, "--cert", str(cert))
+        assert code == 0
+        fingerprints.append(added["fingerprint"])
+    code, _, err = run(
+        capsys, "partners", "certs", "revoke", DWP, fingerprints[0], "--reason", "replaced"
+    )
+    assert code == 0, err
+
+    code, shown = run_json(capsys, "partners", "show", DWP)
+    assert code == 0
+    certs = {c["fingerprint"]: c for c in shown["certs"]}
+    assert set(certs) == set(fingerprints)
+    assert (certs[fingerprints[0]]["status"], certs[fingerprints[0]]["usable"]) == (
+        "revoked",
+        False,
+    )
+    assert (certs[fingerprints[1]]["status"], certs[fingerprints[1]]["usable"]) == ("active", True)
+    assert all(c["subject"] and c["not_after"] for c in certs.values())
+
+    code, out, _ = run(capsys, "partners", "show", DWP)
+    assert code == 0
+    assert "S/MIME certificates of" in out
+    for fingerprint in fingerprints:
+        assert fingerprint[:16] in out
+    assert certs[fingerprints[1]]["not_after"][:10] in out
+    assert "revoked" in out
+
+
 def test_council_smime_certificate_is_installed_shown_and_due(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import json
 import shutil
 import ssl
 import uuid
@@ -21,25 +22,33 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from adapters.email import EmailChannel
 from agreements.loader import default_catalog_dir
 from agreements.model import ChannelSpec
 from agreements.samples import child_record
+from gateway import jose
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 from gateway.application.commands import Queued
 from gateway.application.partner_cert_admin import add_partner_cert, revoke_partner_cert
+from gateway.application.recipient_notices import NoticeKind
 from gateway.clients import Client
 from gateway.council_smime import install_council_smime, self_signed
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Transient
 from gateway.http.schemas import DisclosureSubmission
 from gateway.jose import b64url_digest
+from gateway.keys import verify_compact
+from gateway.notice_envelope import NOTICE_TYP
 from gateway.partner_keys import generate_partner_keys
 from gateway.receipts import make_receipt
 from gateway.service import Gateway, smtp_options
 from gateway.signed_at_rest import AT_REST_KID
 from gateway.store import disclosures
-from gateway.store.tables import outbox
+from gateway.store.disclosure_model import Status
+from gateway.store.tables import disclosure_events, outbox
+from gateway.store.unit_of_work import Connection
 from tests.gateway_support import (
     ADMIN,
     TEST_NOW,
@@ -48,7 +57,9 @@ from tests.gateway_support import (
     register_partner_key,
 )
 from tests.integration.cli_support import edit
+from tests.integration.store_support import new_disclosure
 from tests.integration.test_email_disclosure import RawMta
+from tests.integration.test_email_disclosure import _openssl as openssl
 from tests.mesh_sandbox import SandboxPki, free_port, make_test_pki
 from tests.smime_pki import Issued, make_partner_cert
 
@@ -72,7 +83,7 @@ def submission() -> dict[str, Any]:
 class Rig:
     """A gateway with the email channel to a loopback aiosmtpd, and a worker."""
 
-    def __init__(self, gateway: Gateway, mta: RawMta) -> None:
+    def __init__(self, gateway: Gateway, mta: FlakyMta) -> None:
         self.gateway, self.mta = gateway, mta
         self.channel = EmailChannel(smtp_options(gateway.settings))
         self.worker = DeliveryWorker(
@@ -97,15 +108,31 @@ class Rig:
             row = (await conn.execute(outbox.select().where(outbox.c.disclosure_id == id_))).one()
             return row.envelope, await disclosures.get(conn, id_)
 
-    async def attempt(self, id_: str) -> Any:
+    async def attempt(self, id_: str, attempt: int = 1) -> Any:
         body, found = await self.stored(id_)
-        return await self.worker.attempt(Envelope(id_, PARTNER, body, found.digest))
+        return await self.worker.attempt(Envelope(id_, PARTNER, body, found.digest, attempt))
+
+
+@dataclasses.dataclass
+class FlakyMta(RawMta):
+    """The partner's MTA; answers 451 to the first `defer` messages, after reading them."""
+
+    defer: int = 0
+    offered: list[bytes] = dataclasses.field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.offered.append(envelope.content)
+        if self.defer > 0:
+            self.defer -= 1
+            return "451 Try again later"
+        return await super().handle_DATA(server, session, envelope)
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
     pki: SandboxPki = make_test_pki(tmp_path / "pki")
-    mta, port = RawMta(), free_port()
+    mta, port = FlakyMta(), free_port()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.server_cert, pki.server_key)
     controller = Controller(
@@ -121,6 +148,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     settings = isolated_settings(
         tmp_path,
+        database_url,
         smtp_host="localhost",
         smtp_port=port,
         smtp_ca_bundle=str(pki.ca_cert),
@@ -192,6 +220,132 @@ async def test_smime_partner_digest_is_the_cms_and_a_revoked_cert_is_never_used(
     assert results.labels("email", "transient", "partner_cert_revoked")._value.get() == 1
 
 
+def cms_of(raw: bytes) -> bytes:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message.get_content_type() == "application/pkcs7-mime"
+    der = message.get_content()
+    assert isinstance(der, bytes)
+    return der
+
+
+async def test_every_attempt_sends_the_same_cms_and_a_receipt_for_it_matches(
+    rig: Rig, tmp_path: Path
+) -> None:
+    _enc, sig = generate_partner_keys("ec")
+    await register_partner_key(rig.gateway, PARTNER, sig, "sig", TEST_NOW)
+    issued: Issued = make_partner_cert(days=400, now=TEST_NOW)
+    await add_partner_cert(rig.gateway.store, PARTNER, issued.cert_pem, actor=ADMIN, at=TEST_NOW)
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    held, _found = await rig.stored(id_)
+    rig.mta.defer = 1  # the first attempt reaches the partner's MTA, which answers 451
+
+    first = await rig.attempt(id_, attempt=1)
+    assert isinstance(first, Transient)
+    assert first.reason == "smtp_deferred"
+    body, after_first = await rig.stored(id_)
+    assert body == held  # the signed JWT stays held at rest beside the CMS
+    first_cms = cms_of(rig.mta.offered[0])
+    assert after_first.digest == b64url_digest(first_cms)  # recorded before it went
+
+    assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
+    second_cms = cms_of(rig.mta.raw[0])
+    assert second_cms == first_cms  # the same bytes, not a new CMS per attempt
+    assert rig.mta.offered[0] != rig.mta.raw[0]  # a new message (Message-ID) around them
+    _body, dispatched = await rig.stored(id_)
+    assert dispatched.digest == b64url_digest(second_cms)
+
+    # What the partner received opens with OpenSSL, and its receipt over either copy matches.
+    received = tmp_path / "in.eml"
+    received.write_bytes(rig.mta.offered[0])
+    recip_cert, recip_key = issued.write(tmp_path, "partner")
+    opened = openssl(
+        "cms", "-decrypt", "-in", str(received), "-recip", str(recip_cert), "-inkey", str(recip_key)
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert CHILD_NAME.encode() not in rig.mta.offered[0]
+    receipt = make_receipt(
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=id_,
+        body_received=first_cms,
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
+    recorded = await rig.gateway.receipts.accept(receipt)
+    assert str(recorded.status) == "receipted"
+    async with rig.gateway.store.read() as conn:
+        query = disclosure_events.select().where(disclosure_events.c.disclosure_id == id_)
+        events = [row.type for row in await conn.execute(query)]
+    assert events.count("smime_sealed") == 1
+
+
+async def test_a_replaced_certificate_gets_a_cms_of_its_own(rig: Rig) -> None:
+    old = await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW,
+    )
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    rig.mta.defer = 1
+    assert isinstance(await rig.attempt(id_, attempt=1), Transient)
+    _body, sealed_for_old = await rig.stored(id_)
+    await revoke_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        old.fingerprint,
+        "compromised",
+        actor=ADMIN,
+        at=TEST_NOW + timedelta(minutes=1),
+    )
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW + timedelta(minutes=2),
+    )
+    await rig.gateway.policy.refresh()
+    assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
+    cms = cms_of(rig.mta.raw[0])
+    assert cms != cms_of(rig.mta.offered[0])  # never sent to the revoked certificate again
+    _body, found = await rig.stored(id_)
+    assert found.digest == b64url_digest(cms) != sealed_for_old.digest
+
+
+async def test_a_newer_certificate_leaves_the_kept_cms_in_use_while_its_own_is_usable(
+    rig: Rig,
+) -> None:
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW,
+    )
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    rig.mta.defer = 1
+    assert isinstance(await rig.attempt(id_, attempt=1), Transient)
+    # The partner adds a certificate valid for longer, which new mail would be encrypted to.
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=700, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW + timedelta(minutes=1),
+    )
+    await rig.gateway.policy.refresh()
+    assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
+    assert cms_of(rig.mta.raw[0]) == cms_of(rig.mta.offered[0])
+
+
 async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
     _enc, sig = generate_partner_keys("ec")
     await register_partner_key(rig.gateway, PARTNER, sig, "sig", TEST_NOW)
@@ -202,10 +356,15 @@ async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
     assert isinstance(message, EmailMessage)
     [attachment] = list(message.iter_attachments())
     receipt = make_receipt(
-        partner_id=PARTNER, council_id=rig.gateway.settings.org_id, message_id=id_,
-        body_received=attachment.get_content(), status="received", signing_key=sig,
-        now=TEST_NOW, receipt_id=str(uuid.uuid4()),
-    )  # fmt: skip
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=id_,
+        body_received=attachment.get_content(),
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
     recorded = await rig.gateway.receipts.accept(receipt)
     assert str(recorded.status) == "receipted"
 
@@ -237,3 +396,165 @@ class RecordingChannel:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+NHS_NUMBER = "9990000026"  # synthetic
+OLD_DOB, NEW_DOB = "2011-03-02", "2011-04-03"  # synthetic
+NOTICE_REASON = "Date of birth typed wrongly"
+RECEIVED = ("identity.name", "identity.date_of_birth", "relatives[*].name")
+
+
+async def received_earlier(rig: Rig) -> str:
+    """A disclosure about the person the partner received earlier (dispatched)."""
+    new = dataclasses.replace(
+        new_disclosure(rig.gateway.protection, partner=PARTNER, nhs_number=NHS_NUMBER),
+        agreement_id=AGREEMENT,
+        agreement_version=1,
+        purpose="direct_care",
+        fields_sent=RECEIVED,
+    )
+
+    async def work(conn: Connection) -> None:
+        await disclosures.record_accepted(
+            conn, new, envelope=b"x", digest="d", actor=ADMIN, at=TEST_NOW
+        )
+        await disclosures.transition(
+            conn, new.id, Status.DISPATCHED, event_type="dispatched", actor=ADMIN, at=TEST_NOW
+        )
+
+    await rig.gateway.store.write(work)
+    return new.id
+
+
+async def notify(rig: Rig) -> str:
+    """A rectification of the date of birth and a correction of an unnamed field."""
+    run = await rig.gateway.notices.send(
+        nhs_number=NHS_NUMBER,
+        kind=NoticeKind.RECTIFICATION,
+        reason=NOTICE_REASON,
+        fields=("identity.date_of_birth", "identity.name"),
+        corrections={"identity.date_of_birth": NEW_DOB},
+        actor=ADMIN,
+    )
+    [notice] = run.notices
+    assert (notice.partner, notice.status, notice.not_sent) == (PARTNER, "queued", None)
+    return notice.notice_id
+
+
+def assert_notice_rendering(entity: EmailMessage, notice_id: str, disclosure_id: str) -> None:
+    """What the member of staff reads: kind, disclosures, fields by label, corrected value."""
+    for kind in ("plain", "html"):
+        part = entity.get_body((kind,))
+        assert part is not None
+        text = part.get_content()
+        assert notice_id in text
+        assert "Rectification" in text
+        assert "Article 19" in text
+        assert disclosure_id in text
+        assert "Date of birth" in text
+        assert "identity.name" in text
+        assert f"corrected: {NEW_DOB}" in text
+        assert "Jordan" not in text  # the name was not corrected: no value goes for it
+    [attachment] = list(entity.iter_attachments())
+    assert attachment.get_filename() == f"{notice_id}.jwt"
+
+
+def notice_claims(token: bytes, jwks: dict[str, Any]) -> dict[str, Any]:
+    """A partner's system: verify the council's signature, check it is a notice."""
+    assert jose.read_header(token, 3)["typ"] == NOTICE_TYP
+    claims: dict[str, Any] = json.loads(verify_compact(token, jwks))
+    return claims
+
+
+async def test_a_notice_to_a_tls_partner_is_readable_signed_and_receipted(rig: Rig) -> None:
+    _enc, sig = generate_partner_keys("ec")  # a signing key only: email needs no JWK
+    await register_partner_key(rig.gateway, PARTNER, sig, "sig", TEST_NOW)
+    await rig.gateway.policy.refresh()
+    disclosure_id = await received_earlier(rig)
+    notice_id = await notify(rig)
+    body, found = await rig.stored(notice_id)
+    assert AT_REST_KID in found.key_ids
+    assert NEW_DOB.encode() not in body  # held at rest under the data key
+
+    assert await rig.attempt(notice_id) == Finished("dispatched")
+    message = email.message_from_bytes(rig.mta.raw[0], policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["Subject"] == notice_id
+    assert_notice_rendering(message, notice_id, disclosure_id)
+    [attachment] = list(message.iter_attachments())
+    token = attachment.get_content()
+    claims = notice_claims(token, rig.gateway.jwks())
+    assert claims["notice"]["disclosures"] == [disclosure_id]
+    assert claims["notice"]["corrections"] == {"identity.date_of_birth": NEW_DOB}
+    assert b64url_digest(token) == found.digest
+
+    receipt = make_receipt(
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=notice_id,
+        body_received=token,
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
+    assert str((await rig.gateway.receipts.accept(receipt)).status) == "receipted"
+
+
+async def test_a_notice_to_an_smime_partner_opens_with_openssl_and_is_receipted(
+    rig: Rig, tmp_path: Path
+) -> None:
+    _enc, sig = generate_partner_keys("ec")
+    await register_partner_key(rig.gateway, PARTNER, sig, "sig", TEST_NOW)
+    issued: Issued = make_partner_cert(days=400, now=TEST_NOW)
+    await add_partner_cert(rig.gateway.store, PARTNER, issued.cert_pem, actor=ADMIN, at=TEST_NOW)
+    await rig.gateway.policy.refresh()
+    disclosure_id = await received_earlier(rig)
+    notice_id = await notify(rig)
+    assert await rig.attempt(notice_id) == Finished("dispatched")
+    raw = rig.mta.raw[0]
+    assert NEW_DOB.encode() not in raw
+    assert b"Date of birth" not in raw
+    der = cms_of(raw)
+    _body, found = await rig.stored(notice_id)
+    assert found.digest == b64url_digest(der)
+
+    received, signed, inner = tmp_path / "in.eml", tmp_path / "signed.eml", tmp_path / "inner"
+    received.write_bytes(raw)
+    recip_cert, recip_key = issued.write(tmp_path, "partner")
+    decrypted = openssl(
+        "cms",
+        "-decrypt",
+        "-in",
+        str(received),
+        "-recip",
+        str(recip_cert),
+        "-inkey",
+        str(recip_key),
+        "-out",
+        str(signed),
+    )
+    assert decrypted.returncode == 0, decrypted.stderr
+    council_cert = rig.gateway.settings.keys_dir / "smime-cert.pem"
+    verified = openssl(
+        "cms", "-verify", "-in", str(signed), "-CAfile", str(council_cert), "-out", str(inner)
+    )
+    assert verified.returncode == 0, verified.stderr
+    entity = email.message_from_bytes(inner.read_bytes(), policy=email.policy.default)
+    assert isinstance(entity, EmailMessage)
+    assert_notice_rendering(entity, notice_id, disclosure_id)
+    [attachment] = list(entity.iter_attachments())
+    claims = notice_claims(attachment.get_content(), rig.gateway.jwks())
+    assert claims["notice"]["kind"] == "rectification"
+
+    receipt = make_receipt(
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=notice_id,
+        body_received=der,
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
+    assert str((await rig.gateway.receipts.accept(receipt)).status) == "receipted"

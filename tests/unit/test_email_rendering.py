@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from adapters.email_rendering import claims_of, labelled_fields, render
+from adapters.email_rendering import claims_of, is_notice, labelled_fields, render, render_notice
 
 CLAIMS = {
     "jti": "0193-abc",
@@ -46,3 +46,33 @@ def test_html_escapes_every_value_and_the_agreement_is_not_named() -> None:
 def test_claims_are_read_from_the_signed_token() -> None:
     payload = base64.urlsafe_b64encode(json.dumps(CLAIMS).encode()).rstrip(b"=")
     assert claims_of(b"eyJhbGciOiJFUzI1NiJ9." + payload + b".sig") == CLAIMS
+
+
+NOTICE = {
+    "jti": "0193-notice",
+    "notice": {
+        "kind": "rectification",
+        "article": "UK GDPR Art 19",
+        "reason": "Typed <wrongly>",
+        "disclosures": ["0193-d1", "0193-d2"],
+        "fields": ["identity.date_of_birth", "relatives[*].name", "identity.name"],
+        "corrections": {"identity.date_of_birth": "2012-02-01", "relatives[*].name": ["<b>Jo"]},
+    },
+}
+
+
+def test_a_notice_names_its_kind_disclosures_fields_and_only_the_corrected_values() -> None:
+    assert is_notice(NOTICE)
+    assert not is_notice(CLAIMS)
+    shown = render_notice(NOTICE, council="medway-council", attachment="0193-notice.jwt")
+    for text in (shown.text, shown.html):
+        assert "Rectification" in text
+        assert "0193-d1, 0193-d2" in text
+        assert "Date of birth (identity.date_of_birth)" in text
+        assert "corrected: 2012-02-01" in text
+        assert "0193-notice.jwt" in text
+    line = next(x for x in shown.text.splitlines() if "(identity.name)" in x)
+    assert line.endswith("no corrected value given")
+    assert "&lt;b&gt;Jo" in shown.html
+    assert "<b>Jo" not in shown.html
+    assert "Typed &lt;wrongly&gt;" in shown.html
