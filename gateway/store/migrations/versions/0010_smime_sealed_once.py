@@ -1,7 +1,7 @@
 """S/MIME sealed once: the CMS an email disclosure goes as, kept in its outbox row
 
-Revision ID: 0009_smime_sealed_once
-Revises: 0008_subject_notices
+Revision ID: 0010_smime_sealed_once
+Revises: 0009_notice_retention
 Create Date: 2026-12-04 21:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0009_smime_sealed_once'
-down_revision: str | None = '0008_subject_notices'
+revision: str = '0010_smime_sealed_once'
+down_revision: str | None = '0009_notice_retention'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
