@@ -37,7 +37,7 @@ from gateway.application.client_systems import add_client
 from gateway.application.four_eyes import ApproverIdentity
 from gateway.application.optout_list import import_optout_list
 from gateway.application.partner_key_admin import add_partner_key
-from gateway.application.recipient_notices import NoticeKind
+from gateway.application.recipient_notices import NoticeKind, NoticeRequest
 from gateway.audit_verify import JwksCheckpointVerifier, verify
 from gateway.delivery.engine import DeliveryOptions
 from gateway.demo_partners import SIMULATED, DemoPartners
@@ -251,12 +251,14 @@ async def _wait(
 async def _article_19_notice(gateway: Gateway, console: Console, wait_seconds: float) -> bool:
     """The MASH referral's abuse category was recorded wrongly: tell whoever received it."""
     run = await gateway.notices.send(
-        nhs_number=MASH_SUBJECT,
-        kind=NoticeKind.RECTIFICATION,
-        reason="Category of abuse corrected after the strategy discussion (demo)",
-        fields=("social_care.cp_plan.category",),
-        corrections={"social_care.cp_plan.category": "emotional"},
-        actor=DEMO,
+        NoticeRequest(
+            nhs_number=MASH_SUBJECT,
+            kind=NoticeKind.RECTIFICATION,
+            reason="Category of abuse corrected after the strategy discussion (demo)",
+            fields=("social_care.cp_plan.category",),
+            corrections={"social_care.cp_plan.category": "emotional"},
+            actor=DEMO,
+        )
     )
     deadline = time.monotonic() + wait_seconds
     while True:

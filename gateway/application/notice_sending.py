@@ -25,6 +25,7 @@ from gateway.application.admin_ports import StorePort
 from gateway.application.recipient_notices import (
     NoticeKind,
     NoticePlan,
+    NoticeRequest,
     PartnerNotice,
     plan_notices,
 )
@@ -148,51 +149,17 @@ class SendNotices:
         # for as long as the record of what it corrects.
         self._records_retention = records_retention
 
-    async def plan(
-        self,
-        *,
-        nhs_number: str,
-        kind: NoticeKind,
-        reason: str,
-        fields: Sequence[str],
-        corrections: Mapping[str, Any],
-        actor: audit.Actor,
-    ) -> NoticePlan:
+    async def plan(self, request: NoticeRequest) -> NoticePlan:
         """Who would be told (the dry run), audited as a plan."""
-        return await plan_notices(
-            self._store,
-            self._protection,
-            nhs_number=nhs_number,
-            kind=kind,
-            reason=reason,
-            fields=fields,
-            corrections=corrections,
-            actor=actor,
-            at=self._clock(),
-        )
+        return await plan_notices(self._store, self._protection, request, at=self._clock())
 
-    async def send(
-        self,
-        *,
-        nhs_number: str,
-        kind: NoticeKind,
-        reason: str,
-        fields: Sequence[str],
-        corrections: Mapping[str, Any],
-        actor: audit.Actor,
-    ) -> NoticeRun:
+    async def send(self, request: NoticeRequest) -> NoticeRun:
         """Plan, seal and queue a notice for every affected partner; each one audited."""
-        plan = await self.plan(
-            nhs_number=nhs_number,
-            kind=kind,
-            reason=reason,
-            fields=fields,
-            corrections=corrections,
-            actor=actor,
-        )
+        plan = await self.plan(request)
+        kind, reason, actor = request.kind, request.reason, request.actor
         now = self._clock()
         request_id = self._new_id()
-        nhs_index = self._protection.blind_index("nhs_number", nhs_number)
+        nhs_index = self._protection.blind_index("nhs_number", request.nhs_number)
         snapshot = self._policy()
         sent = []
         for notice in plan.notices:
@@ -213,7 +180,7 @@ class SendNotices:
             )
             values = corrected_values(
                 notice,
-                corrections,
+                request.corrections,
                 snapshot.agreements,
                 pseudonym_key=self._protection.pseudonym_key,
                 today=now,

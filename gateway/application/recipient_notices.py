@@ -43,6 +43,18 @@ class NoticeRequestError(GatewayError):
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeRequest:
+    """A `subject notify` request: about whom, what kind, why, which paths, corrected to what."""
+
+    nhs_number: str
+    kind: NoticeKind
+    reason: str
+    actor: audit.Actor
+    fields: Sequence[str] = ()
+    corrections: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class PartnerNotice:
     """The notice one partner gets: which disclosures, which paths, which corrected."""
 
@@ -112,21 +124,12 @@ def _affected(received: Sequence[str], fields: Sequence[str]) -> list[str]:
 
 
 async def plan_notices(
-    store: StorePort,
-    protection: Protection,
-    *,
-    nhs_number: str,
-    kind: NoticeKind,
-    reason: str,
-    fields: Sequence[str] = (),
-    corrections: Mapping[str, Any] | None = None,
-    actor: audit.Actor,
-    at: datetime,
+    store: StorePort, protection: Protection, request: NoticeRequest, *, at: datetime
 ) -> NoticePlan:
     """Plan the notices for the person (audited: kind, counts and paths, never values)."""
-    corrected = dict(corrections or {})
+    kind, fields, corrected = request.kind, request.fields, request.corrections
     check_request(kind, fields, corrected)
-    nhs_index = protection.blind_index("nhs_number", nhs_number)
+    nhs_index = protection.blind_index("nhs_number", request.nhs_number)
 
     async def work(conn: Connection) -> NoticePlan:
         found = await disclosures.about_subject(conn, nhs_index=nhs_index, local_index=None)
@@ -164,7 +167,7 @@ async def plan_notices(
             "partners": [n.partner for n in plan.notices],
             "paths": sorted({p for n in plan.notices for p in n.paths}),
         }
-        await audit.append(conn, actor, "subject_notice.planned", at=at, details=details)
+        await audit.append(conn, request.actor, "subject_notice.planned", at=at, details=details)
         return plan
 
     return await store.write(work)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from gateway.application.notice_sending import NoticeRun
-from gateway.application.recipient_notices import NoticeKind, NoticePlan
+from gateway.application.recipient_notices import NoticeKind, NoticePlan, NoticeRequest
 from gateway.cli.common import fail, print_json, print_table
 from gateway.cli.context import (
     ActorOption,
@@ -21,7 +21,6 @@ from gateway.cli.context import (
     usage,
     with_gateway,
 )
-from gateway.service import Gateway
 from gateway.store.notice_rows import NoticeStatus
 
 NhsNumberOption = Annotated[str, typer.Option(help="The person's NHS number.")]
@@ -60,35 +59,18 @@ def notify_command(
     its usual channel, naming the disclosures and paths and, for a rectification, the corrected
     values it received; the notice is queued, delivered and receipted like a disclosure.
     """
-    text = check_reason(reason)
-    who = admin_actor(actor)
-    paths = tuple(p.strip() for p in (fields or "").split(",") if p.strip())
-    corrected = _corrections(corrections)
-
-    def plan(gw: Gateway) -> Awaitable[NoticePlan]:
-        return gw.notices.plan(
-            nhs_number=nhs_number,
-            kind=kind,
-            reason=text,
-            fields=paths,
-            corrections=corrected,
-            actor=who,
-        )
-
-    def send(gw: Gateway) -> Awaitable[NoticeRun]:
-        return gw.notices.send(
-            nhs_number=nhs_number,
-            kind=kind,
-            reason=text,
-            fields=paths,
-            corrections=corrected,
-            actor=who,
-        )
-
+    request = NoticeRequest(
+        nhs_number=nhs_number,
+        kind=kind,
+        reason=check_reason(reason),
+        fields=tuple(p.strip() for p in (fields or "").split(",") if p.strip()),
+        corrections=_corrections(corrections),
+        actor=admin_actor(actor),
+    )
     if dry_run:
-        _show_plan(with_gateway(plan), json_output)
+        _show_plan(with_gateway(lambda gw: gw.notices.plan(request)), json_output)
         return
-    run = with_gateway(send)
+    run = with_gateway(lambda gw: gw.notices.send(request))
     _show_run(run, json_output)
     unsent = [n.partner for n in run.notices if n.not_sent]
     if unsent:

@@ -21,7 +21,7 @@ from adapters.mesh import MeshChannel
 from adapters.mesh_inbox import MeshInboxPoller
 from agreements.model import DEFAULT_NOTICE_WORKFLOW_ID
 from gateway.application.commands import Queued
-from gateway.application.recipient_notices import NoticeKind
+from gateway.application.recipient_notices import NoticeKind, NoticeRequest
 from gateway.audit import Actor, ActorKind
 from gateway.clients import Client
 from gateway.delivery.engine import DeliveryOptions, DeliveryService, InboundPollers
@@ -166,11 +166,11 @@ async def test_article_19_notice_goes_over_mesh_on_the_notice_workflow(
     trust = partner_client(sandbox)
     try:
         await _trust_journey(harness, trust, disclosure_id)
-        run = await harness.gateway.notices.send(
+        run = await harness.gateway.notices.send(NoticeRequest(
             nhs_number=lac_submission()["subject"]["nhs_number"], kind=NoticeKind.RECTIFICATION,
             reason="date of birth corrected", fields=(), corrections={},
             actor=Actor(ActorKind.ADMIN, "dpo-0001"),
-        )  # fmt: skip
+        ))  # fmt: skip
         [sent] = run.notices
         assert (sent.partner, sent.status, sent.disclosure_ids) == (
             "medway-ft",

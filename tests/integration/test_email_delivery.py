@@ -33,7 +33,7 @@ from gateway import jose
 from gateway.application.channel import DeliveryOutcome, DeliveryResult, Envelope
 from gateway.application.commands import Queued
 from gateway.application.partner_cert_admin import add_partner_cert, revoke_partner_cert
-from gateway.application.recipient_notices import NoticeKind
+from gateway.application.recipient_notices import NoticeKind, NoticeRequest
 from gateway.clients import Client
 from gateway.council_smime import install_council_smime, self_signed
 from gateway.delivery.worker import DeliveryWorker, Failed, Finished, Transient
@@ -429,12 +429,14 @@ async def received_earlier(rig: Rig) -> str:
 async def notify(rig: Rig) -> str:
     """A rectification of the date of birth and a correction of an unnamed field."""
     run = await rig.gateway.notices.send(
-        nhs_number=NHS_NUMBER,
-        kind=NoticeKind.RECTIFICATION,
-        reason=NOTICE_REASON,
-        fields=("identity.date_of_birth", "identity.name"),
-        corrections={"identity.date_of_birth": NEW_DOB},
-        actor=ADMIN,
+        NoticeRequest(
+            nhs_number=NHS_NUMBER,
+            kind=NoticeKind.RECTIFICATION,
+            reason=NOTICE_REASON,
+            fields=("identity.date_of_birth", "identity.name"),
+            corrections={"identity.date_of_birth": NEW_DOB},
+            actor=ADMIN,
+        )
     )
     [notice] = run.notices
     assert (notice.partner, notice.status, notice.not_sent) == (PARTNER, "queued", None)

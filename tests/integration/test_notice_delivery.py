@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from gateway import audit, retention
 from gateway.application.notice_sending import SendNotices
-from gateway.application.recipient_notices import NoticeKind
+from gateway.application.recipient_notices import NoticeKind, NoticeRequest
 from gateway.notice_envelope import NoticeSealer
 from gateway.protection import Protection
 from gateway.store.disclosure_model import Status
@@ -60,12 +60,14 @@ async def test_a_notice_is_delivered_and_receipted_after_the_agreement_ended(
         records_retention=timedelta(days=6 * 365),
     )
     run = await notices.send(
-        nhs_number=NHS_NUMBER,
-        kind=NoticeKind.ERASURE,
-        reason="Record created for the wrong person",
-        fields=(),
-        corrections={},
-        actor=DPO,
+        NoticeRequest(
+            nhs_number=NHS_NUMBER,
+            kind=NoticeKind.ERASURE,
+            reason="Record created for the wrong person",
+            fields=(),
+            corrections={},
+            actor=DPO,
+        )
     )
     assert [n.partner for n in run.notices] == ["care-home"]
     [notice] = run.notices
