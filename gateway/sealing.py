@@ -5,7 +5,7 @@ simulator, the demo and tests; receipts live in gateway.receipts and are re-expo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -192,7 +192,9 @@ class CouncilSealer:
         if claims.iat.tzinfo is None:
             raise EnvelopeError("iat must carry a time zone", code="envelope_claims_invalid")
         signer = self._keys.active_signer(claims.iat)
-        return SignedDisclosure(sign_jwt(claims.to_jwt(), signer).encode("ascii"), signer.kid)
+        jwt = claims.to_jwt()
+        token = sign_detached(jwt, signer).compact(claims_pieces(jwt))
+        return SignedDisclosure(token, signer.kid)
 
 
 def seal(claims: EnvelopeClaims, signer: Signer, recipient: PartnerKey) -> SealedEnvelope:
@@ -228,24 +230,38 @@ def seal_jwt(
     """
     key, wrap = _encryption_key(jwk)
     header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
-    # Each large intermediate is let go as soon as the next exists: a 9 MB record passes
-    # through several copies of itself here, and they should not all be alive at once.
-    signed = sign_jwt(jwt, signer, typ=typ).encode("ascii")
-    body = jose.encrypt_jwe(signed, key, header).encode("ascii")
-    del signed
+    # A large record is not copied whole again here: its JSON is made twice in pieces, once to
+    # sign it and once into the JWE, whose bytes are written once; only those bytes remain.
+    signed = sign_detached(jwt, signer, typ=typ)
+    plaintext = signed.pieces(claims_pieces(jwt))
+    body = jose.encrypt_pieces(plaintext, signed.length, key, header)
     return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
 
 
 def sign_jwt(jwt: Mapping[str, Any], signer: Signer, *, typ: str = "JWT") -> str:
     """The council-signed compact JWS of a claims set: what every channel carries inside."""
+    return sign_detached(jwt, signer, typ=typ).compact(claims_pieces(jwt)).decode("ascii")
+
+
+def sign_detached(
+    jwt: Mapping[str, Any], signer: Signer, *, typ: str = "JWT"
+) -> jose.DetachedSignature:
+    """The council's signature over a claims set, the JWS's payload part left out."""
+    return signer.sign_detached(claims_pieces(jwt), typ=typ)
+
+
+def claims_pieces(jwt: Mapping[str, Any]) -> Iterator[bytes]:
+    """The JSON of a claims set, as signed, in pieces; `envelope_too_large` past the limit."""
+    size = 0
     try:
-        payload = jose.canonical_json(jwt)
+        for piece in jose.canonical_json_pieces(jwt):
+            size += len(piece)
+            if size > jose.MAX_CLAIMS_BYTES:
+                raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
+            yield piece
     except (TypeError, ValueError):
         # json's message names only the type, but say nothing about values at all.
         raise EnvelopeError("a claim is not JSON", code="envelope_claims_invalid") from None
-    if len(payload) > jose.MAX_CLAIMS_BYTES:
-        raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
-    return signer.sign_compact(payload, typ=typ)
 
 
 @lru_cache(maxsize=256)
