@@ -19,9 +19,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, cast
 
@@ -52,6 +53,7 @@ MAX_CLAIMS_BYTES: Final = 16 * 1024 * 1024
 # Large claims are serialised, encoded and encrypted in pieces of about this many bytes.
 _PIECE: Final = 48 * 1024
 _GCM_TAG_BYTES: Final = 16
+_KEPT_SIGNING_INPUT: Final = 4 * _PIECE
 _CANONICAL: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _HEADER_B64: Final = 2048
 _SIGNATURE_B64: Final = 1024
@@ -243,29 +245,37 @@ def sign_jws(payload: bytes, key: JoseKey, header: Mapping[str, Any]) -> str:
 @dataclass(frozen=True, slots=True)
 class DetachedSignature:
     """A compact JWS with its payload part left out (RFC 7515 appendix F): the base64url
-    protected header and signature, and the size and SHA-256 of the payload signed.
+    protected header and the signature, with the length and SHA-256 of the signing input.
 
     The whole JWS is `pieces(payload)` joined: a large one is written out or encrypted piece by
-    piece and never held whole. The payload must come again exactly as it was signed.
+    piece and never held whole. A small one keeps its signing input, so its payload is not
+    read again; a large payload must come again exactly as it was signed.
     """
 
     header: bytes
     signature: bytes
-    payload_size: int
-    payload_digest: bytes
+    signed_length: int
+    signed_digest: bytes
+    signing_input: bytes | None = field(default=None, repr=False)
 
     @property
     def length(self) -> int:
         """The length of the compact JWS."""
-        return len(self.header) + 1 + _b64_length(self.payload_size) + 1 + len(self.signature)
+        return self.signed_length + 1 + len(self.signature)
 
     def pieces(self, payload: Iterable[bytes]) -> Iterator[bytes]:
         """The compact JWS over `payload` (given again, in pieces), in order."""
-        counted = _Counted(payload)
-        yield self.header + b"."
-        yield from _b64url_pieces(counted)
-        if (counted.size, counted.digest()) != (self.payload_size, self.payload_digest):
-            raise JoseFailure("the payload is not the one signed", "payload_changed")
+        if self.signing_input is not None:
+            yield self.signing_input
+        else:
+            signed = hashlib.sha256()
+            size = 0
+            for piece in itertools.chain([self.header + b"."], _b64url_pieces(payload)):
+                signed.update(piece)
+                size += len(piece)
+                yield piece
+            if (size, signed.digest()) != (self.signed_length, self.signed_digest):
+                raise JoseFailure("the payload is not the one signed", "payload_changed")
         yield b"." + self.signature
 
     def compact(self, payload: Iterable[bytes]) -> bytes:
@@ -280,7 +290,7 @@ def sign_detached(
     payload: Iterable[bytes], key: JoseKey, header: Mapping[str, Any]
 ) -> DetachedSignature:
     """What `sign_jws` signs, for a payload given in pieces: the signing input is the one copy
-    made here (the algorithms sign one buffer), and it is let go before this returns."""
+    made here (the algorithms sign one buffer); a large one is let go before this returns."""
     alg = str(header.get("alg"))
     if not _alg_matches_key(alg, key):
         raise JoseFailure("alg does not match the signing key", "algorithm_not_allowed")
@@ -290,32 +300,16 @@ def sign_detached(
     model = registry.get_alg(alg)
     model.check_key(key)
     encoded = json_b64encode(protected)
-    counted = _Counted(payload)
     signing_input = bytearray(encoded + b".")
-    for piece in _b64url_pieces(counted):
+    for piece in _b64url_pieces(payload):
         signing_input += piece
     # The algorithm hands the message to `cryptography`, which reads any buffer.
-    signature = model.sign(cast(bytes, signing_input), key)
-    del signing_input
-    return DetachedSignature(encoded, _b64url(signature), counted.size, counted.digest())
-
-
-class _Counted:
-    """Pieces passed through as they are, counted and hashed on the way."""
-
-    def __init__(self, pieces: Iterable[bytes]) -> None:
-        self._pieces = pieces
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for piece in self._pieces:
-            self._hash.update(piece)
-            self.size += len(piece)
-            yield piece
-
-    def digest(self) -> bytes:
-        return self._hash.digest()
+    signature = _b64url(model.sign(cast(bytes, signing_input), key))
+    if len(signing_input) <= _KEPT_SIGNING_INPUT:
+        kept = bytes(signing_input)
+        return DetachedSignature(encoded, signature, len(kept), b"", signing_input=kept)
+    digest = hashlib.sha256(signing_input).digest()
+    return DetachedSignature(encoded, signature, len(signing_input), digest)
 
 
 def _b64url(data: bytes | memoryview) -> bytes:
@@ -492,11 +486,17 @@ def decrypt_jwe(token: bytes | str, key: JoseKey) -> bytes:
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON for claims; refuses NaN and non-JSON types."""
-    return _CANONICAL.encode(value).encode()
+    return canonical_json_text(value).encode()
+
+
+def canonical_json_text(value: Mapping[str, Any]) -> str:
+    """`canonical_json` before its UTF-8 encoding."""
+    return _CANONICAL.encode(value)
 
 
 def canonical_json_pieces(value: Mapping[str, Any]) -> Iterator[bytes]:
-    """`canonical_json(value)` in UTF-8 pieces of about 48 KB, never built whole."""
+    """`canonical_json(value)` in UTF-8 pieces of about 48 KB, never built whole (json's pure
+    Python encoder: the same bytes, slower than its C one-shot)."""
     held: list[str] = []
     size = 0
     for text in _CANONICAL.iterencode(value):

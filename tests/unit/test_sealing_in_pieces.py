@@ -183,14 +183,27 @@ def test_jwcrypto_and_joserfc_open_an_envelope_of_many_pieces(
     )
 
 
-def test_a_payload_other_than_the_one_signed_is_refused(rings: dict[str, CouncilKeyring]) -> None:
+def test_a_large_payload_other_than_the_one_signed_is_refused(
+    rings: dict[str, CouncilKeyring],
+) -> None:
     signer = rings["ES256"].active_signer(T0)
-    signed = signer.sign_detached([b'{"a":1}'])
-    assert signed.compact([b'{"a":', b"1}"]).count(b".") == 2
-    for other in ([b'{"a":2}'], [b'{"a":1} ']):
+    payload = b'{"a":"' + b"x" * 300 * KB + b'"}'
+    signed = signer.sign_detached([payload[:1000], payload[1000:]])
+    assert signed.signing_input is None
+    token = signed.compact([payload])
+    assert jose.verify_compact(token, rings["ES256"].jwks(T0)) == payload
+    for other in ([payload.replace(b"xx", b"xy", 1)], [payload + b" "], [payload[:-1]]):
         with pytest.raises(jose.JoseFailure) as caught:
             signed.compact(other)
         assert caught.value.code == "jose_payload_changed"
+
+
+def test_a_small_signature_keeps_its_signing_input(rings: dict[str, CouncilKeyring]) -> None:
+    signer = rings["ES256"].active_signer(T0)
+    signed = signer.sign_detached([b'{"a":', b"1}"])
+    assert signed.signing_input == signed.header + b"." + _b64(b'{"a":1}')
+    token = signed.compact([b'{"a":1}'])
+    assert jose.verify_compact(token, rings["ES256"].jwks(T0)) == b'{"a":1}'
 
 
 def test_claims_over_the_size_limit_are_refused_before_signing(
@@ -205,6 +218,25 @@ def test_claims_over_the_size_limit_are_refused_before_signing(
         seal(claims_for(recipient.partner_id, notes=200), signer, recipient)
     assert caught.value.code == "envelope_too_large"
     assert seal(claims_for(recipient.partner_id, notes=20), signer, recipient).body
+    monkeypatch.setattr(jose, "MAX_CLAIMS_BYTES", 10 * KB)  # over it, and made whole
+    with pytest.raises(EnvelopeError) as caught:
+        seal(claims_for(recipient.partner_id, notes=20), signer, recipient)
+    assert caught.value.code == "envelope_too_large"
+
+
+@pytest.mark.parametrize("notes", [1, 300])
+def test_claims_that_are_not_json_are_refused_made_whole_or_in_pieces(
+    rings: dict[str, CouncilKeyring],
+    partners: dict[str, tuple[dict[str, Any], PartnerKey]],
+    notes: int,
+) -> None:
+    _, recipient = partners["ec"]
+    claims = claims_for(recipient.partner_id, notes=notes)
+    claims.data["case_notes"][-1]["score"] = float("nan")
+    with pytest.raises(EnvelopeError) as caught:
+        seal(claims, rings["ES256"].active_signer(T0), recipient)
+    assert caught.value.code == "envelope_claims_invalid"
+    assert "nan" not in str(caught.value).lower()
 
 
 def test_sealing_a_large_record_holds_little_beside_the_envelope(
