@@ -12,6 +12,12 @@ Two joserfc traps handled here: its default registries refuse JWE ciphertext ove
 (about 48 KB of plaintext), and passing `algorithms=` to `jwe` functions silently builds a
 fresh default registry, dropping any raised limits. So every call below passes `registry=`
 and never `algorithms=`.
+
+Sealing writes its compact JWS and JWE here rather than through joserfc's serialisers, which
+hold several whole copies of a large payload (base64, joins, str and bytes) at once. The
+compact forms are plain joins of base64url parts (RFC 7515 s7.1, RFC 7516 s7.1); the signing,
+key agreement and key wrapping are joserfc's own algorithm models, the content encryption is
+`cryptography`'s AES-GCM fed piece by piece. Tests hold the output to joserfc's byte for byte.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any, Final, cast
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from joserfc import jwe, jws
 from joserfc.errors import DecodeError, JoseError, UnsupportedAlgorithmError
-from joserfc.jwa import JWEKeyAgreement, JWEKeyEncryption
+from joserfc.jwa import JWEEncModel, JWEKeyAgreement, JWEKeyEncryption
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 from joserfc.util import json_b64decode, json_b64encode
 
@@ -255,7 +261,7 @@ class DetachedSignature:
     header: bytes
     signature: bytes
     signed_length: int
-    signed_digest: bytes
+    signed_digest: bytes = field(repr=False)
     signing_input: bytes | None = field(default=None, repr=False)
 
     @property
@@ -431,7 +437,7 @@ def encrypt_pieces(
     return out.value()
 
 
-def _content_encryption() -> Any:
+def _content_encryption() -> JWEEncModel:
     return JWE_REGISTRY.get_enc(CONTENT_ENCRYPTION)
 
 
