@@ -1,8 +1,9 @@
 """Peak memory of POST /v1/disclosures for a ~9 MB record, as a multiple of the record's size.
 
-The API runs in this process (aiohttp on loopback, the embedded SQLite store); blocking clients
-in threads send bodies encoded before the measurement starts, so the figure is the server's
-path: read, parse, decide, minimise, sign, encrypt, store. Two record shapes:
+The API runs in this process (aiohttp on loopback, the embedded SQLite store, or PostgreSQL
+with `--postgres`); blocking clients in threads send bodies encoded before the measurement
+starts, so the figure is the server's path: read, parse, decide, minimise, sign, encrypt, store.
+Two record shapes:
 
 - large text: the size is in long case notes (the case the design bounds: < 4x);
 - many fields: 10,000 small fields of about the same total size.
@@ -11,7 +12,7 @@ Peak is measured two ways: tracemalloc (Python allocations, exact, includes free
 the process's peak RSS (VmHWM, reset before each run). Beside them, the bare baseline in the
 same process: `orjson.loads` then `orjson.dumps` of the same bytes. Asserts nothing.
 
-    .venv/bin/python benchmarks/bench_memory.py [--size-mb 9] [--concurrent 6]
+    .venv/bin/python benchmarks/bench_memory.py [--size-mb 9] [--concurrent 6] [--postgres]
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import orjson
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from setup_support import free_port, seed
+from setup_support import free_port, fresh_postgres, seed
 
 from agreements.samples import child_record
 from gateway.http.app import create_app
@@ -162,9 +163,10 @@ def _row(name: str, size: int, concurrent: int, peak: Peak, bare: Peak) -> str:
     )
 
 
-async def main(size_mb: float, concurrent: int) -> None:
+async def main(size_mb: float, concurrent: int, postgres: bool) -> None:
     _fixed_malloc_thresholds()
-    seeded = await seed(max_inflight_bytes=64 * MB)
+    database_url, drop = await fresh_postgres() if postgres else (None, None)
+    seeded = await seed(database_url=database_url, max_inflight_bytes=64 * MB)
     configure_logging("console", "warning")
     gateway = await Gateway.open(seeded.settings)
     runner = web.AppRunner(create_app(gateway), access_log=None)
@@ -177,8 +179,8 @@ async def main(size_mb: float, concurrent: int) -> None:
         ("many fields", many_fields_body),
     ]
     print(
-        f"record about {size_mb:g} MB; peak growth per in-flight record, as a multiple of the"
-        " request body's size"
+        f"record about {size_mb:g} MB, {'PostgreSQL' if postgres else 'SQLite'}; peak growth per"
+        " in-flight record, as a multiple of the request body's size"
     )
     print(
         f"{'record':<12} {'n':>3} {'traced':>9} {'rss':>9} {'bare tr.':>9} {'bare rss':>9}"
@@ -198,11 +200,14 @@ async def main(size_mb: float, concurrent: int) -> None:
         tracemalloc.stop()
         await runner.cleanup()
         await gateway.close()
+        if drop is not None:
+            await drop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=float, default=9.0)
     parser.add_argument("--concurrent", type=int, default=6)
+    parser.add_argument("--postgres", action="store_true", help="the PostgreSQL store")
     args = parser.parse_args()
-    asyncio.run(main(args.size_mb, args.concurrent))
+    asyncio.run(main(args.size_mb, args.concurrent, args.postgres))

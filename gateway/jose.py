@@ -12,22 +12,32 @@ Two joserfc traps handled here: its default registries refuse JWE ciphertext ove
 (about 48 KB of plaintext), and passing `algorithms=` to `jwe` functions silently builds a
 fresh default registry, dropping any raised limits. So every call below passes `registry=`
 and never `algorithms=`.
+
+Sealing writes its compact JWS and JWE here rather than through joserfc's serialisers, which
+hold several whole copies of a large payload (base64, joins, str and bytes) at once. The
+compact forms are plain joins of base64url parts (RFC 7515 s7.1, RFC 7516 s7.1); the signing,
+key agreement and key wrapping are joserfc's own algorithm models, the content encryption is
+`cryptography`'s AES-GCM fed piece by piece. Tests hold the output to joserfc's byte for byte.
 """
 
 from __future__ import annotations
 
 import base64
-import gc
 import hashlib
+import io
+import itertools
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, cast
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from joserfc import jwe, jws
 from joserfc.errors import DecodeError, JoseError, UnsupportedAlgorithmError
+from joserfc.jwa import JWEEncModel, JWEKeyAgreement, JWEKeyEncryption
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
-from joserfc.util import json_b64decode
+from joserfc.util import json_b64decode, json_b64encode
 
 from gateway.errors import GatewayError
 
@@ -46,12 +56,17 @@ MAX_RSA_BITS: Final = 8192
 
 # Claims JSON up to 16 MiB: a 10 MB record plus JSON escaping and the other claims.
 MAX_CLAIMS_BYTES: Final = 16 * 1024 * 1024
-_LARGE_PLAINTEXT: Final = 1024 * 1024
+# Large claims are serialised, encoded and encrypted in pieces of about this many bytes.
+_PIECE: Final = 48 * 1024
+_GCM_TAG_BYTES: Final = 16
+_KEPT_SIGNING_INPUT: Final = 4 * _PIECE
+_CANONICAL: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _HEADER_B64: Final = 2048
 _SIGNATURE_B64: Final = 1024
 
 
 def _b64_length(size: int) -> int:
+    """Characters of unpadded base64url for `size` bytes."""
     return (size * 4 + 2) // 3
 
 
@@ -233,6 +248,114 @@ def sign_jws(payload: bytes, key: JoseKey, header: Mapping[str, Any]) -> str:
     return jws.serialize_compact(dict(header), payload, key, registry=registry)
 
 
+@dataclass(frozen=True, slots=True)
+class DetachedSignature:
+    """A compact JWS with its payload part left out (RFC 7515 appendix F): the base64url
+    protected header and the signature, with the length and SHA-256 of the signing input.
+
+    The whole JWS is `pieces(payload)` joined: a large one is written out or encrypted piece by
+    piece and never held whole. A small one keeps its signing input, so its payload is not
+    read again; a large payload must come again exactly as it was signed.
+    """
+
+    header: bytes
+    signature: bytes
+    signed_length: int
+    signed_digest: bytes = field(repr=False)
+    signing_input: bytes | None = field(default=None, repr=False)
+
+    @property
+    def length(self) -> int:
+        """The length of the compact JWS."""
+        return self.signed_length + 1 + len(self.signature)
+
+    def pieces(self, payload: Iterable[bytes]) -> Iterator[bytes]:
+        """The compact JWS over `payload` (given again, in pieces), in order."""
+        if self.signing_input is not None:
+            yield self.signing_input
+        else:
+            signed = hashlib.sha256()
+            size = 0
+            for piece in itertools.chain([self.header + b"."], _b64url_pieces(payload)):
+                signed.update(piece)
+                size += len(piece)
+                yield piece
+            if (size, signed.digest()) != (self.signed_length, self.signed_digest):
+                raise JoseFailure("the payload is not the one signed", "payload_changed")
+        yield b"." + self.signature
+
+    def compact(self, payload: Iterable[bytes]) -> bytes:
+        """The compact JWS over `payload` (given again, in pieces), written into its bytes."""
+        out = _Output(self.length)
+        for piece in self.pieces(payload):
+            out.write(piece)
+        return out.value()
+
+
+def sign_detached(
+    payload: Iterable[bytes], key: JoseKey, header: Mapping[str, Any]
+) -> DetachedSignature:
+    """What `sign_jws` signs, for a payload given in pieces: the signing input is the one copy
+    made here (the algorithms sign one buffer); a large one is let go before this returns."""
+    alg = str(header.get("alg"))
+    if not _alg_matches_key(alg, key):
+        raise JoseFailure("alg does not match the signing key", "algorithm_not_allowed")
+    registry = jws_registry([alg])
+    protected = dict(header)
+    registry.check_header(protected)
+    model = registry.get_alg(alg)
+    model.check_key(key)
+    encoded = json_b64encode(protected)
+    signing_input = bytearray(encoded + b".")
+    for piece in _b64url_pieces(payload):
+        signing_input += piece
+    # The algorithm hands the message to `cryptography`, which reads any buffer.
+    signature = _b64url(model.sign(cast(bytes, signing_input), key))
+    if len(signing_input) <= _KEPT_SIGNING_INPUT:
+        kept = bytes(signing_input)
+        return DetachedSignature(encoded, signature, len(kept), b"", signing_input=kept)
+    digest = hashlib.sha256(signing_input).digest()
+    return DetachedSignature(encoded, signature, len(signing_input), digest)
+
+
+def _b64url(data: bytes | memoryview) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _b64url_pieces(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """Base64url (unpadded) of the pieces joined, piece by piece: up to 2 bytes of each piece
+    wait for the next, so every piece but the last is encoded without padding."""
+    held = b""
+    for piece in pieces:
+        data = held + piece if held else piece
+        whole = len(data) - len(data) % 3
+        if whole:
+            yield base64.urlsafe_b64encode(memoryview(data)[:whole])
+        held = data[whole:]
+    yield _b64url(held)
+
+
+class _Output:
+    """A bytes object of known final size written in pieces: `io.BytesIO` hands over its own
+    buffer from `getvalue()`, so the result is not copied again."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._buffer = io.BytesIO()
+        if size:  # one allocation of the final size, instead of growing as pieces come
+            self._buffer.seek(size - 1)
+            self._buffer.write(b"\0")
+            self._buffer.seek(0)
+
+    def write(self, piece: bytes) -> None:
+        self._buffer.write(piece)
+
+    def value(self) -> bytes:
+        if self._buffer.tell() != self._size:  # pragma: no cover - a length miscounted
+            raise AssertionError("the output is not the size worked out for it")
+        return self._buffer.getvalue()
+
+
 def verify_jws(token: bytes | str, key: JoseKey, algorithms: Collection[str]) -> bytes:
     """The payload of a compact JWS whose signature verifies with key under an allowed alg."""
     header = read_header(token, 3)
@@ -287,12 +410,62 @@ def verify_compact(
 
 def encrypt_jwe(plaintext: bytes, key: JoseKey, header: Mapping[str, Any]) -> str:
     """A compact JWE of plaintext for key, through the sized registry."""
-    token = jwe.encrypt_compact(dict(header), plaintext, key, registry=JWE_REGISTRY)
-    if len(plaintext) > _LARGE_PLAINTEXT:
-        # joserfc's message and recipient objects refer to each other, so the ciphertext and
-        # its base64 copies outlive the call until the collector runs: free them now.
-        gc.collect(0)
-    return token
+    return encrypt_pieces([plaintext], len(plaintext), key, header).decode("ascii")
+
+
+def encrypt_pieces(
+    plaintext: Iterable[bytes], length: int, key: JoseKey, header: Mapping[str, Any]
+) -> bytes:
+    """A compact JWE for key of the plaintext given in pieces, `length` bytes in all.
+
+    The key management is joserfc's (its algorithm models, as `jwe.encrypt_compact` uses them);
+    the content is encrypted (A256GCM) and base64url-encoded piece by piece straight into the
+    token's final bytes, so a large plaintext is never held whole on the way.
+    """
+    protected, cek, encrypted_key = _content_key(key, header)
+    iv = _content_encryption().generate_iv()
+    encoded = json_b64encode(protected)
+    encryptor = Cipher(algorithms.AES(cek), modes.GCM(iv)).encryptor()
+    encryptor.authenticate_additional_data(encoded)
+    front = b".".join([encoded, _b64url(encrypted_key), _b64url(iv), b""])
+    out = _Output(len(front) + _b64_length(length) + 1 + _b64_length(_GCM_TAG_BYTES))
+    out.write(front)
+    for piece in _b64url_pieces(encryptor.update(piece) for piece in plaintext):
+        out.write(piece)
+    encryptor.finalize()
+    out.write(b"." + _b64url(encryptor.tag))
+    return out.value()
+
+
+def _content_encryption() -> JWEEncModel:
+    return JWE_REGISTRY.get_enc(CONTENT_ENCRYPTION)
+
+
+def _content_key(key: JoseKey, header: Mapping[str, Any]) -> tuple[dict[str, Any], bytes, bytes]:
+    """The protected header (with its `epk` under ECDH-ES), a fresh content key and that key
+    encrypted for `key`: RFC 7516 s5.1 steps 1-8, by joserfc's algorithm models."""
+    if header.get("enc") != CONTENT_ENCRYPTION or "zip" in header:
+        raise JoseFailure("JWE enc is not allowed", "algorithm_not_allowed")
+    message = jwe.CompactEncryption(dict(header))
+    recipient: jwe.Recipient[Any] = jwe.Recipient(message, None, key)
+    message.recipient = recipient
+    key.check_use("enc")
+    JWE_REGISTRY.check_header(recipient.headers())
+    alg = JWE_REGISTRY.get_alg(str(header.get("alg")))
+    enc = _content_encryption()
+    cek: bytes = enc.generate_cek()
+    if isinstance(alg, JWEKeyAgreement) and alg.key_wrapping is not None:
+        alg.prepare_ephemeral_key(recipient)
+        try:
+            agreed = alg.encrypt_agreed_upon_key(enc, recipient)
+        finally:
+            recipient.ephemeral_key = None
+        encrypted_key = alg.wrap_cek_with_auk(cek, agreed)
+    elif isinstance(alg, JWEKeyEncryption):
+        encrypted_key = alg.encrypt_cek(cek, recipient)
+    else:
+        raise JoseFailure(f"JWE alg {alg.name!r} is not allowed", "algorithm_not_allowed")
+    return message.protected, cek, encrypted_key
 
 
 def decrypt_jwe(token: bytes | str, key: JoseKey) -> bytes:
@@ -319,7 +492,28 @@ def decrypt_jwe(token: bytes | str, key: JoseKey) -> bytes:
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON for claims; refuses NaN and non-JSON types."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return canonical_json_text(value).encode()
+
+
+def canonical_json_text(value: Mapping[str, Any]) -> str:
+    """`canonical_json` before its UTF-8 encoding."""
+    return _CANONICAL.encode(value)
+
+
+def canonical_json_pieces(value: Mapping[str, Any]) -> Iterator[bytes]:
+    """`canonical_json(value)` in UTF-8 pieces of about 48 KB, never built whole (json's pure
+    Python encoder: the same bytes, slower than its C one-shot)."""
+    held: list[str] = []
+    size = 0
+    for text in _CANONICAL.iterencode(value):
+        held.append(text)
+        size += len(text)
+        if size >= _PIECE:
+            yield "".join(held).encode()
+            held.clear()
+            size = 0
+    if held:
+        yield "".join(held).encode()
 
 
 def parse_json_object(payload: bytes) -> dict[str, Any]:

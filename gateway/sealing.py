@@ -5,7 +5,7 @@ simulator, the demo and tests; receipts live in gateway.receipts and are re-expo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 CLOCK_SKEW = timedelta(minutes=5)
+# Claims whose JSON passes this many characters are serialised again in pieces, twice (to
+# sign, then to encrypt), and not kept whole: slower, but no whole copy of a large record
+# outlives the first look at its size.
+STREAMED_CLAIMS = 256 * 1024
 # The envelope contract's version (docs/keys-and-envelopes.md). Claims are only ever added
 # within a version, and partners ignore claims they do not know, so additions break no one.
 CONTRACT_VERSION = 1
@@ -192,7 +196,9 @@ class CouncilSealer:
         if claims.iat.tzinfo is None:
             raise EnvelopeError("iat must carry a time zone", code="envelope_claims_invalid")
         signer = self._keys.active_signer(claims.iat)
-        return SignedDisclosure(sign_jwt(claims.to_jwt(), signer).encode("ascii"), signer.kid)
+        payload = claims_pieces(claims.to_jwt())
+        token = signer.sign_detached(payload, typ="JWT").compact(payload)
+        return SignedDisclosure(token, signer.kid)
 
 
 def seal(claims: EnvelopeClaims, signer: Signer, recipient: PartnerKey) -> SealedEnvelope:
@@ -228,24 +234,60 @@ def seal_jwt(
     """
     key, wrap = _encryption_key(jwk)
     header = {"alg": wrap, "enc": jose.CONTENT_ENCRYPTION, "cty": "JWT", "kid": kid}
-    # Each large intermediate is let go as soon as the next exists: a 9 MB record passes
-    # through several copies of itself here, and they should not all be alive at once.
-    signed = sign_jwt(jwt, signer, typ=typ).encode("ascii")
-    body = jose.encrypt_jwe(signed, key, header).encode("ascii")
-    del signed
+    # A large record is not copied whole again here: its JSON is made twice in pieces, once to
+    # sign it and once into the JWE, whose bytes are written once; only those bytes remain.
+    payload = claims_pieces(jwt)
+    signed = signer.sign_detached(payload, typ=typ)
+    body = jose.encrypt_pieces(signed.pieces(payload), signed.length, key, header)
     return SealedEnvelope(body, jose.b64url_digest(body), signer.kid, kid)
 
 
 def sign_jwt(jwt: Mapping[str, Any], signer: Signer, *, typ: str = "JWT") -> str:
     """The council-signed compact JWS of a claims set: what every channel carries inside."""
+    payload = claims_pieces(jwt)
+    return signer.sign_detached(payload, typ=typ).compact(payload).decode("ascii")
+
+
+def claims_pieces(jwt: Mapping[str, Any]) -> Iterable[bytes]:
+    """The JSON of a claims set, as signed, to be read more than once: an ordinary record's
+    made once, whole (json's fast encoder); a large one's made again, in pieces, at each read.
+    `envelope_claims_invalid` for what is not JSON, `envelope_too_large` past the limit."""
     try:
-        payload = jose.canonical_json(jwt)
+        text = jose.canonical_json_text(jwt)
+        if len(text) > STREAMED_CLAIMS:
+            return _ClaimsInPieces(jwt)
+        payload = text.encode()
     except (TypeError, ValueError):
-        # json's message names only the type, but say nothing about values at all.
-        raise EnvelopeError("a claim is not JSON", code="envelope_claims_invalid") from None
-    if len(payload) > jose.MAX_CLAIMS_BYTES:
+        raise _not_json() from None
+    _check_size(len(payload))
+    return (payload,)
+
+
+class _ClaimsInPieces:
+    """A large claims set's JSON, made in pieces each time it is iterated."""
+
+    def __init__(self, jwt: Mapping[str, Any]) -> None:
+        self._jwt = jwt
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 0
+        try:
+            for piece in jose.canonical_json_pieces(self._jwt):
+                size += len(piece)
+                _check_size(size)
+                yield piece
+        except (TypeError, ValueError):
+            raise _not_json() from None
+
+
+def _not_json() -> EnvelopeError:
+    # json's message names only the type, but say nothing about values at all.
+    return EnvelopeError("a claim is not JSON", code="envelope_claims_invalid")
+
+
+def _check_size(size: int) -> None:
+    if size > jose.MAX_CLAIMS_BYTES:
         raise EnvelopeError("the record is over the size limit", code="envelope_too_large")
-    return signer.sign_compact(payload, typ=typ)
 
 
 @lru_cache(maxsize=256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from gateway import jose
@@ -22,6 +23,13 @@ class Signer(Protocol):
 
     def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
         """A compact JWS over payload with header {alg, kid, typ}."""
+        ...
+
+    def sign_detached(
+        self, payload: Iterable[bytes], *, typ: str | None = "JWT"
+    ) -> jose.DetachedSignature:
+        """`sign_compact` of the payload given in pieces, without the payload part: for a
+        caller that writes a large JWS itself."""
         ...
 
 
@@ -47,10 +55,20 @@ class FileSigner:
 
     def sign_compact(self, payload: bytes, *, typ: str | None = "JWT") -> str:
         """A compact JWS over payload with header {alg, kid, typ}."""
+        return jose.sign_jws(payload, self._key, self._header(typ))
+
+    def sign_detached(
+        self, payload: Iterable[bytes], *, typ: str | None = "JWT"
+    ) -> jose.DetachedSignature:
+        """`sign_compact` of the payload given in pieces, without the payload part: for a
+        caller that writes a large JWS itself."""
+        return jose.sign_detached(payload, self._key, self._header(typ))
+
+    def _header(self, typ: str | None) -> dict[str, str]:
         header = {"alg": self._alg, "kid": self._kid}
         if typ is not None:
             header["typ"] = typ
-        return jose.sign_jws(payload, self._key, header)
+        return header
 
     def __repr__(self) -> str:
         return f"FileSigner(kid={self._kid!r}, alg={self._alg!r})"
