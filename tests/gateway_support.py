@@ -14,7 +14,7 @@ from gateway import audit
 from gateway.application.catalog_apply import apply_catalog
 from gateway.application.client_systems import add_client as register_client
 from gateway.application.partner_key_admin import add_partner_key
-from gateway.partner_keys import PartnerKey, generate_partner_keys, public_jwk
+from gateway.partner_keys import KeyUse, PartnerKey, generate_partner_keys, public_jwk
 from gateway.service import Gateway
 from gateway.settings import Settings, load_settings
 
@@ -45,14 +45,14 @@ def isolated_settings(tmp_path: Path, database_url: str | None = None, **extra: 
 
 
 async def register_partner_key(
-    gateway: Gateway, partner_id: str, private_jwk: Mapping[str, Any], use: str, at: datetime
+    gateway: Gateway, partner_id: str, private_jwk: Mapping[str, Any], use: KeyUse, at: datetime
 ) -> None:
     """Register a partner's public key, as `gateway-admin partners keys add` does."""
     key = PartnerKey.from_jwk(
         partner_id,
         public_jwk(private_jwk),
         use=use,
-        not_before=at - timedelta(days=1),  # type: ignore[arg-type]
+        not_before=at - timedelta(days=1),
     )
     await add_partner_key(gateway.store, key, actor=ADMIN, at=at)
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway import audit
 from gateway.application.partner_key_admin import add_partner_key
-from gateway.partner_keys import PartnerKey
+from gateway.partner_keys import KeyUse, PartnerKey
 from gateway.partner_sim import PartnerConfig, PartnerSimulator
 from gateway.store.database import Store
 
@@ -80,7 +80,8 @@ class MisbehavingPartner:
         """Register the simulator's public keys with the council."""
         enc, sig = self.sim.public_keys()
         partner = self.sim.config.partner_id
-        for jwk, use in ((enc, "enc"), (sig, "sig")):
+        uses: tuple[KeyUse, KeyUse] = ("enc", "sig")
+        for jwk, use in zip((enc, sig), uses, strict=True):
             key = PartnerKey.from_jwk(partner, jwk, use=use, not_before=at - timedelta(days=1))
             await add_partner_key(store, key, actor=actor, at=at)
 
