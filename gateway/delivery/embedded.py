@@ -64,6 +64,7 @@ class EmbeddedQueue:
         self.worker, self.store, self.clock, self.options = worker, store, clock, options
         self._inflight: dict[str, int] = {}
         self._items: dict[int, outbox.OutboxItem] = {}
+        self._settled: list[outbox.Mark] = []  # finished rows, marked with the next claim
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -130,6 +131,7 @@ class EmbeddedQueue:
 
     async def claim_round(self) -> int:
         """Claim what each partner has room for and start delivering it; returns how many."""
+        settled, self._settled = tuple(self._settled), []
         claim = outbox.ClaimRound(
             self.options.owner,
             self.clock(),
@@ -137,8 +139,13 @@ class EmbeddedQueue:
             self.options.per_partner,
             dict(self._inflight),
             frozenset(self._items),
+            settled,
         )
-        claimed = await self.store.write(SetWise(outbox.claim_rounds, claim))
+        try:
+            claimed = await self.store.write(SetWise(outbox.claim_rounds, claim))
+        except BaseException:
+            self._settled[:0] = settled  # not marked: the next round marks them
+            raise
         for each in claimed:
             self._start(each)
         return len(claimed)
@@ -193,11 +200,10 @@ class EmbeddedQueue:
     async def _settle(self, item: outbox.OutboxItem, envelope: Envelope, verdict: Verdict) -> None:
         owner, now = self.options.owner, self.clock()
         if isinstance(verdict, Finished):
+            # The outcome is recorded already; the row's state is the queue's own bookkeeping,
+            # written by the claim this delivery's free slot sets off (one commit, not two).
             state = outbox.DELIVERED if verdict.outcome != "failed" else "dead"
-            # Shares a commit (and one UPDATE) with other deliveries finishing now.
-            await self.store.write(
-                SetWise(outbox.mark_each, outbox.Mark(item.id, owner, state, now))
-            )
+            self._settled.append(outbox.Mark(item.id, owner, state, now))
         elif isinstance(verdict, OnHold):
             await self.worker.hold(envelope, verdict.reason, self.options.hold_recheck, refund=True)
         elif isinstance(verdict, Transient):
@@ -224,14 +230,17 @@ class EmbeddedQueue:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        left = list(self._items.values())
-        if not left:
+        left, settled = list(self._items.values()), list(self._settled)
+        self._settled.clear()
+        if not left and not settled:
             return
         now = self.clock()
 
         async def release(conn: Connection) -> None:
+            await outbox.mark_each(conn, settled)
             for item in left:
                 await outbox.release(conn, item.id, owner=self.options.owner, available_at=now)
 
         await self.store.write(release)
-        log.info("embedded_released_on_stop", count=len(left))
+        if left:
+            log.info("embedded_released_on_stop", count=len(left))

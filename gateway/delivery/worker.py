@@ -128,9 +128,8 @@ class DeliveryWorker:
         return retries.for_agreement(agreement, self.default_retry)
 
     async def disclosure(self, message_id: str) -> Disclosure | None:
-        """The stored disclosure an envelope belongs to."""
-        async with self.store.read() as conn:
-            return await disclosures.get(conn, message_id)
+        """The stored disclosure an envelope belongs to (read with those asked for meanwhile)."""
+        return await self.store.read_together(SetWise(disclosures.get_many, message_id))
 
     async def attempt(self, envelope: Envelope, *, known: Disclosure | None = None) -> Verdict:
         """Try to deliver once; partner faults come back as a verdict, never an exception.

@@ -87,6 +87,7 @@ class Store:
         self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
         self._single_lane = is_sqlite(url)
         self._lanes: dict[Execute[Any, Any] | None, GroupCommitter] = {}
+        self._read_lanes: dict[Execute[Any, Any], GroupCommitter] = {}
         # Behind PgBouncer a statement prepared outside a transaction may run on another server
         # connection: reads then take a transaction, as on SQLite.
         self._transactional_reads = is_sqlite(url) or behind_pgbouncer(url)
@@ -107,9 +108,10 @@ class Store:
 
     async def close(self) -> None:
         """Finish queued writes, then close every pooled connection."""
-        for lane in self._lanes.values():
+        for lane in [*self._lanes.values(), *self._read_lanes.values()]:
             await lane.close()
         self._lanes.clear()
+        self._read_lanes.clear()
         await self.engine.dispose()
 
     async def upgrade(self) -> None:
@@ -168,6 +170,14 @@ class Store:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with _released_if_cancelled(conn), conn.begin():
                 yield conn
+
+    async def read_together(self, work: SetWise[I, R]) -> R:
+        """A set-wise read, made with the same kind of read asked for meanwhile: one statement
+        and one connection for many callers (the disclosures of envelopes arriving together)."""
+        lane = self._read_lanes.get(work.execute)
+        if lane is None:
+            lane = self._read_lanes[work.execute] = GroupCommitter(self.read)
+        return await lane.write(work.execute, work.item)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -333,7 +333,7 @@ async def get(conn: AsyncConnection, id_: str) -> Disclosure | None:
 
 
 async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[Disclosure | None]:
-    """Disclosures by id, one query for all (None where there is none); for `Store.fetch`."""
+    """Disclosures by id, one query for all (None where there is none), in the order asked."""
     rows = await conn.execute(_by_ids(), {"ids": sorted(set(ids))})
     found = {row.id: Disclosure.from_row(row._mapping) for row in rows}
     return [found.get(id_) for id_ in ids]

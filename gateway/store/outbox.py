@@ -245,6 +245,7 @@ class ClaimRound:
     per_partner: int
     inflight: Mapping[str, int]
     held: frozenset[int] = frozenset()  # rows the claimer still has in hand
+    settled: tuple[Mark, ...] = ()  # rows the claimer finished with, marked before it claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,10 +260,14 @@ async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> l
     """Claim due rows, partner by partner, and read their disclosures in the same transaction.
 
     Runs through the store's group commit, so a claim shares its commit with the outcomes being
-    recorded at the same moment, and the worker need not read each disclosure again. Partners
-    are locked in name order, so two claimers never wait on each other in a cycle.
+    recorded at the same moment, and the worker need not read each disclosure again. The rows a
+    claimer finished with since its last round are marked in the same transaction. Partners are
+    locked in name order, so two claimers never wait on each other in a cycle.
     """
     answers: list[list[Claimed]] = []
+    settled = [mark for round_ in rounds for mark in round_.settled]
+    if settled:
+        await mark_each(conn, settled)
     for round_ in rounds:
         items: list[OutboxItem] = []
         for partner in sorted(await due_partners(conn, round_.now)):

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gateway.errors import NotFoundError
 from gateway.store import disclosures, outbox, receipt_rows, status_moves
@@ -277,3 +277,44 @@ async def test_a_partners_room_is_shared_by_every_claimer(
         await store.write(SetWise(outbox.mark_each, done))
         later = ClaimRound("w3", LATER, lease, per_partner=4, inflight={})
         assert len(await other.write(SetWise(claim_rounds, later))) == 1  # one slot came free
+
+
+async def test_a_claim_first_marks_the_rows_its_claimer_settled(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A finished row is marked `delivered` by its claimer's next claim, in that transaction."""
+    async with open_store(database_url) as store:
+        await _accepted(store, tmp_path, 3)
+        lease = timedelta(minutes=5)
+        [first] = await store.write(SetWise(claim_rounds, ClaimRound("w1", LATER, lease, 1, {})))
+        assert await store.write(SetWise(claim_rounds, ClaimRound("w2", LATER, lease, 1, {}))) == []
+        done = outbox.Mark(first.item.id, "w1", outbox.DELIVERED, LATER)
+        settling = ClaimRound("w1", LATER, lease, 1, {}, settled=(done,))
+        [second] = await store.write(SetWise(claim_rounds, settling))
+        assert second.item.id != first.item.id
+        async with store.read() as conn:
+            states = {r.id: r.state for r in await conn.execute(select(outbox_table))}
+        assert states[first.item.id] == outbox.DELIVERED
+        assert states[second.item.id] == outbox.PENDING  # leased to w1, in flight
+
+
+async def test_reads_asked_for_together_are_made_with_one_statement(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each caller gets its own disclosure (None for an unknown id), from one SELECT for all."""
+    async with open_store(database_url) as store:
+        ids = await _accepted(store, tmp_path, 10)
+        selects: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "disclosures" in statement:
+                selects.append(statement)
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+        asked = [*ids, "no-such-disclosure"]
+        found = await asyncio.gather(
+            *(store.read_together(SetWise(disclosures.get_many, id_)) for id_ in asked)
+        )
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+        assert [d.id if d else None for d in found] == [*ids, None]
+        assert len(selects) == 1
