@@ -80,6 +80,9 @@ class SubmitDisclosure:
     nhs_number: str | None = None
     local_id: str | None = None
     annex_b: AnnexBFacts | None = None
+    # True when whoever built the command has found `record` plainly JSON already (the HTTP
+    # schema does, to name the path in its 422): the use case then skips walking it again.
+    record_checked: bool = field(default=False, compare=False, repr=False)
 
     @property
     def subject(self) -> dict[str, str]:
@@ -177,24 +180,28 @@ def result_from_stored(stored: Mapping[str, Any]) -> Queued | Held | Denied:
     return Denied(id_, tuple(stored.get("reasons", ())))
 
 
-def _plainly_json(value: Any) -> bool:
-    """True when every node is an exact JSON type and every float finite; a cheap first pass,
-    since building paths for every node of every record costs more than the check itself.
-    Iterative: a record may nest deeper than Python's recursion limit."""
+def plainly_json(value: Any, *, free_of: str | None = None) -> bool:
+    """True when every node is an exact JSON type, every float finite and, with `free_of`, no
+    key or string holds that character: the first pass of the record checks, which build a path
+    only when it fails. Iterative: a record may nest deeper than Python's recursion limit."""
     pending = [value]
     while pending:
         item = pending.pop()
         kind = type(item)
-        if kind is dict:
-            if not all(type(key) is str for key in item):
+        if kind is str:
+            if free_of is not None and free_of in item:
                 return False
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or (free_of is not None and free_of in key):
+                    return False
             pending.extend(item.values())
         elif kind is list:
             pending.extend(item)
         elif kind is float:
             if not math.isfinite(item):
                 return False
-        elif not (kind is str or kind is int or kind is bool or item is None):
+        elif not (kind is int or kind is bool or item is None):
             return False
     return True
 
@@ -203,7 +210,7 @@ def non_json_path(value: Any, path: str = "record") -> str | None:
     """The path of the first value an envelope cannot carry as JSON (a number too large for a
     double, NaN or an infinity, or a non-JSON type), or None: refused at submission rather than
     sealed as something else."""
-    if _plainly_json(value):
+    if plainly_json(value):
         return None
     return _first_non_json(value, path)
 

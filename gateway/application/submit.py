@@ -183,7 +183,7 @@ class SubmitDisclosures:
         body_digest: str = "",
     ) -> SubmitResult:
         """Run one submission end to end; idempotent per (client, Idempotency-Key)."""
-        if (path := non_json_path(command.record)) is not None:
+        if not command.record_checked and (path := non_json_path(command.record)) is not None:
             raise SubmissionInvalidError(f"{path[:200]} is not a finite JSON number")
         keep = None
         try:

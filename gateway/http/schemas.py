@@ -18,7 +18,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from agreements.nhs_number import nhs_number_valid
-from gateway.application.commands import AnnexBFacts, SubmitDisclosure, non_json_path
+from gateway.application.commands import (
+    AnnexBFacts,
+    SubmitDisclosure,
+    non_json_path,
+    plainly_json,
+)
 from gateway.disclosure_view import DisclosureReport
 
 DisclosureStatus = Literal[
@@ -40,30 +45,12 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
-def _holds_nul(value: Any) -> bool:
-    """A first pass without paths (almost every body holds no NUL); iterative, as a record may
-    nest deeper than Python's recursion limit."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if NUL in item:
-                return True
-        elif isinstance(item, dict):
-            if any(NUL in key for key in item):
-                return True
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
-
-
 def nul_path(value: Any) -> str | None:
     """The path of the first key or string holding a NUL inside a JSON value, or None.
 
     Keys that are not plain identifiers are shown as `<key>`: a path names fields, never values.
     """
-    if not _holds_nul(value):
+    if plainly_json(value, free_of=NUL):  # almost every record: no paths built
         return None
     pending: list[tuple[str, Any]] = [("", value)]
     while pending:
@@ -174,19 +161,17 @@ class DisclosureSubmission(_Strict):
 
     @field_validator("record")
     @classmethod
-    def _record_is_json(cls, record: dict[str, Any]) -> dict[str, Any]:
+    def _record_is_plain(cls, record: dict[str, Any]) -> dict[str, Any]:
         """A number JSON cannot carry (1e400, NaN) is refused here, on every path, not sealed
-        as null later; the message names where, never the value."""
+        as null later, and so is a NUL; the message names where, never the value. One walk
+        clears almost every record; the paths are looked for only when it fails."""
+        if plainly_json(record, free_of=NUL):
+            return record
         path = non_json_path(record)
         if path is not None:
             raise PydanticCustomError(
                 "value_not_json", "{path} is not a finite JSON number", {"path": path[:200]}
             )
-        return record
-
-    @field_validator("record")
-    @classmethod
-    def _record_has_no_nul(cls, record: dict[str, Any]) -> dict[str, Any]:
         path = nul_path(record)
         if path is not None:
             raise PydanticCustomError(
@@ -208,6 +193,7 @@ class DisclosureSubmission(_Strict):
             nhs_number=self.subject.nhs_number,
             local_id=self.subject.local_id,
             annex_b=None if self.annex_b is None else self.annex_b.to_facts(),
+            record_checked=True,  # by `_record_is_plain`
         )
 
 

@@ -61,7 +61,12 @@ def parse_submission(raw: bytes | bytearray, max_values: int) -> DisclosureSubmi
         payload = from_json(raw, allow_inf_nan=False)
     except ValueError:
         return BodyRefused(400, "body_not_json", "Body is not valid JSON")
-    if values_at_most(raw) > max_values and more_values_than(payload, max_values):
+    # The bound counts bytes of the body: a body no longer than the limit cannot pass it.
+    if (
+        len(raw) > max_values
+        and values_at_most(raw) > max_values
+        and more_values_than(payload, max_values)
+    ):
         return BodyRefused(
             413,
             "body_too_many_values",

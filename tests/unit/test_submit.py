@@ -22,7 +22,7 @@ from gateway.application.commands import (
     SubmitDisclosure,
     result_from_stored,
 )
-from gateway.application.submit import SubmitDisclosures
+from gateway.application.submit import SubmissionInvalidError, SubmitDisclosures
 from gateway.clients import Client
 from gateway.jose import b64url_digest
 from gateway.metrics import Metrics
@@ -215,6 +215,16 @@ async def test_a_partner_on_a_channel_nothing_here_delivers_over_is_refused(rig:
     result = await rig.submit(EVERYTHING, command)
     assert isinstance(result, Denied)
     assert "partner_channel_unavailable" in result.reasons
+
+
+async def test_a_record_no_envelope_can_carry_is_refused_before_anything_is_written(
+    rig: Rig,
+) -> None:
+    record = {**child_record(), "health": {"weight_kg": float("inf")}}
+    with pytest.raises(SubmissionInvalidError, match=r"record\.health\.weight_kg"):
+        await rig.submit(EVERYTHING, lac(record=record))
+    assert rig.records.writes == []
+    assert rig.sealer.sealed == []
 
 
 async def test_a_retry_with_the_same_key_gets_the_first_result_and_writes_nothing(
