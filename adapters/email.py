@@ -63,7 +63,8 @@ class SmtpOptions:
     smime: CouncilSmime | None = None  # the council's S/MIME signer; None: no S/MIME partners
     direct: bool = False  # to the partner's MX (MTA-STS respected), not through `host`
     direct_port: int = 25
-    dns_servers: tuple[str, ...] = ()  # "address[:port]"; empty: the system's resolver
+    dns_servers: tuple[str, ...] = ()  # IP addresses; empty: the system's resolver
+    dns_port: int = 53
     mta_sts_port: int = 443
 
     @property
@@ -122,6 +123,7 @@ class EmailChannel:
                 timeout=self.options.timeout,
                 port=self.options.direct_port,
                 nameservers=self.options.dns_servers,
+                dns_port=self.options.dns_port,
                 mta_sts_port=self.options.mta_sts_port,
             )
         return self._direct

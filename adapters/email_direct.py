@@ -6,12 +6,18 @@ has none, RFC 5321 section 5.1; none at all for a null MX, RFC 7505). Where the 
 publishes an MTA-STS policy in `enforce` mode, only the MX hosts its patterns match are used
 (`mta_sts_mx_mismatch` when none is). Whatever the policy, each server must offer STARTTLS and
 present a certificate that verifies for its MX host name: never plain text, never an
-unverified certificate. A server that cannot be reached, or fails TLS, gives way to the next.
+unverified certificate. Hosts of equal preference are tried in random order. A server that
+cannot be reached, times out, or fails the greeting, EHLO or STARTTLS gives way to the next
+address and host; once TLS is up, its answers to MAIL FROM, RCPT and DATA stand. When every
+server fails, the most telling failure is reported: a TLS failure before a refusal, a refusal
+before a timeout, a timeout before an unreachable server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import random
 import ssl
 from dataclasses import dataclass
 
@@ -22,6 +28,8 @@ import dns.resolver
 
 from adapters.mta_sts import MtaStsError, StsPolicies
 from gateway.application.channel import DeliveryOutcome
+
+_SHUFFLE = random.SystemRandom()
 
 
 class DirectDeliveryError(Exception):
@@ -50,15 +58,14 @@ class DirectDelivery:
         timeout: float,
         port: int = 25,
         nameservers: tuple[str, ...] = (),
+        dns_port: int = 53,
         mta_sts_port: int = 443,
     ) -> None:
         self._tls, self._timeout, self._port = tls, timeout, port
         resolver = dns.asyncresolver.Resolver(configure=not nameservers)
-        if nameservers:  # "address" or "address:port", all on one port
-            hosts = [n.rpartition(":")[0] if n.count(":") == 1 else n for n in nameservers]
-            ports = {int(n.rpartition(":")[2]) for n in nameservers if n.count(":") == 1}
-            resolver.nameservers = hosts
-            resolver.port = ports.pop() if len(ports) == 1 else 53
+        if nameservers:  # IP addresses, checked with the settings at start-up
+            resolver.nameservers = list(nameservers)
+            resolver.port = dns_port
         resolver.lifetime = timeout
         self._resolver = resolver
         self.policies = StsPolicies(
@@ -82,21 +89,21 @@ class DirectDelivery:
             try:
                 addresses = await self.addresses(host)
             except DirectDeliveryError as exc:
-                failure = exc
+                failure = _telling(failure, exc)
                 continue
             for address in addresses:
                 try:
-                    await self._send_to(address, host, data, sender, recipient)
-                except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as exc:
-                    failure = exc
-                except (ssl.SSLError, aiosmtplib.SMTPException) as exc:
-                    if not _tls_fault(exc):
-                        raise  # the server answered: its word stands
-                    failure = exc
-                except (OSError, TimeoutError) as exc:
-                    failure = exc
-                else:
-                    return Delivered(host, str(policy.mode) if policy else "none")
+                    smtp = await self._session(address, host)
+                except (aiosmtplib.SMTPException, ssl.SSLError, OSError, TimeoutError) as exc:
+                    failure = _telling(failure, exc)
+                    continue
+                try:  # the server's answers from MAIL FROM on stand
+                    await smtp.sendmail(sender, [recipient], data)
+                    with contextlib.suppress(aiosmtplib.SMTPException):  # taken: QUIT is courtesy
+                        await smtp.quit()
+                finally:
+                    smtp.close()
+                return Delivered(host, str(policy.mode) if policy else "none")
         if failure is None:  # pragma: no cover - allowed is never empty here
             raise DirectDeliveryError(DeliveryOutcome.TRANSIENT, "partner_unreachable")
         raise failure
@@ -112,7 +119,11 @@ class DirectDelivery:
         except dns.exception.DNSException:
             raise DirectDeliveryError(DeliveryOutcome.TRANSIENT, "smtp_dns_failed") from None
         records = sorted(answer, key=lambda record: int(record.preference))
-        hosts = [record.exchange.to_text(omit_final_dot=True).lower() for record in records]
+        hosts: list[str] = []
+        for _, same in itertools.groupby(records, key=lambda record: int(record.preference)):
+            equals = [record.exchange.to_text(omit_final_dot=True).lower() for record in same]
+            _SHUFFLE.shuffle(equals)  # equal preference: spread the load (RFC 5321 section 5.1)
+            hosts += equals
         if hosts == ["."] or not hosts:  # null MX (RFC 7505): the domain takes no mail
             raise DirectDeliveryError(DeliveryOutcome.PERMANENT, "smtp_no_mail_server")
         return hosts
@@ -147,24 +158,26 @@ class DirectDelivery:
         except DirectDeliveryError:
             raise MtaStsError("mta_sts_fetch_failed") from None
 
-    async def _send_to(
-        self, address: str, host: str, data: bytes, sender: str, recipient: str
-    ) -> None:
+    async def _session(self, address: str, host: str) -> aiosmtplib.SMTP:
+        """A session with the server at `address` over TLS verified for `host`, ready for
+        MAIL FROM; any failure up to here lets the next server try."""
         smtp = aiosmtplib.SMTP(
             hostname=address, port=self._port, timeout=self._timeout, start_tls=False
         )
-        await smtp.connect()
         try:
+            await smtp.connect()
             await smtp.ehlo()
             if not smtp.supports_extension("starttls"):
                 raise aiosmtplib.SMTPException("STARTTLS not offered")  # never plain text
-            # Verified for the MX host's name, not the address we reached it at.
-            await smtp.starttls(server_hostname=host, tls_context=self._tls)
-            await smtp.sendmail(sender, [recipient], data)
-            with contextlib.suppress(aiosmtplib.SMTPException):  # taken already: QUIT is courtesy
-                await smtp.quit()
-        finally:
+            try:
+                # Verified for the MX host's name, not the address we reached it at.
+                await smtp.starttls(server_hostname=host, tls_context=self._tls)
+            except aiosmtplib.SMTPResponseException as exc:  # e.g. 454: no TLS, so no mail
+                raise aiosmtplib.SMTPException(f"STARTTLS refused: {exc.code}") from None
+        except BaseException:
             smtp.close()
+            raise
+        return smtp
 
 
 def _tls_fault(exc: BaseException) -> bool:
@@ -173,3 +186,20 @@ def _tls_fault(exc: BaseException) -> bool:
         or isinstance(exc.__cause__, ssl.SSLError)
         or "STARTTLS" in str(exc)
     )
+
+
+def _telling(known: BaseException | None, new: BaseException) -> BaseException:
+    """The more telling of two failures; the first (more preferred host) when they tie."""
+    return new if known is None or _weight(new) > _weight(known) else known
+
+
+def _weight(exc: BaseException) -> int:
+    if _tls_fault(exc):
+        return 4
+    if isinstance(exc, aiosmtplib.SMTPResponseException):  # a refused greeting or EHLO
+        return 3
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return 2
+    if isinstance(exc, DirectDeliveryError):  # the host's addresses could not be looked up
+        return 0
+    return 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ import aiohttp
 
 MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 section 3.3: senders may limit the policy's size
 MAX_AGE_LIMIT = 31_557_600  # RFC 8461 section 3.2: at most a year
+_MAX_AGE = re.compile(r"[0-9]{1,10}")  # sts-policy-max-age-value = 1*10DIGIT
+_STS_VERSION = re.compile(r"v=STSv1[ \t]*;")  # RFC 8461 section 3.1: "v=STSv1;" begins it
+_POLICY_ID = re.compile(r"[A-Za-z0-9]{1,32}")  # sts-id-value = 1*32(ALPHA / DIGIT)
 
 
 class StsMode(enum.StrEnum):
@@ -76,9 +80,11 @@ def parse_policy(text: str) -> StsPolicy:
         raise MtaStsError("mta_sts_policy_invalid")
     try:
         mode = StsMode(fields.get("mode", ""))
-        max_age = int(fields.get("max_age", ""))
     except ValueError:
         raise MtaStsError("mta_sts_policy_invalid") from None
+    if not _MAX_AGE.fullmatch(fields.get("max_age", "")):  # int() would take +5, 1_000
+        raise MtaStsError("mta_sts_policy_invalid")
+    max_age = int(fields["max_age"])
     if not 0 <= max_age <= MAX_AGE_LIMIT or (mode is not StsMode.NONE and not mx):
         raise MtaStsError("mta_sts_policy_invalid")
     return StsPolicy(mode, tuple(mx), max_age)
@@ -87,14 +93,14 @@ def parse_policy(text: str) -> StsPolicy:
 def parse_record(texts: list[str]) -> str | None:
     """The policy id from the TXT records (`v=STSv1; id=...`); None unless exactly one is an
     STS record with an id."""
-    records = [t for t in texts if t.startswith("v=STSv1")]
+    records = [t for t in texts if _STS_VERSION.match(t)]  # not v=STSv10, v=STSv1x
     if len(records) != 1:
         return None
     fields = dict(
         part.strip().partition("=")[::2] for part in records[0].split(";") if part.strip()
     )
     found = fields.get("id", "")
-    return found if found.isalnum() and len(found) <= 32 else None
+    return found if _POLICY_ID.fullmatch(found) else None
 
 
 def mx_matches(host: str, patterns: tuple[str, ...]) -> bool:

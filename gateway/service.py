@@ -100,7 +100,8 @@ def smtp_options(settings: Settings) -> SmtpOptions:
         max_message_bytes=settings.smtp_max_message_bytes,
         direct=settings.smtp_delivery == "direct",
         direct_port=settings.smtp_direct_port,
-        dns_servers=tuple(s.strip() for s in settings.smtp_dns_servers.split(",") if s.strip()),
+        dns_servers=settings.smtp_name_servers.addresses,
+        dns_port=settings.smtp_name_servers.port,
         mta_sts_port=settings.smtp_mta_sts_port,
         smime=load_council_smime(
             *smime_paths(settings.keys_dir, settings.smime_cert_file, settings.smime_key_file)

@@ -17,6 +17,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
+from gateway.name_servers import NameServers, parse_name_servers
 from gateway.queue.retry import RetryPolicy
 from gateway.store.dialects import DatabaseOptions
 from gateway.trusted_proxies import Network, parse_networks
@@ -135,7 +136,9 @@ class Settings(BaseSettings):
     )
     smtp_direct_port: int = Field(25, gt=0, lt=65536, description="Partners' MX port (direct)")
     smtp_dns_servers: str = Field(
-        "", description="Name servers for direct delivery, address[:port],...; empty = system"
+        "",
+        description="Name servers for direct delivery: IP address[:port],... (one port for "
+        "all; [v6]:port); empty = system",
     )
     smtp_mta_sts_port: int = Field(
         443, gt=0, lt=65536, description="HTTPS port of partners' MTA-STS policy hosts"
@@ -191,6 +194,12 @@ class Settings(BaseSettings):
         parse_networks(value)
         return value
 
+    @field_validator("smtp_dns_servers")
+    @classmethod
+    def _dns_servers_parse(cls, value: str) -> str:
+        parse_name_servers(value)
+        return value
+
     @model_validator(mode="after")
     def _inflight_fits_a_body(self) -> Settings:
         if self.max_inflight_bytes < self.max_body_bytes:
@@ -227,6 +236,11 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
         """The proxies whose X-Forwarded-For is believed; none by default."""
         return parse_networks(self.trusted_proxies)
+
+    @property
+    def smtp_name_servers(self) -> NameServers:
+        """The DNS servers direct email delivery asks; none: the system's resolver."""
+        return parse_name_servers(self.smtp_dns_servers)
 
     @property
     def database_options(self) -> DatabaseOptions:

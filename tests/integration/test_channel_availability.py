@@ -36,7 +36,7 @@ async def test_channels_are_deliverable_only_when_configured(
     email = build_channels(direct)["email"]
     assert isinstance(email, EmailChannel)
     assert email.options.direct
-    assert email.options.dns_servers == ("127.0.0.1:5353", "127.0.0.2:5353")
+    assert (email.options.dns_servers, email.options.dns_port) == (("127.0.0.1", "127.0.0.2"), 5353)
 
 
 @pytest.mark.parametrize("mesh_configured", [False, True])

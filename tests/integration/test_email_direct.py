@@ -4,9 +4,11 @@ STARTTLS, all on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +52,8 @@ class PartnerDomain:
                 timeout=5.0,
                 direct=True,
                 direct_port=self.mta_port,
-                dns_servers=(f"127.0.0.1:{self.dns_port}",),
+                dns_servers=("127.0.0.1",),
+                dns_port=self.dns_port,
                 mta_sts_port=self.policy_port,
             )
         )
@@ -208,3 +211,139 @@ async def test_a_policy_host_without_a_valid_certificate_is_no_policy(world: Par
         await runner.cleanup()
     assert result.outcome is DeliveryOutcome.DISPATCHED, result  # TLS is still verified
     assert result.detail["mta_sts"] == "none"
+
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _silent_after_greeting(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    writer.write(b"220 mx0.partner.example ESMTP\r\n")
+    while await reader.read(4096):  # hears EHLO, never answers
+        pass
+
+
+async def _greeting_refused(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"554 5.3.2 not accepting mail\r\n")
+    while await reader.read(4096):
+        writer.write(b"503 5.5.1 bad sequence\r\n")
+
+
+def _ehlo_then(starttls_answer: bytes | None) -> Script:
+    """EHLO offers STARTTLS; STARTTLS gets `starttls_answer` (None: no answer at all)."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mx0.partner.example ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line[:8].upper()
+            if verb.startswith((b"EHLO", b"HELO")):
+                writer.write(b"250-mx0.partner.example\r\n250 STARTTLS\r\n")
+            elif verb.startswith(b"STARTTLS"):
+                if starttls_answer is not None:
+                    writer.write(starttls_answer)
+                while await reader.read(4096):  # whatever comes next (a TLS hello) goes unheard
+                    pass
+                return
+            else:
+                writer.write(b"502 5.5.2 not here\r\n")
+
+    return script
+
+
+async def _ehlo_refused(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"220 mx0.partner.example ESMTP\r\n")
+    while await reader.readline():
+        writer.write(b"421 4.3.2 shutting down\r\n")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        _silent_after_greeting,
+        _greeting_refused,
+        _ehlo_refused,
+        _ehlo_then(b"454 4.7.0 TLS not available due to local problem\r\n"),
+        _ehlo_then(b"220 2.0.0 Ready to start TLS\r\n"),  # then never does the handshake
+        _ehlo_then(None),  # hangs on STARTTLS
+    ],
+    ids=["silent", "greeting-554", "ehlo-421", "starttls-454", "tls-hangs", "starttls-hangs"],
+)
+async def test_a_preferred_mx_that_fails_before_mail_from_gives_way_to_the_next(
+    world: PartnerDomain, script: Script
+) -> None:
+    world.zone.records[(DOMAIN, "MX")] = [
+        MX("mx1.partner.example", 20),
+        MX("mx0.partner.example", 10),  # preferred, and broken
+    ]
+    world.zone.records[("mx0.partner.example", "A")] = [A("127.0.0.2")]
+    connections: list[bool] = []
+
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(True)
+        try:
+            await script(reader, writer)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    # The broken MX on the same port as the good one, at the address mx0 resolves to.
+    server = await asyncio.start_server(broken, "127.0.0.2", world.mta_port)
+    try:
+        channel = world.channel()
+        channel.options = dataclasses.replace(channel.options, timeout=1.0)
+        result = await world.send(channel)
+    finally:
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 2)
+    assert connections, "the preferred MX was never tried"
+    assert result.outcome is DeliveryOutcome.DISPATCHED, result
+    assert result.detail["mx"] == "mx1.partner.example"
+    assert len(world.mta.raw) == 1
+
+
+async def test_a_tls_failure_is_not_masked_by_a_later_unreachable_mx(world: PartnerDomain) -> None:
+    world.zone.records[(DOMAIN, "MX")] = [
+        MX("mx2.partner.example", 10),  # reaches the MTA, whose certificate is for mx1
+        MX("mx0.partner.example", 20),  # nothing listens there
+    ]
+    world.zone.records[("mx2.partner.example", "A")] = [A("127.0.0.1")]
+    world.zone.records[("mx0.partner.example", "A")] = [A("127.0.0.2")]
+    result = await world.send()
+    assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "smtp_tls_failed")
+    assert world.mta.raw == []
+
+
+async def test_a_refused_starttls_is_reported_as_tls_unavailable(world: PartnerDomain) -> None:
+    world.zone.records[(DOMAIN, "MX")] = [MX("mx0.partner.example", 10)]
+    world.zone.records[("mx0.partner.example", "A")] = [A("127.0.0.2")]
+    script = _ehlo_then(b"454 4.7.0 TLS not available\r\n")
+
+    async def refusing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await script(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(refusing, "127.0.0.2", world.mta_port)
+    try:
+        result = await world.send()
+    finally:
+        server.close()
+    assert (result.outcome, result.reason) == (DeliveryOutcome.TRANSIENT, "smtp_tls_unavailable")
+
+
+async def test_mx_hosts_of_equal_preference_come_in_random_order(world: PartnerDomain) -> None:
+    world.zone.records[(DOMAIN, "MX")] = [
+        MX("mx9.partner.example", 30),
+        MX("mxa.partner.example", 10),
+        MX("mxb.partner.example", 10),
+    ]
+    direct = world.channel().direct()
+    seen = {tuple(await direct.mail_servers(DOMAIN)) for _ in range(40)}
+    assert seen == {
+        ("mxa.partner.example", "mxb.partner.example", "mx9.partner.example"),
+        ("mxb.partner.example", "mxa.partner.example", "mx9.partner.example"),
+    }

@@ -38,6 +38,11 @@ def test_only_enforce_forbids() -> None:
         POLICY.replace("604800", "31557601"),  # over a year
         POLICY.replace("604800", "-1"),
         POLICY.replace("604800", "soon"),
+        POLICY.replace("604800", "+604800"),  # 1*10DIGIT: no sign,
+        POLICY.replace("604800", "604_800"),  # no underscores,
+        POLICY.replace("604800", "604 800"),  # no inner spaces,
+        POLICY.replace("604800", "\u0666\u0660\u0664"),  # no non-ASCII digits
+        POLICY.replace("604800", "00000000604800"),  # and at most ten digits
         "version: STSv1\nmode: enforce\nmax_age: 86400\n",  # enforce without mx
         "version: STSv1\nmode enforce\n",  # no colon
         "<html>not a policy</html>",
@@ -66,3 +71,12 @@ def test_exactly_one_sts_record_with_an_id_names_the_policy() -> None:
     assert parse_record(["v=STSv1;"]) is None
     assert parse_record(["v=STSv1; id=not-alnum"]) is None
     assert parse_record([]) is None
+
+
+def test_the_record_must_begin_with_exactly_the_version_and_a_separator() -> None:
+    assert parse_record(["v=STSv1 ; id=abc"]) == "abc"  # sts-sep allows spaces
+    assert parse_record(["v=STSv10; id=abc"]) is None
+    assert parse_record(["v=STSv1x; id=abc"]) is None
+    assert parse_record(["v=STSv1 id=abc"]) is None
+    assert parse_record(["v=STSv10; id=a", "v=STSv1; id=b"]) == "b"  # not a second STS record
+    assert parse_record(["v=STSv1; id=" + "a" * 33]) is None  # 1*32(ALPHA / DIGIT)
