@@ -690,3 +690,26 @@ async def test_a_new_council_certificate_gets_a_cms_signed_with_it(
     _body, found = await rig.stored(id_)
     assert found.digest == b64url_digest(cms)
     assert (await events_of(rig, id_)).count("smime_sealed") == 2
+
+
+async def test_a_council_certificate_past_its_date_gets_the_cms_made_again(rig: Rig) -> None:
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW,
+    )
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    rig.mta.defer = 2
+    assert isinstance(await rig.attempt(id_, attempt=1), Transient)
+    assert isinstance(await rig.attempt(id_, attempt=2), Transient)
+    assert cms_of(rig.mta.offered[1]) == cms_of(rig.mta.offered[0])  # kept while it is valid
+    # The council's certificate is good for 365 days, the partner's for 400.
+    rig.worker.clock = lambda: TEST_NOW + timedelta(days=370)
+    assert await rig.attempt(id_, attempt=3) == Finished("dispatched")
+    cms = cms_of(rig.mta.raw[0])
+    assert cms != cms_of(rig.mta.offered[0])
+    _body, found = await rig.stored(id_)
+    assert found.digest == b64url_digest(cms)
