@@ -23,6 +23,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiosmtplib
@@ -235,6 +236,11 @@ class EmailChannel:
             envelope.attempt,
             SMIME_CMS,
         )
+
+    def signer(self, at: datetime) -> str | None:
+        """The council S/MIME certificate seals are signed with, if one is valid at `at`."""
+        smime = self.options.smime
+        return smime.fingerprint if smime is not None and smime.valid_at(at) else None
 
     def _smime(self, target: Mapping[str, Any]) -> tuple[CouncilSmime, str] | DeliveryResult | None:
         """The signer and the partner's certificate, None for the baseline, or why neither."""

@@ -49,6 +49,10 @@ class CouncilSmime:
         """When the certificate expires."""
         return self.certificate.not_valid_after_utc
 
+    def valid_at(self, at: datetime) -> bool:
+        """Whether the certificate is within its validity period at `at`."""
+        return self.certificate.not_valid_before_utc <= at < self.not_after
+
     def describe(self) -> dict[str, str]:
         """What `keys smime` shows (public facts only)."""
         return {
@@ -83,7 +87,7 @@ def install_council_smime(
 ) -> CouncilSmime:
     """Check a certificate and its key belong together and may sign email, then install them."""
     smime = _parse(cert_pem, key_pem)
-    if not smime.certificate.not_valid_before_utc <= now < smime.not_after:
+    if not smime.valid_at(now):
         raise CouncilSmimeError("the certificate is not valid now")
     _check_usage(smime.certificate)
     _write(key_path, key_pem, 0o600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 SIGNED_JWT = "application/jwt"
@@ -68,4 +69,9 @@ class SealsAtSend(Protocol):
     ) -> Envelope | DeliveryResult | None:
         """The sealed envelope (content type `SMIME_CMS`), None when `target` asks for no
         sealing, or the result that says why it cannot be made."""
+        ...
+
+    def signer(self, at: datetime) -> str | None:
+        """The fingerprint of the council certificate seals are signed with, None when there
+        is none valid at `at`: a seal signed with another is made again."""
         ...

@@ -141,11 +141,12 @@ class EmbeddedQueue:
             frozenset(self._items),
             settled,
         )
-        try:
-            claimed = await self.store.write(SetWise(outbox.claim_rounds, claim))
-        except BaseException:
-            self._settled[:0] = settled  # not marked: the next round marks them
-            raise
+        # The marks are never put back for a later round, even if this one raised or its caller
+        # was cancelled: the claim may have committed anyway (a queued write runs whatever
+        # became of its caller; a commit can fail after it took), and a mark applied later
+        # could settle a row a replay made due that this round claimed again. A row whose mark
+        # is lost comes back when its lease runs out, and the worker finds it settled.
+        claimed = await self.store.write(SetWise(outbox.claim_rounds, claim))
         for each in claimed:
             self._start(each)
         return len(claimed)

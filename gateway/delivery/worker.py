@@ -50,6 +50,7 @@ log = structlog.get_logger("gateway.delivery")
 ATTEMPTS_EXHAUSTED = "delivery_attempts_exhausted"
 CHANNEL_CHANGED = "partner_channel_changed"  # signed for email, the partner now on another
 HANDLER_ERROR = "handler_error"  # an attempt raised (a poison reply, the database away)
+SEAL_NOT_KEPT = "smime_seal_not_kept"  # the disclosure left `queued` while its CMS was made
 HOLD_STATUSES = {"suspended": "agreement_suspended", "draft": "agreement_not_active"}
 FAIL_STATUSES = {"terminated": "agreement_terminated", "expired": "agreement_expired"}
 _DETAIL_TYPES = (str, int, bool)
@@ -95,6 +96,13 @@ def _safe_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
         for k, v in detail.items()
         if isinstance(v, _DETAIL_TYPES) and not (isinstance(v, str) and len(v) > 200)
     }
+
+
+def _as_sent(envelope: Envelope, seal: smime_seals.Seal) -> tuple[Envelope, str]:
+    sealed = replace(
+        envelope, body=seal.cms, digest=b64url_digest(seal.cms), content_type=SMIME_CMS
+    )
+    return sealed, seal.cert
 
 
 class DeliveryWorker:
@@ -240,39 +248,39 @@ class DeliveryWorker:
         self, channel: SealsAtSend, envelope: Envelope, target: Mapping[str, Any]
     ) -> tuple[Envelope, str] | DeliveryResult | None:
         """The partner's S/MIME message and the certificate it is for: the one kept while that
-        certificate is still usable, or one made now for `target`'s and kept (its digest made
-        the one a receipt must carry) before it is first sent. So a retry, a resend, or a
-        duplicate after a lost answer carries the same bytes and digest; only a revoked or
-        expired certificate gets a new one made."""
+        certificate and the council's signing certificate are still the ones to use, or one
+        made now for `target`'s and kept (its digest made the one a receipt must carry) before
+        it is first sent. So a retry, a resend, or a duplicate after a lost answer carries the
+        same bytes and digest; two attempts racing to make one both send the one kept first."""
         async with self.store.read() as conn:
             kept = await smime_seals.kept(conn, envelope.message_id)
-        if kept is not None and kept[0] in self._usable_certs(envelope.partner_id):
-            fingerprint, cms = kept
-            sealed = replace(envelope, body=cms, digest=b64url_digest(cms), content_type=SMIME_CMS)
-            return sealed, fingerprint
+        now = self.clock()
+        signer = channel.signer(now)
+        if kept is not None and self._still_usable(kept, envelope.partner_id, signer):
+            return _as_sent(envelope, kept)
         made = await channel.seal_for_partner(envelope, target)
         if not isinstance(made, Envelope):
             return made
-        fingerprint = str(target.get("smime_fingerprint", ""))
-        at = self.clock()
+        mine = smime_seals.Seal(str(target.get("smime_fingerprint", "")), signer, made.body)
+        stale = kept.cms if kept is not None else None
 
-        async def work(conn: Connection) -> None:
-            await smime_seals.keep(
-                conn,
-                made.message_id,
-                fingerprint=fingerprint,
-                cms=made.body,
-                digest=made.digest,
-                at=at,
-            )
+        async def work(conn: Connection) -> smime_seals.Seal | None:
+            if await smime_seals.keep(
+                conn, made.message_id, mine, replacing=stale, digest=made.digest, at=now
+            ):
+                return mine
+            return await smime_seals.kept(conn, made.message_id)
 
-        await self.store.write(work)
-        return made, fingerprint
+        won = await self.store.write(work)
+        if won is None or won.cms == stale:  # the disclosure moved on meanwhile, or was purged
+            return DeliveryResult(DeliveryOutcome.TRANSIENT, reason=SEAL_NOT_KEPT)
+        return _as_sent(envelope, won)
 
-    def _usable_certs(self, partner_id: str) -> set[str]:
+    def _still_usable(self, kept: smime_seals.Seal, partner_id: str, signer: str | None) -> bool:
         now = self.clock()
         certs = self.policy.snapshot.certs.get(partner_id, ())
-        return {cert.fingerprint for cert in certs if cert.usable_at(now)}
+        partner_ok = any(c.fingerprint == kept.cert and c.usable_at(now) for c in certs)
+        return partner_ok and signer is not None and kept.signer == signer
 
     async def _deliver(
         self, channel: Channel, envelope: Envelope, target: Mapping[str, Any]

@@ -226,6 +226,7 @@ outbox = Table(
     # Email to an S/MIME partner: the CMS made once (for this certificate), sent on every attempt.
     Column("smime_cms", LargeBinary, nullable=True),
     Column("smime_cert", String(100), nullable=True),
+    Column("smime_signer", String(100), nullable=True),  # the council certificate that signed it
     Column("state", String(20), nullable=False),  # pending | published | delivered
     Column("lease_owner", String(120)),
     _at("lease_until", nullable=True),

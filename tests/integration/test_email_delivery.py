@@ -7,10 +7,12 @@ certificate is never used, and never traded for the TLS-only baseline.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email
 import email.policy
 import json
+import os
 import shutil
 import ssl
 import uuid
@@ -45,7 +47,7 @@ from gateway.partner_keys import generate_partner_keys
 from gateway.receipts import make_receipt
 from gateway.service import Gateway, smtp_options
 from gateway.signed_at_rest import AT_REST_KID
-from gateway.store import disclosures
+from gateway.store import delivery_records, disclosures, smime_seals
 from gateway.store.disclosure_model import Status
 from gateway.store.tables import disclosure_events, outbox
 from gateway.store.unit_of_work import Connection
@@ -560,3 +562,154 @@ async def test_a_notice_to_an_smime_partner_opens_with_openssl_and_is_receipted(
         receipt_id=str(uuid.uuid4()),
     )
     assert str((await rig.gateway.receipts.accept(receipt)).status) == "receipted"
+
+
+async def events_of(rig: Rig, id_: str) -> list[str]:
+    async with rig.gateway.store.read() as conn:
+        query = disclosure_events.select().where(disclosure_events.c.disclosure_id == id_)
+        return [row.type for row in await conn.execute(query)]
+
+
+async def test_two_attempts_racing_to_seal_both_send_the_one_cms_kept_first(rig: Rig) -> None:
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW,
+    )
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    # A duplicate delivery (the relay published the envelope twice): both attempts find the
+    # disclosure queued and no CMS kept, and each makes its own before either keeps it.
+    made, both_made = 0, asyncio.Event()
+    seal = rig.channel.seal_for_partner
+
+    async def seal_together(envelope: Envelope, target: Any) -> Any:
+        nonlocal made
+        sealed = await seal(envelope, target)
+        made += 1
+        if made == 2:
+            both_made.set()
+        await both_made.wait()
+        return sealed
+
+    rig.channel.seal_for_partner = seal_together  # type: ignore[method-assign]  # a test seam
+    verdicts = await asyncio.gather(rig.attempt(id_), rig.attempt(id_))
+    assert all(isinstance(v, Finished) for v in verdicts), verdicts
+    assert made == 2
+    first, second = (cms_of(raw) for raw in rig.mta.raw)
+    assert first == second  # the CMS kept first, whichever attempt made it
+    _body, found = await rig.stored(id_)
+    assert found.digest == b64url_digest(first)  # so a receipt over what went matches
+    async with rig.gateway.store.read() as conn:
+        kept = await smime_seals.kept(conn, id_)
+    assert kept is not None
+    assert kept.cms == first
+    assert (await events_of(rig, id_)).count("smime_sealed") == 1
+
+
+async def test_a_cms_is_kept_only_over_what_the_attempt_found_and_while_queued(rig: Rig) -> None:
+    id_ = await rig.submit()
+
+    async def keep(cms: bytes, replacing: bytes | None) -> bool:
+        async def work(conn: Connection) -> bool:
+            seal = smime_seals.Seal("cert", "signer", cms)
+            return await smime_seals.keep(
+                conn, id_, seal, replacing=replacing, digest=b64url_digest(cms), at=TEST_NOW
+            )
+
+        return bool(await rig.gateway.store.write(work))
+
+    assert await keep(b"first", None)
+    assert not await keep(b"second", None)  # another attempt kept one first
+    assert await keep(b"third", b"first")  # made again over the stale one this attempt found
+    assert not await keep(b"fourth", b"first")  # ... only once
+    _body, found = await rig.stored(id_)
+    assert found.digest == b64url_digest(b"third")
+
+    async def fail(conn: Connection) -> None:
+        await delivery_records.fail(conn, id_, reason="test", at=TEST_NOW)
+
+    await rig.gateway.store.write(fail)
+    assert not await keep(b"fifth", b"third")  # no longer queued: the digest stays
+    _body, failed = await rig.stored(id_)
+    assert failed.digest == b64url_digest(b"third")
+    assert (await events_of(rig, id_)).count("smime_sealed") == 2
+
+
+def signed_by(raw: bytes, partner: Issued, council_cert: Path, tmp_path: Path) -> bool:
+    """Whether the S/MIME message opens for the partner and is signed by `council_cert`."""
+    received, signed = tmp_path / "in.eml", tmp_path / "signed.eml"
+    received.write_bytes(raw)
+    recip_cert, recip_key = partner.write(tmp_path, "partner")
+    decrypt = [
+        "-decrypt",
+        "-in",
+        str(received),
+        "-recip",
+        str(recip_cert),
+        "-inkey",
+        str(recip_key),
+    ]
+    opened = openssl("cms", *decrypt, "-out", str(signed))
+    assert opened.returncode == 0, opened.stderr
+    verified = openssl(
+        "cms", "-verify", "-in", str(signed), "-CAfile", str(council_cert), "-out", os.devnull
+    )
+    return verified.returncode == 0
+
+
+async def test_a_new_council_certificate_gets_a_cms_signed_with_it(
+    rig: Rig, tmp_path: Path
+) -> None:
+    issued: Issued = make_partner_cert(days=400, now=TEST_NOW)
+    await add_partner_cert(rig.gateway.store, PARTNER, issued.cert_pem, actor=ADMIN, at=TEST_NOW)
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    rig.mta.defer = 1
+    assert isinstance(await rig.attempt(id_, attempt=1), Transient)
+    settings = rig.gateway.settings
+    old_cert = tmp_path / "old-council.pem"
+    shutil.copy(settings.keys_dir / "smime-cert.pem", old_cert)
+    assert signed_by(rig.mta.offered[0], issued, old_cert, tmp_path)
+
+    # The council installs a new S/MIME certificate (`gateway-admin keys smime`) and restarts.
+    install_council_smime(
+        *self_signed("disclosures@medway-council.example", "medway-council", now=TEST_NOW),
+        settings.keys_dir / "smime-cert.pem",
+        settings.keys_dir / "smime-key.pem",
+        now=TEST_NOW,
+    )
+    rig.worker.channels = {"email": EmailChannel(smtp_options(settings))}
+    assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
+    cms = cms_of(rig.mta.raw[0])
+    assert cms != cms_of(rig.mta.offered[0])
+    assert signed_by(rig.mta.raw[0], issued, settings.keys_dir / "smime-cert.pem", tmp_path)
+    assert not signed_by(rig.mta.raw[0], issued, old_cert, tmp_path)
+    _body, found = await rig.stored(id_)
+    assert found.digest == b64url_digest(cms)
+    assert (await events_of(rig, id_)).count("smime_sealed") == 2
+
+
+async def test_a_council_certificate_past_its_date_gets_the_cms_made_again(rig: Rig) -> None:
+    await add_partner_cert(
+        rig.gateway.store,
+        PARTNER,
+        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
+        actor=ADMIN,
+        at=TEST_NOW,
+    )
+    await rig.gateway.policy.refresh()
+    id_ = await rig.submit()
+    rig.mta.defer = 2
+    assert isinstance(await rig.attempt(id_, attempt=1), Transient)
+    assert isinstance(await rig.attempt(id_, attempt=2), Transient)
+    assert cms_of(rig.mta.offered[1]) == cms_of(rig.mta.offered[0])  # kept while it is valid
+    # The council's certificate is good for 365 days, the partner's for 400.
+    rig.worker.clock = lambda: TEST_NOW + timedelta(days=370)
+    assert await rig.attempt(id_, attempt=3) == Finished("dispatched")
+    cms = cms_of(rig.mta.raw[0])
+    assert cms != cms_of(rig.mta.offered[0])
+    _body, found = await rig.stored(id_)
+    assert found.digest == b64url_digest(cms)

@@ -6,9 +6,17 @@ import asyncio
 import contextlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
+from sqlalchemy import select
+
+from gateway.delivery.embedded import EmbeddedOptions, EmbeddedQueue
+from gateway.delivery.worker import DeliveryWorker
 from gateway.store import outbox
 from gateway.store.database import Store
+from gateway.store.group_commit import SetWise
+from gateway.store.outbox import ClaimRound
+from gateway.store.tables import outbox as outbox_table
 from gateway.store.unit_of_work import Connection
 from tests.integration.store_support import (
     T0,
@@ -124,3 +132,43 @@ async def test_only_the_holder_extends_a_lease(database_url: str, tmp_path: Path
             lambda conn: outbox.claim(conn, owner="worker-b", now=T0 + LEASE * 4, lease=LEASE)
         )
         assert sorted(item.id for item in retaken) == sorted(ids)
+
+
+async def test_a_cancelled_claim_leaves_no_stale_mark_for_a_replayed_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A claim whose caller was cancelled still commits: its marks must not be applied again
+    later, where they would settle a row a replay made due and that claim took again."""
+    async with open_store(database_url) as store:
+        new = new_disclosure(protection(tmp_path))
+        await record_accepted(store, new, envelope=b"jwe", digest="d")
+        queue = EmbeddedQueue(
+            cast(DeliveryWorker, None),  # never reached: no claim here starts a delivery
+            store=store,
+            clock=lambda: T0,
+            options=EmbeddedOptions("w1", lease=LEASE),
+        )
+        first = ClaimRound("w1", T0, LEASE, per_partner=16, inflight={})
+        [taken] = await store.write(SetWise(outbox.claim_rounds, first))
+        # The delivery finished; its row is marked by the queue's next claim.
+        queue._settled.append(outbox.Mark(taken.item.id, "w1", outbox.DELIVERED, T0))
+        await store.write(lambda conn: outbox.requeue(conn, new.id, now=T0))  # an admin replay
+
+        round_ = asyncio.create_task(queue.claim_round())
+        await asyncio.sleep(0)  # the claim is queued for the writer
+        round_.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await round_
+
+        async def row() -> Any:
+            async with store.read() as conn:
+                query = select(outbox_table).where(outbox_table.c.id == taken.item.id)
+                return (await conn.execute(query)).one()
+
+        for _ in range(200):  # the cancelled caller's claim commits all the same
+            if (await row()).lease_owner == "w1":
+                break
+            await asyncio.sleep(0.01)
+        assert (await row()).lease_owner == "w1"
+        await queue.drain(grace=0)
+        assert (await row()).state == outbox.PENDING  # still to be sent again, not `delivered`
