@@ -17,15 +17,12 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from dnslib import QTYPE, RCODE, RR, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 from tests.mesh_sandbox import free_port
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+from tests.pki_support import ca_certificate, common_name
 
 
 @dataclass
@@ -40,31 +37,11 @@ class DomainCa:
     def __post_init__(self) -> None:
         now = dt.datetime.now(dt.UTC)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("Partner Domain Test CA"))
-            .issuer_name(_name("Partner Domain Test CA"))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), False)
-            .sign(self.key, hashes.SHA256())
+        self.cert = ca_certificate(
+            self.key,
+            "Partner Domain Test CA",
+            not_before=now - dt.timedelta(minutes=5),
+            not_after=now + dt.timedelta(days=1),
         )
         self.bundle = self.directory / "ca.pem"
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
@@ -75,7 +52,7 @@ class DomainCa:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(names[0]))
+            .subject_name(common_name(names[0]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

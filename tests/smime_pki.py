@@ -9,7 +9,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.pki_support import ca_certificate, common_name
 
 PARTNER_MAILBOX = "fraud.referrals@dwp.example"
 
@@ -31,10 +33,6 @@ class Issued:
         return cert, key
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -45,31 +43,13 @@ def make_ca(common: str = "Partner Test CA") -> Issued:
     """A self-signed CA that partner certificates chain to."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common))
-        .issuer_name(_name(common))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    cert = ca_certificate(
+        key,
+        common,
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=3650),
+        path_length=None,
+        digital_signature=False,
     )
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _pem(key))
 
@@ -92,7 +72,7 @@ def make_partner_cert(
     )
     now = now or dt.datetime.now(dt.UTC)
     if ca is None:
-        issuer_name, issuer_key = _name(mailbox), key
+        issuer_name, issuer_key = common_name(mailbox), key
     else:
         issuer_cert = x509.load_pem_x509_certificate(ca.cert_pem)
         loaded = serialization.load_pem_private_key(ca.key_pem, None)
@@ -100,7 +80,7 @@ def make_partner_cert(
         issuer_name, issuer_key = issuer_cert.subject, loaded
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(mailbox))
+        .subject_name(common_name(mailbox))
         .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
