@@ -23,7 +23,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosmtplib
@@ -136,7 +136,8 @@ class EmailChannel:
             return _result(DeliveryOutcome.PERMANENT, "channel_misconfigured", setting="address")
         context = {"disclosure_id": envelope.message_id, "partner": envelope.partner_id}
         # A CMS made before goes as it is; only a signed JWT may still need sealing here.
-        smime = self._smime(target) if envelope.content_type != SMIME_CMS else None
+        sealing = envelope.content_type != SMIME_CMS
+        smime = self._smime(target, datetime.now(UTC)) if sealing else None
         if isinstance(smime, DeliveryResult):
             log.error("smtp_smime_unavailable", reason=smime.reason, **context)
             return smime
@@ -201,13 +202,13 @@ class EmailChannel:
         )
 
     async def seal_for_partner(
-        self, envelope: Envelope, target: Mapping[str, Any]
+        self, envelope: Envelope, target: Mapping[str, Any], at: datetime
     ) -> Envelope | DeliveryResult | None:
         """The S/MIME CMS of a signed JWT for the partner's certificate in `target`, made once
         by the worker's request and then sent as it is; None for a TLS-only partner."""
         if envelope.content_type != SIGNED_JWT:
             return None
-        smime = self._smime(target)
+        smime = self._smime(target, at)
         if isinstance(smime, DeliveryResult):
             log.error(
                 "smtp_smime_unavailable",
@@ -242,13 +243,19 @@ class EmailChannel:
         smime = self.options.smime
         return smime.fingerprint if smime is not None and smime.valid_at(at) else None
 
-    def _smime(self, target: Mapping[str, Any]) -> tuple[CouncilSmime, str] | DeliveryResult | None:
+    def _smime(
+        self, target: Mapping[str, Any], at: datetime
+    ) -> tuple[CouncilSmime, str] | DeliveryResult | None:
         """The signer and the partner's certificate, None for the baseline, or why neither."""
         certificate = target.get("smime_certificate")
         if certificate is None:
             return None
-        if self.options.smime is None:  # ours to fix: retried until the certificate is installed
+        # Ours to fix: retried until a (valid) council certificate is installed; a message
+        # signed with an expired one would be refused by the partner's mail client.
+        if self.options.smime is None:
             return _result(DeliveryOutcome.TRANSIENT, "council_smime_missing")
+        if not self.options.smime.valid_at(at):
+            return _result(DeliveryOutcome.TRANSIENT, "council_smime_expired")
         return self.options.smime, str(certificate)
 
     async def close(self) -> None:

@@ -65,10 +65,10 @@ class SealsAtSend(Protocol):
     them whichever attempt arrived."""
 
     async def seal_for_partner(
-        self, envelope: Envelope, target: Mapping[str, Any]
+        self, envelope: Envelope, target: Mapping[str, Any], at: datetime
     ) -> Envelope | DeliveryResult | None:
         """The sealed envelope (content type `SMIME_CMS`), None when `target` asks for no
-        sealing, or the result that says why it cannot be made."""
+        sealing, or the result that says why it cannot be made at `at`."""
         ...
 
     def signer(self, at: datetime) -> str | None:

@@ -258,7 +258,7 @@ class DeliveryWorker:
         signer = channel.signer(now)
         if kept is not None and self._still_usable(kept, envelope.partner_id, signer):
             return _as_sent(envelope, kept)
-        made = await channel.seal_for_partner(envelope, target)
+        made = await channel.seal_for_partner(envelope, target, now)
         if not isinstance(made, Envelope):
             return made
         mine = smime_seals.Seal(str(target.get("smime_fingerprint", "")), signer, made.body)

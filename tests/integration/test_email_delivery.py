@@ -17,7 +17,7 @@ import shutil
 import ssl
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -585,9 +585,9 @@ async def test_two_attempts_racing_to_seal_both_send_the_one_cms_kept_first(rig:
     made, both_made = 0, asyncio.Event()
     seal = rig.channel.seal_for_partner
 
-    async def seal_together(envelope: Envelope, target: Any) -> Any:
+    async def seal_together(envelope: Envelope, target: Any, at: datetime) -> Any:
         nonlocal made
-        sealed = await seal(envelope, target)
+        sealed = await seal(envelope, target, at)
         made += 1
         if made == 2:
             both_made.set()
@@ -692,7 +692,9 @@ async def test_a_new_council_certificate_gets_a_cms_signed_with_it(
     assert (await events_of(rig, id_)).count("smime_sealed") == 2
 
 
-async def test_a_council_certificate_past_its_date_gets_the_cms_made_again(rig: Rig) -> None:
+async def test_a_council_certificate_past_its_date_seals_nothing_until_renewed(
+    rig: Rig,
+) -> None:
     await add_partner_cert(
         rig.gateway.store,
         PARTNER,
@@ -702,14 +704,16 @@ async def test_a_council_certificate_past_its_date_gets_the_cms_made_again(rig: 
     )
     await rig.gateway.policy.refresh()
     id_ = await rig.submit()
-    rig.mta.defer = 2
+    rig.mta.defer = 1
     assert isinstance(await rig.attempt(id_, attempt=1), Transient)
-    assert isinstance(await rig.attempt(id_, attempt=2), Transient)
-    assert cms_of(rig.mta.offered[1]) == cms_of(rig.mta.offered[0])  # kept while it is valid
-    # The council's certificate is good for 365 days, the partner's for 400.
+    _body, before = await rig.stored(id_)
+    # The council's certificate is good for 365 days, the partner's for 400: past the
+    # council's, the kept CMS is not sent again and no new one is signed with it.
     rig.worker.clock = lambda: TEST_NOW + timedelta(days=370)
-    assert await rig.attempt(id_, attempt=3) == Finished("dispatched")
-    cms = cms_of(rig.mta.raw[0])
-    assert cms != cms_of(rig.mta.offered[0])
-    _body, found = await rig.stored(id_)
-    assert found.digest == b64url_digest(cms)
+    expired = await rig.attempt(id_, attempt=2)
+    assert isinstance(expired, Transient)
+    assert expired.reason == "council_smime_expired"
+    assert len(rig.mta.offered) == 1
+    assert rig.mta.raw == []
+    _body, after = await rig.stored(id_)
+    assert after.digest == before.digest
