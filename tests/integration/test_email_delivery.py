@@ -43,6 +43,7 @@ from gateway.http.schemas import DisclosureSubmission
 from gateway.jose import b64url_digest
 from gateway.keys import verify_compact
 from gateway.notice_envelope import NOTICE_TYP
+from gateway.partner_certs import PartnerCertificate
 from gateway.partner_keys import generate_partner_keys
 from gateway.receipts import make_receipt
 from gateway.service import Gateway, smtp_options
@@ -172,6 +173,14 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
         controller.stop()
 
 
+async def new_partner_cert(rig: Rig, *, days: int, at: datetime = TEST_NOW) -> PartnerCertificate:
+    """Register a new S/MIME certificate for the partner, valid `days` from TEST_NOW, in force."""
+    cert = make_partner_cert(days=days, now=TEST_NOW).cert_pem
+    added = await add_partner_cert(rig.gateway.store, PARTNER, cert, actor=ADMIN, at=at)
+    await rig.gateway.policy.refresh()
+    return added
+
+
 async def test_signed_jwt_is_held_at_rest_then_sent_readable_and_receipted(rig: Rig) -> None:
     id_ = await rig.submit()  # the partner has no JWK at all: email does not need one
     body, found = await rig.stored(id_)
@@ -286,14 +295,7 @@ async def test_every_attempt_sends_the_same_cms_and_a_receipt_for_it_matches(
 
 
 async def test_a_replaced_certificate_gets_a_cms_of_its_own(rig: Rig) -> None:
-    old = await add_partner_cert(
-        rig.gateway.store,
-        PARTNER,
-        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
-        actor=ADMIN,
-        at=TEST_NOW,
-    )
-    await rig.gateway.policy.refresh()
+    old = await new_partner_cert(rig, days=400)
     id_ = await rig.submit()
     rig.mta.defer = 1
     assert isinstance(await rig.attempt(id_, attempt=1), Transient)
@@ -306,14 +308,7 @@ async def test_a_replaced_certificate_gets_a_cms_of_its_own(rig: Rig) -> None:
         actor=ADMIN,
         at=TEST_NOW + timedelta(minutes=1),
     )
-    await add_partner_cert(
-        rig.gateway.store,
-        PARTNER,
-        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
-        actor=ADMIN,
-        at=TEST_NOW + timedelta(minutes=2),
-    )
-    await rig.gateway.policy.refresh()
+    await new_partner_cert(rig, days=400, at=TEST_NOW + timedelta(minutes=2))
     assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
     cms = cms_of(rig.mta.raw[0])
     assert cms != cms_of(rig.mta.offered[0])  # never sent to the revoked certificate again
@@ -324,26 +319,12 @@ async def test_a_replaced_certificate_gets_a_cms_of_its_own(rig: Rig) -> None:
 async def test_a_newer_certificate_leaves_the_kept_cms_in_use_while_its_own_is_usable(
     rig: Rig,
 ) -> None:
-    await add_partner_cert(
-        rig.gateway.store,
-        PARTNER,
-        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
-        actor=ADMIN,
-        at=TEST_NOW,
-    )
-    await rig.gateway.policy.refresh()
+    await new_partner_cert(rig, days=400)
     id_ = await rig.submit()
     rig.mta.defer = 1
     assert isinstance(await rig.attempt(id_, attempt=1), Transient)
     # The partner adds a certificate valid for longer, which new mail would be encrypted to.
-    await add_partner_cert(
-        rig.gateway.store,
-        PARTNER,
-        make_partner_cert(days=700, now=TEST_NOW).cert_pem,
-        actor=ADMIN,
-        at=TEST_NOW + timedelta(minutes=1),
-    )
-    await rig.gateway.policy.refresh()
+    await new_partner_cert(rig, days=700, at=TEST_NOW + timedelta(minutes=1))
     assert await rig.attempt(id_, attempt=2) == Finished("dispatched")
     assert cms_of(rig.mta.raw[0]) == cms_of(rig.mta.offered[0])
 
@@ -571,14 +552,7 @@ async def events_of(rig: Rig, id_: str) -> list[str]:
 
 
 async def test_two_attempts_racing_to_seal_both_send_the_one_cms_kept_first(rig: Rig) -> None:
-    await add_partner_cert(
-        rig.gateway.store,
-        PARTNER,
-        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
-        actor=ADMIN,
-        at=TEST_NOW,
-    )
-    await rig.gateway.policy.refresh()
+    await new_partner_cert(rig, days=400)
     id_ = await rig.submit()
     # A duplicate delivery (the relay published the envelope twice): both attempts find the
     # disclosure queued and no CMS kept, and each makes its own before either keeps it.
@@ -695,14 +669,7 @@ async def test_a_new_council_certificate_gets_a_cms_signed_with_it(
 async def test_a_council_certificate_past_its_date_seals_nothing_until_renewed(
     rig: Rig,
 ) -> None:
-    await add_partner_cert(
-        rig.gateway.store,
-        PARTNER,
-        make_partner_cert(days=400, now=TEST_NOW).cert_pem,
-        actor=ADMIN,
-        at=TEST_NOW,
-    )
-    await rig.gateway.policy.refresh()
+    await new_partner_cert(rig, days=400)
     id_ = await rig.submit()
     rig.mta.defer = 1
     assert isinstance(await rig.attempt(id_, attempt=1), Transient)
