@@ -173,6 +173,21 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
         controller.stop()
 
 
+async def partner_receipts(rig: Rig, message_id: str, received: bytes, sig: Any) -> str:
+    """The partner's signed receipt over the bytes it received, as the council records it."""
+    receipt = make_receipt(
+        partner_id=PARTNER,
+        council_id=rig.gateway.settings.org_id,
+        message_id=message_id,
+        body_received=received,
+        status="received",
+        signing_key=sig,
+        now=TEST_NOW,
+        receipt_id=str(uuid.uuid4()),
+    )
+    return str((await rig.gateway.receipts.accept(receipt)).status)
+
+
 async def new_partner_cert(rig: Rig, *, days: int, at: datetime = TEST_NOW) -> PartnerCertificate:
     """Register a new S/MIME certificate for the partner, valid `days` from TEST_NOW, in force."""
     cert = make_partner_cert(days=days, now=TEST_NOW).cert_pem
@@ -276,18 +291,7 @@ async def test_every_attempt_sends_the_same_cms_and_a_receipt_for_it_matches(
     )
     assert opened.returncode == 0, opened.stderr
     assert CHILD_NAME.encode() not in rig.mta.offered[0]
-    receipt = make_receipt(
-        partner_id=PARTNER,
-        council_id=rig.gateway.settings.org_id,
-        message_id=id_,
-        body_received=first_cms,
-        status="received",
-        signing_key=sig,
-        now=TEST_NOW,
-        receipt_id=str(uuid.uuid4()),
-    )
-    recorded = await rig.gateway.receipts.accept(receipt)
-    assert str(recorded.status) == "receipted"
+    assert await partner_receipts(rig, id_, first_cms, sig) == "receipted"
     async with rig.gateway.store.read() as conn:
         query = disclosure_events.select().where(disclosure_events.c.disclosure_id == id_)
         events = [row.type for row in await conn.execute(query)]
@@ -338,18 +342,7 @@ async def test_receipt_for_the_attachment_digest_is_accepted(rig: Rig) -> None:
     message = email.message_from_bytes(rig.mta.raw[0], policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     [attachment] = list(message.iter_attachments())
-    receipt = make_receipt(
-        partner_id=PARTNER,
-        council_id=rig.gateway.settings.org_id,
-        message_id=id_,
-        body_received=attachment.get_content(),
-        status="received",
-        signing_key=sig,
-        now=TEST_NOW,
-        receipt_id=str(uuid.uuid4()),
-    )
-    recorded = await rig.gateway.receipts.accept(receipt)
-    assert str(recorded.status) == "receipted"
+    assert await partner_receipts(rig, id_, attachment.get_content(), sig) == "receipted"
 
 
 async def test_a_partner_moved_off_email_never_gets_the_signed_jwt(rig: Rig) -> None:
@@ -473,17 +466,7 @@ async def test_a_notice_to_a_tls_partner_is_readable_signed_and_receipted(rig: R
     assert claims["notice"]["corrections"] == {"identity.date_of_birth": NEW_DOB}
     assert b64url_digest(token) == found.digest
 
-    receipt = make_receipt(
-        partner_id=PARTNER,
-        council_id=rig.gateway.settings.org_id,
-        message_id=notice_id,
-        body_received=token,
-        status="received",
-        signing_key=sig,
-        now=TEST_NOW,
-        receipt_id=str(uuid.uuid4()),
-    )
-    assert str((await rig.gateway.receipts.accept(receipt)).status) == "receipted"
+    assert await partner_receipts(rig, notice_id, token, sig) == "receipted"
 
 
 async def test_a_notice_to_an_smime_partner_opens_with_openssl_and_is_receipted(
@@ -532,17 +515,7 @@ async def test_a_notice_to_an_smime_partner_opens_with_openssl_and_is_receipted(
     claims = notice_claims(attachment.get_content(), rig.gateway.jwks())
     assert claims["notice"]["kind"] == "rectification"
 
-    receipt = make_receipt(
-        partner_id=PARTNER,
-        council_id=rig.gateway.settings.org_id,
-        message_id=notice_id,
-        body_received=der,
-        status="received",
-        signing_key=sig,
-        now=TEST_NOW,
-        receipt_id=str(uuid.uuid4()),
-    )
-    assert str((await rig.gateway.receipts.accept(receipt)).status) == "receipted"
+    assert await partner_receipts(rig, notice_id, der, sig) == "receipted"
 
 
 async def events_of(rig: Rig, id_: str) -> list[str]:
