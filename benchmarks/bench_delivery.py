@@ -56,7 +56,6 @@ from gateway.store.database import Store
 from gateway.store.disclosure_model import NewDisclosure, Status, SubjectIndexes
 from gateway.store.group_commit import SetWise
 from gateway.store.receipt_ledger import ReceiptLedger
-from gateway.store.submissions import record_accepted
 from gateway.store.unit_of_work import Connection
 
 COUNCIL, PARTNER = "medway-council", "bench-partner"
@@ -272,7 +271,9 @@ async def through_service(
         sealed = seal(claims(id_), signer, partner.enc)
         new = new_disclosure(id_, sealed.encryption_kid)
         accepted = disclosures.AcceptedDisclosure(new, sealed.body, sealed.digest, CLIENT, now())
-        await store.write(SetWise(record_accepted, accepted))  # as submitting does
+        await store.write(
+            SetWise(disclosures.record_accepted_setwise, accepted)
+        )  # as submitting does
         service.notify()
 
     try:

@@ -30,7 +30,6 @@ from gateway.store.database import Store
 from gateway.store.dialects import DatabaseOptions
 from gateway.store.disclosure_model import NewDisclosure, SubjectIndexes
 from gateway.store.group_commit import SetWise
-from gateway.store.submissions import record_accepted
 
 PG = os.environ.get("GATEHOUSE_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 ACTOR = Actor(ActorKind.CLIENT, "bench")
@@ -67,7 +66,7 @@ async def writer(store: Store, prot: Protection, deadline: float, counter: list[
     while time.perf_counter() < deadline:
         new = disclosure(prot, counter[0])
         accepted = disclosures.AcceptedDisclosure(new, ENVELOPE, "bench", ACTOR, now())
-        await store.write(SetWise(record_accepted, accepted))
+        await store.write(SetWise(disclosures.record_accepted_setwise, accepted))
         counter[0] += 1
 
 

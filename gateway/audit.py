@@ -31,6 +31,7 @@ from gateway.audit_entry import (
 from gateway.store import audit_log as sql
 from gateway.store.audit_log import append, append_many, seal
 from gateway.store.database import Store
+from gateway.store.group_commit import SetWise
 from gateway.store.unit_of_work import Connection
 
 __all__ = [
@@ -128,8 +129,8 @@ class AuditSealer:
         """Seal everything committed so far; returns how many entries were chained."""
         total = 0
         while True:
-            work = functools.partial(seal, at=self._clock(), signer=self._signer)
-            sealed = await self._store.write(work)
+            request = sql.SealRequest(self._clock(), self._signer)
+            sealed = await self._store.write(SetWise(sql.seal_each, request))
             total += sealed
             if sealed < SEAL_BATCH:
                 break

@@ -238,7 +238,7 @@ class EmbeddedQueue:
         now = self.clock()
 
         async def release(conn: Connection) -> None:
-            await outbox.mark_each(conn, settled)
+            await conn.run_sync(outbox.mark_each, settled)
             for item in left:
                 await outbox.release(conn, item.id, owner=self.options.owner, available_at=now)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -289,6 +290,19 @@ async def seal(
     return await conn.run_sync(
         seal_sync, at=at, signer=signer, checkpoint_every=checkpoint_every, limit=limit
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SealRequest:
+    """A request to seal (for `seal_each`, through the store's group commit)."""
+
+    at: datetime
+    signer: CheckpointSigner | None
+
+
+def seal_each(conn: Connection, requests: Sequence[SealRequest]) -> list[int]:
+    """`seal_sync` for each request in turn, in the shared transaction."""
+    return [seal_sync(conn, at=r.at, signer=r.signer) for r in requests]
 
 
 def seal_sync(

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -26,7 +27,8 @@ from gateway.store.dialects import (
     create_engine,
     is_sqlite,
 )
-from gateway.store.group_commit import Execute, GroupCommitter, SetWise, Work, run_each
+from gateway.store.group_commit import Batch, Execute, GroupCommitter, SetWise, Work, run_each
+from gateway.store.inline_writer import InlineWriter
 
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
 R = TypeVar("R")
@@ -78,16 +80,17 @@ def private_database_file(path: Path) -> None:
 class Store:
     """The durable store on PostgreSQL (production) or SQLite (one box)."""
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, *, busy_ms: int = 10_000) -> None:
         self.engine = engine
         self.url = url
         self.availability = Availability(engine.dialect.name)
-        # SQLite has one writer at a time: one lane, and our own writers queue here rather than
-        # in SQLite's busy handler, which sleeps. PostgreSQL: a lane per kind of work.
+        # SQLite has one writer at a time: our own writers queue here rather than in SQLite's
+        # busy handler, which sleeps. Set-wise work runs in place (`InlineWriter`), units of
+        # work through aiosqlite. PostgreSQL: a lane per kind of work.
         self._write_lock = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
-        self._single_lane = is_sqlite(url)
-        self._lanes: dict[Execute[Any, Any] | None, GroupCommitter] = {}
-        self._read_lanes: dict[Execute[Any, Any], GroupCommitter] = {}
+        self._inline = InlineWriter(url, busy_ms=busy_ms) if is_sqlite(url) else None
+        self._lanes: dict[object, GroupCommitter[Any]] = {}
+        self._read_lanes: dict[Execute[Any, Any], GroupCommitter[AsyncConnection]] = {}
         # Behind PgBouncer a statement prepared outside a transaction may run on another server
         # connection: reads then take a transaction, as on SQLite.
         self._transactional_reads = is_sqlite(url) or behind_pgbouncer(url)
@@ -99,7 +102,8 @@ class Store:
             database = make_url(url).database
             if database and database != ":memory:":
                 private_database_file(Path(database))
-        return cls(create_engine(url, options or DatabaseOptions()), url)
+        options = options or DatabaseOptions()
+        return cls(create_engine(url, options), url, busy_ms=round(options.timeout * 1000))
 
     @property
     def dialect(self) -> str:
@@ -112,6 +116,8 @@ class Store:
             await lane.close()
         self._lanes.clear()
         self._read_lanes.clear()
+        if self._inline is not None:
+            await self._inline.close()
         await self.engine.dispose()
 
     async def upgrade(self) -> None:
@@ -156,12 +162,19 @@ class Store:
         Returns its result once its transaction has committed. The work may run twice (alone,
         if its batch failed), so it must touch nothing but the connection.
         """
-        execute, item = (work.execute, work.item) if isinstance(work, SetWise) else (run_each, work)
-        lane_key = None if self._single_lane else execute
-        lane = self._lanes.get(lane_key)
+        if not isinstance(work, SetWise):
+            return await self._lane(None, self._transaction).write(run_each, work)
+        if self._inline is not None:
+            lane = self._lane(InlineWriter, self._inline_transaction)
+            return await lane.write(_in_place(work.execute), work.item)
+        lane = self._lane(work.execute, self._transaction)
+        return await lane.write(_under_run_sync(work.execute), work.item)
+
+    def _lane(self, key: object, connect: Callable[[], Any]) -> GroupCommitter[Any]:
+        lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[lane_key] = GroupCommitter(self._transaction)
-        return await lane.write(execute, item)
+            lane = self._lanes[key] = GroupCommitter(connect)
+        return lane
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -171,13 +184,21 @@ class Store:
             async with _released_if_cancelled(conn), conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def _inline_transaction(self) -> AsyncIterator[Connection]:
+        """SQLite's set-wise lane: a transaction run in place on the event loop."""
+        assert self._inline is not None
+        async with self._reachable(), self._write_lock, self._inline.transaction() as conn:
+            yield conn
+
     async def read_together(self, work: SetWise[I, R]) -> R:
         """A set-wise read, made with the same kind of read asked for meanwhile: one statement
         and one connection for many callers (the disclosures of envelopes arriving together)."""
         lane = self._read_lanes.get(work.execute)
         if lane is None:
             lane = self._read_lanes[work.execute] = GroupCommitter(self.read)
-        return await lane.write(work.execute, work.item)
+        result: R = await lane.write(_under_run_sync(work.execute), work.item)
+        return result
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -192,3 +213,23 @@ class Store:
                     yield conn
             else:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@cache
+def _in_place(execute: Execute[Any, Any]) -> Batch[Connection]:
+    """A set-wise executor on a sync connection (one object per executor: lanes group by it)."""
+
+    async def batch(conn: Connection, items: Sequence[Any]) -> Sequence[Any]:
+        return execute(conn, items)
+
+    return batch
+
+
+@cache
+def _under_run_sync(execute: Execute[Any, Any]) -> Batch[AsyncConnection]:
+    """A set-wise executor on an async connection, run in one greenlet."""
+
+    async def batch(conn: AsyncConnection, items: Sequence[Any]) -> Sequence[Any]:
+        return await conn.run_sync(execute, items)
+
+    return batch

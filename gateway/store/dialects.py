@@ -1,4 +1,4 @@
-"""The async engine for a database URL: SQLite in WAL mode, or a pooled asyncpg PostgreSQL."""
+"""Engines for a database URL: SQLite in WAL mode, or a pooled asyncpg PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy import create_engine as sqlalchemy_create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -125,25 +126,56 @@ def _configure_sqlite(sync_engine: Engine, *, busy_ms: int) -> None:
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # First: wait this long for another process's lock, then fail (an outage, a 503).
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-        # Switching a new file to WAL needs a moment alone with it; the pragma then quietly
-        # answers the old mode instead of failing. Without WAL, readers and writers can
-        # deadlock, so insist.
-        for _ in range(50):
-            cursor.execute("PRAGMA journal_mode=WAL")
-            if str(cursor.fetchone()[0]).lower() == "wal":
-                break
-            time.sleep(0.02)
-        else:
-            raise ConfigurationError("SQLite database could not be switched to WAL mode")
-        cursor.close()
+        prepare_sqlite_connection(dbapi_connection, busy_ms=busy_ms)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def prepare_sqlite_connection(dbapi_connection: Any, *, busy_ms: int) -> None:
+    """No implicit transactions, the busy timeout, our pragmas, and WAL mode."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # First: wait this long for another process's lock, then fail (an outage, a 503).
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    # Switching a new file to WAL needs a moment alone with it; the pragma then quietly
+    # answers the old mode instead of failing. Without WAL, readers and writers can
+    # deadlock, so insist.
+    for _ in range(50):
+        cursor.execute("PRAGMA journal_mode=WAL")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            break
+        time.sleep(0.02)
+    else:
+        raise ConfigurationError("SQLite database could not be switched to WAL mode")
+    cursor.close()
+
+
+def create_sqlite_sync_engine(url: str) -> Engine:
+    """A sync engine on the same SQLite file as `url`'s async one, for writes run in place.
+
+    No busy timeout (a wait for another process's lock must not block the event loop) and no
+    automatic checkpoints (their fsync would): the caller does both off the loop. Connections
+    may be used from another thread, one at a time.
+    """
+    engine = sqlalchemy_create_engine(
+        make_url(url).set(drivername="sqlite+pysqlite"),
+        hide_parameters=True,
+        pool_size=2,
+        max_overflow=0,
+        pool_reset_on_return=None,
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
+        connect_args={"check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        prepare_sqlite_connection(dbapi_connection, busy_ms=0)
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    return engine

@@ -277,7 +277,7 @@ async def transition_if_allowed(
     move = status_moves.Move(
         id_, new_status, event_type, actor, at, detail=detail or {}, changes=changes or {}
     )
-    [result] = await status_moves.apply(conn, [move])
+    [result] = await conn.run_sync(status_moves.apply, [move])
     return result.before, result.moved
 
 
@@ -332,9 +332,9 @@ async def get(conn: AsyncConnection, id_: str) -> Disclosure | None:
     return Disclosure.from_row(row._mapping) if row else None
 
 
-async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[Disclosure | None]:
+def get_many(conn: Connection, ids: Sequence[str]) -> list[Disclosure | None]:
     """Disclosures by id, one query for all (None where there is none), in the order asked."""
-    rows = await conn.execute(_by_ids(), {"ids": sorted(set(ids))})
+    rows = conn.execute(_by_ids(), {"ids": sorted(set(ids))})
     found = {row.id: Disclosure.from_row(row._mapping) for row in rows}
     return [found.get(id_) for id_ in ids]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import DatabaseUnavailableError
@@ -23,11 +24,14 @@ from gateway.errors import DatabaseUnavailableError
 log = structlog.get_logger("gateway.store.group_commit")
 I = TypeVar("I")  # noqa: E741 - the conventional name for an item type
 R = TypeVar("R")
+C = TypeVar("C")  # the connection a lane commits on
 Work = Callable[[AsyncConnection], Awaitable[R]]
 """A unit of work: everything one use case writes, in the transaction it is given."""
-Execute = Callable[[AsyncConnection, Sequence[I]], Awaitable[Sequence[R]]]
-"""A set-wise executor: writes all its queued items with a few statements, one result each."""
-Connect = Callable[[], contextlib.AbstractAsyncContextManager[AsyncConnection]]
+Execute = Callable[[Connection, Sequence[I]], Sequence[R]]
+"""A set-wise executor: writes all its queued items with a few statements, one result each.
+Synchronous, so that on SQLite it runs in place (`InlineWriter`), and elsewhere in one greenlet."""
+Batch = Callable[[C, Sequence[Any]], Awaitable[Sequence[Any]]]
+"""How a lane runs the items queued for one executor (and groups by: one object per kind)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +43,8 @@ class SetWise(Generic[I, R]):
 
 
 @dataclass(frozen=True, slots=True)
-class _Queued:
-    execute: Execute[Any, Any]
+class _Queued(Generic[C]):
+    execute: Batch[C]
     item: Any
     future: asyncio.Future[Any]
 
@@ -50,19 +54,24 @@ async def run_each(conn: AsyncConnection, works: Sequence[Work[Any]]) -> list[An
     return [await work(conn) for work in works]
 
 
-class GroupCommitter:
+class GroupCommitter(Generic[C]):
     """One writer task; `write(execute, item)` returns the item's result once committed."""
 
-    def __init__(self, connect: Connect, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], contextlib.AbstractAsyncContextManager[C]],
+        *,
+        max_batch: int = 256,
+    ) -> None:
         self._connect, self._max_batch = connect, max_batch
-        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Queued[C]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def write(self, execute: Execute[I, R], item: I) -> R:
+    async def write(self, execute: Batch[C], item: Any) -> Any:
         """Queue one item for the next commit and wait for that commit."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Queued(execute, item, future))
         return await future
 
@@ -86,7 +95,7 @@ class GroupCommitter:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _commit(self, batch: list[_Queued], *, gather: bool = False) -> None:
+    async def _commit(self, batch: list[_Queued[C]], *, gather: bool = False) -> None:
         try:
             async with self._connect() as conn:
                 if gather:  # the write lock is ours now: what queued while we waited joins in
@@ -99,7 +108,7 @@ class GroupCommitter:
         for queued, result in zip(batch, results, strict=True):
             _settle(queued.future, result=result)
 
-    async def _split(self, batch: list[_Queued], exc: Exception) -> None:
+    async def _split(self, batch: list[_Queued[C]], exc: Exception) -> None:
         if len(batch) == 1 or isinstance(exc, DatabaseUnavailableError):
             # An outage fails the whole batch alike: running it again item by item would only
             # wait for the same timeout once per item.
@@ -112,14 +121,14 @@ class GroupCommitter:
             await self._commit(part)
 
 
-def _by_executor(batch: Sequence[_Queued]) -> dict[Execute[Any, Any], list[_Queued]]:
-    groups: dict[Execute[Any, Any], list[_Queued]] = {}
+def _by_executor(batch: Sequence[_Queued[C]]) -> dict[Batch[C], list[_Queued[C]]]:
+    groups: dict[Batch[C], list[_Queued[C]]] = {}
     for queued in batch:
         groups.setdefault(queued.execute, []).append(queued)
     return groups
 
 
-async def _execute_all(conn: AsyncConnection, batch: Sequence[_Queued]) -> list[Any]:
+async def _execute_all(conn: C, batch: Sequence[_Queued[C]]) -> list[Any]:
     """Each executor once over its items; results back in the batch's order."""
     groups = _by_executor(batch)
     answers = [await execute(conn, [q.item for q in group]) for execute, group in groups.items()]
@@ -127,7 +136,9 @@ async def _execute_all(conn: AsyncConnection, batch: Sequence[_Queued]) -> list[
 
 
 def _in_batch_order(
-    batch: Sequence[_Queued], groups: Iterable[list[_Queued]], answers: Sequence[Sequence[Any]]
+    batch: Sequence[_Queued[C]],
+    groups: Iterable[list[_Queued[C]]],
+    answers: Sequence[Sequence[Any]],
 ) -> list[Any]:
     results: dict[int, Any] = {}
     for group, group_answers in zip(groups, answers, strict=True):

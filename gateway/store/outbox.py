@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import disclosures
@@ -36,8 +37,8 @@ class OutboxItem:
     attempts: int
 
 
-async def claim(
-    conn: AsyncConnection,
+def claim(
+    conn: Connection,
     *,
     owner: str,
     now: datetime,
@@ -65,11 +66,11 @@ async def claim(
     query = select(outbox).where(due).order_by(outbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = list(await conn.execute(query))
+    rows = list(conn.execute(query))
     if not rows:
         return []
     ids = [row.id for row in rows]
-    await conn.execute(
+    conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(ids))
         .values(lease_owner=owner, lease_until=now + lease, attempts=outbox.c.attempts + 1)
@@ -80,14 +81,12 @@ async def claim(
     ]
 
 
-async def mark(
-    conn: AsyncConnection, item_ids: list[int], *, owner: str, state: str, now: datetime
-) -> int:
+def mark(conn: Connection, item_ids: list[int], *, owner: str, state: str, now: datetime) -> int:
     """Move rows this owner holds to `state` (published or delivered) and drop the lease."""
     values: dict[str, object] = {"state": state, "lease_owner": None, "lease_until": None}
     if state == PUBLISHED:
         values["published_at"] = now
-    result = await conn.execute(
+    result = conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(item_ids), outbox.c.lease_owner == owner)
         .values(values)
@@ -105,11 +104,9 @@ class Claim:
     limit: int
 
 
-async def claim_each(conn: AsyncConnection, claims: Sequence[Claim]) -> list[list[OutboxItem]]:
+def claim_each(conn: Connection, claims: Sequence[Claim]) -> list[list[OutboxItem]]:
     """`claim` for each request in turn, in the shared transaction."""
-    return [
-        await claim(conn, owner=c.owner, now=c.now, lease=c.lease, limit=c.limit) for c in claims
-    ]
+    return [claim(conn, owner=c.owner, now=c.now, lease=c.lease, limit=c.limit) for c in claims]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +119,7 @@ class Mark:
     now: datetime
 
 
-async def mark_each(conn: AsyncConnection, marks: Sequence[Mark]) -> list[None]:
+def mark_each(conn: Connection, marks: Sequence[Mark]) -> list[None]:
     """`mark` for a batch: one UPDATE per (owner, state). A row another owner holds now is
     left alone, as `mark` does."""
     groups: dict[tuple[str, str], list[Mark]] = {}
@@ -130,7 +127,7 @@ async def mark_each(conn: AsyncConnection, marks: Sequence[Mark]) -> list[None]:
         groups.setdefault((m.owner, m.state), []).append(m)
     for (owner, state), group in groups.items():
         ids = [m.item_id for m in group]
-        await mark(conn, ids, owner=owner, state=state, now=max(m.now for m in group))
+        mark(conn, ids, owner=owner, state=state, now=max(m.now for m in group))
     return [None] * len(marks)
 
 
@@ -190,7 +187,7 @@ async def extend_leases(
     return int(result.rowcount)
 
 
-async def due_partners(conn: AsyncConnection, now: datetime) -> list[str]:
+def due_partners(conn: Connection, now: datetime) -> list[str]:
     """Partners with at least one envelope due now and not leased."""
     query = (
         select(outbox.c.partner_id)
@@ -203,12 +200,10 @@ async def due_partners(conn: AsyncConnection, now: datetime) -> list[str]:
         )
         .distinct()
     )
-    return [str(p) for p in await conn.scalars(query)]
+    return [str(p) for p in conn.scalars(query)]
 
 
-async def leased_by_others(
-    conn: AsyncConnection, partner_id: str, *, owner: str, now: datetime
-) -> int:
+def leased_by_others(conn: Connection, partner_id: str, *, owner: str, now: datetime) -> int:
     """Rows of this partner other claimers hold under a live lease (in flight elsewhere)."""
     query = (
         select(func.count())
@@ -221,17 +216,17 @@ async def leased_by_others(
             outbox.c.lease_until >= now,
         )
     )
-    return int(await conn.scalar(query) or 0)
+    return int(conn.scalar(query) or 0)
 
 
-async def _lock_partner(conn: AsyncConnection, partner_id: str) -> None:
+def _lock_partner(conn: Connection, partner_id: str) -> None:
     """PostgreSQL: one claimer at a time counts and claims a partner's rows (until commit).
 
     SQLite needs nothing: its write transactions already run one at a time.
     """
     if conn.dialect.name == "postgresql":
         key = func.hashtext("gatehouse.outbox.partner:" + partner_id)
-        await conn.execute(select(func.pg_advisory_xact_lock(key)))
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +251,7 @@ class Claimed:
     disclosure: Disclosure | None
 
 
-async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> list[list[Claimed]]:
+def claim_rounds(conn: Connection, rounds: Sequence[ClaimRound]) -> list[list[Claimed]]:
     """Claim due rows, partner by partner, and read their disclosures in the same transaction.
 
     Runs through the store's group commit, so a claim shares its commit with the outcomes being
@@ -267,18 +262,18 @@ async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> l
     answers: list[list[Claimed]] = []
     settled = [mark for round_ in rounds for mark in round_.settled]
     if settled:
-        await mark_each(conn, settled)
+        mark_each(conn, settled)
     for round_ in rounds:
         items: list[OutboxItem] = []
-        for partner in sorted(await due_partners(conn, round_.now)):
+        for partner in sorted(due_partners(conn, round_.now)):
             mine = round_.inflight.get(partner, 0)
             if mine >= round_.per_partner:
                 continue
-            await _lock_partner(conn, partner)
-            others = await leased_by_others(conn, partner, owner=round_.owner, now=round_.now)
+            _lock_partner(conn, partner)
+            others = leased_by_others(conn, partner, owner=round_.owner, now=round_.now)
             room = round_.per_partner - mine - others
             if room > 0:
-                items += await claim(
+                items += claim(
                     conn,
                     owner=round_.owner,
                     now=round_.now,
@@ -287,7 +282,7 @@ async def claim_rounds(conn: AsyncConnection, rounds: Sequence[ClaimRound]) -> l
                     partner_id=partner,
                     held=round_.held,
                 )
-        found = await disclosures.get_many(conn, [i.disclosure_id for i in items]) if items else []
+        found = disclosures.get_many(conn, [i.disclosure_id for i in items]) if items else []
         answers.append([Claimed(item, d) for item, d in zip(items, found, strict=True)])
     return answers
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit_entry import SYSTEM
@@ -25,17 +26,15 @@ class _Recording:
     seen_status: Status
 
 
-async def record_receipts(
-    conn: AsyncConnection, items: Sequence[_Recording]
-) -> list[tuple[bool, Status]]:
+def record_receipts(conn: Connection, items: Sequence[_Recording]) -> list[tuple[bool, Status]]:
     """Store verified receipts and move their disclosures; (fresh, status now) for each.
 
     A replayed receipt id changes nothing; a move the status machine refuses (a receipt racing
     another, or a deadline) leaves the status as it is.
     """
-    fresh = await receipt_rows.record_many(conn, [item.receipt for item in items])
+    fresh = receipt_rows.record_many(conn, [item.receipt for item in items])
     moves = [item.move for item, is_fresh in zip(items, fresh, strict=True) if is_fresh]
-    results = iter(await status_moves.apply(conn, moves))
+    results = iter(status_moves.apply(conn, moves))
     answers: list[tuple[bool, Status]] = []
     for item, is_fresh in zip(items, fresh, strict=True):
         if not is_fresh:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import receipts
@@ -43,7 +44,7 @@ async def record(conn: AsyncConnection, receipt: StoredReceipt) -> bool:
     return await insert_new(conn, receipts, _values(receipt), keys=_KEY)
 
 
-async def record_many(conn: AsyncConnection, items: Sequence[StoredReceipt]) -> list[bool]:
+def record_many(conn: Connection, items: Sequence[StoredReceipt]) -> list[bool]:
     """`record` for a batch in one statement; a (partner, receipt id) repeated is a replay."""
     first: dict[tuple[str, str], int] = {}
     rows = []
@@ -52,7 +53,7 @@ async def record_many(conn: AsyncConnection, items: Sequence[StoredReceipt]) -> 
         if key not in first:
             first[key] = i
             rows.append(_values(receipt))
-    inserted = await insert_new_many(conn, receipts, rows, keys=_KEY)
+    inserted = insert_new_many(conn, receipts, rows, keys=_KEY)
     return [
         (r.partner_id, r.receipt_id) in inserted and first[(r.partner_id, r.receipt_id)] == i
         for i, r in enumerate(items)

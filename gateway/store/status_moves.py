@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Delete, Select, Update, bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from gateway import audit_entry
 from gateway.errors import NotFoundError
@@ -59,7 +59,7 @@ class Moved:
     moved: bool
 
 
-async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
+def apply(conn: Connection, moves: Sequence[Move]) -> list[Moved]:
     """Apply every move the status machine allows; one result per move, in order.
 
     Raises `NotFoundError` when a disclosure does not exist (the batch is then retried item by
@@ -67,7 +67,7 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
     """
     require_transaction(conn)
     ids = sorted({m.id for m in moves})  # one lock order for every batch: no deadlocks
-    found = (await conn.execute(_locking_read(conn.dialect.name), {"ids": ids})).all()
+    found = conn.execute(_locking_read(conn.dialect.name), {"ids": ids}).all()
     status = {row.id: Status(row.status) for row in found}
     partner = {row.id: str(row.partner_id) for row in found}
     results: list[Moved] = []
@@ -105,11 +105,11 @@ async def apply(conn: AsyncConnection, moves: Sequence[Move]) -> list[Moved]:
             )
         )
     for columns, rows in updates.items():
-        await conn.execute(_update(columns), rows)
+        conn.execute(_update(columns), rows)
     if decided:
-        await conn.execute(_destroy_held(), {"ids": decided})
+        conn.execute(_destroy_held(), {"ids": decided})
     if events:
-        await audit_log.insert_with_entries(conn, [(disclosure_events, events)], entries)
+        audit_log.insert_with_entries_sync(conn, [(disclosure_events, events)], entries)
     return results
 
 

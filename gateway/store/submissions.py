@@ -3,7 +3,7 @@ disclosure itself (accepted, refused or held), each in one unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,14 +53,6 @@ class _KeyTakenError(Exception):
     """A concurrent request with the same Idempotency-Key committed first."""
 
 
-async def record_accepted(
-    conn: AsyncConnection, items: Sequence[disclosures.AcceptedDisclosure]
-) -> list[None]:
-    """The set-wise executor of accepted disclosures (group commit)."""
-    await disclosures.record_accepted_many(conn, items)
-    return [None] * len(items)
-
-
 class SubmissionLedger:
     """The store side of the submit use case."""
 
@@ -82,7 +74,7 @@ class SubmissionLedger:
         """Write it (and the key's reply): None, or the reply a concurrent request kept first."""
         if keep is None and isinstance(write, disclosures.AcceptedDisclosure):
             # The hot path, written set-wise with whatever else is being accepted meanwhile.
-            await self._store.write(SetWise(record_accepted, write))
+            await self._store.write(SetWise(disclosures.record_accepted_setwise, write))
             return None
 
         async def work(conn: AsyncConnection) -> None:

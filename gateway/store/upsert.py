@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -36,8 +37,8 @@ async def insert_new(
     return bool(result.rowcount)
 
 
-async def insert_new_many(
-    conn: AsyncConnection,
+def insert_new_many(
+    conn: Connection,
     table: Table,
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -51,7 +52,7 @@ async def insert_new_many(
     if not rows:
         return set()
     statement = _insert_new_returning(conn.dialect.name, table, tuple(keys))
-    result = await conn.execute(statement, [dict(row) for row in rows])
+    result = conn.execute(statement, [dict(row) for row in rows])
     return {tuple(row) for row in result}
 
 

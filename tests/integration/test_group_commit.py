@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,11 +39,11 @@ def _insert(index: str) -> Callable[[AsyncConnection], Awaitable[str]]:
     return work
 
 
-async def _insert_many(conn: AsyncConnection, indexes: Sequence[str]) -> list[str]:
+def _insert_many(conn: Connection, indexes: Sequence[str]) -> list[str]:
     """A set-wise executor: one INSERT for the whole batch."""
     at = datetime.now(UTC)
     rows = [{"nhs_index": i, "list_version": "t", "loaded_at": at} for i in indexes]
-    await conn.execute(insert(optouts), rows)
+    conn.execute(insert(optouts), rows)
     COMMITS.append(len(indexes))
     return [f"many:{i}" for i in indexes]
 

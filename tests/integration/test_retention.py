@@ -146,7 +146,9 @@ async def test_records_outlive_the_schedule_while_the_recipient_keeps_the_data(
                 dry.metadata_deleted,
             )
             async with store.read() as conn:
-                left = {d.id for d in await disclosures.get_many(conn, list(ids.values())) if d}
+                left = {
+                    d.id for d in await conn.run_sync(disclosures.get_many, list(ids.values())) if d
+                }
             return dry, left
 
         six, left_at_six = await travel_to(6)

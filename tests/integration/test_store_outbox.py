@@ -38,10 +38,10 @@ async def test_claim_lease_release_and_publish(database_url: str, tmp_path: Path
             ids.append(new.id)
             await record_accepted(store, new, envelope=b"jwe-%d" % i, digest=f"d{i}")
         first = await store.write(
-            lambda conn: outbox.claim(conn, owner="relay-a", now=T0, lease=LEASE, limit=2)
+            lambda conn: conn.run_sync(outbox.claim, owner="relay-a", now=T0, lease=LEASE, limit=2)
         )
         second = await store.write(
-            lambda conn: outbox.claim(conn, owner="relay-b", now=T0, lease=LEASE)
+            lambda conn: conn.run_sync(outbox.claim, owner="relay-b", now=T0, lease=LEASE)
         )
         assert [i.disclosure_id for i in first] == ids[:2]
         assert [i.disclosure_id for i in second] == ids[2:]
@@ -53,12 +53,14 @@ async def test_claim_lease_release_and_publish(database_url: str, tmp_path: Path
         async def relays_move_on(
             conn: Connection,
         ) -> tuple[list[outbox.OutboxItem], int, int, bool]:
-            retaken = await outbox.claim(conn, owner="relay-b", now=later, lease=LEASE, limit=2)
-            stale = await outbox.mark(
-                conn, [first[0].id], owner="relay-a", state="published", now=later
+            retaken = await conn.run_sync(
+                outbox.claim, owner="relay-b", now=later, lease=LEASE, limit=2
             )
-            marked = await outbox.mark(
-                conn, [i.id for i in retaken], owner="relay-b", state="published", now=later
+            stale = await conn.run_sync(
+                outbox.mark, [first[0].id], owner="relay-a", state="published", now=later
+            )
+            marked = await conn.run_sync(
+                outbox.mark, [i.id for i in retaken], owner="relay-b", state="published", now=later
             )
             released = await outbox.release(
                 conn, second[0].id, owner="relay-b", available_at=later + LEASE
@@ -70,9 +72,9 @@ async def test_claim_lease_release_and_publish(database_url: str, tmp_path: Path
         assert (stale, marked, released) == (0, 2, True)
 
         async def after(conn: Connection) -> tuple[list[outbox.OutboxItem], int, bool]:
-            pending = await outbox.claim(conn, owner="relay-c", now=later, lease=LEASE)
-            published = await outbox.claim(
-                conn, owner="worker", now=later, lease=LEASE, state="published"
+            pending = await conn.run_sync(outbox.claim, owner="relay-c", now=later, lease=LEASE)
+            published = await conn.run_sync(
+                outbox.claim, owner="worker", now=later, lease=LEASE, state="published"
             )
             return pending, len(published), await outbox.requeue(conn, ids[0], now=later)
 
@@ -91,7 +93,9 @@ async def test_concurrent_claimers_never_share_a_row(database_url: str, tmp_path
             taken: list[str] = []
             while True:
                 items = await store.write(
-                    lambda conn: outbox.claim(conn, owner=name, now=T0, lease=LEASE, limit=3)
+                    lambda conn: conn.run_sync(
+                        outbox.claim, owner=name, now=T0, lease=LEASE, limit=3
+                    )
                 )
                 if not items:
                     return taken
@@ -110,7 +114,7 @@ async def test_only_the_holder_extends_a_lease(database_url: str, tmp_path: Path
             await record_accepted(store, new_disclosure(prot), digest=f"d{i}")
 
         async def hold_and_extend(conn: Connection) -> tuple[list[int], list[int]]:
-            held = await outbox.claim(conn, owner="worker-a", now=T0, lease=LEASE, limit=2)
+            held = await conn.run_sync(outbox.claim, owner="worker-a", now=T0, lease=LEASE, limit=2)
             ids = [item.id for item in held]
             extended = [
                 await outbox.extend_leases(conn, ids, owner="worker-b", until=T0 + LEASE * 9),
@@ -124,12 +128,14 @@ async def test_only_the_holder_extends_a_lease(database_url: str, tmp_path: Path
         later = T0 + LEASE * 2  # past the first lease, within the extended one
         assert (
             await store.write(
-                lambda conn: outbox.claim(conn, owner="worker-b", now=later, lease=LEASE)
+                lambda conn: conn.run_sync(outbox.claim, owner="worker-b", now=later, lease=LEASE)
             )
             == []
         )
         retaken = await store.write(
-            lambda conn: outbox.claim(conn, owner="worker-b", now=T0 + LEASE * 4, lease=LEASE)
+            lambda conn: conn.run_sync(
+                outbox.claim, owner="worker-b", now=T0 + LEASE * 4, lease=LEASE
+            )
         )
         assert sorted(item.id for item in retaken) == sorted(ids)
 

@@ -69,7 +69,7 @@ async def test_a_batch_judges_each_move_against_the_status_the_last_one_left(
             _move(first, Status.RECEIPTED, "receipted"),
             _move(first, Status.DISPATCHED, "dispatched"),  # after its receipt: refused
         ]
-        results = await store.write(lambda conn: status_moves.apply(conn, moves))
+        results = await store.write(lambda conn: conn.run_sync(status_moves.apply, moves))
         assert results == [
             status_moves.Moved(Status.QUEUED, True),
             status_moves.Moved(Status.QUEUED, True),
@@ -77,7 +77,7 @@ async def test_a_batch_judges_each_move_against_the_status_the_last_one_left(
             status_moves.Moved(Status.RECEIPTED, False),
         ]
         async with store.read() as conn:
-            one, two = await disclosures.get_many(conn, [first, second])
+            one, two = await conn.run_sync(disclosures.get_many, [first, second])
             first_events = await disclosures.timeline(conn, first)
             second_events = await disclosures.timeline(conn, second)
         assert one is not None
@@ -96,14 +96,16 @@ async def test_a_handover_overtaken_by_its_receipt_is_still_recorded(
     async with open_store(database_url) as store:
         (id_,) = await _accepted(store, tmp_path, 1)
         await store.write(
-            lambda conn: status_moves.apply(conn, [_move(id_, Status.RECEIPTED, "receipted")])
+            lambda conn: conn.run_sync(
+                status_moves.apply, [_move(id_, Status.RECEIPTED, "receipted")]
+            )
         )
         audited = await _audit_count(store)
         late = _move(
             id_, Status.DISPATCHED, "dispatched", detail={"status": 202},
             changes={"attempts": 1}, record_if_refused=True,
         )  # fmt: skip
-        (result,) = await store.write(lambda conn: status_moves.apply(conn, [late]))
+        (result,) = await store.write(lambda conn: conn.run_sync(status_moves.apply, [late]))
         assert result == status_moves.Moved(Status.RECEIPTED, False)
         async with store.read() as conn:
             stored = await disclosures.get(conn, id_)
@@ -122,7 +124,7 @@ async def test_a_missing_disclosure_fails_only_its_own_move(
         ids = await _accepted(store, tmp_path, 3)
         missing = [_move("no-such-id", Status.FAILED, "failed")]
         with pytest.raises(NotFoundError):
-            await store.write(lambda conn: status_moves.apply(conn, missing))
+            await store.write(lambda conn: conn.run_sync(status_moves.apply, missing))
         submitted = [_move(i, Status.DISPATCHED, "dispatched") for i in ids]
         submitted.insert(1, _move("no-such-id", Status.DISPATCHED, "dispatched"))
         results = await asyncio.gather(
@@ -134,7 +136,7 @@ async def test_a_missing_disclosure_fails_only_its_own_move(
             status_moves.Moved(Status.QUEUED, True)
         ] * 3
         async with store.read() as conn:
-            found = await disclosures.get_many(conn, ids)
+            found = await conn.run_sync(disclosures.get_many, ids)
         assert [d.status for d in found if d is not None] == [Status.DISPATCHED] * 3
 
 
@@ -150,7 +152,7 @@ async def test_rejecting_in_a_batch_destroys_the_held_record(
             )
         )
         rejected = [_move(new.id, Status.REJECTED, "rejected")]
-        (result,) = await store.write(lambda conn: status_moves.apply(conn, rejected))
+        (result,) = await store.write(lambda conn: conn.run_sync(status_moves.apply, rejected))
         assert result.moved
         async with store.read() as conn:
             held = await conn.scalar(select(func.count()).select_from(held_records))
@@ -172,9 +174,9 @@ async def test_receipts_repeated_in_a_batch_or_replayed_are_not_fresh(
         batch = [receipt("r-1", first), receipt("r-old", first), receipt("r-1", first)]
         batch.append(receipt("r-2", second))
 
-        fresh = await store.write(lambda conn: receipt_rows.record_many(conn, batch))
+        fresh = await store.write(lambda conn: conn.run_sync(receipt_rows.record_many, batch))
         assert fresh == [True, False, False, True]
-        assert await store.write(lambda conn: receipt_rows.record_many(conn, [])) == []
+        assert await store.write(lambda conn: conn.run_sync(receipt_rows.record_many, [])) == []
         async with store.read() as conn:
             assert await receipt_rows.for_disclosure(conn, second) == batch[3]
 
@@ -186,10 +188,10 @@ async def test_outbox_marks_apply_per_owner_and_leave_other_owners_rows(
         await _accepted(store, tmp_path, 3)
         lease = timedelta(minutes=5)
         mine = await store.write(
-            lambda conn: outbox.claim(conn, owner="w1", now=T0, lease=lease, limit=2)
+            lambda conn: conn.run_sync(outbox.claim, owner="w1", now=T0, lease=lease, limit=2)
         )
         theirs = await store.write(
-            lambda conn: outbox.claim(conn, owner="w2", now=T0, lease=lease, limit=1)
+            lambda conn: conn.run_sync(outbox.claim, owner="w2", now=T0, lease=lease, limit=1)
         )
         marks = [outbox.Mark(item.id, "w1", outbox.DELIVERED, LATER) for item in mine]
         marks.append(outbox.Mark(theirs[0].id, "w1", outbox.DELIVERED, LATER))  # not w1's row
