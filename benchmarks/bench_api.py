@@ -158,7 +158,7 @@ async def _measure(
 
 
 async def _stage_means(url: str) -> dict[str, float]:
-    """Mean time per pipeline stage, from the service's own /metrics histograms."""
+    """Mean time per pipeline stage, from the /metrics histograms of the operations listener."""
     async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as resp:
         text = await resp.text()
     sums: dict[str, float] = {}
@@ -226,7 +226,7 @@ async def main(args: argparse.Namespace) -> None:
         if args.mode in ("both", "open"):
             runs.append(await _measure(url, seeded.token, proc.pid, args, args.rate))
             print(runs[-1].report(), flush=True)
-        stages = await _stage_means(url)
+        stages = await _stage_means(f"http://127.0.0.1:{seeded.settings.ops_port}")
     finally:
         proc.terminate()
         await proc.wait()

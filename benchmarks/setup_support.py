@@ -82,6 +82,7 @@ async def seed(
         "GATEWAY_DATABASE_URL": settings.resolved_database_url,
         "GATEWAY_KEYS_DIR": str(settings.keys_dir),
         "GATEWAY_PORT": str(settings.port),
+        "GATEWAY_OPS_PORT": str(settings.ops_port),
         # One client system drives every connection: its in-flight cap must not be the limit.
         "GATEWAY_CLIENT_CONCURRENCY": "1024",
         # No GATEWAY_LOG_LEVEL: the service logs at its default (info), as deployed.
