@@ -192,6 +192,7 @@ class SubmitDisclosures:
                 if prior is not None:
                     return result_from_stored(prior)
             result, write = await self._process(client, command)
+            del command  # the caller kept no reference: a large record goes before the write
             if idempotency_key is not None:
                 keep = KeptReply(
                     client.name, idempotency_key, body_digest, result_to_stored(result)

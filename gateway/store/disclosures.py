@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import audit_entry
 from gateway.errors import NotFoundError
-from gateway.store import audit_log, status_moves
+from gateway.store import audit_log, envelope_parts, status_moves
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import (
     AtRestKeys,
@@ -109,7 +109,7 @@ def _outbox_row(
     return {
         "disclosure_id": id_,
         "partner_id": partner_id,
-        "envelope": envelope,
+        **envelope_parts.outbox_columns(envelope),
         "digest": digest,
         "state": "pending",
         "attempts": 0,
@@ -177,6 +177,8 @@ def record_accepted_setwise(conn: Connection, items: Sequence[AcceptedDisclosure
     audit_log.insert_with_entries_sync(
         conn, [(disclosures, rows), (disclosure_events, events), (outbox, queued)], entries
     )
+    for item in items:
+        envelope_parts.write(conn, item.new.id, item.envelope)
     return [None] * len(items)
 
 
@@ -323,6 +325,7 @@ async def release_approved(
     partner_id = await conn.scalar(select(disclosures.c.partner_id).where(disclosures.c.id == id_))
     row = _outbox_row(id_, str(partner_id), envelope=envelope, digest=digest, at=at)
     await conn.execute(insert(outbox), row)
+    await conn.run_sync(envelope_parts.write, id_, envelope)
     await conn.execute(delete(held_records).where(held_records.c.disclosure_id == id_))
 
 

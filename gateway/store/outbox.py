@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store import disclosures
+from gateway.store import disclosures, envelope_parts
 from gateway.store.database import require_transaction
 from gateway.store.disclosure_model import Disclosure
 from gateway.store.tables import outbox
@@ -76,9 +77,15 @@ def claim(
         .values(lease_owner=owner, lease_until=now + lease, attempts=outbox.c.attempts + 1)
     )
     return [
-        OutboxItem(r.id, r.disclosure_id, r.partner_id, bytes(r.envelope), r.digest, r.attempts + 1)
+        OutboxItem(
+            r.id, r.disclosure_id, r.partner_id, _envelope(conn, r), r.digest, r.attempts + 1
+        )
         for r in rows
     ]
+
+
+def _envelope(conn: Connection, row: Any) -> bytes:
+    return envelope_parts.read(conn, row.disclosure_id) if row.parts else bytes(row.envelope)
 
 
 def mark(conn: Connection, item_ids: list[int], *, owner: str, state: str, now: datetime) -> int:

@@ -222,6 +222,8 @@ outbox = Table(
     ),
     Column("partner_id", String(120), nullable=False),
     Column("envelope", LargeBinary, nullable=False),  # compact JWE, encrypted to the partner
+    # 0: the envelope is in `envelope`; n: it is in n rows of outbox_parts (a large one).
+    Column("parts", Integer, nullable=False, server_default="0"),
     Column("digest", String(100), nullable=False),
     # Email to an S/MIME partner: the CMS made once (for this certificate), sent on every attempt.
     Column("smime_cms", LargeBinary, nullable=True),
@@ -235,6 +237,19 @@ outbox = Table(
     _at("created_at"),
     _at("published_at", nullable=True),
     Index("ix_outbox_state_available_at", "state", "available_at"),
+)
+
+outbox_parts = Table(
+    "outbox_parts",
+    metadata,
+    Column(
+        "disclosure_id",
+        String(64),
+        ForeignKey("outbox.disclosure_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("part", LargeBinary, nullable=False),
 )
 
 receipts = Table(

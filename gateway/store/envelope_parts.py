@@ -1,0 +1,55 @@
+"""A large envelope is stored in parts, each in a statement of its own.
+
+Sent as one parameter, a multi-megabyte envelope costs asyncpg about three copies of itself
+(its argument buffer, the Bind message, the transport's unsent remainder), and read back as one
+value two more; in parts of `PART_BYTES` a statement holds only a part. The outbox row of such
+an envelope keeps an empty `envelope` and the count of its parts; a small one stays in its row.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Insert, Select, bindparam, insert, select
+from sqlalchemy.engine import Connection
+
+from gateway.store.tables import outbox_parts
+
+PART_BYTES = 256 * 1024
+
+
+def outbox_columns(envelope: bytes) -> dict[str, Any]:
+    """The outbox row's envelope columns: the envelope itself, or none and its part count."""
+    if len(envelope) <= PART_BYTES:
+        return {"envelope": envelope, "parts": 0}
+    return {"envelope": b"", "parts": -(-len(envelope) // PART_BYTES)}
+
+
+def write(conn: Connection, disclosure_id: str, envelope: bytes) -> None:
+    """Store the parts of a large envelope, after its outbox row (nothing for a small one)."""
+    if len(envelope) <= PART_BYTES:
+        return
+    whole = memoryview(envelope)  # slices of it are not copies
+    for seq, start in enumerate(range(0, len(envelope), PART_BYTES)):
+        part = whole[start : start + PART_BYTES]
+        conn.execute(_insert(), {"disclosure_id": disclosure_id, "seq": seq, "part": part})
+
+
+def read(conn: Connection, disclosure_id: str) -> bytes:
+    """The envelope put together again from its parts."""
+    return b"".join(bytes(part) for part in conn.scalars(_parts(), {"id": disclosure_id}))
+
+
+@lru_cache(maxsize=1)
+def _insert() -> Insert:
+    return insert(outbox_parts)
+
+
+@lru_cache(maxsize=1)
+def _parts() -> Select[Any]:
+    return (
+        select(outbox_parts.c.part)
+        .where(outbox_parts.c.disclosure_id == bindparam("id"))
+        .order_by(outbox_parts.c.seq)
+    )
