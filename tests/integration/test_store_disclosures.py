@@ -58,7 +58,7 @@ async def test_outbox_write_is_all_or_nothing(database_url: str, tmp_path: Path)
     new = new_disclosure(protection(tmp_path))
     async with open_store(database_url) as store:
         with pytest.raises(IntegrityError):
-            await record_accepted(store, new, envelope=None)  # type: ignore[arg-type]
+            await record_accepted(store, new, digest=None)  # type: ignore[arg-type]
         async with store.read() as conn:
             for table in (disclosures_table, disclosure_events, outbox):
                 assert await count(conn, table) == 0, table.name
