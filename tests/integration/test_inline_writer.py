@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import DatabaseUnavailableError
 from gateway.store import inline_writer
 from gateway.store.database import Store
 from gateway.store.dialects import DatabaseOptions
 from gateway.store.group_commit import SetWise
-from gateway.store.tables import optouts
+from gateway.store.tables import optouts, receipts
 
 
 def _insert_many(conn: Connection, indexes: Sequence[str]) -> list[str]:
@@ -112,3 +113,34 @@ async def test_the_wal_is_checkpointed_in_the_background(
         assert await _count(store) == 2000
     finally:
         await store.close()
+
+
+def _fails_at_commit(conn: Connection, items: Sequence[str]) -> list[str]:
+    # A deferred foreign key is checked at COMMIT: the COMMIT fails and SQLite's transaction
+    # stays open, as it may after a full disk or an I/O error.
+    conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+    at = datetime.now(UTC)
+    row = {
+        "partner_id": "p",
+        "receipt_id": "r",
+        "disclosure_id": "no-such-disclosure",
+        "status": "received",
+        "token": "t",
+        "received_at": at,
+        "verified_kid": "k",
+    }
+    conn.execute(insert(receipts), [row])
+    return list(items)
+
+
+async def test_a_failed_commit_leaves_no_transaction_open(store: Store, sqlite_url: str) -> None:
+    with pytest.raises(IntegrityError):
+        await store.write(SetWise(_fails_at_commit, "bad"))
+    other = sqlite3.connect(_path(sqlite_url), isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free again
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert await store.write(SetWise(_insert_many, "after")) == "after"
+    assert await _count(store) == 1
