@@ -90,7 +90,11 @@ class InlineWriter:
         try:
             await asyncio.shield(waiting)
         except asyncio.CancelledError:
-            await asyncio.wait([waiting])  # the thread has the connection until it returns
+            # The thread has the connection until it returns, however often we are cancelled:
+            # a rollback meanwhile would race its BEGIN and leave the lock held.
+            while not waiting.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([waiting])
             raise
 
     def _lock_waiting(self, conn: Connection) -> None:

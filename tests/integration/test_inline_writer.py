@@ -144,3 +144,34 @@ async def test_a_failed_commit_leaves_no_transaction_open(store: Store, sqlite_u
         other.close()
     assert await store.write(SetWise(_insert_many, "after")) == "after"
     assert await _count(store) == 1
+
+
+async def test_a_wait_cancelled_twice_still_leaves_the_connection_clean(
+    store: Store, sqlite_url: str
+) -> None:
+    writer = inline_writer.InlineWriter(sqlite_url, busy_ms=10_000)
+    other = sqlite3.connect(_path(sqlite_url), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with writer.transaction() as conn:
+                _insert_many(conn, ["cancelled"])
+
+        waiting = asyncio.create_task(write())
+        await asyncio.sleep(0.2)  # in the thread, waiting for the lock
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with writer.transaction() as conn:  # the connection is usable, in no transaction
+            _insert_many(conn, ["next"])
+        other.execute("BEGIN IMMEDIATE")  # and holds no lock
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        await writer.close()
+    assert await _count(store) == 1
