@@ -33,8 +33,8 @@ def _path(url: str) -> Path:
     return Path(str(make_url(url).database))
 
 
-async def _opened(url: str, timeout: float = 10.0) -> Store:
-    store = await Store.open(url, DatabaseOptions(timeout=timeout))
+async def _opened(url: str, db_timeout: float = 10.0) -> Store:
+    store = await Store.open(url, DatabaseOptions(timeout=db_timeout))
     await store.upgrade()
     return store
 
@@ -79,7 +79,7 @@ async def test_another_process_lock_is_waited_for_without_blocking_the_loop(
 
 
 async def test_a_lock_held_past_the_timeout_is_an_outage(sqlite_url: str) -> None:
-    store = await _opened(sqlite_url, timeout=0.2)
+    store = await _opened(sqlite_url, db_timeout=0.2)
     other = sqlite3.connect(_path(sqlite_url), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
