@@ -30,6 +30,20 @@ def _busy(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
+def _end_transaction(conn: Connection) -> None:
+    """Roll back what SQLAlchemy left open: after a failed COMMIT it rolls nothing back, but
+    SQLite's transaction may still be open, holding the write lock."""
+    if conn.invalidated:
+        return
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None or not dbapi.in_transaction:
+        return
+    try:
+        dbapi.rollback()
+    except sqlite3.Error:
+        conn.invalidate()  # closing the connection releases the lock then
+
+
 class InlineWriter:
     """One sync connection whose write transactions run on the event loop."""
 
@@ -46,9 +60,13 @@ class InlineWriter:
         conn = self._connection
         if conn is None or conn.closed or conn.invalidated:
             conn = self._connection = self._engine.connect()
-        with conn.begin():
-            await self._lock(conn)
-            yield conn
+        try:
+            with conn.begin():
+                await self._lock(conn)
+                yield conn
+        except BaseException:
+            _end_transaction(conn)
+            raise
         self._checkpoint_soon()
 
     async def close(self) -> None:
@@ -72,7 +90,11 @@ class InlineWriter:
         try:
             await asyncio.shield(waiting)
         except asyncio.CancelledError:
-            await asyncio.wait([waiting])  # the thread has the connection until it returns
+            # The thread has the connection until it returns, however often we are cancelled:
+            # a rollback meanwhile would race its BEGIN and leave the lock held.
+            while not waiting.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([waiting])
             raise
 
     def _lock_waiting(self, conn: Connection) -> None:

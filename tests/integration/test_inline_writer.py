@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import DatabaseUnavailableError
 from gateway.store import inline_writer
 from gateway.store.database import Store
 from gateway.store.dialects import DatabaseOptions
 from gateway.store.group_commit import SetWise
-from gateway.store.tables import optouts
+from gateway.store.tables import optouts, receipts
 
 
 def _insert_many(conn: Connection, indexes: Sequence[str]) -> list[str]:
@@ -32,8 +33,8 @@ def _path(url: str) -> Path:
     return Path(str(make_url(url).database))
 
 
-async def _opened(url: str, timeout: float = 10.0) -> Store:
-    store = await Store.open(url, DatabaseOptions(timeout=timeout))
+async def _opened(url: str, db_timeout: float = 10.0) -> Store:
+    store = await Store.open(url, DatabaseOptions(timeout=db_timeout))
     await store.upgrade()
     return store
 
@@ -78,7 +79,7 @@ async def test_another_process_lock_is_waited_for_without_blocking_the_loop(
 
 
 async def test_a_lock_held_past_the_timeout_is_an_outage(sqlite_url: str) -> None:
-    store = await _opened(sqlite_url, timeout=0.2)
+    store = await _opened(sqlite_url, db_timeout=0.2)
     other = sqlite3.connect(_path(sqlite_url), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
@@ -112,3 +113,65 @@ async def test_the_wal_is_checkpointed_in_the_background(
         assert await _count(store) == 2000
     finally:
         await store.close()
+
+
+def _fails_at_commit(conn: Connection, items: Sequence[str]) -> list[str]:
+    # A deferred foreign key is checked at COMMIT: the COMMIT fails and SQLite's transaction
+    # stays open, as it may after a full disk or an I/O error.
+    conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+    at = datetime.now(UTC)
+    row = {
+        "partner_id": "p",
+        "receipt_id": "r",
+        "disclosure_id": "no-such-disclosure",
+        "status": "received",
+        "token": "t",
+        "received_at": at,
+        "verified_kid": "k",
+    }
+    conn.execute(insert(receipts), [row])
+    return list(items)
+
+
+async def test_a_failed_commit_leaves_no_transaction_open(store: Store, sqlite_url: str) -> None:
+    with pytest.raises(IntegrityError):
+        await store.write(SetWise(_fails_at_commit, "bad"))
+    other = sqlite3.connect(_path(sqlite_url), isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free again
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert await store.write(SetWise(_insert_many, "after")) == "after"
+    assert await _count(store) == 1
+
+
+async def test_a_wait_cancelled_twice_still_leaves_the_connection_clean(
+    store: Store, sqlite_url: str
+) -> None:
+    writer = inline_writer.InlineWriter(sqlite_url, busy_ms=10_000)
+    other = sqlite3.connect(_path(sqlite_url), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with writer.transaction() as conn:
+                _insert_many(conn, ["cancelled"])
+
+        waiting = asyncio.create_task(write())
+        await asyncio.sleep(0.2)  # in the thread, waiting for the lock
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with writer.transaction() as conn:  # the connection is usable, in no transaction
+            _insert_many(conn, ["next"])
+        other.execute("BEGIN IMMEDIATE")  # and holds no lock
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        await writer.close()
+    assert await _count(store) == 1
