@@ -60,6 +60,16 @@ async def _released_if_cancelled(conn: AsyncConnection) -> AsyncIterator[None]:
         raise
 
 
+async def _no_transaction_left(conn: AsyncConnection) -> None:
+    """After a failed COMMIT SQLAlchemy rolls nothing back, but SQLite's transaction may still
+    be open, holding the write lock: drop that connection, which releases it."""
+    if conn.dialect.name != "sqlite" or conn.invalidated:
+        return
+    raw = await conn.get_raw_connection()
+    if raw.driver_connection is not None and raw.driver_connection.in_transaction:
+        await conn.invalidate()
+
+
 PRIVATE_FILE = 0o600
 
 
@@ -181,8 +191,12 @@ class Store:
         """The write transaction a lane's writer commits a batch in; everyone else calls `write`."""
         async with self._reachable(), self._write_lock, self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
-            async with _released_if_cancelled(conn), conn.begin():
-                yield conn
+            try:
+                async with _released_if_cancelled(conn), conn.begin():
+                    yield conn
+            except Exception:
+                await _no_transaction_left(conn)
+                raise
 
     @asynccontextmanager
     async def _inline_transaction(self) -> AsyncIterator[Connection]:

@@ -27,7 +27,8 @@ CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while writes keep coming
 
 
 def _busy(exc: OperationalError) -> bool:
-    return getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY  # BUSY_RECOVERY too
 
 
 def _end_transaction(conn: Connection) -> None:
@@ -59,7 +60,8 @@ class InlineWriter:
         """BEGIN IMMEDIATE ... COMMIT; the caller's work must not await inside it."""
         conn = self._connection
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._connection = self._engine.connect()
+            # Opening switches the file to WAL, which may wait on another process: not here.
+            conn = self._connection = await asyncio.to_thread(self._engine.connect)
         try:
             with conn.begin():
                 await self._lock(conn)
@@ -109,7 +111,10 @@ class InlineWriter:
         if running or time.monotonic() - self._checkpointed_at < CHECKPOINT_EVERY:
             return
         self._checkpointed_at = time.monotonic()
-        self._checkpointing = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        try:
+            self._checkpointing = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        except RuntimeError:  # shutting down: the batch has committed, which is what counts
+            log.info("sqlite_checkpoint_skipped")
 
     def _checkpoint(self) -> None:
         """Copy committed pages from the WAL into the database (PASSIVE: never waits)."""

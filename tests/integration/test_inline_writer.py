@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import DatabaseUnavailableError
 from gateway.store import inline_writer
@@ -174,4 +175,26 @@ async def test_a_wait_cancelled_twice_still_leaves_the_connection_clean(
     finally:
         other.close()
         await writer.close()
+    assert await _count(store) == 1
+
+
+async def test_a_failed_commit_of_a_unit_of_work_leaves_no_lock_held(
+    store: Store, sqlite_url: str
+) -> None:
+    async def fails_at_commit(conn: AsyncConnection) -> None:
+        await conn.run_sync(_fails_at_commit, ["bad"])
+
+    with pytest.raises(IntegrityError):
+        await store.write(fails_at_commit)
+    other = sqlite3.connect(_path(sqlite_url), isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free again
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+    async def insert_one(conn: AsyncConnection) -> None:
+        await conn.run_sync(_insert_many, ["after"])
+
+    await store.write(insert_one)
     assert await _count(store) == 1
