@@ -21,7 +21,9 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aiormq.abc import ChannelFrame
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+from pamqp.heartbeat import Heartbeat
 
 from gateway.queue.amqp import (
     BROKER_FAULTS,
@@ -61,6 +63,8 @@ from gateway.queue.topology import BindingSpec, ExchangeSpec, QueueSpec, Topolog
 __all__ = ["BrokerError", "PartnerConsumers", "RabbitTransport", "TopologyConflictError"]
 
 log = structlog.get_logger(__name__)
+
+_HEARTBEAT = ChannelFrame.marshall(channel_number=0, frames=[Heartbeat()])
 
 
 class RabbitTransport:
@@ -263,11 +267,21 @@ class RabbitTransport:
                 failed.setdefault(message_id, failure_code(result))
             else:
                 confirmed.append(message_id)
+        self._let_go_of_last_write()
         if failed:
             log.warning(
                 "publish_unconfirmed", count=len(failed), reasons=sorted(set(failed.values()))
             )
         return PublishReport(tuple(confirmed), failed)
+
+    def _let_go_of_last_write(self) -> None:
+        """aiormq's writer holds the last frame it wrote until it writes another: after a
+        publish, a whole envelope kept through its delivery. A heartbeat (allowed at any time)
+        takes its place."""
+        transport = self._connection.transport
+        if transport is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                transport.connection.write_queue.put_nowait(_HEARTBEAT)
 
     async def _apply(self, settlement: Settlement, delivery: Delivery) -> None:
         """Publish what a settlement needs (retry or dead letter) and wait for the confirm."""
