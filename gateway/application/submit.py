@@ -192,6 +192,8 @@ class SubmitDisclosures:
                 if prior is not None:
                     return result_from_stored(prior)
             result, write = await self._process(client, command)
+            # Sealed (or kept in `write`): the record need not outlive the write.
+            del command
             if idempotency_key is not None:
                 keep = KeptReply(
                     client.name, idempotency_key, body_digest, result_to_stored(result)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from gateway.application.commands import Conflict, Denied
+from gateway.application.commands import Conflict, Denied, SubmitDisclosure
 from gateway.clients import Client
 from gateway.errors import DatabaseUnavailableError, GatewayError, NotFoundError
 from gateway.http.admission import InflightBytes
@@ -18,7 +19,6 @@ from gateway.http.openapi import openapi_document
 from gateway.http.problems import problem, unavailable
 from gateway.http.schemas import (
     NUL,
-    DisclosureSubmission,
     DisclosureView,
     Health,
     ReceiptAccepted,
@@ -141,9 +141,8 @@ async def _submit_admitted(request: web.Request, client: Client) -> web.Response
     parsed = await _parse_submission(request)
     if isinstance(parsed, web.Response):
         return parsed
-    submission, key, digest = parsed
     result = await request.app[GATEWAY_KEY].submit(
-        client, submission.to_command(), idempotency_key=key, body_digest=digest
+        client, parsed.take(), idempotency_key=parsed.key, body_digest=parsed.digest
     )
     if isinstance(result, Conflict):
         return problem(409, result.code, "Idempotency-Key reused with another body")
@@ -159,11 +158,25 @@ async def _submit_admitted(request: web.Request, client: Client) -> web.Response
     return _json({"id": result.id, "status": result.status}, 202)
 
 
-async def _parse_submission(
-    request: web.Request,
-) -> tuple[DisclosureSubmission, str | None, str] | web.Response:
-    """The validated body, its Idempotency-Key and the body's digest (for that key), or the
-    refusal; the raw bytes and the parsed JSON go when this returns, before sealing starts."""
+@dataclass(slots=True)
+class _Parsed:
+    """A valid submission's command, its Idempotency-Key and the body's digest. `take()` hands
+    the command over, so its record goes once sealed rather than when the reply is sent."""
+
+    command: SubmitDisclosure | None
+    key: str | None
+    digest: str
+
+    def take(self) -> SubmitDisclosure:
+        command, self.command = self.command, None
+        if command is None:
+            raise RuntimeError("the submission was already taken")
+        return command
+
+
+async def _parse_submission(request: web.Request) -> _Parsed | web.Response:
+    """The validated body as a command, its Idempotency-Key and the body's digest, or the
+    refusal; the raw bytes go when this returns, the parsed record once it is sealed."""
     limits = request.app[LIMITS_KEY]
     try:
         async with asyncio.timeout(limits.body_timeout):
@@ -187,7 +200,7 @@ async def _parse_submission(
         )
     if key is not None and not 0 < len(key) <= 200:
         return problem(422, "idempotency_key_invalid", "Idempotency-Key must be 1-200 characters")
-    return submission, key, digest
+    return _Parsed(submission.to_command(), key, digest)
 
 
 async def get_disclosure(request: web.Request) -> web.Response:
