@@ -64,6 +64,7 @@ __all__ = ["BrokerError", "PartnerConsumers", "RabbitTransport", "TopologyConfli
 
 log = structlog.get_logger(__name__)
 
+LARGE_BODY = 1024 * 1024  # published one at a time (`publish_many`)
 _HEARTBEAT = ChannelFrame.marshall(channel_number=0, frames=[Heartbeat()])
 
 
@@ -255,12 +256,20 @@ class RabbitTransport:
                 failed[message.message_id] = "duplicate_in_batch"
             else:
                 batch[message.message_id] = message
-        results = await asyncio.gather(
-            *(self._publish(exchange, m.partner_id, outgoing_message(m)) for m in batch.values()),
-            return_exceptions=True,
+        small = [m for m in batch.values() if len(m.body) < LARGE_BODY]
+        large = [m for m in batch.values() if len(m.body) >= LARGE_BODY]
+        small_results, large_results = await asyncio.gather(
+            asyncio.gather(
+                *(self._publish(exchange, m.partner_id, outgoing_message(m)) for m in small),
+                return_exceptions=True,
+            ),
+            self._publish_in_turn(exchange, large),
         )
+        results = dict(zip([m.message_id for m in small], small_results, strict=True))
+        results.update(zip([m.message_id for m in large], large_results, strict=True))
         confirmed = []
-        for message_id, result in zip(batch, results, strict=True):
+        for message_id in batch:
+            result = results[message_id]
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
@@ -273,6 +282,22 @@ class RabbitTransport:
                 "publish_unconfirmed", count=len(failed), reasons=sorted(set(failed.values()))
             )
         return PublishReport(tuple(confirmed), failed)
+
+    async def _publish_in_turn(
+        self, exchange: AbstractExchange, messages: Sequence[OutgoingMessage]
+    ) -> list[BaseException | None]:
+        """Large messages one after another: aiormq keeps a copy of each message's frames until
+        its confirm, so at once they would cost that copy for every one in the batch."""
+        results: list[BaseException | None] = []
+        for m in messages:
+            (result,) = await asyncio.gather(
+                self._publish(exchange, m.partner_id, outgoing_message(m)),
+                return_exceptions=True,
+            )
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            results.append(result)
+        return results
 
     def _let_go_of_last_write(self) -> None:
         """aiormq's writer holds the last frame it wrote until it writes another: after a
