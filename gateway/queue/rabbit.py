@@ -21,7 +21,9 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aiormq.abc import ChannelFrame
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+from pamqp.heartbeat import Heartbeat
 
 from gateway.queue.amqp import (
     BROKER_FAULTS,
@@ -61,6 +63,9 @@ from gateway.queue.topology import BindingSpec, ExchangeSpec, QueueSpec, Topolog
 __all__ = ["BrokerError", "PartnerConsumers", "RabbitTransport", "TopologyConflictError"]
 
 log = structlog.get_logger(__name__)
+
+LARGE_BODY = 1024 * 1024  # published one at a time (`publish_many`)
+_HEARTBEAT = ChannelFrame.marshall(channel_number=0, frames=[Heartbeat()])
 
 
 class RabbitTransport:
@@ -251,23 +256,58 @@ class RabbitTransport:
                 failed[message.message_id] = "duplicate_in_batch"
             else:
                 batch[message.message_id] = message
-        results = await asyncio.gather(
-            *(self._publish(exchange, m.partner_id, outgoing_message(m)) for m in batch.values()),
-            return_exceptions=True,
+        small = [m for m in batch.values() if len(m.body) < LARGE_BODY]
+        large = [m for m in batch.values() if len(m.body) >= LARGE_BODY]
+        small_results, large_results = await asyncio.gather(
+            asyncio.gather(
+                *(self._publish(exchange, m.partner_id, outgoing_message(m)) for m in small),
+                return_exceptions=True,
+            ),
+            self._publish_in_turn(exchange, large),
         )
+        results = dict(zip([m.message_id for m in small], small_results, strict=True))
+        results.update(zip([m.message_id for m in large], large_results, strict=True))
         confirmed = []
-        for message_id, result in zip(batch, results, strict=True):
+        for message_id in batch:
+            result = results[message_id]
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
                 failed.setdefault(message_id, failure_code(result))
             else:
                 confirmed.append(message_id)
+        self._let_go_of_last_write()
         if failed:
             log.warning(
                 "publish_unconfirmed", count=len(failed), reasons=sorted(set(failed.values()))
             )
         return PublishReport(tuple(confirmed), failed)
+
+    async def _publish_in_turn(
+        self, exchange: AbstractExchange, messages: Sequence[OutgoingMessage]
+    ) -> list[BaseException | None]:
+        """Large messages one after another: aiormq keeps a copy of each message's frames until
+        its confirm, so at once they would cost that copy for every one in the batch."""
+        results: list[BaseException | None] = []
+        for m in messages:
+            (result,) = await asyncio.gather(
+                self._publish(exchange, m.partner_id, outgoing_message(m)),
+                return_exceptions=True,
+            )
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            results.append(result)
+        return results
+
+    def _let_go_of_last_write(self) -> None:
+        """aiormq's writer holds the last frame it wrote until it writes another: after a
+        publish, a whole envelope kept through its delivery. A heartbeat (allowed at any time)
+        takes its place."""
+        transport = self._connection.transport
+        if transport is not None:
+            # aiormq's own queue, not its API: without it, the frame is only held longer.
+            with contextlib.suppress(asyncio.QueueFull, AttributeError):
+                transport.connection.write_queue.put_nowait(_HEARTBEAT)
 
     async def _apply(self, settlement: Settlement, delivery: Delivery) -> None:
         """Publish what a settlement needs (retry or dead letter) and wait for the confirm."""

@@ -11,7 +11,7 @@ import pytest
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from gateway.queue.messages import Ack, DeadLetter, Delivery, OutgoingMessage, Retry
-from gateway.queue.rabbit import BrokerError, RabbitTransport, TopologyConflictError
+from gateway.queue.rabbit import LARGE_BODY, BrokerError, RabbitTransport, TopologyConflictError
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import Topology, TopologyError, build_topology
 from tests.integration.rabbit_helpers import (
@@ -105,6 +105,27 @@ async def test_unroutable_and_duplicate_messages_are_reported_not_confirmed(
     assert report.confirmed == ("ok-1",)
     assert dict(report.failed) == {"stray-1": "unroutable", "ok-1": "duplicate_in_batch"}
     assert await depth(transport, transport.topology.delivery_queue("alpha")) == 1
+
+
+async def test_large_messages_go_one_at_a_time_and_are_reported_like_small_ones(
+    make_transport: MakeTransport,
+) -> None:
+    transport = await make_transport()
+    large = b"jwe:" + b"L" * LARGE_BODY
+    batch = [
+        OutgoingMessage("big-1", "alpha", large),
+        OutgoingMessage("small-1", "alpha", b"x"),
+        OutgoingMessage("big-stray", "no-such-partner", large),
+        OutgoingMessage("big-2", "beta", large + b"2"),
+    ]
+    report = await transport.publish_many(batch)
+    assert report.confirmed == ("big-1", "small-1", "big-2")
+    assert dict(report.failed) == {"big-stray": "unroutable"}
+    recorder = Recorder()
+    await transport.consume(["alpha", "beta"], recorder)
+    await wait_until(lambda: len(recorder.ids()) == 3)
+    bodies = {d.message_id: d.body for d in recorder.seen}
+    assert bodies == {"big-1": large, "small-1": b"x", "big-2": large + b"2"}
 
 
 async def test_retry_waits_in_the_delay_queue_and_returns_with_the_next_attempt(
