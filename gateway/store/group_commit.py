@@ -94,6 +94,7 @@ class GroupCommitter(Generic[C]):
             finally:
                 for _ in batch:
                     self._queue.task_done()
+            del batch  # not kept while waiting for the next write: it may hold large envelopes
 
     async def _commit(self, batch: list[_Queued[C]], *, gather: bool = False) -> None:
         try:
