@@ -134,15 +134,20 @@ def _fails_at_commit(conn: Connection, items: Sequence[str]) -> list[str]:
     return list(items)
 
 
-async def test_a_failed_commit_leaves_no_transaction_open(store: Store, sqlite_url: str) -> None:
-    with pytest.raises(IntegrityError):
-        await store.write(SetWise(_fails_at_commit, "bad"))
+def _assert_write_lock_free(sqlite_url: str) -> None:
+    """Another connection takes the write lock at once (raises "database is locked" if not)."""
     other = sqlite3.connect(_path(sqlite_url), isolation_level=None, timeout=0)
     try:
-        other.execute("BEGIN IMMEDIATE")  # the write lock is free again
+        other.execute("BEGIN IMMEDIATE")
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+async def test_a_failed_commit_leaves_no_transaction_open(store: Store, sqlite_url: str) -> None:
+    with pytest.raises(IntegrityError):
+        await store.write(SetWise(_fails_at_commit, "bad"))
+    _assert_write_lock_free(sqlite_url)
     assert await store.write(SetWise(_insert_many, "after")) == "after"
     assert await _count(store) == 1
 
@@ -186,12 +191,7 @@ async def test_a_failed_commit_of_a_unit_of_work_leaves_no_lock_held(
 
     with pytest.raises(IntegrityError):
         await store.write(fails_at_commit)
-    other = sqlite3.connect(_path(sqlite_url), isolation_level=None, timeout=0)
-    try:
-        other.execute("BEGIN IMMEDIATE")  # the write lock is free again
-        other.execute("ROLLBACK")
-    finally:
-        other.close()
+    _assert_write_lock_free(sqlite_url)
 
     async def insert_one(conn: AsyncConnection) -> None:
         await conn.run_sync(_insert_many, ["after"])
