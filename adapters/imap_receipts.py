@@ -11,12 +11,15 @@ limit is quarantined unread.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from aioimaplib import IMAP4_SSL, AioImapException
+from aioimaplib import IMAP4, AioImapException
 
 from adapters.inbound_mail import read_mail
 from gateway.application.inbound import InboundMail, MailHandler, MailVerdict, RefusedMail
@@ -80,26 +83,33 @@ class ImapReceiptMailbox:
         """One pass over the inbox; counts by verdict. MailboxError when it cannot be read."""
         counts = dict.fromkeys(("accepted", "acknowledged", "ignored", "refused", "retry"), 0)
         options = self.options
+        client: IMAP4 | None = None
+        reason = "imap_unreachable"
         try:
-            client = IMAP4_SSL(
-                options.host, options.port, timeout=options.timeout, ssl_context=self.tls_context()
-            )
-            await client.wait_hello_from_server()
-        except ssl.SSLError as exc:
-            raise MailboxError("imap_tls_failed") from exc
+            # aioimaplib leaves a command waiting out its timeout when the server drops the
+            # connection; the deadline, brought forward on the drop, ends that wait at once.
+            # (IMAP4 given a TLS context is implicit TLS; IMAP4_SSL takes no conn_lost_cb.)
+            async with asyncio.timeout(None) as dropped:
+                client = IMAP4(
+                    options.host,
+                    options.port,
+                    timeout=options.timeout,
+                    ssl_context=self.tls_context(),
+                    conn_lost_cb=_ends_now(dropped),
+                )
+                await client.wait_hello_from_server()
+                reason = "imap_failed"
+                await self._session(client, handle, counts)
         except (OSError, TimeoutError, AioImapException) as exc:
-            raise MailboxError("imap_unreachable") from exc
-        try:
-            await self._session(client, handle, counts)
-        except (OSError, TimeoutError, AioImapException) as exc:
-            raise MailboxError("imap_failed") from exc
+            if isinstance(exc, ssl.SSLError) and reason == "imap_unreachable":
+                reason = "imap_tls_failed"
+            raise MailboxError(reason) from exc
         finally:
-            await _logout(client)
+            if client is not None:
+                await _logout(client)
         return counts
 
-    async def _session(
-        self, client: IMAP4_SSL, handle: MailHandler, counts: dict[str, int]
-    ) -> None:
+    async def _session(self, client: IMAP4, handle: MailHandler, counts: dict[str, int]) -> None:
         options = self.options
         if (await client.login(options.username, options.password)).result != "OK":
             raise MailboxError("imap_auth_failed")
@@ -123,7 +133,7 @@ class ImapReceiptMailbox:
                 folder = options.archive if verdict in _TAKEN else options.quarantine
                 await _move(client, uid, folder)
 
-    async def _sizes(self, client: IMAP4_SSL) -> list[tuple[str, int]]:
+    async def _sizes(self, client: IMAP4) -> list[tuple[str, int]]:
         response = await client.uid("fetch", "1:*", "(UID RFC822.SIZE)")
         if response.result != "OK":
             return []  # an empty mailbox answers `1:*` with nothing, or NO on some servers
@@ -134,7 +144,7 @@ class ImapReceiptMailbox:
                 found.append((uid.group(1).decode(), int(size.group(1))))
         return sorted(found, key=lambda pair: int(pair[0]))
 
-    async def _fetch(self, client: IMAP4_SSL, uid: str) -> bytes | None:
+    async def _fetch(self, client: IMAP4, uid: str) -> bytes | None:
         response = await client.uid("fetch", uid, "BODY.PEEK[]")
         if response.result != "OK":
             return None
@@ -142,7 +152,7 @@ class ImapReceiptMailbox:
         return literals[0] if literals else None
 
 
-async def _move(client: IMAP4_SSL, uid: str, folder: str) -> None:
+async def _move(client: IMAP4, uid: str, folder: str) -> None:
     """MOVE (RFC 6851) where offered, else copy, flag deleted and expunge that one mail."""
     if client.has_capability("MOVE"):
         response = await client.uid("move", uid, folder)
@@ -155,7 +165,19 @@ async def _move(client: IMAP4_SSL, uid: str, folder: str) -> None:
         raise MailboxError("imap_move_failed")
 
 
-async def _logout(client: IMAP4_SSL) -> None:
+def _ends_now(deadline: asyncio.Timeout) -> Callable[[Exception | None], None]:
+    """A connection-lost callback that makes `deadline` expire now, if it is still running."""
+
+    def lost(_exc: Exception | None) -> None:
+        if deadline.expired():
+            return
+        with contextlib.suppress(RuntimeError):  # the session already over
+            deadline.reschedule(asyncio.get_running_loop().time())
+
+    return lost
+
+
+async def _logout(client: IMAP4) -> None:
     """Say goodbye if the session got that far; a broken one is simply dropped."""
     transport = client.protocol.transport
     if transport is None or transport.is_closing():

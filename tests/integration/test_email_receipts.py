@@ -385,10 +385,34 @@ async def test_an_unusable_mailbox_is_a_reason_not_a_crash() -> None:
         await _poll_fails(ImapOptions(**{**good, "password": "wrong"}), handle, "imap_auth_failed")
 
 
-async def _poll_fails(options: ImapOptions, handle: Taker, reason: str) -> None:
+async def test_a_server_gone_mid_session_ends_the_poll_without_waiting_out_the_timeout() -> None:
+    with running_dovecot() as dovecot:
+
+        class DovecotDies(Taker):
+            async def __call__(self, mail: InboundMail) -> MailVerdict:
+                dovecot.stop()  # before the mail is moved: that command never gets an answer
+                return await super().__call__(mail)
+
+        await _append(dovecot, b"Subject: hello\r\n\r\nbody\r\n")
+        options = ImapOptions(
+            host="localhost", port=dovecot.port, username=USER, password=PASSWORD,
+            ca_bundle=str(dovecot.ca_bundle), timeout=600,
+        )  # fmt: skip
+        handle = DovecotDies()
+        # Within 30 s, where the 600 s timeout would be waited out without the drop noticed.
+        caught = await asyncio.wait_for(_failed_reason(options, handle), 30)
+        assert caught == "imap_failed"
+        assert len(handle.handled) == 1
+
+
+async def _failed_reason(options: ImapOptions, handle: Taker) -> str:
     with pytest.raises(MailboxError) as caught:
         await ImapReceiptMailbox(options).poll(handle)
-    assert caught.value.reason == reason
+    return caught.value.reason
+
+
+async def _poll_fails(options: ImapOptions, handle: Taker, reason: str) -> None:
+    assert await _failed_reason(options, handle) == reason
 
 
 async def test_the_worker_role_polls_the_mailbox_configured_in_settings(tmp_path: Path) -> None:
