@@ -12,16 +12,19 @@ This module is also gunicorn's config (`-c python:...`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import ssl
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
 import uvloop
 from aiohttp.worker import GunicornUVLoopWebWorker
+from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 from prometheus_client import multiprocess
@@ -29,6 +32,7 @@ from prometheus_client import multiprocess
 from gateway.http.app import SHUTDOWN_GRACE_SECONDS
 from gateway.listener_tls import server_tls_context
 from gateway.logging import configure_logging
+from gateway.queue.amqp import BrokerError, TopologyConflictError
 from gateway.server import (
     OPS_FD_VARIABLE,
     ROLE_VARIABLE,
@@ -109,8 +113,27 @@ def child_exit(_server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+@contextlib.contextmanager
+def _broker_failure_at_start(role: Role) -> Iterator[None]:
+    """A broker away while this process starts stops only this process, with one line and exit
+    1: the arbiter starts it again. Left to gunicorn it would be a failed boot, which halts every
+    process, the ones serving included; that stays the answer to a topology conflict, which a
+    new start would not mend."""
+    try:
+        yield
+    except BrokerError as exc:
+        log.error("start_failed", reason=exc.code, role=role.value)
+        conflict = isinstance(exc, TopologyConflictError)
+        sys.exit(Arbiter.WORKER_BOOT_ERROR if conflict else 1)
+
+
 class ApiProcess(GunicornUVLoopWebWorker):
     """aiohttp's gunicorn worker with the listener's TLS settings (gateway.listener_tls)."""
+
+    def run(self) -> None:
+        """Serve; a broker away at start-up (role `all`) exits 1 to be started again."""
+        with _broker_failure_at_start(Role(os.environ.get(ROLE_VARIABLE, Role.API))):
+            super().run()
 
     @staticmethod
     def _create_ssl_context(cfg: Any) -> ssl.SSLContext:
@@ -125,7 +148,10 @@ class DeliveryProcess(Worker):  # type: ignore[misc]
 
     def run(self) -> None:
         """Deliver until gunicorn asks this process to stop."""
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with (
+            _broker_failure_at_start(Role.WORKER),
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
             runner.run(self._deliver())
 
     async def _deliver(self) -> None:

@@ -27,7 +27,14 @@ from gateway.queue.messages import (
 from gateway.queue.topology import RETRY_TIER_HEADER
 
 # What a broker hiccup looks like from aio-pika: settle later (the broker redelivers), never crash.
-BROKER_FAULTS = (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError)
+# aiormq raises StopAsyncIteration for a connection closed during its handshake.
+BROKER_FAULTS = (
+    AMQPError,
+    ChannelInvalidStateError,
+    ConnectionError,
+    TimeoutError,
+    StopAsyncIteration,
+)
 
 
 class BrokerError(GatewayError):

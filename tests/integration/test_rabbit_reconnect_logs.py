@@ -90,3 +90,79 @@ async def test_a_worker_losing_the_broker_during_start_up_exits_with_one_line(
     assert "Traceback" not in text, text[-3000:]
     assert "uncaught_exception" not in text
     assert "the broker went away during start-up" in text.strip().splitlines()[-1], text[-1000:]
+
+
+@pytest.mark.slow
+async def test_under_gunicorn_a_process_started_while_the_broker_is_away_is_started_again(
+    tmp_path: Path, amqp_url: str
+) -> None:
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    prefix = unique_name("respawn")
+    env, _token = await asyncio.to_thread(
+        seeded_environment,
+        tmp_path,
+        GATEWAY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+        GATEWAY_BROKER_PREFIX=prefix,
+        GATEWAY_LOG_FORMAT="json",
+    )
+    log = tmp_path / "gateway.log"
+    service = ServiceProcess(env, role="all", processes=2, log=log)
+
+    def events(name: str) -> list[dict[str, object]]:
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [e for e in map(json.loads, lines) if e.get("event") == name]
+
+    proxy.cut()  # away before either process starts
+    starting = asyncio.create_task(asyncio.to_thread(service.start, 90))
+    try:
+        await wait_until(lambda: len(events("start_failed")) >= 3, 60)
+        assert service.proc is not None
+        assert service.proc.poll() is None, "the arbiter halted"
+        assert {e["reason"] for e in events("start_failed")} == {"broker_unavailable"}
+        proxy.restore()
+        await starting  # the API answers: a process started again once the broker was back
+        await wait_until(lambda: len(events("delivery_started")) >= 2, 60)
+    finally:
+        starting.cancel()
+        code = await asyncio.to_thread(service.stop)
+        await proxy.close()
+        partners = list(load_catalog(default_catalog_dir()).partners)
+        await delete_topology(
+            amqp_url, build_topology(prefix, partners, load_settings().retry_policy)
+        )
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "Worker failed to boot" not in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.slow
+async def test_under_gunicorn_a_topology_conflict_stops_the_service(
+    tmp_path: Path, amqp_url: str
+) -> None:
+    prefix = unique_name("conflict")
+    partners = list(load_catalog(default_catalog_dir()).partners)
+    other = build_topology(prefix, partners, load_settings().retry_policy, delivery_limit=3)
+    declared = await RabbitTransport.connect(amqp_url, other, connection_name=prefix)
+    await declared.declare()
+    await declared.close(grace=1.0)
+    env, _token = await asyncio.to_thread(
+        seeded_environment,
+        tmp_path,
+        GATEWAY_BROKER_URL=amqp_url,
+        GATEWAY_BROKER_PREFIX=prefix,
+        GATEWAY_LOG_FORMAT="json",
+    )
+    service = ServiceProcess(env, role="worker", processes=2, log=tmp_path / "worker.log")
+    try:
+        await asyncio.to_thread(service.start)
+        assert service.proc is not None
+        code = await asyncio.to_thread(service.proc.wait, 60)
+    finally:
+        await asyncio.to_thread(service.stop, 10.0)
+        await delete_topology(amqp_url, other)
+    text = service.log.read_text()
+    events = [json.loads(line) for line in text.splitlines()]  # every line is one JSON object
+    assert code == 3, text[-2000:]  # gunicorn's "worker failed to boot": a restart would not help
+    failed = {e["reason"] for e in events if e["event"] == "start_failed"}
+    assert failed == {"broker_topology_conflict"}
