@@ -40,6 +40,7 @@ from gateway.queue.amqp import (
     settlement_message,
     to_delivery,
 )
+from gateway.queue.body_frames import share_body_frames
 from gateway.queue.messages import (
     HEADER_REPLAYS,
     Acked,
@@ -97,6 +98,7 @@ class RabbitTransport:
         confirm_timeout: float = 30.0,
     ) -> RabbitTransport:
         """Open a robust connection (it reconnects by itself) and a confirming publish channel."""
+        share_body_frames()
         try:
             connection = await aio_pika.connect_robust(
                 url, client_properties={"connection_name": connection_name}
@@ -290,10 +292,12 @@ class RabbitTransport:
         its confirm, so at once they would cost that copy for every one in the batch."""
         results: list[BaseException | None] = []
         for m in messages:
-            (result,) = await asyncio.gather(
-                self._publish(exchange, m.partner_id, outgoing_message(m)),
-                return_exceptions=True,
+            publish = asyncio.ensure_future(
+                self._publish(exchange, m.partner_id, outgoing_message(m))
             )
+            await asyncio.sleep(0)  # its frames are queued now, before any wait of its own
+            self._let_go_of_last_write()  # so the writer drops them once sent, not at the confirm
+            (result,) = await asyncio.gather(publish, return_exceptions=True)
             if isinstance(result, asyncio.CancelledError):
                 raise result
             results.append(result)
