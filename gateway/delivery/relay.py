@@ -77,21 +77,26 @@ class OutboxRelay:
                 if len(pending) >= self.options.overlap:
                     await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                try:
-                    items = await self._claim()
-                except Exception as exc:  # the database may be briefly away: try again soon
-                    log.error("relay_failed", error_type=type(exc).__name__)
-                    items = []
-                if items:
-                    task = asyncio.create_task(self._publish_batch(items), name="relay-batch")
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                    if len(items) >= self.options.batch:
-                        continue
+                if await self._claim_batch(pending) >= self.options.batch:
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
         finally:
             await _finish(pending)
+
+    async def _claim_batch(self, pending: set[asyncio.Task[int]]) -> int:
+        """Claim a batch and start publishing it; how many rows it has. Only the batch's own
+        task holds its envelopes, so they go once it is done with them."""
+        try:
+            items = await self._claim()
+        except Exception as exc:  # the database may be briefly away: try again soon
+            log.error("relay_failed", error_type=type(exc).__name__)
+            return 0
+        if items:
+            task = asyncio.create_task(self._publish_batch(items), name="relay-batch")
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        return len(items)
 
     async def _claim(self) -> list[outbox.OutboxItem]:
         o = self.options
@@ -108,31 +113,37 @@ class OutboxRelay:
             return 0
 
     async def _publish(self, items: list[outbox.OutboxItem]) -> int:
+        """Publish the batch; `items` is emptied as it goes (see `_claim_batch`)."""
         o = self.options
         ready = {p: await self.partner_ready(p) for p in {i.partner_id for i in items}}
-        sendable = [i for i in items if ready[i.partner_id]]
-        report = await self.transport.publish_many(
-            [OutgoingMessage(i.disclosure_id, i.partner_id, i.envelope) for i in sendable]
-        )
+        rows = [(i.id, i.disclosure_id) for i in items]
+        messages = [
+            OutgoingMessage(i.disclosure_id, i.partner_id, i.envelope)
+            for i in items
+            if ready[i.partner_id]
+        ]
+        items.clear()  # the envelopes now live only in `messages`, until their confirms
+        report = await self.transport.publish_many(messages)
+        del messages
         confirmed = set(report.confirmed)
-        done = [i.id for i in sendable if i.disclosure_id in confirmed]
+        done = [id_ for id_, disclosure_id in rows if disclosure_id in confirmed]
         now = self.clock()
         marks = (outbox.Mark(id_, o.owner, outbox.PUBLISHED, now) for id_ in done)
         await asyncio.gather(*(self.store.write(SetWise(outbox.mark_each, m)) for m in marks))
-        unconfirmed = [item for item in items if item.disclosure_id not in confirmed]
+        unconfirmed = [id_ for id_, disclosure_id in rows if disclosure_id not in confirmed]
         if unconfirmed:
 
             async def release(conn: Connection) -> None:
-                for item in unconfirmed:
+                for id_ in unconfirmed:
                     await outbox.release(
-                        conn, item.id, owner=o.owner, available_at=now + o.unconfirmed_backoff
+                        conn, id_, owner=o.owner, available_at=now + o.unconfirmed_backoff
                     )
 
             await self.store.write(release)
         self.published += len(done)
-        if len(done) < len(items):
-            log.warning("relay_unpublished", count=len(items) - len(done))
-        return len(items)
+        if len(done) < len(rows):
+            log.warning("relay_unpublished", count=len(rows) - len(done))
+        return len(rows)
 
 
 async def _finish(pending: set[asyncio.Task[int]]) -> None:

@@ -4,10 +4,12 @@ Sent as one parameter, a multi-megabyte envelope costs asyncpg about three copie
 (its argument buffer, the Bind message, the transport's unsent remainder), and read back as one
 value two more; in parts of `PART_BYTES` a statement holds only a part. The outbox row of such
 an envelope keeps an empty `envelope` and the count of its parts; a small one stays in its row.
+Read back, the parts stream into one buffer that becomes the envelope without a copy.
 """
 
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Connection
 from gateway.store.tables import outbox_parts
 
 PART_BYTES = 256 * 1024
+PARTS_FETCHED = 4  # held at once while an envelope is read back
 
 
 def outbox_columns(envelope: bytes) -> dict[str, Any]:
@@ -37,8 +40,11 @@ def write(conn: Connection, disclosure_id: str, envelope: bytes) -> None:
 
 
 def read(conn: Connection, disclosure_id: str) -> bytes:
-    """The envelope put together again from its parts."""
-    return b"".join(bytes(part) for part in conn.scalars(_parts(), {"id": disclosure_id}))
+    """The envelope put together again from its parts, a few parts fetched at a time."""
+    with io.BytesIO() as joined:
+        for part in conn.scalars(_parts(), {"id": disclosure_id}):
+            joined.write(part)
+        return joined.getvalue()  # BytesIO hands over its buffer: no second envelope
 
 
 @lru_cache(maxsize=1)
@@ -52,4 +58,5 @@ def _parts() -> Select[Any]:
         select(outbox_parts.c.part)
         .where(outbox_parts.c.disclosure_id == bindparam("id"))
         .order_by(outbox_parts.c.seq)
+        .execution_options(yield_per=PARTS_FETCHED)
     )

@@ -27,7 +27,8 @@ from tests.integration.store_support import (
 )
 
 LEASE = timedelta(seconds=30)
-LARGE = os.urandom(3 * envelope_parts.PART_BYTES + 1234)  # ciphertext-like: four parts
+LARGE = os.urandom(9 * envelope_parts.PART_BYTES + 1234)  # ciphertext-like: ten parts,
+# more than are fetched at once
 SMALL = b"x" * envelope_parts.PART_BYTES  # exactly the limit: stays in its row
 
 
@@ -65,7 +66,7 @@ async def test_a_large_envelope_is_stored_in_parts_and_claimed_whole(
         # the hot path: set-wise, several at once
         await store.write(_accepted(large, LARGE))
         await record_accepted(store, small, envelope=SMALL)
-        assert await _stored(store, large.id) == (0, 4, 4)
+        assert await _stored(store, large.id) == (0, 10, 10)
         assert await _stored(store, small.id) == (len(SMALL), 0, 0)
         claimed = await _claim_all(store)
     assert claimed == {large.id: LARGE, small.id: SMALL}
@@ -102,7 +103,7 @@ async def test_an_approved_large_envelope_is_stored_in_parts(
             )
 
         await store.write(hold_then_approve)
-        assert await _stored(store, held.id) == (0, 4, 4)
+        assert await _stored(store, held.id) == (0, 10, 10)
         assert await _claim_all(store) == {held.id: LARGE}
 
 

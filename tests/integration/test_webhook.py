@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -14,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.retry_after import parse_retry_after
-from adapters.webhook import WebhookChannel, is_loopback, outcome_for_status
+from adapters.webhook import SLICED_BODY, WebhookChannel, is_loopback, outcome_for_status
 from gateway.application.channel import DeliveryOutcome, Envelope
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -60,7 +61,7 @@ class Partner:
 @pytest.fixture
 async def partner(aiohttp_server: ServerFactory) -> AsyncIterator[tuple[Partner, str]]:
     sim = Partner()
-    app = web.Application()
+    app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/{name}", sim.handle)
     server = await aiohttp_server(app)
     yield sim, f"http://127.0.0.1:{server.port}"
@@ -86,6 +87,20 @@ async def test_post_carries_the_envelope_and_its_headers(
     assert sent["headers"]["Content-Type"] == "application/jose"
     assert sent["headers"]["X-Gatehouse-Message-Id"] == "d-0001"
     assert sent["headers"]["X-Gatehouse-Attempt"] == "3"
+
+
+async def test_a_large_envelope_goes_whole_with_its_length_not_chunked(
+    partner: tuple[Partner, str], channel: WebhookChannel
+) -> None:
+    sim, base = partner
+    size = 3 * SLICED_BODY + 7  # slices, and a short last one
+    body = (bytes(range(251)) * (size // 251 + 1))[:size]  # out of order would not compare
+    result = await channel.deliver(replace(ENVELOPE, body=body), {"endpoint": f"{base}/receipt"})
+    assert result.outcome is DeliveryOutcome.RECEIPTED
+    sent = sim.received[0]
+    assert sent["body"] == body
+    assert sent["headers"]["Content-Length"] == str(size)
+    assert "Transfer-Encoding" not in sent["headers"]
 
 
 @pytest.mark.parametrize(
