@@ -8,6 +8,7 @@ gunicorn's arbiter.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import enum
 import gc
 import os
@@ -41,6 +42,27 @@ class Role(enum.StrEnum):
     def delivers(self) -> bool:
         """This role runs the delivery engine."""
         return self in (Role.WORKER, Role.ALL)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt(3) parameter
+LARGE_BLOCK = 128 * 1024
+
+
+def map_large_blocks() -> bool:
+    """Keep glibc's allocator at its starting thresholds, in this process and those it forks:
+    blocks of 128 KiB or more are mapped on their own once the heap would grow, and what is
+    freed at the heap's top goes back. glibc alone raises both to the largest block freed so
+    far, so after one large record the next one's freed buffers stay resident (docs/adr/0008).
+    An operator's MALLOC_MMAP_THRESHOLD_ wins; off glibc, nothing changes."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK) == 1)
 
 
 def settle_heap() -> None:

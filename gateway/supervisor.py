@@ -37,6 +37,7 @@ from gateway.server import (
     OPS_FD_VARIABLE,
     ROLE_VARIABLE,
     Role,
+    map_large_blocks,
     ops_listener,
     settle_heap,
     shared_ops_socket,
@@ -99,7 +100,9 @@ _OPS_SOCKETS: list[socket.socket] = []  # the arbiter holds the operations socke
 
 
 def on_starting(_server: Any) -> None:
-    """gunicorn hook, in the arbiter before any worker: open the operations socket for all."""
+    """gunicorn hook, in the arbiter before any worker: open the operations socket for all,
+    and set the allocator up for large records (its workers are forked from it)."""
+    map_large_blocks()
     settings = load_settings()
     sock = socket.create_server((settings.ops_host, settings.ops_port))
     sock.set_inheritable(True)

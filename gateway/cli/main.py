@@ -17,7 +17,7 @@ from gateway.demo import run_demo
 from gateway.logging import configure_logging
 from gateway.partner_sim.cli import register as register_partner_sim
 from gateway.policy_tour import print_policy_tour
-from gateway.server import Role, serve, settle_heap
+from gateway.server import Role, map_large_blocks, serve, settle_heap
 from gateway.settings import load_settings
 from gateway.supervisor import run_supervised
 
@@ -58,6 +58,7 @@ def serve_command(
     if processes > 1:
         run_supervised(settings, role, processes)
         return
+    map_large_blocks()
     # uvloop: the same asyncio API on libuv, with a fraction of the per-request overhead of
     # the pure-Python event loop and transports.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
