@@ -7,13 +7,20 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aio_pika
 
+from agreements.loader import default_catalog_dir, load_catalog
 from gateway.queue.messages import Ack, Action, Delivery, OutgoingMessage
-from gateway.queue.topology import Topology
+from gateway.queue.topology import Topology, build_topology
+from gateway.settings import load_settings
+from tests.service_process import seeded_environment
+from tests.services import unique_name
+from tests.tcp_proxy import TcpProxy
 
 
 def unique_prefix() -> str:
@@ -95,3 +102,39 @@ def close_connection_from_server(connection_name: str) -> bool:
             )
             closed = closed or result.returncode == 0
     return closed
+
+
+@dataclass(frozen=True)
+class BrokerBehindProxy:
+    """A seeded `gateway serve` environment whose broker is reached through `proxy`."""
+
+    proxy: TcpProxy
+    prefix: str
+    env: dict[str, str]
+    token: str
+
+
+@asynccontextmanager
+async def broker_behind_proxy(
+    tmp_path: Path, amqp_url: str, name: str
+) -> AsyncIterator[BrokerBehindProxy]:
+    """The real RabbitMQ behind a TCP proxy the test controls, a unique prefix, and a database
+    seeded for a service with JSON logs; afterwards the proxy closes and the catalog's queues
+    on that prefix are deleted. Stop the service inside the block."""
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    prefix = unique_name(name)
+    try:
+        env, token = await asyncio.to_thread(
+            seeded_environment,
+            tmp_path,
+            GATEWAY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+            GATEWAY_BROKER_PREFIX=prefix,
+            GATEWAY_LOG_FORMAT="json",
+        )
+        yield BrokerBehindProxy(proxy, prefix, env, token)
+    finally:
+        await proxy.close()
+        partners = list(load_catalog(default_catalog_dir()).partners)
+        await delete_topology(
+            amqp_url, build_topology(prefix, partners, load_settings().retry_policy)
+        )

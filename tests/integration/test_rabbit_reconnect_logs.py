@@ -14,7 +14,13 @@ from gateway.queue.rabbit import RabbitTransport
 from gateway.queue.retry import RetryPolicy
 from gateway.queue.topology import build_topology
 from gateway.settings import load_settings
-from tests.integration.rabbit_helpers import Recorder, delete_topology, unique_prefix, wait_until
+from tests.integration.rabbit_helpers import (
+    Recorder,
+    broker_behind_proxy,
+    delete_topology,
+    unique_prefix,
+    wait_until,
+)
 from tests.service_process import ServiceProcess, seeded_environment
 from tests.services import unique_name
 from tests.tcp_proxy import TcpProxy
@@ -63,28 +69,11 @@ async def test_a_reconnect_is_a_few_json_lines_at_the_right_level(
 async def test_a_worker_losing_the_broker_during_start_up_exits_with_one_line(
     tmp_path: Path, amqp_url: str
 ) -> None:
-    proxy = await TcpProxy("127.0.0.1", 5672).start()
-    prefix = unique_name("startup")
-    env, _token = await asyncio.to_thread(
-        seeded_environment,
-        tmp_path,
-        GATEWAY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
-        GATEWAY_BROKER_PREFIX=prefix,
-        GATEWAY_LOG_FORMAT="json",
-    )
-    proxy.cut_after(prefix.encode())  # connected, then lost while declaring the topology
-    service = ServiceProcess(env, role="worker", log=tmp_path / "worker.log")
-    try:
-        await asyncio.to_thread(service.start)
-        assert service.proc is not None
-        code = await asyncio.to_thread(service.proc.wait, 60)
-    finally:
-        await asyncio.to_thread(service.stop, 10.0)
-        await proxy.close()
-        partners = list(load_catalog(default_catalog_dir()).partners)
-        await delete_topology(
-            amqp_url, build_topology(prefix, partners, load_settings().retry_policy)
-        )
+    async with broker_behind_proxy(tmp_path, amqp_url, "startup") as broker:
+        # connected, then lost while declaring the topology
+        broker.proxy.cut_after(broker.prefix.encode())
+        service = ServiceProcess(broker.env, role="worker", log=tmp_path / "worker.log")
+        code = await _exit_code(service)
     text = service.log.read_text()
     assert code == 1, text[-2000:]
     assert "Traceback" not in text, text[-3000:]
@@ -96,40 +85,27 @@ async def test_a_worker_losing_the_broker_during_start_up_exits_with_one_line(
 async def test_under_gunicorn_a_process_started_while_the_broker_is_away_is_started_again(
     tmp_path: Path, amqp_url: str
 ) -> None:
-    proxy = await TcpProxy("127.0.0.1", 5672).start()
-    prefix = unique_name("respawn")
-    env, _token = await asyncio.to_thread(
-        seeded_environment,
-        tmp_path,
-        GATEWAY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
-        GATEWAY_BROKER_PREFIX=prefix,
-        GATEWAY_LOG_FORMAT="json",
-    )
     log = tmp_path / "gateway.log"
-    service = ServiceProcess(env, role="all", processes=2, log=log)
 
     def events(name: str) -> list[dict[str, object]]:
         lines = log.read_text().splitlines() if log.exists() else []
         return [e for e in map(json.loads, lines) if e.get("event") == name]
 
-    proxy.cut()  # away before either process starts
-    starting = asyncio.create_task(asyncio.to_thread(service.start, 90))
-    try:
-        await wait_until(lambda: len(events("start_failed")) >= 3, 60)
-        assert service.proc is not None
-        assert service.proc.poll() is None, "the arbiter halted"
-        assert {e["reason"] for e in events("start_failed")} == {"broker_unavailable"}
-        proxy.restore()
-        await starting  # the API answers: a process started again once the broker was back
-        await wait_until(lambda: len(events("delivery_started")) >= 2, 60)
-    finally:
-        starting.cancel()
-        code = await asyncio.to_thread(service.stop)
-        await proxy.close()
-        partners = list(load_catalog(default_catalog_dir()).partners)
-        await delete_topology(
-            amqp_url, build_topology(prefix, partners, load_settings().retry_policy)
-        )
+    async with broker_behind_proxy(tmp_path, amqp_url, "respawn") as broker:
+        service = ServiceProcess(broker.env, role="all", processes=2, log=log)
+        broker.proxy.cut()  # away before either process starts
+        starting = asyncio.create_task(asyncio.to_thread(service.start, 90))
+        try:
+            await wait_until(lambda: len(events("start_failed")) >= 3, 60)
+            assert service.proc is not None
+            assert service.proc.poll() is None, "the arbiter halted"
+            assert {e["reason"] for e in events("start_failed")} == {"broker_unavailable"}
+            broker.proxy.restore()
+            await starting  # the API answers: a process started again once the broker was back
+            await wait_until(lambda: len(events("delivery_started")) >= 2, 60)
+        finally:
+            starting.cancel()
+            code = await asyncio.to_thread(service.stop)
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert "Worker failed to boot" not in text
@@ -155,14 +131,21 @@ async def test_under_gunicorn_a_topology_conflict_stops_the_service(
     )
     service = ServiceProcess(env, role="worker", processes=2, log=tmp_path / "worker.log")
     try:
-        await asyncio.to_thread(service.start)
-        assert service.proc is not None
-        code = await asyncio.to_thread(service.proc.wait, 60)
+        code = await _exit_code(service)
     finally:
-        await asyncio.to_thread(service.stop, 10.0)
         await delete_topology(amqp_url, other)
     text = service.log.read_text()
     events = [json.loads(line) for line in text.splitlines()]  # every line is one JSON object
     assert code == 3, text[-2000:]  # gunicorn's "worker failed to boot": a restart would not help
     failed = {e["reason"] for e in events if e["event"] == "start_failed"}
     assert failed == {"broker_topology_conflict"}
+
+
+async def _exit_code(service: ServiceProcess) -> int:
+    """Start a service expected to stop by itself; its exit code."""
+    try:
+        await asyncio.to_thread(service.start)
+        assert service.proc is not None
+        return await asyncio.to_thread(service.proc.wait, 60)
+    finally:
+        await asyncio.to_thread(service.stop, 10.0)

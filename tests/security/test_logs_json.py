@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agreements.loader import default_catalog_dir, load_catalog
-from gateway.queue.topology import build_topology
-from gateway.settings import load_settings
 from tests.gateway_support import adult_submission
-from tests.integration.rabbit_helpers import delete_topology, wait_until
+from tests.integration.rabbit_helpers import broker_behind_proxy, wait_until
 from tests.security.support import log_lines, not_json
-from tests.service_process import ServiceProcess, seeded_environment
-from tests.services import unique_name
-from tests.tcp_proxy import TcpProxy
+from tests.service_process import ServiceProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -43,33 +38,20 @@ def _post(url: str, token: str) -> int:
 
 
 async def test_every_line_is_json_when_the_broker_goes_away(tmp_path: Path, amqp_url: str) -> None:
-    proxy = await TcpProxy("127.0.0.1", 5672).start()
-    prefix = unique_name("logs")
-    env, token = await asyncio.to_thread(
-        seeded_environment,
-        tmp_path,
-        GATEWAY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
-        GATEWAY_BROKER_PREFIX=prefix,
-        GATEWAY_LOG_FORMAT="json",
-    )
     log = tmp_path / "gateway.log"
-    service = ServiceProcess(env, role="all", processes=2, log=log)
-    try:
-        await asyncio.to_thread(service.start, 60)
-        # One process answering is not both started: cut only once both are delivering.
-        await wait_until(lambda: _count(log, '"event":"delivery_started"') >= 2, 60)
-        assert await _posts(service.url, token, 3) == [202] * 3
-        proxy.cut()
-        assert await _posts(service.url, token, 3) == [202] * 3
-        # aio-pika reports the lost connection in both processes.
-        await wait_until(lambda: _count(log, '"logger":"aio_pika') >= 2, 60)
-    finally:
-        code = await asyncio.to_thread(service.stop)
-        await proxy.close()
-        partners = list(load_catalog(default_catalog_dir()).partners)
-        await delete_topology(
-            amqp_url, build_topology(prefix, partners, load_settings().retry_policy)
-        )
+    async with broker_behind_proxy(tmp_path, amqp_url, "logs") as broker:
+        service = ServiceProcess(broker.env, role="all", processes=2, log=log)
+        try:
+            await asyncio.to_thread(service.start, 60)
+            # One process answering is not both started: cut only once both are delivering.
+            await wait_until(lambda: _count(log, '"event":"delivery_started"') >= 2, 60)
+            assert await _posts(service.url, broker.token, 3) == [202] * 3
+            broker.proxy.cut()
+            assert await _posts(service.url, broker.token, 3) == [202] * 3
+            # aio-pika reports the lost connection in both processes.
+            await wait_until(lambda: _count(log, '"logger":"aio_pika') >= 2, 60)
+        finally:
+            code = await asyncio.to_thread(service.stop)
     assert code == 0, "\n".join(log_lines(log)[-40:])
     lines = log_lines(log)
     loggers = {json.loads(line).get("logger", "") for line in lines if not not_json([line])}
