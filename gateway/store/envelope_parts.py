@@ -39,11 +39,15 @@ def write(conn: Connection, disclosure_id: str, envelope: bytes) -> None:
         conn.execute(_insert(), {"disclosure_id": disclosure_id, "seq": seq, "part": part})
 
 
-def read(conn: Connection, disclosure_id: str) -> bytes:
-    """The envelope put together again from its parts, a few parts fetched at a time."""
+def read(conn: Connection, disclosure_id: str, parts: int) -> bytes:
+    """The envelope put together again from its `parts`, `PARTS_FETCHED` at a time.
+
+    One query per few parts, not one cursor: asyncpg's cursor would fetch 50 rows at once."""
     with io.BytesIO() as joined:
-        for part in conn.scalars(_parts(), {"id": disclosure_id}):
-            joined.write(part)
+        for first in range(0, parts, PARTS_FETCHED):
+            bounds = {"id": disclosure_id, "first": first, "stop": first + PARTS_FETCHED}
+            for part in conn.scalars(_parts(), bounds):
+                joined.write(part)
         return joined.getvalue()  # BytesIO hands over its buffer: no second envelope
 
 
@@ -56,7 +60,10 @@ def _insert() -> Insert:
 def _parts() -> Select[Any]:
     return (
         select(outbox_parts.c.part)
-        .where(outbox_parts.c.disclosure_id == bindparam("id"))
+        .where(
+            outbox_parts.c.disclosure_id == bindparam("id"),
+            outbox_parts.c.seq >= bindparam("first"),
+            outbox_parts.c.seq < bindparam("stop"),
+        )
         .order_by(outbox_parts.c.seq)
-        .execution_options(yield_per=PARTS_FETCHED)
     )

@@ -85,7 +85,9 @@ def claim(
 
 
 def _envelope(conn: Connection, row: Any) -> bytes:
-    return envelope_parts.read(conn, row.disclosure_id) if row.parts else bytes(row.envelope)
+    if row.parts:
+        return envelope_parts.read(conn, row.disclosure_id, row.parts)
+    return bytes(row.envelope)
 
 
 def mark(conn: Connection, item_ids: list[int], *, owner: str, state: str, now: datetime) -> int:
